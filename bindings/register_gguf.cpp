@@ -1,0 +1,55 @@
+// GgufFile: metadata and tensor table as Python objects (for inspection and tests).
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bindings/register.h"
+#include "format/gguf.h"
+
+namespace py = pybind11;
+
+namespace wren::py_bind {
+namespace {
+
+py::object to_python(const GgufValue& v) {
+  switch (v.type) {
+    case GgufType::U8: case GgufType::U16: case GgufType::U32: case GgufType::U64: return py::int_(v.u);
+    case GgufType::I8: case GgufType::I16: case GgufType::I32: case GgufType::I64: return py::int_(v.i);
+    case GgufType::F32: case GgufType::F64: return py::float_(v.f);
+    case GgufType::BOOL: return py::bool_(v.u != 0);
+    case GgufType::STRING: return py::str(PyUnicode_DecodeUTF8(v.s.data(), static_cast<Py_ssize_t>(v.s.size()), "replace"), false);
+    case GgufType::ARRAY: {
+      py::list out(v.arr.size());
+      for (size_t i = 0; i < v.arr.size(); ++i) out[i] = to_python(v.arr[i]);
+      return std::move(out);
+    }
+  }
+  return py::none();
+}
+
+}  // namespace
+
+void register_gguf(py::module_& m) {
+  py::class_<GgufFile>(m, "GgufFile", "A GGUF file, memory-mapped and validated.")
+      .def(py::init<const std::string&>(), py::arg("path"), py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("path", &GgufFile::path)
+      .def_property_readonly("version", &GgufFile::version)
+      .def_property_readonly("alignment", &GgufFile::alignment)
+      .def_property_readonly("metadata", [](const GgufFile& f) {
+        py::dict d;
+        for (const std::string& k : f.keys()) d[py::str(k)] = to_python(*f.find(k));
+        return d;
+      })
+      .def_property_readonly("tensors", [](const GgufFile& f) {
+        py::list out;
+        for (const GgufTensor& t : f.tensors())
+          out.append(py::make_tuple(t.name, dtype_name(t.dtype), t.shape, t.offset, t.nbytes));
+        return out;
+      }, "List of (name, type name, shape with the row dimension first, data offset, byte size).")
+      .def("tensor_bytes", [](const GgufFile& f, const std::string& name) {
+        const GgufTensor* t = f.find_tensor(name);
+        if (!t) throw py::key_error(name);
+        return py::bytes(reinterpret_cast<const char*>(t->data), t->nbytes);
+      }, py::arg("name"));
+}
+
+}  // namespace wren::py_bind

@@ -1,0 +1,90 @@
+// Low-level kernels exposed for tests: dequantization and each ISA's dot products next to the
+// scalar reference, so tests can compare twins and oracles (gguf-py) directly.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <vector>
+
+#include "bindings/register.h"
+#include "kernels/kernel_table.h"
+#include "tensor/dtype.h"
+#include "tensor/quant.h"
+#include "util/blas.h"
+#include "util/errors.h"
+
+namespace py = pybind11;
+
+namespace wren::py_bind {
+namespace {
+
+using Bytes = py::array_t<uint8_t, py::array::c_style | py::array::forcecast>;
+using Floats = py::array_t<float, py::array::c_style | py::array::forcecast>;
+
+DType checked_type(uint32_t type_id, size_t n_bytes, size_t* n_out) {
+  const DTypeInfo* info = dtype_info(type_id);
+  WREN_CHECK(info && info->supported, InvalidArgument, "unsupported tensor type id ", type_id);
+  WREN_CHECK(n_bytes % info->type_size == 0, InvalidArgument, n_bytes, " bytes is not a whole number of ",
+             info->name, " blocks (", info->type_size, " bytes each)");
+  *n_out = n_bytes / info->type_size * info->block_size;
+  return static_cast<DType>(type_id);
+}
+
+const KernelTable& table(const std::string& isa) {
+  if (isa == "generic") return reference_kernels();
+  if (isa == "avx2" && avx2_kernels()) return *avx2_kernels();
+  if (isa == "active") return active_kernels();
+  throw InvalidArgument("unknown or unavailable ISA '" + isa + "'");
+}
+
+}  // namespace
+
+void register_kernels(py::module_& m) {
+  py::module_ k = m.def_submodule("kernels", "Kernel entry points for tests");
+  k.def("dequantize", [](uint32_t type_id, Bytes raw) {
+    size_t n;
+    const DType t = checked_type(type_id, static_cast<size_t>(raw.size()), &n);
+    Floats out(static_cast<py::ssize_t>(n));
+    dequantize_row(t, raw.data(), out.mutable_data(), n);
+    return out;
+  }, py::arg("type_id"), py::arg("raw"), "Dequantizes raw blocks of a ggml type id to float32.");
+
+  k.def("dot", [](const std::string& isa, uint32_t type_id, Bytes row, Floats x) {
+    size_t n;
+    const DType t = checked_type(type_id, static_cast<size_t>(row.size()), &n);
+    WREN_CHECK(static_cast<size_t>(x.size()) == n, InvalidArgument, "x has ", x.size(), " elements, row has ", n);
+    const KernelTable& kt = table(isa);
+    std::vector<ActQ8> xq((n + kQK - 1) / kQK);
+    switch (t) {
+      case DType::Q4_0: case DType::Q4_1: case DType::Q8_0:
+        quantize_act_q8(x.data(), xq.data(), n);
+        return (t == DType::Q4_0 ? kt.dot_q4_0 : t == DType::Q4_1 ? kt.dot_q4_1 : kt.dot_q8_0)(row.data(), xq.data(), static_cast<int64_t>(n));
+      case DType::F32: return kt.dot_f32(row.data(), x.data(), static_cast<int64_t>(n));
+      case DType::F16: return kt.dot_f16(row.data(), x.data(), static_cast<int64_t>(n));
+      default: throw InvalidArgument(str_cat("no dot kernel for ", dtype_name(t)));
+    }
+  }, py::arg("isa"), py::arg("type_id"), py::arg("row"), py::arg("x"),
+     "Dot product of one weight row with x using the given ISA's kernel ('generic', 'avx2', 'active').");
+
+  k.def("quantize_act_q8", [](Floats x) {
+    const size_t n = static_cast<size_t>(x.size());
+    WREN_CHECK(n % kQK == 0, InvalidArgument, "length must be a multiple of 32");
+    std::vector<ActQ8> q(n / kQK);
+    quantize_act_q8(x.data(), q.data(), n);
+    Floats out(static_cast<py::ssize_t>(n));
+    for (size_t b = 0; b < q.size(); ++b)
+      for (int j = 0; j < kQK; ++j) out.mutable_data()[b * kQK + j] = q[b].d * q[b].qs[j];
+    return out;
+  }, py::arg("x"), "Round trip of the 8-bit activation quantization (for error bounds).");
+
+  k.def("active_isa", [] { return std::string(active_kernels().name); });
+  k.def("available_isas", [] {
+    py::list l;
+    l.append("generic");
+    if (avx2_kernels()) l.append("avx2");
+    return l;
+  });
+  k.def("select_isa", [](const std::string& name) { select_kernels(name.c_str()); }, py::arg("name"));
+  k.def("blas_core", [] { return blas::core_name(); });
+}
+
+}  // namespace wren::py_bind

@@ -1,0 +1,118 @@
+// Engine (a loaded model) and Generator (one generation in progress). Compute runs with the GIL
+// released and checks for Ctrl-C between layers.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include "bindings/register.h"
+#include "runtime/engine.h"
+#include "runtime/generator.h"
+#include "util/blas.h"
+#include "util/errors.h"
+
+namespace py = pybind11;
+
+namespace wren::py_bind {
+namespace {
+
+const CancelFn kCancelOnSignal = [] { return python_interrupt_pending(); };
+
+py::str utf8(const std::string& s) {
+  return py::reinterpret_steal<py::str>(PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace"));
+}
+
+}  // namespace
+
+void register_model(py::module_& m) {
+  py::class_<Engine>(m, "Engine", "A loaded model: file, tokenizer, network, thread pool.")
+      .def(py::init<const std::string&, int64_t, int>(), py::arg("path"), py::kw_only(), py::arg("n_ctx") = 0,
+           py::arg("n_threads") = 0, py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("n_ctx", &Engine::n_ctx)
+      .def_property_readonly("n_threads", &Engine::n_threads)
+      .def_property_readonly("info", [](const Engine& e) {
+        const ModelInfo& i = e.info();
+        py::dict d;
+        d["architecture"] = i.architecture;
+        d["name"] = i.name;
+        d["quant"] = i.quant;
+        d["n_params"] = i.n_params;
+        d["n_vocab"] = i.n_vocab;
+        d["n_ctx_train"] = i.n_ctx_train;
+        d["n_layers"] = i.n_layers;
+        d["dim"] = i.dim;
+        d["file_size"] = e.file().file_size();
+        return d;
+      })
+      .def_property_readonly("chat_template", [](const Engine& e) -> py::object {
+        const GgufValue* v = e.file().find("tokenizer.chat_template");
+        if (!v || v->type != GgufType::STRING) return py::none();
+        return utf8(v->s);
+      })
+      .def("tokenize", [](const Engine& e, const std::string& text, bool add_bos, bool special) {
+        py::gil_scoped_release nogil;
+        return e.tokenizer().encode(text, add_bos, special);
+      }, py::arg("text"), py::kw_only(), py::arg("add_bos") = true, py::arg("special") = true)
+      .def("detokenize", [](const Engine& e, const std::vector<int32_t>& ids, bool skip_special) {
+        std::string s;
+        {
+          py::gil_scoped_release nogil;
+          s = e.tokenizer().decode(ids, skip_special);
+        }
+        return utf8(s);
+      }, py::arg("ids"), py::kw_only(), py::arg("skip_special") = false)
+      .def("token_bytes", [](const Engine& e, int32_t id) { return py::bytes(e.tokenizer().token_bytes(id)); })
+      .def_property_readonly("bos_id", [](const Engine& e) { return e.tokenizer().bos_id(); })
+      .def_property_readonly("eos_id", [](const Engine& e) { return e.tokenizer().eos_id(); })
+      .def("is_eog", [](const Engine& e, int32_t id) { return e.tokenizer().is_eog(id); })
+      .def("logits", [](Engine& e, const std::vector<int32_t>& ids) {
+        WREN_CHECK(!ids.empty(), InvalidArgument, "logits() needs at least one token id");
+        const int64_t n = static_cast<int64_t>(ids.size()), v = e.info().n_vocab;
+        py::array_t<float> out({n, v});
+        float* dst = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          auto s = e.new_session();
+          e.eval(*s, ids.data(), n, dst, kCancelOnSignal);
+        }
+        return out;
+      }, py::arg("ids"), "Logits (len(ids), n_vocab) of a fresh context fed ids.")
+      .def("generator", [](Engine& e, std::vector<int32_t> prompt, std::optional<int64_t> max_tokens,
+                           float temperature, int32_t top_k, float top_p, float min_p, float repeat_penalty,
+                           int32_t repeat_last_n, std::optional<uint64_t> seed, std::vector<std::string> stop,
+                           bool ignore_eos) {
+        GenerateOptions o;
+        o.max_tokens = max_tokens ? *max_tokens : -1;
+        WREN_CHECK(!max_tokens || *max_tokens >= 1, InvalidArgument, "max_tokens must be >= 1 or None, got ", *max_tokens);
+        o.sampling.temperature = temperature;
+        o.sampling.top_k = top_k;
+        o.sampling.top_p = top_p;
+        o.sampling.min_p = min_p;
+        o.sampling.repeat_penalty = repeat_penalty;
+        o.sampling.repeat_last_n = repeat_last_n;
+        o.sampling.seed = seed;
+        o.stop = std::move(stop);
+        o.ignore_eos = ignore_eos;
+        return std::make_unique<Generator>(e, std::move(prompt), std::move(o));
+      }, py::arg("prompt"), py::kw_only(), py::arg("max_tokens"), py::arg("temperature"), py::arg("top_k"),
+         py::arg("top_p"), py::arg("min_p"), py::arg("repeat_penalty"), py::arg("repeat_last_n"), py::arg("seed"),
+         py::arg("stop"), py::arg("ignore_eos"), py::keep_alive<0, 1>());
+
+  py::class_<Generator>(m, "Generator", "One generation in progress; next() yields text pieces.")
+      .def("next", [](Generator& g) -> py::object {
+        std::optional<std::string> piece;
+        {
+          py::gil_scoped_release nogil;
+          piece = g.next(kCancelOnSignal);
+        }
+        if (!piece) return py::none();
+        return utf8(*piece);
+      }, "The next text piece ('' while held back), or None when finished.")
+      .def_property_readonly("finish_reason", &Generator::finish_reason)
+      .def_property_readonly("n_prompt_tokens", &Generator::n_prompt_tokens)
+      .def_property_readonly("n_generated", &Generator::n_generated)
+      .def_property_readonly("tokens", &Generator::generated_tokens);
+
+  m.def("default_thread_count", &default_thread_count);
+}
+
+}  // namespace wren::py_bind

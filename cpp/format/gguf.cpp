@@ -1,0 +1,318 @@
+#include "format/gguf.h"
+
+#include <cstring>
+#include <limits>
+
+#include "util/errors.h"
+
+namespace wren {
+namespace {
+
+constexpr uint32_t kMagic = 0x46554747;  // "GGUF" little-endian
+constexpr uint64_t kMaxDims = 4;
+constexpr int kMaxNesting = 8;
+
+bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) {
+  if (a != 0 && b > std::numeric_limits<uint64_t>::max() / a) return true;
+  *out = a * b;
+  return false;
+}
+
+// Sequential reader over the mapped bytes; every read is bounds-checked and names the field.
+class Cursor {
+ public:
+  Cursor(const GgufFile& f, const uint8_t* data, uint64_t size) : f_(f), data_(data), size_(size) {}
+
+  uint64_t pos() const { return pos_; }
+  uint64_t remaining() const { return size_ - pos_; }
+
+  void need(uint64_t n, const std::string& field) const {
+    if (n > remaining())
+      f_.fail(field, str_cat("needs ", n, " bytes at offset ", pos_, " but the file has only ",
+                             remaining(), " left (truncated?)"));
+  }
+
+  template <typename T>
+  T read(const std::string& field) {
+    need(sizeof(T), field);
+    T v;
+    std::memcpy(&v, data_ + pos_, sizeof(T));
+    pos_ += sizeof(T);
+    return v;
+  }
+
+  std::string read_string(const std::string& field) {
+    const uint64_t len = read<uint64_t>(field + " (string length)");
+    need(len, field + str_cat(" (string of ", len, " bytes)"));
+    std::string s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(len));
+    pos_ += len;
+    return s;
+  }
+
+ private:
+  const GgufFile& f_;
+  const uint8_t* data_;
+  uint64_t size_;
+  uint64_t pos_ = 0;
+};
+
+// Smallest encoded size of one value of a type: lets us reject absurd array counts up front.
+uint64_t min_encoded_size(GgufType t) {
+  switch (t) {
+    case GgufType::U8: case GgufType::I8: case GgufType::BOOL: return 1;
+    case GgufType::U16: case GgufType::I16: return 2;
+    case GgufType::U32: case GgufType::I32: case GgufType::F32: return 4;
+    case GgufType::U64: case GgufType::I64: case GgufType::F64: case GgufType::STRING: return 8;
+    case GgufType::ARRAY: return 12;
+  }
+  return 1;
+}
+
+bool valid_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::F64); }
+
+void read_value(const GgufFile& f, Cursor& c, GgufType type, const std::string& field, int depth,
+                GgufValue* out) {
+  out->type = type;
+  switch (type) {
+    case GgufType::U8: out->u = c.read<uint8_t>(field); break;
+    case GgufType::I8: out->i = c.read<int8_t>(field); break;
+    case GgufType::U16: out->u = c.read<uint16_t>(field); break;
+    case GgufType::I16: out->i = c.read<int16_t>(field); break;
+    case GgufType::U32: out->u = c.read<uint32_t>(field); break;
+    case GgufType::I32: out->i = c.read<int32_t>(field); break;
+    case GgufType::U64: out->u = c.read<uint64_t>(field); break;
+    case GgufType::I64: out->i = c.read<int64_t>(field); break;
+    case GgufType::F32: out->f = c.read<float>(field); break;
+    case GgufType::F64: out->f = c.read<double>(field); break;
+    case GgufType::BOOL: {
+      const uint8_t b = c.read<uint8_t>(field);
+      if (b > 1) f.fail(field, str_cat("bool must be 0 or 1, found ", int(b)));
+      out->u = b;
+      break;
+    }
+    case GgufType::STRING: out->s = c.read_string(field); break;
+    case GgufType::ARRAY: {
+      if (depth >= kMaxNesting) f.fail(field, str_cat("arrays nested deeper than ", kMaxNesting));
+      const uint32_t et = c.read<uint32_t>(field + " (array element type)");
+      if (!valid_type(et)) f.fail(field, str_cat("array element type ", et, " is not a GGUF value type (0..12)"));
+      const uint64_t n = c.read<uint64_t>(field + " (array length)");
+      uint64_t min_bytes;
+      if (mul_overflows(n, min_encoded_size(static_cast<GgufType>(et)), &min_bytes) ||
+          min_bytes > c.remaining())
+        f.fail(field, str_cat("array of ", n, " elements cannot fit in the ", c.remaining(),
+                              " bytes left in the file"));
+      out->elem_type = static_cast<GgufType>(et);
+      out->arr.resize(static_cast<size_t>(n));
+      for (uint64_t k = 0; k < n; ++k)
+        read_value(f, c, out->elem_type, field, depth + 1, &out->arr[static_cast<size_t>(k)]);
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+const char* gguf_type_name(GgufType t) {
+  static const char* names[] = {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32",
+                                "bool", "string", "array", "uint64", "int64", "float64"};
+  const auto k = static_cast<uint32_t>(t);
+  return k < 13 ? names[k] : "?";
+}
+
+bool GgufValue::is_integer() const {
+  switch (type) {
+    case GgufType::U8: case GgufType::I8: case GgufType::U16: case GgufType::I16:
+    case GgufType::U32: case GgufType::I32: case GgufType::U64: case GgufType::I64: return true;
+    default: return false;
+  }
+}
+
+uint64_t GgufTensor::n_elements() const {
+  uint64_t n = 1;
+  for (uint64_t d : shape) n *= d;  // validated not to overflow when read
+  return n;
+}
+
+std::string GgufTensor::shape_str() const {
+  std::string s = "[";
+  for (size_t k = 0; k < shape.size(); ++k) s += (k ? ", " : "") + std::to_string(shape[k]);
+  return s + "]";
+}
+
+void GgufFile::fail(const std::string& field, const std::string& what) const {
+  throw FormatError(str_cat(path(), ": ", field, ": ", what));
+}
+
+GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<MappedFile>(path)) {
+  Cursor c(*this, file_->data(), file_->size());
+  if (file_->size() < 4) fail("header", str_cat("file is ", file_->size(), " bytes; not a GGUF file"));
+  const uint32_t magic = c.read<uint32_t>("magic");
+  if (magic != kMagic) {
+    char got[5] = {};
+    std::memcpy(got, &magic, 4);
+    for (char& ch : got)
+      if (ch && (ch < 32 || ch > 126)) ch = '?';
+    fail("magic", str_cat("expected 'GGUF', found '", got,
+                          "' (is this a GGUF file? safetensors/pickle folders are not GGUF)"));
+  }
+  version_ = c.read<uint32_t>("version");
+  if (version_ == 1) fail("version", "GGUF v1 is obsolete; re-convert the model with a current llama.cpp");
+  if (version_ != 2 && version_ != 3) fail("version", str_cat("expected 2 or 3, found ", version_));
+  const uint64_t n_tensors = c.read<uint64_t>("tensor_count");
+  const uint64_t n_kv = c.read<uint64_t>("metadata_kv_count");
+  // Each key/value takes at least 8 (key length) + 4 (type) + 1 bytes; each tensor info 8+4+8+4+8.
+  uint64_t bound;
+  if (mul_overflows(n_kv, 13, &bound) || bound > c.remaining())
+    fail("metadata_kv_count", str_cat(n_kv, " entries cannot fit in a ", file_->size(), "-byte file"));
+  if (mul_overflows(n_tensors, 32, &bound) || bound > c.remaining())
+    fail("tensor_count", str_cat(n_tensors, " tensors cannot fit in a ", file_->size(), "-byte file"));
+
+  for (uint64_t k = 0; k < n_kv; ++k) {
+    const std::string where = str_cat("metadata entry ", k);
+    std::string key = c.read_string(where + " key");
+    const uint32_t t = c.read<uint32_t>(key + " (value type)");
+    if (!valid_type(t)) fail(key, str_cat("value type ", t, " is not a GGUF value type (0..12)"));
+    GgufValue v;
+    read_value(*this, c, static_cast<GgufType>(t), key, 0, &v);
+    if (kv_.count(key)) fail(key, "duplicate metadata key");
+    key_order_.push_back(key);
+    kv_.emplace(std::move(key), std::move(v));
+  }
+
+  if (const GgufValue* a = find("general.alignment")) {
+    if (!a->is_integer() || a->type == GgufType::I8 || a->type == GgufType::I16 ||
+        a->type == GgufType::I32 || a->type == GgufType::I64)
+      fail("general.alignment", str_cat("expected an unsigned integer, found ", gguf_type_name(a->type)));
+    if (a->u == 0 || (a->u & (a->u - 1)) != 0 || a->u > (1u << 20))
+      fail("general.alignment", str_cat("expected a power of two (<= 1 MiB), found ", a->u));
+    alignment_ = a->u;
+  }
+
+  tensors_.reserve(static_cast<size_t>(n_tensors));
+  for (uint64_t k = 0; k < n_tensors; ++k) {
+    GgufTensor t;
+    t.name = c.read_string(str_cat("tensor ", k, " name"));
+    const std::string field = "tensor '" + t.name + "'";
+    const uint32_t n_dims = c.read<uint32_t>(field + " n_dims");
+    if (n_dims == 0 || n_dims > kMaxDims) fail(field, str_cat("n_dims must be 1..4, found ", n_dims));
+    uint64_t n_elem = 1;
+    for (uint32_t d = 0; d < n_dims; ++d) {
+      const uint64_t dim = c.read<uint64_t>(field + " shape");
+      if (dim == 0 || dim > (uint64_t(1) << 40)) fail(field, str_cat("dimension ", d, " is ", dim));
+      if (mul_overflows(n_elem, dim, &n_elem)) fail(field, "element count overflows");
+      t.shape.push_back(dim);
+    }
+    const uint32_t type_id = c.read<uint32_t>(field + " type");
+    const DTypeInfo* info = dtype_info(type_id);
+    if (!info) fail(field, str_cat("tensor type id ", type_id, " is not a known ggml type"));
+    t.dtype = static_cast<DType>(type_id);
+    if (t.shape[0] % info->block_size != 0)
+      fail(field, str_cat("row length ", t.shape[0], " is not a multiple of the ", info->name,
+                          " block size ", info->block_size));
+    if (mul_overflows(n_elem / info->block_size, info->type_size, &t.nbytes))
+      fail(field, "byte size overflows");
+    t.offset = c.read<uint64_t>(field + " offset");
+    if (t.offset % alignment_ != 0)
+      fail(field, str_cat("data offset ", t.offset, " is not a multiple of the alignment ", alignment_));
+    if (tensor_index_.count(t.name)) fail(field, "duplicate tensor name");
+    tensor_index_[t.name] = tensors_.size();
+    tensors_.push_back(std::move(t));
+  }
+
+  // The data section starts at the next multiple of the alignment.
+  const uint64_t header_end = c.pos();
+  const uint64_t data_start = (header_end + alignment_ - 1) / alignment_ * alignment_;
+  if (n_tensors > 0 && data_start > file_->size())
+    fail("data section", str_cat("starts at ", data_start, " past the end of the ", file_->size(), "-byte file"));
+  const uint64_t data_size = n_tensors > 0 ? file_->size() - data_start : 0;
+  for (GgufTensor& t : tensors_) {
+    if (t.offset > data_size || t.nbytes > data_size - t.offset)
+      fail("tensor '" + t.name + "'", str_cat("data [", t.offset, ", +", t.nbytes, ") runs past the end of the ",
+                                              data_size, "-byte data section (truncated file?)"));
+    t.data = file_->data() + data_start + t.offset;
+  }
+}
+
+const GgufValue* GgufFile::find(const std::string& key) const {
+  auto it = kv_.find(key);
+  return it == kv_.end() ? nullptr : &it->second;
+}
+
+const GgufTensor* GgufFile::find_tensor(const std::string& name) const {
+  auto it = tensor_index_.find(name);
+  return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
+}
+
+std::string GgufFile::get_string(const std::string& key) const {
+  const GgufValue* v = find(key);
+  if (!v) fail(key, "required key is missing");
+  if (v->type != GgufType::STRING) fail(key, str_cat("expected a string, found ", gguf_type_name(v->type)));
+  return v->s;
+}
+
+std::string GgufFile::get_string(const std::string& key, const std::string& def) const {
+  return has(key) ? get_string(key) : def;
+}
+
+uint64_t GgufFile::get_uint(const std::string& key) const {
+  const GgufValue* v = find(key);
+  if (!v) fail(key, "required key is missing");
+  if (v->is_integer()) {
+    const bool is_signed = v->type == GgufType::I8 || v->type == GgufType::I16 ||
+                           v->type == GgufType::I32 || v->type == GgufType::I64;
+    if (is_signed && v->i < 0) fail(key, str_cat("expected a non-negative integer, found ", v->i));
+    return is_signed ? static_cast<uint64_t>(v->i) : v->u;
+  }
+  fail(key, str_cat("expected an integer, found ", gguf_type_name(v->type)));
+}
+
+uint64_t GgufFile::get_uint(const std::string& key, uint64_t def) const {
+  return has(key) ? get_uint(key) : def;
+}
+
+double GgufFile::get_float(const std::string& key) const {
+  const GgufValue* v = find(key);
+  if (!v) fail(key, "required key is missing");
+  if (v->is_float()) return v->f;
+  if (v->is_integer()) return static_cast<double>(get_uint(key));
+  fail(key, str_cat("expected a number, found ", gguf_type_name(v->type)));
+}
+
+double GgufFile::get_float(const std::string& key, double def) const {
+  return has(key) ? get_float(key) : def;
+}
+
+bool GgufFile::get_bool(const std::string& key, bool def) const {
+  const GgufValue* v = find(key);
+  if (!v) return def;
+  if (v->type != GgufType::BOOL) fail(key, str_cat("expected a bool, found ", gguf_type_name(v->type)));
+  return v->u != 0;
+}
+
+std::vector<std::string> GgufFile::get_string_array(const std::string& key) const {
+  const GgufValue* v = find(key);
+  if (!v) fail(key, "required key is missing");
+  if (v->type != GgufType::ARRAY || v->elem_type != GgufType::STRING)
+    fail(key, "expected an array of strings");
+  std::vector<std::string> out;
+  out.reserve(v->arr.size());
+  for (const GgufValue& e : v->arr) out.push_back(e.s);
+  return out;
+}
+
+std::vector<int64_t> GgufFile::get_int_array(const std::string& key) const {
+  const GgufValue* v = find(key);
+  if (!v) fail(key, "required key is missing");
+  if (v->type != GgufType::ARRAY) fail(key, "expected an array of integers");
+  std::vector<int64_t> out;
+  out.reserve(v->arr.size());
+  for (const GgufValue& e : v->arr) {
+    if (!e.is_integer()) fail(key, str_cat("expected integers, found ", gguf_type_name(e.type)));
+    const bool is_signed = e.type == GgufType::I8 || e.type == GgufType::I16 ||
+                           e.type == GgufType::I32 || e.type == GgufType::I64;
+    out.push_back(is_signed ? e.i : static_cast<int64_t>(e.u));
+  }
+  return out;
+}
+
+}  // namespace wren

@@ -1,0 +1,45 @@
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/kernel_table.h"
+#include "util/errors.h"
+
+namespace wren {
+namespace {
+
+bool cpu_has_avx2_fma() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+
+const KernelTable* pick(const char* name) {
+  if (std::strcmp(name, "generic") == 0) return &reference_kernels();
+  if (std::strcmp(name, "avx2") == 0) {
+    WREN_CHECK(avx2_kernels() != nullptr, UnsupportedError, "WRENLM_ISA=avx2: not compiled in");
+    WREN_CHECK(cpu_has_avx2_fma(), UnsupportedError, "WRENLM_ISA=avx2: this CPU lacks AVX2/FMA/F16C");
+    return avx2_kernels();
+  }
+  throw UnsupportedError(str_cat("unknown ISA '", name, "' (known: generic, avx2)"));
+}
+
+const KernelTable* best() {
+  if (const char* env = std::getenv("WRENLM_ISA"); env && *env) return pick(env);
+  if (avx2_kernels() && cpu_has_avx2_fma()) return avx2_kernels();
+  return &reference_kernels();
+}
+
+const KernelTable*& current() {
+  static const KernelTable* table = best();
+  return table;
+}
+
+}  // namespace
+
+const KernelTable& active_kernels() { return *current(); }
+void select_kernels(const char* name) { current() = pick(name); }
+
+}  // namespace wren

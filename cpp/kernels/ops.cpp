@@ -1,0 +1,76 @@
+#include "kernels/ops.h"
+
+#include <Eigen/Core>
+#include <cmath>
+#include <limits>
+
+namespace wren {
+
+using RowVec = Eigen::Map<Eigen::ArrayXf>;
+using ConstRowVec = Eigen::Map<const Eigen::ArrayXf>;
+
+void rms_norm(const float* x, const float* w, int64_t n, int64_t dim, float eps, float* out) {
+  ConstRowVec weight(w, dim);
+  for (int64_t t = 0; t < n; ++t) {
+    ConstRowVec in(x + t * dim, dim);
+    const float mean_sq = in.square().mean();
+    const float inv = 1.0f / std::sqrt(mean_sq + eps);
+    RowVec(out + t * dim, dim) = in * inv * weight;
+  }
+}
+
+void silu_mul(float* gate, const float* up, int64_t count) {
+  RowVec g(gate, count);
+  ConstRowVec u(up, count);
+  g = g / (1.0f + (-g).exp()) * u;
+}
+
+void softmax_rows(float* x, int64_t n, int64_t len, int64_t stride) {
+  for (int64_t r = 0; r < n; ++r) {
+    RowVec row(x + r * stride, len);
+    const float mx = row.maxCoeff();
+    row = (row - mx).exp();
+    row /= row.sum();
+  }
+}
+
+Rope::Rope(int64_t rot_dim, double base, double scale, std::vector<float> freq_factors) : rot_dim_(rot_dim) {
+  const int64_t half = rot_dim / 2;
+  inv_freq_.resize(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i) {
+    double f = std::pow(base, -2.0 * static_cast<double>(i) / static_cast<double>(rot_dim));
+    if (!freq_factors.empty()) f /= freq_factors[static_cast<size_t>(i)];
+    inv_freq_[static_cast<size_t>(i)] = f / scale;
+  }
+}
+
+void Rope::prepare(int64_t pos0, int64_t n) {
+  const int64_t half = rot_dim_ / 2;
+  cos_.resize(static_cast<size_t>(n * half));
+  sin_.resize(static_cast<size_t>(n * half));
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < half; ++i) {
+      // Same rounding as the float32 reference: angle computed in float.
+      const float angle = static_cast<float>(pos0 + t) * static_cast<float>(inv_freq_[static_cast<size_t>(i)]);
+      cos_[static_cast<size_t>(t * half + i)] = std::cos(angle);
+      sin_[static_cast<size_t>(t * half + i)] = std::sin(angle);
+    }
+}
+
+void Rope::apply(float* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t stride) const {
+  const int64_t half = rot_dim_ / 2;
+  for (int64_t t = 0; t < n; ++t) {
+    const float* c = cos_.data() + t * half;
+    const float* s = sin_.data() + t * half;
+    for (int64_t h = 0; h < n_heads; ++h) {
+      float* v = x + t * stride + h * head_dim;
+      for (int64_t i = 0; i < half; ++i) {
+        const float a = v[2 * i], b = v[2 * i + 1];
+        v[2 * i] = a * c[i] - b * s[i];
+        v[2 * i + 1] = a * s[i] + b * c[i];
+      }
+    }
+  }
+}
+
+}  // namespace wren

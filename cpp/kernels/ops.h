@@ -1,0 +1,35 @@
+// Element-wise and row-wise float operations of the forward pass (F32, Eigen-vectorized).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+namespace wren {
+
+// out[t] = x[t] / rms(x[t]) * w, for n rows of dim floats. out may alias x.
+void rms_norm(const float* x, const float* w, int64_t n, int64_t dim, float eps, float* out);
+
+// In place: gate[i] = silu(gate[i]) * up[i] for count elements.
+void silu_mul(float* gate, const float* up, int64_t count);
+
+// In place softmax over each of n rows of len floats (rows `stride` floats apart); -inf entries get 0.
+void softmax_rows(float* x, int64_t n, int64_t len, int64_t stride);
+
+// Rotary position embedding tables for a run of positions.
+class Rope {
+ public:
+  // head_dim: rotated dimensions; base: frequency base; scale: positions are divided by it
+  // (linear scaling); freq_factors: optional per-pair divisors of the frequencies (Llama 3).
+  Rope(int64_t rot_dim, double base, double scale, std::vector<float> freq_factors);
+  // Precomputes cos/sin for positions [pos0, pos0 + n).
+  void prepare(int64_t pos0, int64_t n);
+  // Rotates interleaved pairs (x[2i], x[2i+1]) of each head of n rows (row stride `stride`).
+  void apply(float* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t stride) const;
+
+ private:
+  int64_t rot_dim_;
+  std::vector<double> inv_freq_;
+  std::vector<float> cos_, sin_;  // (n, rot_dim/2)
+};
+
+}  // namespace wren

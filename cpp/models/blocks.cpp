@@ -1,0 +1,58 @@
+#include "models/blocks.h"
+
+#include <Eigen/Core>
+#include <cmath>
+#include <limits>
+
+namespace wren {
+
+using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using Strided = Eigen::OuterStride<>;
+
+Workspace::Workspace(int64_t b, int64_t dim, const AttentionShape& a, int64_t ffn_dim, int64_t n_ctx, int n_threads)
+    : x(new float[b * dim]),
+      xb(new float[b * dim]),
+      q(new float[b * a.q_dim()]),
+      k(new float[b * a.kv_dim()]),
+      v(new float[b * a.kv_dim()]),
+      att(new float[b * a.q_dim()]),
+      hb(new float[b * ffn_dim]),
+      hb2(new float[b * ffn_dim]),
+      scores(new float[static_cast<size_t>(n_threads) * b * n_ctx]),
+      mm(n_threads, std::max({dim, ffn_dim, a.q_dim()}), b),
+      score_stride(b * n_ctx) {}
+
+void causal_attention(const float* q, const float* k_cache, const float* v_cache, int64_t n, int64_t pos0,
+                      const AttentionShape& s, float* out, Workspace& ws, ThreadPool& pool) {
+  const int64_t hd = s.head_dim, q_dim = s.q_dim(), kv_dim = s.kv_dim();
+  const int64_t n_keys = pos0 + n;
+  const int64_t group = s.n_heads / s.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  pool.parallel_for(s.n_heads, [&](int64_t h, int thread) {
+    const int64_t g = h / group;  // the key/value head this query head reads
+    Eigen::Map<const RowMajor, 0, Strided> Q(q + h * hd, n, hd, Strided(q_dim));              // (n, hd)
+    Eigen::Map<const RowMajor, 0, Strided> K(k_cache + g * hd, n_keys, hd, Strided(kv_dim));  // (T, hd)
+    Eigen::Map<const RowMajor, 0, Strided> V(v_cache + g * hd, n_keys, hd, Strided(kv_dim));  // (T, hd)
+    Eigen::Map<RowMajor> S(ws.scores.get() + thread * ws.score_stride, n, n_keys);            // (n, T)
+    Eigen::Map<RowMajor, 0, Strided> O(out + h * hd, n, hd, Strided(q_dim));                  // (n, hd)
+    S.noalias() = (Q * K.transpose()) * scale;
+    for (int64_t i = 0; i < n; ++i)  // row i sees keys 0..pos0+i
+      for (int64_t j = pos0 + i + 1; j < n_keys; ++j) S(i, j) = -std::numeric_limits<float>::infinity();
+    softmax_rows(S.data(), n, n_keys, n_keys);
+    O.noalias() = S * V;
+  });
+}
+
+void swiglu_mlp(const GatedMlpWeights& w, const float* x, int64_t n, float* out, Workspace& ws, ThreadPool& pool) {
+  const int64_t ffn = w.gate.rows;
+  matmul(w.gate, x, n, ws.hb.get(), pool, ws.mm);   // (n, ffn)
+  matmul(w.up, x, n, ws.hb2.get(), pool, ws.mm);    // (n, ffn)
+  silu_mul(ws.hb.get(), ws.hb2.get(), n * ffn);
+  matmul(w.down, ws.hb.get(), n, out, pool, ws.mm);  // (n, dim)
+}
+
+void add_in_place(float* x, const float* y, int64_t count) {
+  Eigen::Map<Eigen::ArrayXf>(x, count) += Eigen::Map<const Eigen::ArrayXf>(y, count);
+}
+
+}  // namespace wren

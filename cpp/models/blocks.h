@@ -1,0 +1,63 @@
+// Building blocks shared by the architectures: attention over the KV cache and gated MLPs.
+// Each takes its inputs and scratch explicitly; none allocates.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "kernels/matmul.h"
+#include "kernels/ops.h"
+#include "util/thread_pool.h"
+
+namespace wren {
+
+struct AttentionShape {
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t q_dim() const { return n_heads * head_dim; }
+  int64_t kv_dim() const { return n_kv_heads * head_dim; }
+};
+
+struct AttentionWeights {
+  QuantMatrix wq;  // (n_heads*head_dim, dim)
+  QuantMatrix wk;  // (n_kv_heads*head_dim, dim)
+  QuantMatrix wv;  // (n_kv_heads*head_dim, dim)
+  QuantMatrix wo;  // (dim, n_heads*head_dim)
+};
+
+struct GatedMlpWeights {
+  QuantMatrix gate;  // (ffn_dim, dim)
+  QuantMatrix up;    // (ffn_dim, dim)
+  QuantMatrix down;  // (dim, ffn_dim)
+};
+
+// Activation buffers for one forward call of up to max_batch tokens.
+struct Workspace {
+  Workspace(int64_t max_batch, int64_t dim, const AttentionShape& a, int64_t ffn_dim, int64_t n_ctx,
+            int n_threads);
+  std::unique_ptr<float[]> x;       // (batch, dim) residual stream
+  std::unique_ptr<float[]> xb;      // (batch, dim) normed input / block output
+  std::unique_ptr<float[]> q;       // (batch, q_dim)
+  std::unique_ptr<float[]> k;       // (batch, kv_dim)
+  std::unique_ptr<float[]> v;       // (batch, kv_dim)
+  std::unique_ptr<float[]> att;     // (batch, q_dim) attention output before wo
+  std::unique_ptr<float[]> hb;      // (batch, ffn_dim)
+  std::unique_ptr<float[]> hb2;     // (batch, ffn_dim)
+  std::unique_ptr<float[]> scores;  // (n_threads, batch, n_ctx) attention probabilities
+  MatmulScratch mm;
+  int64_t score_stride;  // floats per thread in `scores`
+};
+
+// Causal grouped-query attention of n new query rows (positions pos0..pos0+n-1) over the cache
+// rows [0, pos0+n). q: (n, q_dim); k_cache, v_cache: (n_ctx, kv_dim); out: (n, q_dim).
+void causal_attention(const float* q, const float* k_cache, const float* v_cache, int64_t n, int64_t pos0,
+                      const AttentionShape& shape, float* out, Workspace& ws, ThreadPool& pool);
+
+// out (n, dim) = down( act(gate(x)) * up(x) ), act = SiLU.
+void swiglu_mlp(const GatedMlpWeights& w, const float* x, int64_t n, float* out, Workspace& ws, ThreadPool& pool);
+
+// x[i] += y[i]
+void add_in_place(float* x, const float* y, int64_t count);
+
+}  // namespace wren

@@ -1,0 +1,51 @@
+// The interface every architecture implements, and what the runtime needs to know about a model.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "runtime/kv_cache.h"
+#include "util/thread_pool.h"
+
+namespace wren {
+
+class GgufFile;
+
+struct ModelInfo {
+  std::string architecture;  // general.architecture
+  std::string name;          // general.name (may be empty)
+  std::string quant;         // dominant weight type, e.g. "Q4_1"
+  int64_t n_params = 0;
+  int64_t n_vocab = 0;
+  int64_t n_ctx_train = 0;
+  int64_t n_layers = 0;
+  int64_t dim = 0;
+  int64_t kv_dim = 0;  // per layer, keys (and values) per position
+};
+
+// Called between layers of long computations; returns true to cancel (Ctrl-C).
+using CancelFn = std::function<bool()>;
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  const ModelInfo& info() const { return info_; }
+
+  // Largest number of tokens one forward() call accepts (longer inputs are split by the caller).
+  virtual int64_t max_batch() const = 0;
+
+  // Runs tokens[0..n) at positions pos0.. through the network, appending to the cache.
+  // logits: (n, n_vocab) if all_logits, else (1, n_vocab) for the last token.
+  virtual void forward(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* logits,
+                       bool all_logits, const CancelFn& cancel) = 0;
+
+ protected:
+  ModelInfo info_;
+};
+
+// Builds the architecture named by general.architecture (models/registry.cpp).
+std::unique_ptr<Model> load_model(const GgufFile& file, ThreadPool& pool, int64_t n_ctx);
+
+}  // namespace wren

@@ -1,0 +1,16 @@
+// Architecture name (general.architecture) -> factory. A new family adds one line here.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "models/model.h"
+
+namespace wren {
+
+using ModelFactory = std::unique_ptr<Model> (*)(const GgufFile& f, const std::string& arch, ThreadPool& pool,
+                                                int64_t n_ctx);
+
+std::unique_ptr<Model> make_llama(const GgufFile& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
+
+}  // namespace wren

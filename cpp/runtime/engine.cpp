@@ -1,0 +1,60 @@
+#include "runtime/engine.h"
+
+#include <algorithm>
+#include <thread>
+
+#include "util/blas.h"
+#include "util/errors.h"
+
+namespace wren {
+
+int default_thread_count() {
+  // Physical cores: hardware threads / 2 when SMT is likely, never below 1.
+  const unsigned hw = std::max(1u, std::thread::hardware_concurrency());
+  return static_cast<int>(hw >= 4 ? hw / 2 : hw);
+}
+
+Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads) {
+  WREN_CHECK(n_threads <= 1024, InvalidArgument, "n_threads must be <= 1024, got ", n_threads);
+  WREN_CHECK(n_ctx >= 0 && n_ctx <= (int64_t(1) << 24), InvalidArgument, "n_ctx must be in 0..16M, got ", n_ctx);
+  file_ = std::make_unique<GgufFile>(path);
+  try {
+    tokenizer_ = Tokenizer::from_gguf(*file_);
+  } catch (const FormatError& e) {
+    throw FormatError(str_cat("loading vocabulary: ", e.what()));
+  }
+  pool_ = std::make_unique<ThreadPool>(n_threads > 0 ? n_threads : default_thread_count());
+  // Our pool calls sgemm from each of its threads on separate tiles: OpenBLAS must not add its own.
+  blas::set_num_threads(1);
+  const uint64_t trained = file_->get_uint(file_->get_string("general.architecture") + ".context_length", 2048);
+  n_ctx_ = n_ctx > 0 ? n_ctx : static_cast<int64_t>(std::min<uint64_t>(trained, 1 << 20));
+  model_ = load_model(*file_, *pool_, n_ctx_);
+  WREN_CHECK(model_->info().n_vocab >= tokenizer_->n_vocab(), FormatError, path, ": the vocabulary has ",
+             tokenizer_->n_vocab(), " tokens but the embedding only ", model_->info().n_vocab, " rows");
+}
+
+void Engine::eval(Session& s, const int32_t* tokens, int64_t n, float* all_logits, const CancelFn& cancel) {
+  WREN_CHECK(n > 0, InvalidArgument, "no tokens to evaluate");
+  const int64_t n_vocab = info().n_vocab;
+  for (int64_t i = 0; i < n; ++i)
+    WREN_CHECK(tokens[i] >= 0 && tokens[i] < n_vocab, InvalidArgument, "token id ", tokens[i], " at position ", i,
+               " is outside the vocabulary [0, ", n_vocab, ")");
+  if (s.n_past + n > n_ctx_)
+    throw ContextOverflowError(str_cat(s.n_past + n, " tokens (", s.n_past, " in context + ", n,
+                                       " new) exceed the context window n_ctx=", n_ctx_,
+                                       "; load the model with a larger n_ctx or shorten the input"));
+  const int64_t batch = model_->max_batch();
+  for (int64_t done = 0; done < n; done += batch) {
+    const int64_t m = std::min(batch, n - done);
+    float* out = all_logits ? all_logits + done * n_vocab : s.logits.data();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      model_->forward(tokens + done, m, s.n_past, s.cache, out, all_logits != nullptr, cancel);
+    }
+    s.n_past += m;
+    if (cancel && done + m < n && cancel()) throw Interrupted();
+  }
+  if (all_logits) std::copy(all_logits + (n - 1) * n_vocab, all_logits + n * n_vocab, s.logits.begin());
+}
+
+}  // namespace wren

@@ -1,0 +1,56 @@
+// A loaded model ready to run: the mapped file, tokenizer, network and thread pool.
+// Calls from several threads are serialized on one mutex per engine (the workspace is shared);
+// each Session keeps its own KV cache, so interleaved generations never corrupt each other.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "format/gguf.h"
+#include "models/model.h"
+#include "runtime/kv_cache.h"
+#include "tokenizer/tokenizer.h"
+#include "util/thread_pool.h"
+
+namespace wren {
+
+struct Session {
+  Session(const ModelInfo& info, int64_t n_ctx) : cache(info.n_layers, n_ctx, info.kv_dim), logits(info.n_vocab) {}
+  KvCache cache;
+  int64_t n_past = 0;
+  std::vector<float> logits;  // (n_vocab) of the last evaluated token
+};
+
+class Engine {
+ public:
+  // n_ctx <= 0: the model's training context. n_threads <= 0: physical cores.
+  Engine(const std::string& path, int64_t n_ctx, int n_threads);
+
+  const GgufFile& file() const { return *file_; }
+  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  const ModelInfo& info() const { return model_->info(); }
+  int64_t n_ctx() const { return n_ctx_; }
+  int n_threads() const { return pool_->size(); }
+
+  std::unique_ptr<Session> new_session() const { return std::make_unique<Session>(info(), n_ctx_); }
+
+  // Appends tokens to the session (batched, in chunks of the model's max batch). Leaves the
+  // last token's logits in s.logits; with all_logits != nullptr also writes (n, n_vocab) there.
+  // Throws ContextOverflowError past n_ctx, InvalidArgument for ids outside the vocabulary.
+  void eval(Session& s, const int32_t* tokens, int64_t n, float* all_logits, const CancelFn& cancel);
+
+ private:
+  std::unique_ptr<GgufFile> file_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<Model> model_;
+  int64_t n_ctx_;
+  std::mutex mu_;
+};
+
+int default_thread_count();
+
+}  // namespace wren

@@ -1,0 +1,58 @@
+// Token-by-token generation: sample, detokenize, watch for stop strings, yield text pieces.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "runtime/engine.h"
+#include "sampling/sampler.h"
+
+namespace wren {
+
+struct GenerateOptions {
+  int64_t max_tokens = 256;  // < 0: until end of generation or the context is full
+  SamplingParams sampling;
+  std::vector<std::string> stop;  // stop strings: generation ends before them; never emitted
+  bool ignore_eos = false;
+
+  void validate() const;
+};
+
+class Generator {
+ public:
+  // Validates options and checks that prompt + max_tokens fits the context (ContextOverflowError).
+  Generator(Engine& engine, std::vector<int32_t> prompt, GenerateOptions opts);
+
+  // The next piece of text (possibly empty while bytes or a possible stop string are held back),
+  // or nullopt once generation has finished. Each call evaluates at most one new token, plus the
+  // prompt on the first call.
+  std::optional<std::string> next(const CancelFn& cancel);
+
+  const std::string& finish_reason() const { return finish_reason_; }  // "", "stop", "length", "eos"
+  int64_t n_prompt_tokens() const { return static_cast<int64_t>(prompt_.size()); }
+  int64_t n_generated() const { return static_cast<int64_t>(generated_.size()); }
+  const std::vector<int32_t>& generated_tokens() const { return generated_; }
+
+ private:
+  std::string finish(const std::string& reason);
+  // Moves what is safe to show from pending_ to the return value.
+  std::string release_pending();
+
+  Engine& engine_;
+  std::vector<int32_t> prompt_;
+  GenerateOptions opts_;
+  std::unique_ptr<Session> session_;
+  SamplerChain sampler_;
+  Detokenizer detok_;
+  std::vector<int32_t> generated_;
+  std::string pending_;  // text not yet emitted because it might start a stop string
+  std::string finish_reason_;
+  bool started_ = false;
+  bool need_eval_ = false;  // the last sampled token still has to be fed to the model
+  bool done_ = false;
+};
+
+}  // namespace wren

@@ -1,0 +1,62 @@
+// Pre-tokenizer: splits text into the pieces BPE encodes one at a time.
+//
+// A pre-tokenizer is a list of split stages chosen by data: a table maps the GGUF key
+// `tokenizer.ggml.pre` ("smollm", "gpt-2", ...) to its stages. Each stage looks at every piece the
+// previous stage produced and cuts it further; the pieces, in order, always cover the whole text.
+// The stages are hand-written matchers over Unicode categories that reproduce the regular
+// expressions of llama.cpp / Hugging Face tokenizers (no regex engine involved).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace wren {
+
+// One kind of split. The regex each one stands for is given with its definition in the .cpp.
+enum class SplitStage : uint8_t {
+  kEachNumber,        // \p{N}                      every number code point on its own
+  kNumberRun,         // \p{N}+
+  kAsciiDigitTriple,  // [0-9][0-9][0-9]
+  kPunctRun,          // [\p{P}\$\+<=>\^~\|]+
+  kPunctRunBacktick,  // [\p{P}\$\+<=>\^~\|`]+
+  kGpt2,              // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+  kLlama3,            // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
+                      //   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+  kQwen2,             // as kLlama3, with \p{N} instead of \p{N}{1,3}
+};
+
+// A byte range [begin, end) of the text given to PreTokenizer::split.
+struct TextPiece {
+  uint32_t begin;
+  uint32_t end;
+};
+
+class PreTokenizer {
+ public:
+  // The pre-tokenizer named by `tokenizer.ggml.pre`. An empty name means the key is absent, which
+  // (as in llama.cpp) selects "default". Unknown names throw UnsupportedError listing the known ones.
+  static PreTokenizer by_name(const std::string& name);
+  // Every name by_name accepts, sorted.
+  static std::vector<std::string> known_names();
+
+  // Appends the pieces of text[0, n) to *pieces (nothing for empty text). Ill-formed UTF-8 bytes
+  // are kept, one byte per unit, in the category of unassigned code points.
+  void split(const char* text, size_t n, std::vector<TextPiece>* pieces) const;
+
+  const std::string& name() const { return name_; }
+  const std::vector<SplitStage>& stages() const { return stages_; }
+  // Family properties that travel with the pre-tokenizer name in llama.cpp:
+  // a piece that is itself a vocabulary token is emitted without merging (llama3),
+  bool ignore_merges() const { return ignore_merges_; }
+  // and whether BOS is added when the GGUF has no tokenizer.ggml.add_bos_token.
+  bool add_bos_default() const { return add_bos_default_; }
+
+ private:
+  std::string name_;
+  std::vector<SplitStage> stages_;
+  bool ignore_merges_ = false;
+  bool add_bos_default_ = false;
+};
+
+}  // namespace wren

