@@ -1,12 +1,25 @@
 // Maps the C++ exception types of util/errors.h to Python exceptions.
 #include <pybind11/pybind11.h>
 
+#include <cstring>
+
 #include "bindings/register.h"
 #include "util/errors.h"
 
 namespace py = pybind11;
 
 namespace wren::py_bind {
+
+namespace {
+
+// Messages quote names from files, which may hold invalid UTF-8: never let that mask the error.
+void set(const py::handle& type, const char* what) {
+  py::str msg = py::reinterpret_steal<py::str>(
+      PyUnicode_DecodeUTF8(what, static_cast<Py_ssize_t>(std::strlen(what)), "replace"));
+  py::set_error(type, msg);
+}
+
+}  // namespace
 
 void register_errors(py::module_& m) {
   static py::exception<WrenError> base(m, "WrenError");
@@ -19,15 +32,15 @@ void register_errors(py::module_& m) {
     } catch (const Interrupted&) {
       PyErr_SetNone(PyExc_KeyboardInterrupt);
     } catch (const InvalidArgument& e) {
-      PyErr_SetString(PyExc_ValueError, e.what());
+      set(PyExc_ValueError, e.what());
     } catch (const FormatError& e) {
-      format(e.what());
+      set(format, e.what());
     } catch (const UnsupportedError& e) {
-      unsupported(e.what());
+      set(unsupported, e.what());
     } catch (const ContextOverflowError& e) {
-      overflow(e.what());
+      set(overflow, e.what());
     } catch (const WrenError& e) {
-      base(e.what());
+      set(base, e.what());
     }
   });
 }

@@ -36,13 +36,20 @@ void register_gguf(py::module_& m) {
       .def_property_readonly("alignment", &GgufFile::alignment)
       .def_property_readonly("metadata", [](const GgufFile& f) {
         py::dict d;
-        for (const std::string& k : f.keys()) d[py::str(k)] = to_python(*f.find(k));
+        for (const std::string& k : f.keys()) {
+          GgufValue key;
+          key.type = GgufType::STRING;
+          key.s = k;
+          d[to_python(key)] = to_python(*f.find(k));
+        }
         return d;
       })
       .def_property_readonly("tensors", [](const GgufFile& f) {
         py::list out;
         for (const GgufTensor& t : f.tensors())
-          out.append(py::make_tuple(t.name, dtype_name(t.dtype), t.shape, t.offset, t.nbytes));
+          out.append(py::make_tuple(py::reinterpret_steal<py::str>(PyUnicode_DecodeUTF8(
+                                        t.name.data(), static_cast<Py_ssize_t>(t.name.size()), "replace")),
+                                    dtype_name(t.dtype), t.shape, t.offset, t.nbytes));
         return out;
       }, "List of (name, type name, shape with the row dimension first, data offset, byte size).")
       .def("tensor_bytes", [](const GgufFile& f, const std::string& name) {

@@ -6,8 +6,16 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 namespace wren {
 
+#if defined(__F16C__)
+// Translation units compiled with F16C (the per-ISA kernel files) convert in hardware.
+static inline float fp16_to_f32(uint16_t h) { return _cvtsh_ss(h); }
+#else
 static inline float fp16_to_f32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1fu;
@@ -34,6 +42,7 @@ static inline float fp16_to_f32(uint16_t h) {
   std::memcpy(&f, &bits, 4);
   return f;
 }
+#endif
 
 // Round-to-nearest-even float -> half.
 static inline uint16_t f32_to_fp16(float f) {

@@ -8,7 +8,6 @@ from typing import Any, Iterator, Mapping, Sequence, Union
 import numpy as np
 
 from wrenlm import _core, chat as _chat
-from wrenlm import hub
 
 Prompt = Union[str, Sequence[int]]
 
@@ -52,6 +51,8 @@ class Model:
                  n_threads: int | None = None) -> None:
         n_ctx = _check_int("n_ctx", n_ctx, minimum=0)
         n_threads = _check_int("n_threads", n_threads, minimum=1, allow_none=True)
+        from wrenlm import hub
+
         resolved = hub.resolve_model(path)
         self.path = str(resolved)
         self._engine: Any = _core.Engine(self.path, n_ctx=n_ctx, n_threads=n_threads or 0)
