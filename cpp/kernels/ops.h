@@ -12,7 +12,7 @@ void rms_norm(const float* x, const float* w, int64_t n, int64_t dim, float eps,
 // In place: gate[i] = silu(gate[i]) * up[i] for count elements.
 void silu_mul(float* gate, const float* up, int64_t count);
 
-// In place softmax over each of n rows of len floats (rows `stride` floats apart); -inf entries get 0.
+// In place softmax over each of n rows of len floats (rows `stride` floats apart).
 void softmax_rows(float* x, int64_t n, int64_t len, int64_t stride);
 
 // Rotary position embedding tables for a run of positions.

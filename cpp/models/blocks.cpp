@@ -2,7 +2,6 @@
 
 #include <Eigen/Core>
 #include <cmath>
-#include <limits>
 
 namespace wren {
 
@@ -36,9 +35,11 @@ void causal_attention(const float* q, const float* k_cache, const float* v_cache
     Eigen::Map<RowMajor> S(ws.scores.get() + thread * ws.score_stride, n, n_keys);            // (n, T)
     Eigen::Map<RowMajor, 0, Strided> O(out + h * hd, n, hd, Strided(q_dim));                  // (n, hd)
     S.noalias() = (Q * K.transpose()) * scale;
-    for (int64_t i = 0; i < n; ++i)  // row i sees keys 0..pos0+i
-      for (int64_t j = pos0 + i + 1; j < n_keys; ++j) S(i, j) = -std::numeric_limits<float>::infinity();
-    softmax_rows(S.data(), n, n_keys, n_keys);
+    for (int64_t i = 0; i < n; ++i) {  // row i sees keys 0..pos0+i; later keys get probability 0
+      const int64_t visible = pos0 + i + 1;
+      softmax_rows(S.data() + i * n_keys, 1, visible, n_keys);
+      S.row(i).tail(n_keys - visible).setZero();
+    }
     O.noalias() = S * V;
   });
 }
