@@ -38,13 +38,13 @@ struct BpeWorkspace {
 
 class BpeModel {
  public:
-  // tokens: vocabulary in byte-level form, indexed by id; token_to_id: its reverse (the caller
-  // decides which id wins for duplicate texts); merges: "left right" strings, highest priority
-  // first. unk_id: emitted for a byte with no token (-1: drop it). ignore_merges: a piece that is
-  // a token as a whole is emitted as that token (llama3 family). Throws FormatError naming the
-  // merge entry when one is not of the form "a b".
+  // n_vocab: ids at or above it are not tokens. token_to_id: byte-level token text -> id (the
+  // caller decides which id wins for duplicate texts; it must outlive the model). merges:
+  // "left right" strings, highest priority first. ignore_merges: a piece that is a token as a
+  // whole is emitted as that token (llama3 family). Bytes with no token of their own are dropped.
+  // Throws FormatError naming the merge entry when one is not of the form "a b".
   BpeModel(int32_t n_vocab, const std::unordered_map<std::string, int32_t>& token_to_id,
-           const std::vector<std::string>& merges, int32_t unk_id, bool ignore_merges);
+           const std::vector<std::string>& merges, bool ignore_merges);
 
   // Appends the tokens of one pre-tokenized piece (raw bytes). O(n log n) in the piece length.
   void encode(const char* bytes, size_t n, BpeWorkspace* ws, std::vector<int32_t>* out) const;
@@ -63,7 +63,6 @@ class BpeModel {
   void emit(const char* bytes, const BpeWorkspace::Symbol& s, std::vector<int32_t>* out) const;
 
   int32_t n_vocab_;
-  int32_t unk_id_;
   bool ignore_merges_;
   const std::unordered_map<std::string, int32_t>* token_to_id_;  // owned by the Tokenizer
   std::array<int32_t, 256> byte_symbol_{};    // symbol id of each single byte

@@ -21,7 +21,7 @@ uint16_t lookup_ranges(uint32_t cp) {
   const UnicodeRange* end = std::end(kUnicodeRanges);
   const UnicodeRange* it = std::upper_bound(
       begin, end, cp, [](uint32_t c, const UnicodeRange& r) { return c < r.first; });
-  return it == begin ? kUcUnassigned : (it - 1)->flags;
+  return it == begin ? static_cast<uint16_t>(kUcUnassigned) : (it - 1)->flags;
 }
 
 // Latin-1 is by far the most common input; look it up directly.

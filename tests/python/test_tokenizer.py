@@ -403,6 +403,30 @@ def test_tiny_vocab_matches_hf(tmp_path):
     assert t.encode("12") == [tokens.index("12")]  # digits not split under "gpt-2"
 
 
+def test_user_defined_tokens_match_hf(tmp_path):
+    """User-defined tokens (type 4) are cut out even with parse_special=False; control ones are not."""
+    tk = require_module("tokenizers")
+    merged = ["Ġt", "he", "Ġthe", "in", "Ġa", "12"]
+    base = ["<|endoftext|>", "<|im_start|>"] + byte_level_alphabet() + merged
+    tokens = base + ["<tool>", "<tool_call>"]
+    types = [3, 3] + [1] * (len(base) - 2) + [4, 4]
+    t = core.Tokenizer(write_vocab(tmp_path / "user.gguf", tokens=tokens, types=types))
+    hf = tk.Tokenizer(tk.models.BPE(vocab={s: i for i, s in enumerate(tokens)},
+                                    merges=[tuple(m.split(" ", 1)) for m in TINY_MERGES]))
+    hf.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)
+    hf.add_tokens([tk.AddedToken(s, special=False, normalized=False) for s in tokens[-2:]])
+    text = "the <tool_call>in<tool> a<|im_start|>the<tool_"
+    # With only the user-defined tokens added, HF is the oracle for parse_special=False.
+    assert t.encode(text, parse_special=False) == hf.encode(text, add_special_tokens=False).ids
+    assert tokens.index("<tool_call>") in t.encode(text, parse_special=False)
+    assert 1 not in t.encode(text, parse_special=False)
+    hf.add_special_tokens([tk.AddedToken(s, special=True, normalized=False) for s in tokens[:2]])
+    ids = t.encode(text, parse_special=True)
+    assert ids == hf.encode(text, add_special_tokens=False).ids and 1 in ids
+    assert t.decode(ids) == text
+    assert t.decode(ids, skip_special=True) == text.replace("<|im_start|>", "")
+
+
 def test_add_bos_follows_metadata(tmp_path):
     t = core.Tokenizer(write_vocab(tmp_path / "bos.gguf", bos=1, add_bos=True))
     assert t.add_bos and t.bos_id == 1

@@ -1,0 +1,291 @@
+#include "tokenizer/tokenizer.h"
+
+#include <algorithm>
+#include <limits>
+
+#include "format/gguf.h"
+#include "tokenizer/unicode.h"
+#include "util/errors.h"
+
+namespace wren {
+namespace {
+
+constexpr const char* kKeyModel = "tokenizer.ggml.model";
+constexpr const char* kKeyPre = "tokenizer.ggml.pre";
+constexpr const char* kKeyTokens = "tokenizer.ggml.tokens";
+constexpr const char* kKeyTypes = "tokenizer.ggml.token_type";
+constexpr const char* kKeyMerges = "tokenizer.ggml.merges";
+
+// Control tokens that end a turn in the chat formats we know, matched by name (as llama.cpp does).
+constexpr const char* kEndOfTurnNames[] = {
+    "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|eom_id|>",
+    "<|end|>",    "<|end_of_text|>", "<EOT>",    "<end_of_utterance>",
+};
+
+bool is_special_type(TokenType t) {
+  return t == TokenType::kControl || t == TokenType::kUserDefined || t == TokenType::kUnknown;
+}
+
+// "<0x41>" -> 0x41; -1 when text is not of that form.
+int parse_byte_token(const std::string& text) {
+  if (text.size() != 6 || text.compare(0, 3, "<0x") != 0 || text[5] != '>') return -1;
+  int v = 0;
+  for (int k = 3; k < 5; ++k) {
+    const char c = text[k];
+    const int d = (c >= '0' && c <= '9')   ? c - '0'
+                  : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                  : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                                           : -1;
+    if (d < 0) return -1;
+    v = v * 16 + d;
+  }
+  return v;
+}
+
+// What a token decodes to.
+std::string token_to_bytes(const std::string& text, TokenType type) {
+  switch (type) {
+    case TokenType::kControl:
+    case TokenType::kUserDefined:
+    case TokenType::kUnknown:
+      return text;
+    case TokenType::kByte: {
+      const int b = parse_byte_token(text);
+      if (b >= 0) return std::string(1, static_cast<char>(b));
+      return text;
+    }
+    default: {
+      std::string out;
+      byte_level_decode(text, &out);
+      return out;
+    }
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
+  const std::string model = f.get_string(kKeyModel);
+  if (model != "gpt2") {
+    throw UnsupportedError(str_cat(f.path(), ": ", kKeyModel, ": tokenizer model '", model,
+                                   "' is not supported (supported: gpt2, i.e. byte-level BPE)"));
+  }
+  std::unique_ptr<Tokenizer> t(new Tokenizer());
+  try {
+    t->pre_ = PreTokenizer::by_name(f.get_string(kKeyPre, ""));
+  } catch (const UnsupportedError& e) {
+    throw UnsupportedError(str_cat(f.path(), ": ", kKeyPre, ": ", e.what()));
+  }
+
+  t->text_ = f.get_string_array(kKeyTokens);
+  const size_t n = t->text_.size();
+  if (n == 0) f.fail(kKeyTokens, "the vocabulary is empty");
+  if (n >= static_cast<size_t>(std::numeric_limits<int32_t>::max() / 2))
+    f.fail(kKeyTokens, str_cat(n, " tokens are too many"));
+
+  t->type_.assign(n, TokenType::kNormal);
+  if (f.has(kKeyTypes)) {
+    const std::vector<int64_t> types = f.get_int_array(kKeyTypes);
+    if (types.size() != n)
+      f.fail(kKeyTypes, str_cat("has ", types.size(), " entries but ", kKeyTokens, " has ", n));
+    for (size_t i = 0; i < n; ++i) {
+      if (types[i] < 0 || types[i] > static_cast<int64_t>(TokenType::kByte))
+        f.fail(kKeyTypes, str_cat("entry ", i, " is ", types[i], "; expected 0..6"));
+      t->type_[i] = static_cast<TokenType>(types[i]);
+    }
+  }
+
+  // Duplicate texts: the last id wins, as in llama.cpp (and a Python dict built from the list).
+  t->text_to_id_.reserve(n);
+  for (size_t i = 0; i < n; ++i) t->text_to_id_[t->text_[i]] = static_cast<int32_t>(i);
+
+  const auto token_key = [&](const char* key) -> int32_t {
+    if (!f.has(key)) return -1;
+    const uint64_t v = f.get_uint(key);
+    if (v >= n) f.fail(key, str_cat("token id ", v, " is out of range (the vocabulary has ", n, " tokens)"));
+    return static_cast<int32_t>(v);
+  };
+  t->bos_ = token_key("tokenizer.ggml.bos_token_id");
+  t->eos_ = token_key("tokenizer.ggml.eos_token_id");
+  t->unk_ = token_key("tokenizer.ggml.unknown_token_id");
+  t->eot_ = token_key("tokenizer.ggml.eot_token_id");
+  t->eom_ = token_key("tokenizer.ggml.eom_token_id");
+  t->add_bos_ = f.get_bool("tokenizer.ggml.add_bos_token", t->pre_.add_bos_default());
+
+  const std::vector<std::string> merges = f.get_string_array(kKeyMerges);
+  try {
+    t->bpe_ = std::make_unique<BpeModel>(static_cast<int32_t>(n), t->text_to_id_, merges,
+                                         t->pre_.ignore_merges());
+  } catch (const FormatError& e) {
+    f.fail(kKeyMerges, e.what());
+  }
+
+  t->bytes_.resize(n);
+  for (size_t i = 0; i < n; ++i) t->bytes_[i] = token_to_bytes(t->text_[i], t->type_[i]);
+
+  t->eog_.assign(n, 0);
+  for (int32_t id : {t->eos_, t->eot_, t->eom_})
+    if (id >= 0) t->eog_[id] = 1;
+  for (const char* name : kEndOfTurnNames) {
+    const int32_t id = t->token_id(name);
+    if (id >= 0 && t->type_[id] != TokenType::kNormal) t->eog_[id] = 1;
+  }
+
+  // Special-token trie. Node 0 is the root; its children are also indexed by trie_root_.
+  t->trie_.emplace_back();
+  t->trie_root_.fill(0);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string& s = t->text_[i];
+    if (!is_special_type(t->type_[i]) || s.empty()) continue;
+    int32_t node = 0;
+    for (const char ch : s) {
+      const uint8_t c = static_cast<uint8_t>(ch);
+      int32_t child = 0;
+      if (node == 0) {
+        child = t->trie_root_[c];
+      } else {
+        auto& next = t->trie_[node].next;
+        auto it = std::lower_bound(next.begin(), next.end(), std::make_pair(c, int32_t{0}));
+        if (it != next.end() && it->first == c) child = it->second;
+      }
+      if (child == 0) {
+        child = static_cast<int32_t>(t->trie_.size());
+        t->trie_.emplace_back();
+        if (node == 0) {
+          t->trie_root_[c] = child;
+        } else {
+          auto& next = t->trie_[node].next;
+          next.insert(std::lower_bound(next.begin(), next.end(), std::make_pair(c, int32_t{0})),
+                      std::make_pair(c, child));
+        }
+      }
+      node = child;
+    }
+    if (t->trie_[node].token < 0) t->trie_[node].token = static_cast<int32_t>(i);
+  }
+  return t;
+}
+
+void Tokenizer::check_id(int32_t id) const {
+  if (id < 0 || id >= n_vocab())
+    throw InvalidArgument(str_cat("token id ", id, " is out of range (vocabulary size ", n_vocab(), ")"));
+}
+
+TokenType Tokenizer::token_type(int32_t id) const {
+  check_id(id);
+  return type_[id];
+}
+
+const std::string& Tokenizer::token_text(int32_t id) const {
+  check_id(id);
+  return text_[id];
+}
+
+bool Tokenizer::is_eog(int32_t id) const { return id >= 0 && id < n_vocab() && eog_[id]; }
+
+bool Tokenizer::is_control(int32_t id) const {
+  return id >= 0 && id < n_vocab() && type_[id] == TokenType::kControl;
+}
+
+int32_t Tokenizer::token_id(const std::string& text) const {
+  auto it = text_to_id_.find(text);
+  return it == text_to_id_.end() ? -1 : it->second;
+}
+
+std::string Tokenizer::token_bytes(int32_t id) const {
+  check_id(id);
+  return bytes_[id];
+}
+
+int32_t Tokenizer::match_special(const char* s, size_t n, size_t i, bool parse_special,
+                                 size_t* len) const {
+  int32_t node = trie_root_[static_cast<uint8_t>(s[i])];
+  int32_t best = -1;
+  for (size_t k = i + 1; node != 0; ++k) {
+    const int32_t tok = trie_[node].token;
+    if (tok >= 0 && (parse_special || type_[tok] == TokenType::kUserDefined)) {
+      best = tok;
+      *len = k - i;
+    }
+    if (k >= n) break;
+    const auto& next = trie_[node].next;
+    const uint8_t c = static_cast<uint8_t>(s[k]);
+    auto it = std::lower_bound(next.begin(), next.end(), std::make_pair(c, int32_t{0}));
+    node = (it != next.end() && it->first == c) ? it->second : 0;
+  }
+  return best;
+}
+
+void Tokenizer::encode_text(const char* s, size_t n, bool parse_special, BpeWorkspace* ws,
+                            std::vector<int32_t>* out) const {
+  std::vector<TextPiece> pieces;
+  const auto encode_plain = [&](size_t begin, size_t end) {
+    if (end <= begin) return;
+    pieces.clear();
+    pre_.split(s + begin, end - begin, &pieces);
+    for (const TextPiece& p : pieces) bpe_->encode(s + begin + p.begin, p.end - p.begin, ws, out);
+  };
+  size_t plain_begin = 0;
+  size_t i = 0;
+  while (i < n) {
+    if (trie_root_[static_cast<uint8_t>(s[i])] != 0) {
+      size_t len = 0;
+      const int32_t id = match_special(s, n, i, parse_special, &len);
+      if (id >= 0) {
+        encode_plain(plain_begin, i);
+        out->push_back(id);
+        i += len;
+        plain_begin = i;
+        continue;
+      }
+    }
+    ++i;
+  }
+  encode_plain(plain_begin, n);
+}
+
+std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_bos, bool parse_special) const {
+  std::vector<int32_t> out;
+  out.reserve(text.size() / 3 + 2);
+  if (add_bos && add_bos_ && bos_ >= 0) out.push_back(bos_);
+  BpeWorkspace ws;
+  encode_text(text.data(), text.size(), parse_special, &ws, &out);
+  return out;
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special) const {
+  size_t total = 0;
+  for (int32_t id : ids) {
+    check_id(id);
+    total += bytes_[id].size();
+  }
+  std::string out;
+  out.reserve(total);
+  for (int32_t id : ids) {
+    const TokenType t = type_[id];
+    if (skip_special && (t == TokenType::kControl || t == TokenType::kUnknown)) continue;
+    out += bytes_[id];
+  }
+  return out;
+}
+
+Detokenizer::Detokenizer(const Tokenizer& t, bool skip_special) : t_(t), skip_special_(skip_special) {}
+
+std::string Detokenizer::push(int32_t id) {
+  t_.check_id(id);
+  const TokenType type = t_.type_[id];
+  if (skip_special_ && (type == TokenType::kControl || type == TokenType::kUnknown)) return {};
+  pending_ += t_.bytes_[id];
+  std::string out;
+  const size_t held = utf8_append_sanitized(&out, pending_.data(), pending_.size(), true);
+  pending_.erase(0, pending_.size() - held);
+  return out;
+}
+
+std::string Detokenizer::flush() {
+  std::string out = utf8_sanitize(pending_);
+  pending_.clear();
+  return out;
+}
+
+}  // namespace wren

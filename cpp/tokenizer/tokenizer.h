@@ -1,0 +1,119 @@
+// Tokenizer: text <-> token ids for the byte-level BPE vocabularies stored in GGUF files.
+//
+// Pipeline (encode): special tokens are cut out first (longest match) -> each stretch of text
+// in between is split by the PreTokenizer (stages chosen by `tokenizer.ggml.pre`) -> each piece
+// is merged by the BpeModel. Decode maps each token back to its bytes (GPT-2 byte mapping for
+// normal tokens, the literal text for control / user-defined ones). A Tokenizer is immutable
+// after loading: every method is const and safe to call from several threads at once.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "tokenizer/bpe.h"
+#include "tokenizer/pre_tokenizer.h"
+
+namespace wren {
+
+class GgufFile;
+
+// Values of `tokenizer.ggml.token_type` (llama.cpp's llama_token_type).
+enum class TokenType : uint8_t {
+  kUndefined = 0,
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6,
+};
+
+class Tokenizer {
+ public:
+  // Loads the vocabulary from the `tokenizer.ggml.*` keys. Throws FormatError (file, key, what is
+  // wrong) for missing or inconsistent data, UnsupportedError for a tokenizer model or
+  // pre-tokenizer that is not implemented (naming it and listing the supported ones).
+  static std::unique_ptr<Tokenizer> from_gguf(const GgufFile& f);
+
+  // Text (UTF-8) to ids. BOS is prepended only when add_bos is true and the file asks for it
+  // (tokenizer.ggml.add_bos_token). parse_special: control tokens written literally in the text
+  // ("<|im_start|>") become those tokens; when false they are encoded as plain text.
+  // User-defined tokens are matched either way (as llama.cpp and HF tokenizers do).
+  std::vector<int32_t> encode(const std::string& text, bool add_bos, bool parse_special) const;
+  // Ids to raw bytes (not necessarily valid UTF-8: a character may be split across calls).
+  // skip_special drops control and unknown tokens. Throws InvalidArgument for an id out of range.
+  std::string decode(const std::vector<int32_t>& ids, bool skip_special) const;
+  // The bytes one token stands for (control tokens: their text).
+  std::string token_bytes(int32_t id) const;
+
+  int32_t n_vocab() const { return static_cast<int32_t>(text_.size()); }
+  int32_t bos_id() const { return bos_; }  // -1 if absent
+  int32_t eos_id() const { return eos_; }  // -1 if absent
+  // End of generation: eos, eot, eom, and the control tokens that end a turn by name
+  // (<|im_end|>, <|endoftext|>, <|eot_id|>, <end_of_turn>, ...).
+  bool is_eog(int32_t id) const;
+  bool is_control(int32_t id) const;
+  // Exact lookup of a token's stored text (byte-level form for normal tokens); -1 if absent.
+  int32_t token_id(const std::string& text) const;
+  bool add_bos() const { return add_bos_; }
+
+  TokenType token_type(int32_t id) const;
+  const std::string& token_text(int32_t id) const;  // as stored in the file
+  const PreTokenizer& pre_tokenizer() const { return pre_; }
+
+ private:
+  Tokenizer() = default;
+  void check_id(int32_t id) const;
+  // Cuts special tokens out of text; BPE-encodes the rest.
+  void encode_text(const char* s, size_t n, bool parse_special, BpeWorkspace* ws,
+                   std::vector<int32_t>* out) const;
+  // Longest special token starting at s[i], or -1; *len gets its length.
+  int32_t match_special(const char* s, size_t n, size_t i, bool parse_special, size_t* len) const;
+
+  std::vector<std::string> text_;   // token text as stored, by id
+  std::vector<std::string> bytes_;  // what each token decodes to
+  std::vector<TokenType> type_;
+  std::unordered_map<std::string, int32_t> text_to_id_;
+  std::vector<uint8_t> eog_;  // 1 for end-of-generation ids
+  PreTokenizer pre_;
+  std::unique_ptr<BpeModel> bpe_;
+
+  // Byte trie over the texts of control / user-defined / unknown tokens.
+  struct TrieNode {
+    std::vector<std::pair<uint8_t, int32_t>> next;  // sorted by byte
+    int32_t token = -1;
+  };
+  std::vector<TrieNode> trie_;
+  std::array<int32_t, 256> trie_root_{};  // child of the root for each first byte (0: none)
+
+  int32_t bos_ = -1, eos_ = -1, unk_ = -1, eot_ = -1, eom_ = -1;
+  bool add_bos_ = false;
+
+  friend class Detokenizer;
+};
+
+// Turns a stream of token ids into text pieces that are always complete UTF-8: bytes of a
+// character split across tokens are held back until the character is complete. Bytes that can
+// never form a character are replaced by U+FFFD as soon as that is certain, so the pieces joined
+// equal decode(ids) with ill-formed sequences replaced. Holds a reference: the Tokenizer must
+// outlive it.
+class Detokenizer {
+ public:
+  explicit Detokenizer(const Tokenizer& t, bool skip_special = true);
+  // Returns the newly completed text (possibly empty).
+  std::string push(int32_t id);
+  // Returns what is still held back (an incomplete character becomes U+FFFD) and empties it.
+  std::string flush();
+  void reset() { pending_.clear(); }
+
+ private:
+  const Tokenizer& t_;
+  bool skip_special_;
+  std::string pending_;  // at most 3 bytes between calls
+};
+
+}  // namespace wren
