@@ -116,6 +116,10 @@ class Model:
         """Text of token ids (invalid UTF-8 across a cut becomes U+FFFD)."""
         return self._e.detokenize(self._ids(ids), skip_special=skip_special)
 
+    def is_eog(self, token_id: int) -> bool:
+        """True for tokens that end a generation (EOS, end-of-turn such as ``<|im_end|>``)."""
+        return bool(self._e.is_eog(_check_int("token_id", token_id)))
+
     def _ids(self, ids: Sequence[int]) -> list[int]:
         if isinstance(ids, (str, bytes)):
             raise ValueError("expected a sequence of token ids, got a string")

@@ -20,7 +20,7 @@ def test_stream_pieces_join_to_generate(smollm2):
 def test_greedy_text_is_detokenized_ids(smollm2):
     ids = smollm2.generate_ids(PROMPT, max_tokens=24)
     text = smollm2.generate(PROMPT, max_tokens=24)
-    assert text == smollm2.detokenize([t for t in ids if not smollm2._e.is_eog(t)], skip_special=True)
+    assert text == smollm2.detokenize([t for t in ids if not smollm2.is_eog(t)], skip_special=True)
     assert len(ids) <= 24
 
 
