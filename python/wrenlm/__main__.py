@@ -1,0 +1,5 @@
+import sys
+
+from wrenlm.cli import main
+
+sys.exit(main())
