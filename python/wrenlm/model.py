@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterator, Mapping, Sequence, Union
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Union
 
 import numpy as np
 
-from wrenlm import _core, chat as _chat
+from wrenlm import _core
+from wrenlm import chat as _chat
 
 Prompt = Union[str, Sequence[int]]
 
@@ -63,7 +65,7 @@ class Model:
         """Releases the model (mapping, threads, buffers). Generations in progress finish first."""
         self._engine = None
 
-    def __enter__(self) -> "Model":
+    def __enter__(self) -> Model:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import jinja2
 import pytest
-
 from wrenlm import chat
 
 

@@ -5,7 +5,6 @@ reference detokenizer), plus exact string properties; logits themselves are chec
 from __future__ import annotations
 
 import pytest
-
 import wrenlm
 
 PROMPT = "Once upon a time"

@@ -7,7 +7,6 @@ import struct
 
 import numpy as np
 import pytest
-
 from conftest import require_module
 
 
@@ -106,7 +105,7 @@ def test_reader_agrees_with_gguf_py(tmp_path):
             assert got == expected, key
     assert md["t.nested"] == [[1, 2], [3], ["x", "y"]]
     assert len(ours.tensors) == len(ref.tensors)
-    for (name, ttype, shape, offset, nbytes), rt in zip(ours.tensors, ref.tensors):
+    for (name, ttype, shape, _offset, nbytes), rt in zip(ours.tensors, ref.tensors):
         assert name == rt.name
         assert ttype == rt.tensor_type.name
         assert shape == [int(d) for d in rt.shape]
@@ -179,7 +178,7 @@ def test_random_bit_flips_never_crash(tmp_path):
 
     blob = bytearray(build(*good_parts()))
     rng = np.random.default_rng(7)
-    for i in range(300):
+    for _ in range(300):
         b = bytearray(blob)
         for pos in rng.integers(0, len(b) - 256, size=3):
             b[pos] = int(rng.integers(0, 256))

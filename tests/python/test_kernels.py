@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from conftest import require_module
 
 DOT_TYPES = ["F32", "F16", "Q8_0", "Q4_0", "Q4_1"]

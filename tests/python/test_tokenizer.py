@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import need, require_module
 
 core = pytest.importorskip("wrenlm")._core
