@@ -1,5 +1,6 @@
 #include "tensor/quant.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -114,12 +115,14 @@ void dequantize_row(DType t, const void* src, float* dst, size_t n) {
 void quantize_act_q8(const float* x, ActQ8* out, size_t n) {
   for (size_t b = 0; b < n / kQK; ++b, x += kQK) {
     float amax = 0.f;
-    for (int j = 0; j < kQK; ++j) amax = std::fmax(amax, std::fabs(x[j]));
+    for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[j]));
     const float d = amax / 127.f;
     const float id = d > 0.f ? 1.f / d : 0.f;
     int sum = 0;
     for (int j = 0; j < kQK; ++j) {
-      const int q = static_cast<int>(std::nearbyint(x[j] * id));
+      // Round half away from zero, inline (no libm call in the per-matmul path).
+      const float v = x[j] * id;
+      const int q = static_cast<int>(v + (v >= 0.f ? 0.5f : -0.5f));
       out[b].qs[j] = static_cast<int8_t>(q);
       sum += q;
     }

@@ -222,10 +222,13 @@ class Model:
                             add_generation_prompt: bool = True) -> str:
         """The prompt text the model's chat template makes of messages (sandboxed Jinja)."""
         e = self._e
-        bos = e.token_bytes(e.bos_id).decode("utf-8", "replace") if e.bos_id >= 0 else ""
-        eos = e.token_bytes(e.eos_id).decode("utf-8", "replace") if e.eos_id >= 0 else ""
         return _chat.render(e.chat_template, messages, add_generation_prompt=add_generation_prompt,
-                            bos_token=bos, eos_token=eos, model_path=self.path)
+                            bos_token=self._token_text(e.bos_id), eos_token=self._token_text(e.eos_id),
+                            model_path=self.path)
+
+    def _token_text(self, token_id: int) -> str:
+        """Text of a special token, '' when the model has none (id -1)."""
+        return self._e.token_bytes(token_id).decode("utf-8", "replace") if token_id >= 0 else ""
 
     def chat(self, messages: Sequence[Mapping[str, Any]], *, stream: bool = False,
              **kwargs: Any) -> Union[str, Iterator[str]]:
@@ -240,8 +243,8 @@ class Model:
             ChatTemplateError: the model has no chat template.
         """
         text = self.apply_chat_template(messages)
-        e = self._e
-        bos = e.token_bytes(e.bos_id).decode("utf-8", "replace") if e.bos_id >= 0 else ""
-        ids = e.tokenize(text, add_bos=not (bos and text.startswith(bos)), special=True)
+        bos = self._token_text(self._e.bos_id)
+        # Templates that write the BOS text themselves must not get a second one.
+        ids = self._e.tokenize(text, add_bos=not (bos and text.startswith(bos)), special=True)
         pieces = self.stream(ids, **kwargs)
         return pieces if stream else "".join(pieces)
