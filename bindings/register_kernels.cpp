@@ -11,6 +11,7 @@
 #include "tensor/quant.h"
 #include "util/blas.h"
 #include "util/errors.h"
+#include "util/profile.h"
 
 namespace py = pybind11;
 
@@ -85,6 +86,11 @@ void register_kernels(py::module_& m) {
   });
   k.def("select_isa", [](const std::string& name) { select_kernels(name.c_str()); }, py::arg("name"));
   k.def("blas_core", [] { return blas::core_name(); });
+  m.def("profile", [] {
+    py::dict d;
+    for (const auto& [op, v] : profile::take()) d[py::str(op)] = py::make_tuple(v.first, v.second);
+    return d;
+  }, "Per-operation (seconds, calls) since the last call; collected only when WRENLM_PROFILE=1.");
 }
 
 }  // namespace wren::py_bind

@@ -1,5 +1,6 @@
 // Llama family (Llama 2/3, Mistral, SmolLM2): RMSNorm, RoPE, grouped-query attention, SwiGLU.
 #include <algorithm>
+#include <map>
 #include <vector>
 
 #include "format/gguf.h"
@@ -8,9 +9,22 @@
 #include "models/registry.h"
 #include "models/weights.h"
 #include "util/errors.h"
+#include "util/profile.h"
 
 namespace wren {
 namespace {
+
+// "decode.mlp" etc.: profile labels are string literals, so build the pairs once.
+const char* label(const char* phase, const char* op) {
+  static const std::map<std::string, std::string>* table = [] {
+    auto* t = new std::map<std::string, std::string>();
+    for (const char* ph : {"decode", "prefill"})
+      for (const char* o : {"norm", "qkv", "rope", "attention", "attn_out", "mlp", "output"})
+        (*t)[std::string(ph) + "/" + o] = std::string(ph) + "." + o;
+    return t;
+  }();
+  return table->at(std::string(phase) + "/" + op).c_str();
+}
 
 struct LlamaConfig {
   int64_t n_vocab, dim, n_layers, ffn_dim, n_ctx_train, rope_dim;
@@ -115,8 +129,13 @@ class Llama : public Model {
     ThreadPool& pool = pool_;
     float* x = ws_.x.get();    // (n, dim)
     float* xb = ws_.xb.get();  // (n, dim)
-    for (int64_t t = 0; t < n; ++t) dequantize_matrix_row(tok_embd_, tokens[t], x + t * dim);
-    rope_.prepare(pos0, n);
+    const char* phase = n == 1 ? "decode" : "prefill";
+    {
+      profile::Scope p(n == 1 ? "decode.embed" : "prefill.embed");
+      for (int64_t t = 0; t < n; ++t) dequantize_matrix_row(tok_embd_, tokens[t], x + t * dim);
+      rope_.prepare(pos0, n);
+    }
+    auto timed = [&](const char* op) { return profile::Scope(profile::enabled() ? label(phase, op) : op); };
 
     for (int64_t l = 0; l < cfg_.n_layers; ++l) {
       const LlamaLayer& L = layers_[static_cast<size_t>(l)];
@@ -124,24 +143,46 @@ class Llama : public Model {
       float* v_cache = cache.v(l);  // (n_ctx, kv_dim)
 
       // attention: x += wo(attn(rope(wq xb), rope(wk xb), wv xb)), xb = rmsnorm(x)
-      rms_norm(x, L.attn_norm.data(), n, dim, cfg_.rms_eps, xb);
-      matmul(L.attn.wq, xb, n, ws_.q.get(), pool, ws_.mm);
-      matmul(L.attn.wk, xb, n, k_cache + pos0 * kv_dim, pool, ws_.mm);  // written straight into the cache
-      matmul(L.attn.wv, xb, n, v_cache + pos0 * kv_dim, pool, ws_.mm);
-      rope_.apply(ws_.q.get(), n, cfg_.attn.n_heads, cfg_.attn.head_dim, q_dim);
-      rope_.apply(k_cache + pos0 * kv_dim, n, cfg_.attn.n_kv_heads, cfg_.attn.head_dim, kv_dim);
-      causal_attention(ws_.q.get(), k_cache, v_cache, n, pos0, cfg_.attn, ws_.att.get(), ws_, pool);
-      matmul(L.attn.wo, ws_.att.get(), n, xb, pool, ws_.mm);
-      add_in_place(x, xb, n * dim);
+      {
+        auto p = timed("norm");
+        rms_norm(x, L.attn_norm.data(), n, dim, cfg_.rms_eps, xb);
+      }
+      {
+        auto p = timed("qkv");
+        matmul(L.attn.wq, xb, n, ws_.q.get(), pool, ws_.mm);
+        matmul(L.attn.wk, xb, n, k_cache + pos0 * kv_dim, pool, ws_.mm);  // written straight into the cache
+        matmul(L.attn.wv, xb, n, v_cache + pos0 * kv_dim, pool, ws_.mm);
+      }
+      {
+        auto p = timed("rope");
+        rope_.apply(ws_.q.get(), n, cfg_.attn.n_heads, cfg_.attn.head_dim, q_dim);
+        rope_.apply(k_cache + pos0 * kv_dim, n, cfg_.attn.n_kv_heads, cfg_.attn.head_dim, kv_dim);
+      }
+      {
+        auto p = timed("attention");
+        causal_attention(ws_.q.get(), k_cache, v_cache, n, pos0, cfg_.attn, ws_.att.get(), ws_, pool);
+      }
+      {
+        auto p = timed("attn_out");
+        matmul(L.attn.wo, ws_.att.get(), n, xb, pool, ws_.mm);
+        add_in_place(x, xb, n * dim);
+      }
 
       // feed-forward: x += down(silu(gate xb) * up xb), xb = rmsnorm(x)
-      rms_norm(x, L.ffn_norm.data(), n, dim, cfg_.rms_eps, xb);
-      swiglu_mlp(L.mlp, xb, n, xb, ws_, pool);
-      add_in_place(x, xb, n * dim);
+      {
+        auto p = timed("norm");
+        rms_norm(x, L.ffn_norm.data(), n, dim, cfg_.rms_eps, xb);
+      }
+      {
+        auto p = timed("mlp");
+        swiglu_mlp(L.mlp, xb, n, xb, ws_, pool);
+        add_in_place(x, xb, n * dim);
+      }
 
       if (cancel && cancel()) throw Interrupted();
     }
 
+    auto p = timed("output");
     const int64_t first = all_logits ? 0 : n - 1;
     const int64_t rows = n - first;
     rms_norm(x + first * dim, output_norm_.data(), rows, dim, cfg_.rms_eps, xb);

@@ -21,6 +21,8 @@ PROMPTS = [
     "def fibonacci(n):\n    ",
     "안녕하세요! 오늘은",
     "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\n",
+    # > 16 tokens: attention runs as per-head GEMMs instead of per-row dot products
+    "The quick brown fox jumps over the lazy dog. " * 5,
 ]
 
 
