@@ -36,8 +36,9 @@ def test_two_models_run_in_parallel(smollm2_path):
         t.join()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     print(f"wall {wall:.2f}s, cpu {cpu:.2f}s, ratio {cpu / wall:.2f}")
-    # Serialized: ratio <= ~1.0. Parallel on 2 cores: ~2.0. 1.3 leaves room for a busy machine.
-    assert cpu / wall > 1.3
+    # Serialized by the GIL the ratio cannot exceed ~1.0 (single-threaded models: no helper threads).
+    # Parallel on 2 idle cores it is ~1.95; 1.2 still proves overlap when other processes share the cores.
+    assert cpu / wall > 1.2
     for m in models:
         m.close()
 
