@@ -1,0 +1,902 @@
+"""Peer benchmark: wrenlm vs llama-cpp-python vs transformers on the same GGUF file.
+
+    python bench/compare.py --quick          # SmolLM2 only, 3 runs, short prompts (minutes)
+    python bench/compare.py                  # SmolLM2 + generated 1.1B Llama in Q4_0, Q8_0, F16
+
+Same file, same prompt token ids, same thread count, greedy decoding, for every engine. Each
+engine runs in its own worker process (bench/worker.py) that loads the model once and serves
+timing requests over a pipe; this parent drives the workers round-robin, so the runs of the
+engines are interleaved (A B C A B C ...) and a change in machine load hits all of them alike.
+Separate processes also make each engine's peak RSS its own.
+
+Writes bench/results/<date>-<host>.json (every raw run), bench/results/latest.md (tables with the
+wrenlm/peer ratios) and bench/results/latest.png (chart). See bench/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import select
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+RESULTS = HERE / "results"
+LOG_DIR = Path.home() / ".cache" / "wrenlm" / "bench" / "logs"
+sys.path.insert(0, str(HERE))
+
+ENGINES = ["wrenlm", "llama_cpp", "transformers"]
+LABEL = {"wrenlm": "wrenlm", "llama_cpp": "llama.cpp", "transformers": "transformers"}
+SMOLLM2_CANDIDATES = [
+    Path("/work/models/SmolLM2-135M-Instruct.Q4_1.gguf"),
+    Path.home() / ".cache" / "wrenlm" / "SmolLM2-135M-Instruct.Q4_1.gguf",
+]
+GENERATED = {"llama1b-q4_0": "Q4_0", "llama1b-q8_0": "Q8_0", "llama1b-f16": "F16"}
+DEFAULT_MODELS = ["smollm2", *GENERATED]
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _ensure_wrenlm_importable() -> None:
+    """Makes `import wrenlm` work from a source checkout (python/ holds a dev build)."""
+    try:
+        import wrenlm  # noqa: F401
+    except ImportError:
+        sys.path.insert(0, str(REPO / "python"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Machine facts
+def _cpu_model() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _lscpu_field(name: str) -> str | None:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    for line in out.splitlines():
+        if line.startswith(name + ":"):
+            return line.split(":", 1)[1].strip()
+    return None
+
+
+def _pkg_version(dist: str) -> str | None:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git(*args: str) -> str | None:
+    try:
+        r = subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True, timeout=10)
+        return r.stdout.strip() if r.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def machine_facts() -> dict:
+    mem_kb = None
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    except OSError:
+        pass
+    flags = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("flags"):
+                flags = line
+                break
+    except OSError:
+        pass
+    isa = [
+        f
+        for f in ("avx2", "fma", "f16c", "avx512f", "avx512bw", "avx512_vnni", "avx_vnni", "avx512_bf16")
+        if f" {f}" in flags
+    ]
+    facts = {
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "host": socket.gethostname(),
+        "cpu": _cpu_model(),
+        "logical_cpus": os.cpu_count(),
+        "cores_per_socket": _lscpu_field("Core(s) per socket"),
+        "sockets": _lscpu_field("Socket(s)"),
+        "l3": _lscpu_field("L3 cache"),
+        "hypervisor": _lscpu_field("Hypervisor vendor"),
+        "cpu_flags": isa,
+        "mem_gib": round(mem_kb / 2**20, 1) if mem_kb else None,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "versions": {
+            d: _pkg_version(d)
+            for d in ("llama_cpp_python", "torch", "transformers", "accelerate", "gguf", "numpy", "matplotlib")
+        },
+        "wrenlm_git": _git("rev-parse", "--short", "HEAD"),
+        "wrenlm_git_dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+    }
+    try:
+        import wrenlm
+
+        k = wrenlm._core.kernels
+        facts["versions"]["wrenlm"] = wrenlm.__version__
+        for key in ("blas_core", "active_isa", "available_isas"):
+            try:
+                facts[f"wrenlm_{key}"] = getattr(k, key)()
+            except Exception as e:  # noqa: BLE001
+                facts[f"wrenlm_{key}"] = f"unavailable ({e})"
+        facts["wrenlm_default_threads"] = wrenlm._core.default_thread_count()
+    except Exception as e:  # noqa: BLE001
+        facts["wrenlm_error"] = f"{type(e).__name__}: {e}"
+    return facts
+
+
+def measure_bandwidth(threads: list[int], mb: int) -> dict | None:
+    log(f"[bw] streaming-read bandwidth, {mb} MiB array, threads {threads} ...")
+    try:
+        r = subprocess.run(
+            [sys.executable, str(HERE / "membw.py"), "--mb", str(mb), "--threads", *map(str, threads)],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        res = json.loads(r.stdout)
+    except (OSError, subprocess.SubprocessError, json.JSONDecodeError) as e:
+        log(f"[bw] failed: {e}")
+        return None
+    log("[bw] " + ", ".join(f"{t}t: {res[str(t)]['best_gbs']:.1f} GB/s" for t in threads))
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# Models and prompts
+def resolve_model(spec: str, log_fn=log) -> tuple[str, Path]:
+    """(key, path) for 'smollm2', a generated 'llama1b-*' model, or a GGUF path."""
+    key = spec.lower()
+    if key == "smollm2":
+        for p in SMOLLM2_CANDIDATES:
+            if p.exists():
+                return key, p
+        _ensure_wrenlm_importable()
+        from wrenlm import hub
+
+        return key, Path(hub.resolve_model(None))
+    if key in GENERATED:
+        import genmodel
+
+        return key, genmodel.generate(GENERATED[key], log=log_fn)
+    p = Path(spec).expanduser()
+    if not p.exists():
+        raise SystemExit(f"unknown model {spec!r}: use smollm2, {', '.join(GENERATED)} or a GGUF path")
+    return p.stem, p
+
+
+def model_facts(path: Path) -> dict:
+    """Sizes for the roofline: bytes of weights read per decoded token, KV bytes per position."""
+    from gguf import GGUFReader
+
+    r = GGUFReader(str(path))
+    arch = r.fields["general.architecture"].contents()
+
+    def kv(name: str, default=None):
+        f = r.fields.get(f"{arch}.{name}")
+        return f.contents() if f is not None else default
+
+    tensors = {t.name: t for t in r.tensors}
+    emb = tensors.get("token_embd.weight")
+    n_vocab = int(emb.shape[-1]) if emb is not None else None  # gguf shape is (ne0=dim, ne1=vocab)
+    weight_bytes = sum(int(t.n_bytes) for n, t in tensors.items() if n != "token_embd.weight")
+    tied = "output.weight" not in tensors
+    if emb is not None:
+        weight_bytes += int(emb.n_bytes) // n_vocab  # one embedding row
+        if tied:
+            weight_bytes += int(emb.n_bytes)  # the embedding matrix doubles as the output head
+    n_layers, dim = int(kv("block_count")), int(kv("embedding_length"))
+    n_head = int(kv("attention.head_count"))
+    n_kv = int(kv("attention.head_count_kv", n_head))
+    kv_dim = dim // n_head * n_kv
+    n_params = sum(int(math.prod(int(s) for s in t.shape)) for t in r.tensors)
+    types: dict[str, int] = {}
+    for t in r.tensors:
+        types[t.tensor_type.name] = types.get(t.tensor_type.name, 0) + 1
+    return {
+        "path": str(path),
+        "file_bytes": path.stat().st_size,
+        "architecture": arch,
+        "n_params": n_params,
+        "n_layers": n_layers,
+        "dim": dim,
+        "n_heads": n_head,
+        "n_kv_heads": n_kv,
+        "n_vocab": n_vocab,
+        "tied_output": tied,
+        "tensor_types": types,
+        "weight_bytes_per_token": weight_bytes,
+        # transformers holds float32: the same reads, 4 bytes per parameter
+        "f32_weight_bytes_per_token": 4
+        * (n_params - (n_vocab * dim if emb is not None and not tied else 0) + (dim if emb is not None else 0)),
+        "kv_bytes_per_position_f16": 2 * n_layers * kv_dim * 2,
+    }
+
+
+_CORPUS = [
+    "The river bends twice before it reaches the old mill at the edge of town.",
+    "Engineers measured the bridge every spring, and every spring it had moved a little.",
+    "A good benchmark changes one thing at a time and writes down everything else.",
+    "She kept the recipe in a notebook whose pages smelled faintly of cinnamon.",
+    "Memory bandwidth, not arithmetic, limits how fast a small computer can read a large model.",
+    "The committee agreed on the budget after a long afternoon of polite disagreement.",
+    "In the archive, letters from three centuries were sorted by the colour of their ink.",
+    "Rain arrived from the west, first as a rumour on the hills and then as a wall of grey.",
+    "He wrote the compiler over a winter, one function each evening, testing as he went.",
+    "Every map is a simplification, and the art lies in choosing what to leave out.",
+    "The orchestra tuned to a single oboe note while the audience found their seats.",
+    "Tokens, layers and caches: the vocabulary of language models fits on a postcard.",
+    "Farmers in the valley rotate beans, wheat and clover to keep the soil alive.",
+    "The library opened at nine, but the queue of students formed long before that.",
+    "Light from the nearest star takes a little over four years to reach the Earth.",
+    "Their startup sold umbrellas that reported the weather back to a central server.",
+    "When the power failed, the whole street gathered in the square with candles and stories.",
+    "A careful reviewer reads the tests first, then the code, then the tests again.",
+    "Migrating birds follow coastlines, rivers and, some say, the magnetic field itself.",
+    "The museum's newest exhibit was a single chair, lit from above, in an empty room.",
+]
+
+
+def corpus_tokens(tokenizer_path: Path, n_min: int) -> list[int]:
+    """A deterministic English-like token stream of at least n_min ids (BOS first if the model uses one)."""
+    import random
+
+    _ensure_wrenlm_importable()
+    import wrenlm
+
+    tok = wrenlm.Tokenizer(str(tokenizer_path))
+    rng = random.Random(20240601)
+    paragraphs = []
+    ids: list[int] = []
+    while len(ids) < n_min:
+        paragraphs.append(" ".join(rng.sample(_CORPUS, k=6)))
+        ids = tok.encode("\n\n".join(paragraphs), add_bos=True, parse_special=False)
+    return ids
+
+
+# ---------------------------------------------------------------------------------------------
+# Workers
+class Worker:
+    def __init__(self, engine: str, path: Path, threads: int, n_ctx: int, tag: str, timeout: float) -> None:
+        self.engine, self.timeout = engine, timeout
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self.log_path = LOG_DIR / f"{tag}-{engine}-t{threads}.log"
+        self.logf = open(self.log_path, "w")
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "python"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "worker.py"), engine, str(path), str(threads), str(n_ctx)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.logf,
+            text=True,
+            bufsize=1,
+            env=env,
+        )
+        self.ready = self._read()
+        self.alive = bool(self.ready.get("ok"))
+
+    def _read(self) -> dict:
+        r, _, _ = select.select([self.proc.stdout], [], [], self.timeout)
+        if not r:
+            self.kill()
+            return {"ok": False, "error": f"timed out after {self.timeout:.0f}s"}
+        line = self.proc.stdout.readline()
+        if not line:
+            code = self.proc.wait()
+            return {"ok": False, "error": f"worker exited with code {code}; see {self.log_path}: {self.log_tail()}"}
+        return json.loads(line)
+
+    def log_tail(self, n: int = 600) -> str:
+        try:
+            self.logf.flush()
+            return self.log_path.read_text(errors="replace")[-n:]
+        except OSError:
+            return ""
+
+    def request(self, **req) -> dict:
+        if not self.alive:
+            return {"ok": False, "error": "worker not running"}
+        try:
+            self.proc.stdin.write(json.dumps(req) + "\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError) as e:
+            self.alive = False
+            return {"ok": False, "error": f"worker pipe: {e}; {self.log_tail()}"}
+        rep = self._read()
+        if not rep.get("ok") and self.proc.poll() is not None:
+            self.alive = False
+        return rep
+
+    def close(self) -> None:
+        if self.alive and self.proc.poll() is None:
+            try:
+                self.request(op="quit")
+                self.proc.wait(timeout=30)
+            except Exception:  # noqa: BLE001
+                pass
+        self.kill()
+        self.logf.close()
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()  # only our own child, by its handle
+            self.proc.wait()
+        self.alive = False
+
+
+# ---------------------------------------------------------------------------------------------
+# One model at one thread count
+def run_block(key: str, path: Path, threads: int, args, corpus: list[int], raw: dict, save) -> None:
+    prompts, n_dec, long_ctx, short = args.prompts, args.decode_tokens, args.long_context, args.short_prompt
+    need = max([*prompts, short + n_dec + 1, (long_ctx + n_dec + 1) if long_ctx else 0])
+    n_ctx = args.n_ctx or int(math.ceil(need / 256) * 256)
+    block = {"model": key, "threads": threads, "n_ctx": n_ctx, "engines": {}, "runs": [], "loads": []}
+    raw["blocks"].append(block)
+    tag = f"{key}"
+    workers: dict[str, Worker] = {}
+    try:
+        for e in args.engines:
+            log(f"[{key} t={threads}] starting {LABEL[e]} worker (import + first load) ...")
+            t = time.perf_counter()
+            w = Worker(e, path, threads, n_ctx, tag, args.timeout)
+            info = dict(w.ready)
+            info["log"] = str(w.log_path)
+            block["engines"][e] = {"ready": info}
+            if w.alive:
+                workers[e] = w
+                log(
+                    f"[{key} t={threads}]   {LABEL[e]}: import {info['import_s']:.1f}s, load {info['load_s']:.2f}s "
+                    f"({time.perf_counter() - t:.0f}s)"
+                )
+            else:
+                log(f"[{key} t={threads}]   {LABEL[e]} FAILED: {info.get('error')}")
+                w.close()
+        save()
+
+        ops: list[tuple[str, int]] = [("prefill", p) for p in prompts]
+        ops.append(("decode_short", short))
+        if long_ctx:
+            ops.append(("decode_long", long_ctx))
+        stride = 13  # each run uses its own prompt slice (no engine can reuse a cached prefix)
+        for run in range(args.runs + 1):
+            warm = run == 0
+            order = list(workers)
+            k = run % max(len(order), 1)
+            order = order[k:] + order[:k]  # rotate who goes first; still A B C A B C
+            line = []
+            for op, size in ops:
+                ids = corpus[run * stride : run * stride + size]
+                n = 1 if op == "prefill" else 1 + n_dec
+                cells = []
+                for e in order:
+                    w = workers[e]
+                    if not w.alive:
+                        continue
+                    time.sleep(args.settle)
+                    rep = w.request(op="gen", ids=ids, n=n)
+                    if not rep.get("ok"):
+                        log(f"[{key} t={threads}] {LABEL[e]} {op}{size} failed: {rep.get('error')}")
+                        block["runs"].append(
+                            {
+                                "engine": e,
+                                "op": op,
+                                "size": size,
+                                "run": run,
+                                "warmup": warm,
+                                "error": rep.get("error"),
+                                "traceback": rep.get("traceback"),
+                            }
+                        )
+                        continue
+                    block["runs"].append(
+                        {
+                            "engine": e,
+                            "op": op,
+                            "size": size,
+                            "n": n,
+                            "run": run,
+                            "warmup": warm,
+                            "t": rep["t"],
+                            "tokens": rep["tokens"],
+                        }
+                    )
+                    cells.append(f"{LABEL[e][:5]} {rep['t'][-1]:.2f}s")
+                line.append(f"{op[:7]}{size}: " + " ".join(cells))
+            log(f"[{key} t={threads}] {'warm-up' if warm else f'run {run}/{args.runs}'}: " + " | ".join(line))
+            save()
+
+        for run in range(args.load_runs):
+            cells = []
+            for e in list(workers):
+                w = workers[e]
+                time.sleep(args.settle)
+                rep = w.request(op="load")
+                if rep.get("ok"):
+                    block["loads"].append({"engine": e, "run": run, "load_s": rep["load_s"]})
+                    cells.append(f"{LABEL[e][:5]} {rep['load_s']:.2f}s")
+                else:
+                    block["loads"].append({"engine": e, "run": run, "error": rep.get("error")})
+                    log(f"[{key} t={threads}] {LABEL[e]} reload failed: {rep.get('error')}")
+            log(f"[{key} t={threads}] load {run + 1}/{args.load_runs}: " + " ".join(cells))
+        for e, w in workers.items():
+            rep = w.request(op="stats")
+            if rep.get("ok"):
+                block["engines"][e]["stats"] = rep
+        save()
+    finally:
+        for w in workers.values():
+            w.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Summaries
+def _stat(values: list[float]) -> dict | None:
+    vals = [v for v in values if v is not None and math.isfinite(v)]
+    if not vals:
+        return None
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
+
+
+# figure key -> (label, unit, higher_is_better)
+def figure_defs(args) -> list[tuple[str, str, str, bool]]:
+    defs = [
+        ("load_s", "load", "s", False),
+        ("ttft_s", f"time to first token ({args.short_prompt}-token prompt)", "ms", False),
+    ]
+    sizes = list(args.prompts) + (
+        [args.long_context] if args.long_context and args.long_context not in args.prompts else []
+    )
+    for p in sizes:
+        defs.append((f"prefill_{p}", f"prefill, {p}-token prompt", "tok/s", True))
+    defs.append(
+        ("decode_short", f"decode {args.decode_tokens} tokens after {args.short_prompt}-token prompt", "tok/s", True)
+    )
+    if args.long_context:
+        defs.append(
+            (
+                "decode_long",
+                f"decode {args.decode_tokens} tokens after {args.long_context}-token context",
+                "tok/s",
+                True,
+            )
+        )
+    defs += [("peak_rss", "peak RSS", "MiB", False), ("rss_after", "RSS at the end", "MiB", False)]
+    return defs
+
+
+def summarize(block: dict) -> dict:
+    """engine -> figure key -> stat."""
+    out: dict[str, dict] = {}
+    for e, info in block["engines"].items():
+        figs: dict[str, list[float]] = {}
+        for r in block["runs"]:
+            if r["engine"] != e or r.get("warmup") or "t" not in r:
+                continue
+            t = r["t"]
+            if r["op"] == "prefill":
+                figs.setdefault(f"prefill_{r['size']}", []).append(r["size"] / t[0])
+            else:
+                which = "decode_short" if r["op"] == "decode_short" else "decode_long"
+                if len(t) > 1 and t[-1] > t[0]:
+                    figs.setdefault(which, []).append((len(t) - 1) / (t[-1] - t[0]))
+                if r["op"] == "decode_short":
+                    figs.setdefault("ttft_s", []).append(t[0] * 1000.0)
+                else:
+                    figs.setdefault(f"prefill_{r['size']}", []).append(r["size"] / t[0])
+        figs["load_s"] = [x["load_s"] for x in block["loads"] if x["engine"] == e and "load_s" in x]
+        st = info.get("stats")
+        if st:
+            figs["peak_rss"] = [st["peak_rss_kb"] / 1024]
+            figs["rss_after"] = [st["rss_kb"] / 1024]
+        out[e] = {k: s for k, v in figs.items() if (s := _stat(v)) is not None}
+        ready = info.get("ready", {})
+        if not ready.get("ok"):
+            out[e]["_error"] = ready.get("error")
+    return out
+
+
+def agreement(block: dict) -> dict:
+    """Greedy tokens vs wrenlm's, per peer: first generated token over all measured requests, and
+    the leading tokens shared in the first measured short decode."""
+    by_key: dict[tuple, dict[str, list[int]]] = {}
+    for r in block["runs"]:
+        if not r.get("warmup") and "tokens" in r:
+            by_key.setdefault((r["op"], r["size"], r["run"]), {})[r["engine"]] = r["tokens"]
+    res: dict[str, dict] = {}
+    for (op, _size, _run), toks in sorted(by_key.items(), key=lambda kv: kv[0][2]):
+        ref = toks.get("wrenlm")
+        if ref is None:
+            continue
+        for e, t in toks.items():
+            if e == "wrenlm":
+                continue
+            a = res.setdefault(e, {"first_equal": 0, "requests": 0})
+            a["requests"] += 1
+            a["first_equal"] += int(bool(t) and bool(ref) and t[0] == ref[0])
+            if op == "decode_short" and "leading_equal" not in a:
+                k = 0
+                while k < min(len(ref), len(t)) and ref[k] == t[k]:
+                    k += 1
+                a["leading_equal"], a["of"] = k, len(ref)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports
+def _fmt(v: float) -> str:
+    if v >= 1000:
+        return f"{v:,.0f}"
+    if v >= 100:
+        return f"{v:.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}" if v >= 1 else f"{v:.3f}"
+
+
+def _cell(s: dict | None) -> str:
+    if not s:
+        return "—"
+    if s["n"] == 1:
+        return _fmt(s["median"])
+    return f"{_fmt(s['median'])} ({_fmt(s['min'])}–{_fmt(s['max'])})"
+
+
+def _bw_for(raw: dict, threads: int) -> float | None:
+    vals = [m[str(threads)]["best_gbs"] for m in raw.get("bandwidth", []) if m and str(threads) in m]
+    return max(vals) if vals else None
+
+
+def render_markdown(raw: dict, args) -> str:
+    f = raw["machine"]
+    engines = [e for e in ENGINES if e in args.engines]
+    peers = [e for e in engines if e != "wrenlm"]
+    L = []
+    L.append(f"# wrenlm peer benchmark — {f['date']}\n")
+    L.append(
+        f"- **Machine**: {f['cpu']}, {f['logical_cpus']} logical CPUs ({f.get('cores_per_socket')} cores/socket × "
+        f"{f.get('sockets')}), L3 {f.get('l3')}, {f.get('mem_gib')} GiB RAM"
+        f"{', VM (' + f['hypervisor'] + ')' if f.get('hypervisor') else ''}; host `{f['host']}`; {f['os']}"
+    )
+    L.append(
+        f"- **ISA flags**: {', '.join(f['cpu_flags'])}; wrenlm kernels: `{f.get('wrenlm_active_isa')}` "
+        f"(available: {f.get('wrenlm_available_isas')}); OpenBLAS core via wrenlm: `{f.get('wrenlm_blas_core')}`"
+    )
+    v = f["versions"]
+    dirty = ", dirty tree" if f.get("wrenlm_git_dirty") else ""
+    L.append(
+        f"- **Versions**: wrenlm {v.get('wrenlm')} (git {f.get('wrenlm_git')}{dirty}), "
+        f"llama-cpp-python {v.get('llama_cpp_python')}, transformers {v.get('transformers')} + torch {v.get('torch')} "
+        f"(float32), gguf {v.get('gguf')}, numpy {v.get('numpy')}, Python {f['python']}"
+    )
+    la = raw.get("loadavg", {})
+    L.append(
+        f"- **Run**: `{raw['command']}`; {args.runs} measured runs per figure after 1 warm-up, engines interleaved "
+        f"round-robin; load average at start {la.get('start')}, at end {la.get('end')}"
+        f" (values near or above the core count mean other processes competed for the CPU)"
+    )
+    bws = [(t, _bw_for(raw, t)) for t in args.threads]
+    mib = next((m["array_bytes"] / 2**20 for m in raw.get("bandwidth", []) if m), 0)
+    L.append(
+        f"- **Memory bandwidth** (streaming read: float32 sgemv over a {mib:.0f} MiB array, best pass): "
+        + ", ".join(f"{t} thread{'s' if t > 1 else ''}: {b:.1f} GB/s" for t, b in bws if b)
+        + "\n"
+    )
+    L.append(
+        "Cells: median (min–max) over the measured runs. **Ratio = wrenlm ÷ peer** on the medians: for ↑ figures "
+        "(tok/s) a ratio > 1 means wrenlm is faster; for ↓ figures (seconds, ms, MiB) a ratio < 1 means wrenlm "
+        "is better.\n"
+    )
+    defs = figure_defs(args)
+    for mkey, mfacts in raw.get("models", {}).items():
+        blocks = [b for b in raw.get("blocks", []) if b["model"] == mkey]
+        if not blocks:
+            continue
+        L.append(f"## {mkey} — `{Path(mfacts['path']).name}`\n")
+        L.append(
+            f"{mfacts['n_params'] / 1e6:.0f}M parameters, {mfacts['n_layers']} layers, dim {mfacts['dim']}, "
+            f"{mfacts['n_heads']}/{mfacts['n_kv_heads']} heads, vocab {mfacts['n_vocab']}, tensor types "
+            f"{mfacts['tensor_types']}, file {mfacts['file_bytes'] / 2**20:.0f} MiB, weight bytes read per "
+            f"token {mfacts['weight_bytes_per_token'] / 2**20:.1f} MiB"
+            f"{' (tied output head counted once)' if mfacts['tied_output'] else ''}.\n"
+        )
+        head = ["figure", "threads", *[LABEL[e] for e in engines], *[f"wrenlm/{LABEL[p]}" for p in peers]]
+        L.append("| " + " | ".join(head) + " |")
+        L.append("|" + "---|" * len(head))
+        sums = {b["threads"]: summarize(b) for b in blocks}
+        for key, label, unit, up in defs:
+            for b in blocks:
+                s = sums[b["threads"]]
+                cells = [_cell(s.get(e, {}).get(key)) for e in engines]
+                ratios = []
+                w = s.get("wrenlm", {}).get(key)
+                for p in peers:
+                    ps = s.get(p, {}).get(key)
+                    ratios.append(f"{w['median'] / ps['median']:.2f}×" if w and ps and ps["median"] > 0 else "—")
+                L.append(
+                    f"| {label} ({unit} {'↑' if up else '↓'}) | {b['threads']} | " + " | ".join(cells + ratios) + " |"
+                )
+        # failures
+        for b in blocks:
+            for e, info in b["engines"].items():
+                if not info.get("ready", {}).get("ok"):
+                    L.append(
+                        f"\n**{LABEL[e]} failed to start at {b['threads']} threads**: {info['ready'].get('error')}"
+                    )
+            errs = [r for r in b["runs"] if "error" in r]
+            if errs:
+                L.append(
+                    f"\n**{len(errs)} failed requests at {b['threads']} threads**, first: "
+                    f"{LABEL[errs[0]['engine']]} {errs[0]['op']}: {errs[0]['error']}"
+                )
+        # roofline
+        L.append(
+            "\n**Decode roofline**: ceiling tok/s = bandwidth ÷ bytes read per token; the cells give measured "
+            "decode tok/s as a fraction of the ceiling. Short: weights only. Long context: weights + the KV "
+            "cache read for attention (counted at F16, the mean context length of the run). transformers "
+            "runs in float32 and reads ~"
+            f"{mfacts['f32_weight_bytes_per_token'] / 2**20:.0f} MiB per token, so its own ceiling is lower.\n"
+        )
+        head = ["decode", "threads", "GB/s", "MiB/token", "ceiling tok/s", *[LABEL[e] for e in engines]]
+        L.append("| " + " | ".join(head) + " |")
+        L.append("|" + "---|" * len(head))
+        for which in ("decode_short", "decode_long"):
+            if which == "decode_long" and not args.long_context:
+                continue
+            for b in blocks:
+                bw = _bw_for(raw, b["threads"])
+                if not bw:
+                    continue
+                nbytes = mfacts["weight_bytes_per_token"]
+                if which == "decode_long":
+                    nbytes += mfacts["kv_bytes_per_position_f16"] * (args.long_context + args.decode_tokens / 2)
+                ceil = bw * 1e9 / nbytes
+                s = sums[b["threads"]]
+                cells = []
+                for e in engines:
+                    st = s.get(e, {}).get(which)
+                    cells.append(f"{st['median']:.1f} ({st['median'] / ceil:.0%})" if st else "—")
+                name = "short prompt" if which == "decode_short" else f"after {args.long_context} ctx"
+                L.append(
+                    f"| {name} | {b['threads']} | {bw:.1f} | {nbytes / 2**20:.1f} | {ceil:.0f} | "
+                    + " | ".join(cells)
+                    + " |"
+                )
+        ag = [(b["threads"], agreement(b)) for b in blocks]
+        parts = []
+        for t, g in ag:
+            for e, a in g.items():
+                lead = (
+                    f", first short decode {a['leading_equal']}/{a['of']} leading tokens"
+                    if "leading_equal" in a
+                    else ""
+                )
+                parts.append(
+                    f"{LABEL[e]} at {t} thread{'s' if t > 1 else ''}: first token {a['first_equal']}/{a['requests']} "
+                    f"requests{lead}"
+                )
+        if parts:
+            L.append(
+                "\n**Greedy agreement with wrenlm** (" + "; ".join(parts) + "). Quantized engines round "
+                "differently, so long sequences may part at a near-tie of the top two logits; a different first "
+                "token is worth a look.\n"
+            )
+    L.append("\nRaw runs: `" + raw.get("json_name", "") + "`. How to read this: `bench/README.md`.\n")
+    return "\n".join(L)
+
+
+def render_chart(raw: dict, args, out: Path) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        return f"matplotlib unavailable ({e})"
+    engines = [e for e in ENGINES if e in args.engines]
+    colors = {"wrenlm": "#d62728", "llama_cpp": "#1f77b4", "transformers": "#7f7f7f"}
+    groups = [(b["model"], b["threads"], summarize(b)) for b in raw.get("blocks", [])]
+    if not groups:
+        return "no results to plot"
+    big = max(args.prompts)
+    panels = [
+        (f"prefill_{big}", f"prefill tok/s ({big}-token prompt) ↑"),
+        ("decode_short", "decode tok/s (short prompt) ↑"),
+    ]
+    if args.long_context:
+        panels.append(("decode_long", f"decode tok/s (after {args.long_context} ctx) ↑"))
+    panels += [("ttft_s", "time to first token, ms ↓"), ("load_s", "load time, s ↓"), ("peak_rss", "peak RSS, MiB ↓")]
+    ncol = 3
+    nrow = math.ceil(len(panels) / ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(5.2 * ncol, 3.6 * nrow), squeeze=False)
+    width = 0.8 / len(engines)
+    for ax, (key, title) in zip(axes.flat, panels):
+        for i, e in enumerate(engines):
+            xs, ys, lo, hi = [], [], [], []
+            for g, (_, _, s) in enumerate(groups):
+                st = s.get(e, {}).get(key)
+                if st:
+                    xs.append(g + (i - (len(engines) - 1) / 2) * width)
+                    ys.append(st["median"])
+                    lo.append(st["median"] - st["min"])
+                    hi.append(st["max"] - st["median"])
+            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=LABEL[e], color=colors[e])
+        ax.set_xticks(range(len(groups)))
+        ax.set_xticklabels([f"{m}\n{t} thr" for m, t, _ in groups], fontsize=7)
+        ax.set_title(title, fontsize=9)
+        vals = [g[2].get(e, {}).get(key, {}).get("median") for g in groups for e in engines]
+        vals = [v for v in vals if v]
+        if vals and max(vals) / max(min(vals), 1e-9) > 50:
+            ax.set_yscale("log")
+        ax.grid(axis="y", alpha=0.3)
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.axis("off")
+    axes.flat[0].legend(fontsize=8)
+    f = raw["machine"]
+    fig.suptitle(
+        f"wrenlm vs llama.cpp vs transformers — {f['cpu']}, {f['date'][:10]} (median, min–max bars)", fontsize=10
+    )
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None = None):
+    ap = argparse.ArgumentParser(description="wrenlm vs llama-cpp-python vs transformers, same GGUF, interleaved runs.")
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="SmolLM2 only, 1 and 2 threads, 3 runs, prompts 32/128, decode 32 tokens, 512-token long context",
+    )
+    ap.add_argument("--models", nargs="+", help=f"smollm2, {', '.join(GENERATED)}, or GGUF paths (default: all four)")
+    ap.add_argument("--threads", type=int, nargs="+", help="thread counts (default: 1 2)")
+    ap.add_argument("--runs", type=int, help="measured runs per figure, after one warm-up (default 5; quick 3)")
+    ap.add_argument("--load-runs", type=int, help="reloads timed per engine (default: --runs)")
+    ap.add_argument("--engines", nargs="+", choices=ENGINES, default=ENGINES)
+    ap.add_argument("--prompts", type=int, nargs="+", help="prefill prompt lengths (default 32 128 512)")
+    ap.add_argument("--decode-tokens", type=int, help="tokens decoded per decode run (default 128; quick 32)")
+    ap.add_argument("--short-prompt", type=int, default=16, help="prompt length for TTFT and short decode (16)")
+    ap.add_argument(
+        "--long-context", type=int, help="context before the long decode; 0 skips it (default 2048; quick 512)"
+    )
+    ap.add_argument("--n-ctx", type=int, default=0, help="context size for all engines (default: what the runs need)")
+    ap.add_argument(
+        "--settle", type=float, default=0.05, help="pause before each request, seconds (spinning threads calm down)"
+    )
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds to wait for one worker reply")
+    ap.add_argument("--bw-mb", type=int, help="bandwidth test array, MiB (default 1024; quick 512)")
+    ap.add_argument("--out-dir", type=Path, default=RESULTS)
+    ap.add_argument("--report-only", type=Path, metavar="JSON", help="re-render latest.md/png from a results JSON")
+    a = ap.parse_args(argv)
+    q = a.quick
+    a.models = a.models or (["smollm2"] if q else DEFAULT_MODELS)
+    a.threads = a.threads or [1, 2]
+    a.runs = a.runs if a.runs is not None else (3 if q else 5)
+    a.load_runs = a.load_runs if a.load_runs is not None else a.runs
+    a.prompts = a.prompts or ([32, 128] if q else [32, 128, 512])
+    a.decode_tokens = a.decode_tokens or (32 if q else 128)
+    a.long_context = a.long_context if a.long_context is not None else (512 if q else 2048)
+    a.bw_mb = a.bw_mb or (512 if q else 1024)
+    if a.runs < 1 or a.decode_tokens < 2 or min(a.threads) < 1:
+        ap.error("--runs >= 1, --decode-tokens >= 2, --threads >= 1")
+    return a
+
+
+def write_reports(raw: dict, args, out_dir: Path) -> None:
+    md = render_markdown(raw, args)
+    (out_dir / "latest.md").write_text(md)
+    err = render_chart(raw, args, out_dir / "latest.png")
+    if err:
+        log(f"[report] chart not produced: {err}")
+        with open(out_dir / "latest.md", "a") as f:
+            f.write(f"\n_Chart not produced: {err}._\n")
+    log(f"[report] wrote {out_dir / 'latest.md'}" + ("" if err else f" and {out_dir / 'latest.png'}"))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out_dir: Path = args.out_dir
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if args.report_only:
+        raw = json.loads(args.report_only.read_text())
+        for k, v in raw.get("args", {}).items():
+            if k in ("prompts", "threads", "engines", "runs", "decode_tokens", "short_prompt", "long_context"):
+                setattr(args, k, v)
+        write_reports(raw, args, out_dir)
+        return 0
+
+    _ensure_wrenlm_importable()
+    facts = machine_facts()
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    json_path = out_dir / f"{stamp}-{facts['host']}.json"
+    raw = {
+        "machine": facts,
+        "command": " ".join(["python bench/compare.py", *(argv if argv is not None else sys.argv[1:])]),
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "json_name": str(json_path.relative_to(REPO)) if json_path.is_relative_to(REPO) else str(json_path),
+        "loadavg": {"start": [round(x, 2) for x in os.getloadavg()]},
+        "bandwidth": [],
+        "models": {},
+        "blocks": [],
+    }
+
+    def save() -> None:
+        tmp = json_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(raw, indent=1))
+        os.replace(tmp, json_path)
+
+    log(
+        f"[bench] {facts['cpu']}, {facts['logical_cpus']} CPUs, load average {raw['loadavg']['start']}; "
+        f"wrenlm isa {facts.get('wrenlm_active_isa')}, blas core {facts.get('wrenlm_blas_core')}"
+    )
+    raw["bandwidth"].append(measure_bandwidth(args.threads, args.bw_mb))
+    save()
+    t_start = time.perf_counter()
+    try:
+        for spec in args.models:
+            key, path = resolve_model(spec)
+            raw["models"][key] = model_facts(path)
+            mf = raw["models"][key]
+            need = max([*args.prompts, args.short_prompt, args.long_context]) + (args.runs + 1) * 13 + 8
+            corpus = corpus_tokens(path, need)
+            bad = [t for t in corpus if t >= (mf["n_vocab"] or 1 << 30)]
+            if bad:
+                raise SystemExit(f"{key}: corpus token {bad[0]} outside the model's vocabulary")
+            for t in args.threads:
+                run_block(key, path, t, args, corpus, raw, save)
+                write_reports(raw, args, out_dir)
+    except KeyboardInterrupt:
+        log("[bench] interrupted: writing what was measured")
+        raw["interrupted"] = True
+    raw["bandwidth"].append(measure_bandwidth(args.threads, args.bw_mb))
+    raw["loadavg"]["end"] = [round(x, 2) for x in os.getloadavg()]
+    raw["elapsed_s"] = time.perf_counter() - t_start
+    save()
+    write_reports(raw, args, out_dir)
+    log(f"[bench] raw runs: {json_path} ({raw['elapsed_s']:.0f}s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
