@@ -1,5 +1,7 @@
-"""Weights stay in the mapped file: loading does not copy them to F32. Measured in a child process
-(peak RSS, from getrusage) so other tests' memory does not count."""
+"""Weights are not expanded to F32: peak RSS after load stays about the file size. Measured in a child
+process (peak RSS from /proc/self/status VmHWM, which starts afresh at exec; getrusage's ru_maxrss
+would inherit the parent's high-water mark from fork and hide the load) so other tests' memory does
+not count."""
 
 from __future__ import annotations
 
@@ -9,9 +11,10 @@ import subprocess
 import sys
 
 CHILD = r"""
-import json, resource, sys
+import json, sys
 def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:")) / 1024
 import numpy, wrenlm
 base = peak_mb()
 m = wrenlm.Model(sys.argv[1], n_ctx=512, n_threads=1)
@@ -28,6 +31,6 @@ def test_peak_rss_is_about_the_file_size(smollm2_path):
     file_mb = os.path.getsize(smollm2_path) / 2**20
     print(f"file {file_mb:.0f} MB; peak RSS over the interpreter: after load {r['loaded'] - r['base']:.0f} MB, "
           f"after generating {r['after_gen'] - r['base']:.0f} MB")
-    # An F32 copy of the weights would add ~540 MB; allow the file, the 512-token KV cache (~45 MB if
-    # fully touched) and scratch buffers.
+    # An F32 copy of the weights would add ~540 MB. Allow the weights once (the quantized matrices as
+    # a packed copy whose file pages are released), the 512-token KV cache and scratch buffers.
     assert r["after_gen"] - r["base"] <= 1.1 * file_mb + 80
