@@ -32,14 +32,27 @@ const KernelTable* best() {
   return &reference_kernels();
 }
 
-const KernelTable*& current() {
-  static const KernelTable* table = best();
+// Entries a table leaves null (no SIMD version on that ISA yet) fall back to the scalar twins.
+KernelTable with_fallbacks(const KernelTable& t) {
+  const KernelTable& r = reference_kernels();
+  KernelTable c = t;
+  if (!c.f32_to_f16) c.f32_to_f16 = r.f32_to_f16;
+  if (!c.f16_to_f32) c.f16_to_f32 = r.f16_to_f32;
+  if (!c.attn_scores_f16) c.attn_scores_f16 = r.attn_scores_f16;
+  if (!c.attn_scores_f32) c.attn_scores_f32 = r.attn_scores_f32;
+  if (!c.attn_values_f16) c.attn_values_f16 = r.attn_values_f16;
+  if (!c.attn_values_f32) c.attn_values_f32 = r.attn_values_f32;
+  return c;
+}
+
+KernelTable& current() {
+  static KernelTable table = with_fallbacks(*best());
   return table;
 }
 
 }  // namespace
 
-const KernelTable& active_kernels() { return *current(); }
-void select_kernels(const char* name) { current() = pick(name); }
+const KernelTable& active_kernels() { return current(); }
+void select_kernels(const char* name) { current() = with_fallbacks(*pick(name)); }
 
 }  // namespace wren
