@@ -8,6 +8,7 @@
 #include "bindings/register.h"
 #include "kernels/kernel_table.h"
 #include "tensor/dtype.h"
+#include "tensor/packed.h"
 #include "tensor/quant.h"
 #include "util/blas.h"
 #include "util/errors.h"
@@ -32,7 +33,8 @@ DType checked_type(uint32_t type_id, size_t n_bytes, size_t* n_out) {
 
 const KernelTable& table(const std::string& isa) {
   if (isa == "generic") return reference_kernels();
-  if (isa == "avx2" && avx2_kernels()) return *avx2_kernels();
+  if ((isa == "avx2" || isa == "avx512") && isa_available(isa.c_str()))
+    return isa == "avx2" ? *avx2_kernels() : *avx512_kernels();
   if (isa == "active") return active_kernels();
   throw InvalidArgument("unknown or unavailable ISA '" + isa + "'");
 }
@@ -54,17 +56,49 @@ void register_kernels(py::module_& m) {
     const DType t = checked_type(type_id, static_cast<size_t>(row.size()), &n);
     WREN_CHECK(static_cast<size_t>(x.size()) == n, InvalidArgument, "x has ", x.size(), " elements, row has ", n);
     const KernelTable& kt = table(isa);
-    std::vector<ActQ8> xq((n + kQK - 1) / kQK);
     switch (t) {
-      case DType::Q4_0: case DType::Q4_1: case DType::Q8_0:
-        quantize_act_q8(x.data(), xq.data(), n);
-        return (t == DType::Q4_0 ? kt.dot_q4_0 : t == DType::Q4_1 ? kt.dot_q4_1 : kt.dot_q8_0)(row.data(), xq.data(), static_cast<int64_t>(n));
       case DType::F32: return kt.dot_f32(row.data(), x.data(), static_cast<int64_t>(n));
       case DType::F16: return kt.dot_f16(row.data(), x.data(), static_cast<int64_t>(n));
-      default: throw InvalidArgument(str_cat("no dot kernel for ", dtype_name(t)));
+      default: throw InvalidArgument(str_cat("no float dot kernel for ", dtype_name(t)));
     }
   }, py::arg("isa"), py::arg("type_id"), py::arg("row"), py::arg("x"),
      "Dot product of one weight row with x using the given ISA's kernel ('generic', 'avx2', 'active').");
+
+  // Packs `rows` file-order rows of a Q4_0/Q4_1/Q8_0 matrix, then runs one ISA's packed product
+  // with the rows of x (n, cols) quantized to 8 bits: returns (n, rows).
+  k.def("gemm_packed", [](const std::string& isa, uint32_t type_id, Bytes raw, int64_t rows, Floats x) {
+    size_t n_el;
+    const DType t = checked_type(type_id, static_cast<size_t>(raw.size()), &n_el);
+    WREN_CHECK(packable(t), InvalidArgument, dtype_name(t), " is not packable");
+    WREN_CHECK(rows > 0 && n_el % static_cast<size_t>(rows) == 0, InvalidArgument, "bad row count ", rows);
+    const int64_t cols = static_cast<int64_t>(n_el) / rows;
+    WREN_CHECK(x.ndim() == 2 && x.shape(1) == cols, InvalidArgument, "x must be (n, ", cols, ")");
+    const int64_t n = x.shape(0);
+    PackedMatrix p = packed_layout(t, rows, cols);
+    std::vector<uint8_t> buf(packed_bytes(p));
+    pack_groups(p, raw.data(), row_bytes(t, static_cast<size_t>(cols)), 0, p.n_groups, buf.data());
+    p.data = buf.data();
+    const int64_t xs = cols / kQK;
+    std::vector<ActQ8> xq(static_cast<size_t>(n * xs));
+    for (int64_t i = 0; i < n; ++i) quantize_act_q8(x.data() + i * cols, xq.data() + i * xs, static_cast<size_t>(cols));
+    py::array_t<float> y({n, rows});
+    table(isa).gemm_packed(p, 0, p.n_groups, xq.data(), xs, n, y.mutable_data(), rows);
+    return y;
+  }, py::arg("isa"), py::arg("type_id"), py::arg("raw"), py::arg("rows"), py::arg("x"));
+
+  k.def("dequantize_packed", [](uint32_t type_id, Bytes raw, int64_t rows) {
+    size_t n_el;
+    const DType t = checked_type(type_id, static_cast<size_t>(raw.size()), &n_el);
+    WREN_CHECK(packable(t) && rows > 0 && n_el % static_cast<size_t>(rows) == 0, InvalidArgument, "bad input");
+    const int64_t cols = static_cast<int64_t>(n_el) / rows;
+    PackedMatrix p = packed_layout(t, rows, cols);
+    std::vector<uint8_t> buf(packed_bytes(p));
+    pack_groups(p, raw.data(), row_bytes(t, static_cast<size_t>(cols)), 0, p.n_groups, buf.data());
+    p.data = buf.data();
+    py::array_t<float> out({rows, cols});
+    dequantize_packed_rows(p, 0, rows, out.mutable_data());
+    return out;
+  }, py::arg("type_id"), py::arg("raw"), py::arg("rows"), "Pack, then dequantize from the packed layout.");
 
   k.def("quantize_act_q8", [](Floats x) {
     const size_t n = static_cast<size_t>(x.size());
@@ -129,7 +163,8 @@ void register_kernels(py::module_& m) {
   k.def("available_isas", [] {
     py::list l;
     l.append("generic");
-    if (avx2_kernels()) l.append("avx2");
+    for (const char* isa : {"avx2", "avx512"})
+      if (isa_available(isa)) l.append(isa);
     return l;
   });
   k.def("select_isa", [](const std::string& name) { select_kernels(name.c_str()); }, py::arg("name"));

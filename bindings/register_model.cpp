@@ -69,7 +69,7 @@ void register_model(py::module_& m) {
       .def_property_readonly("bos_id", [](const Engine& e) { return e.tokenizer().bos_id(); })
       .def_property_readonly("eos_id", [](const Engine& e) { return e.tokenizer().eos_id(); })
       .def("is_eog", [](const Engine& e, int32_t id) { return e.tokenizer().is_eog(id); })
-      .def("logits", [](Engine& e, const std::vector<int32_t>& ids) {
+      .def("logits", [](Engine& e, const std::vector<int32_t>& ids, bool exact) {
         WREN_CHECK(!ids.empty(), InvalidArgument, "logits() needs at least one token id");
         const int64_t n = static_cast<int64_t>(ids.size()), v = e.info().n_vocab;
         py::array_t<float> out({n, v});
@@ -77,10 +77,11 @@ void register_model(py::module_& m) {
         {
           py::gil_scoped_release nogil;
           auto s = e.new_session();
-          e.eval(*s, ids.data(), n, dst, kCancelOnSignal);
+          e.eval(*s, ids.data(), n, dst, kCancelOnSignal, exact);
         }
         return out;
-      }, py::arg("ids"), "Logits (len(ids), n_vocab) of a fresh context fed ids.")
+      }, py::arg("ids"), py::kw_only(), py::arg("exact") = true,
+         "Logits (len(ids), n_vocab) of a fresh context fed ids.")
       .def("generator", [](Engine& e, std::vector<int32_t> prompt, std::optional<int64_t> max_tokens,
                            float temperature, int32_t top_k, float top_p, float min_p, float repeat_penalty,
                            int32_t repeat_last_n, std::optional<uint64_t> seed, std::vector<std::string> stop,

@@ -55,6 +55,8 @@ class GgufFile {
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
   uint64_t file_size() const { return file_->size(); }
+  // Drops the resident pages of a tensor whose data was copied (see MappedFile::release).
+  void release(const GgufTensor& t) const { file_->release(t.data, static_cast<size_t>(t.nbytes)); }
 
   const std::map<std::string, GgufValue>& metadata() const { return kv_; }
   const std::vector<GgufTensor>& tensors() const { return tensors_; }

@@ -16,6 +16,16 @@ bool cpu_has_avx2_fma() {
 #endif
 }
 
+bool cpu_has_avx512_vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return cpu_has_avx2_fma() && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+         __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
+#else
+  return false;
+#endif
+}
+
 const KernelTable* pick(const char* name) {
   if (std::strcmp(name, "generic") == 0) return &reference_kernels();
   if (std::strcmp(name, "avx2") == 0) {
@@ -23,11 +33,17 @@ const KernelTable* pick(const char* name) {
     WREN_CHECK(cpu_has_avx2_fma(), UnsupportedError, "WRENLM_ISA=avx2: this CPU lacks AVX2/FMA/F16C");
     return avx2_kernels();
   }
-  throw UnsupportedError(str_cat("unknown ISA '", name, "' (known: generic, avx2)"));
+  if (std::strcmp(name, "avx512") == 0) {
+    WREN_CHECK(avx512_kernels() != nullptr, UnsupportedError, "WRENLM_ISA=avx512: not compiled in");
+    WREN_CHECK(cpu_has_avx512_vnni(), UnsupportedError, "WRENLM_ISA=avx512: this CPU lacks AVX-512 F/BW/VL/VNNI");
+    return avx512_kernels();
+  }
+  throw UnsupportedError(str_cat("unknown ISA '", name, "' (known: generic, avx2, avx512)"));
 }
 
 const KernelTable* best() {
   if (const char* env = std::getenv("WRENLM_ISA"); env && *env) return pick(env);
+  if (avx512_kernels() && cpu_has_avx512_vnni()) return avx512_kernels();
   if (avx2_kernels() && cpu_has_avx2_fma()) return avx2_kernels();
   return &reference_kernels();
 }
@@ -52,7 +68,21 @@ KernelTable& current() {
 
 }  // namespace
 
+#if !defined(WRENLM_X86_KERNELS)
+// Built for a CPU family without our SIMD kernel files: only the generic path exists.
+const KernelTable* avx2_kernels() { return nullptr; }
+const KernelTable* avx512_kernels() { return nullptr; }
+#endif
+
 const KernelTable& active_kernels() { return current(); }
+bool isa_available(const char* name) {
+  try {
+    pick(name);
+    return true;
+  } catch (const UnsupportedError&) {
+    return false;
+  }
+}
 void select_kernels(const char* name) { current() = with_fallbacks(*pick(name)); }
 
 }  // namespace wren

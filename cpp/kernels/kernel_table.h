@@ -7,11 +7,15 @@
 
 #include "tensor/blocks.h"
 #include "tensor/dtype.h"
+#include "tensor/packed.h"
 
 namespace wren {
 
-// Dot product of one quantized weight row (n elements) with an activation quantized to ActQ8.
-using DotQ8Fn = float (*)(const void* row, const ActQ8* x, int64_t n);
+// Products of a packed weight matrix (tensor/packed.h) with n activation vectors quantized to ActQ8:
+//   y[t * ldy + r] = w[r] . x_t   for the rows r of groups [g0, g1) and tokens t in [0, n),
+// where x_t = x + t * x_stride holds w.cols / 32 blocks. n == 1 is decode's matrix x vector.
+using GemmPackedFn = void (*)(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x, int64_t x_stride,
+                              int64_t n, float* y, int64_t ldy);
 // Dot product of one float-typed weight row (F32/F16/BF16) with a float activation.
 using DotF32Fn = float (*)(const void* row, const float* x, int64_t n);
 // F32 <-> F16 (round to nearest even) for n elements: KV cache writes and prefill tiles.
@@ -28,9 +32,7 @@ using AttnValuesFn = void (*)(const float* p, int64_t p_stride, int64_t n_q, con
 
 struct KernelTable {
   const char* name;
-  DotQ8Fn dot_q4_0;
-  DotQ8Fn dot_q4_1;
-  DotQ8Fn dot_q8_0;
+  GemmPackedFn gemm_packed;  // Q4_0, Q4_1, Q8_0
   DotF32Fn dot_f32;
   DotF32Fn dot_f16;
   // KV cache and attention (set by name, see fill_attention_kernels_*; null entries fall back to
@@ -45,8 +47,11 @@ struct KernelTable {
 
 const KernelTable& reference_kernels();
 const KernelTable* avx2_kernels();    // nullptr when not compiled in
-void fill_attention_kernels_avx2(KernelTable& t);  // kernels/avx2/attention_avx2.cpp
+const KernelTable* avx512_kernels();  // AVX-512 F/BW/VL + VNNI; nullptr when not compiled in
+void fill_attention_kernels_avx2(KernelTable& t);  // kernels/avx2/attention_avx2.cpp (also used by avx512)
 const KernelTable& active_kernels();  // chosen once
+// Whether the named table is compiled in and this CPU can run it.
+bool isa_available(const char* name);
 // Selects a table by name ("generic", "avx2", "avx512"); throws UnsupportedError if the CPU lacks it.
 void select_kernels(const char* name);
 

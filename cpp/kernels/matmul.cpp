@@ -14,49 +14,52 @@ MatmulScratch::MatmulScratch(int n_threads, int64_t max_cols, int64_t max_batch)
       max_batch_(max_batch),
       act_stride_(static_cast<size_t>((max_cols + kQK - 1) / kQK)),
       tile_stride_(static_cast<size_t>(kTileRows * max_cols)),
-      act_(new ActQ8[act_stride_]),
+      act_(new ActQ8[act_stride_ * static_cast<size_t>(max_batch)]),
       tile_(new float[tile_stride_ * static_cast<size_t>(n_threads)]) {}
 
 namespace {
 
 // Rows are handed to threads in chunks; small enough to balance, large enough to amortize.
 constexpr int64_t kRowsPerTask = 16;
+// Packed products: a task is a few groups of 16 rows times a run of tokens. Decode uses small
+// tasks so both threads finish together; prefill keeps a task's activations in cache.
+constexpr int64_t kDecodeGroupsPerTask = 2;
+constexpr int64_t kPrefillGroupsPerTask = 4;
+constexpr int64_t kPrefillTokensPerTask = 64;
+
+void matmul_packed(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s) {
+  const PackedMatrix& p = w.packed;
+  const GemmPackedFn gemm = active_kernels().gemm_packed;
+  const int64_t xs = s.act_stride();
+  pool.parallel_for(n, [&](int64_t t, int) {  // x (n, cols) -> 8-bit blocks, once per product
+    quantize_act_q8(x + t * w.cols, s.act(t), static_cast<size_t>(w.cols));
+  });
+  const int64_t gpt = n == 1 ? kDecodeGroupsPerTask : kPrefillGroupsPerTask;
+  const int64_t group_tasks = (p.n_groups + gpt - 1) / gpt;
+  const int64_t token_tasks = (n + kPrefillTokensPerTask - 1) / kPrefillTokensPerTask;
+  pool.parallel_for(group_tasks * token_tasks, [&](int64_t task, int) {
+    const int64_t g0 = task % group_tasks * gpt, g1 = std::min(p.n_groups, g0 + gpt);
+    const int64_t t0 = task / group_tasks * kPrefillTokensPerTask, nt = std::min(kPrefillTokensPerTask, n - t0);
+    gemm(p, g0, g1, s.act(t0), xs, nt, y + t0 * w.rows, w.rows);
+  });
+}
 
 void matvec(const QuantMatrix& w, const float* x, float* y, ThreadPool& pool, MatmulScratch& s) {
   const KernelTable& k = active_kernels();
-  DotQ8Fn q8 = nullptr;
-  DotF32Fn f = nullptr;
-  switch (w.dtype) {
-    case DType::Q4_0: q8 = k.dot_q4_0; break;
-    case DType::Q4_1: q8 = k.dot_q4_1; break;
-    case DType::Q8_0: q8 = k.dot_q8_0; break;
-    case DType::F32: f = k.dot_f32; break;
-    case DType::F16: f = k.dot_f16; break;
-    default: break;  // other types: dequantize the row, then a float dot
-  }
+  const DotF32Fn f = w.dtype == DType::F32 ? k.dot_f32 : w.dtype == DType::F16 ? k.dot_f16 : nullptr;
   const int64_t n_tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
-  if (q8) {
-    ActQ8* xq = s.act(0);
-    quantize_act_q8(x, xq, static_cast<size_t>(w.cols));
-    pool.parallel_for(n_tasks, [&](int64_t task, int) {
-      const int64_t end = std::min(w.rows, (task + 1) * kRowsPerTask);
-      for (int64_t r = task * kRowsPerTask; r < end; ++r) y[r] = q8(w.row(r), xq, w.cols);
-    });
-  } else if (f) {
-    pool.parallel_for(n_tasks, [&](int64_t task, int) {
-      const int64_t end = std::min(w.rows, (task + 1) * kRowsPerTask);
-      for (int64_t r = task * kRowsPerTask; r < end; ++r) y[r] = f(w.row(r), x, w.cols);
-    });
-  } else {
-    pool.parallel_for(n_tasks, [&](int64_t task, int thread) {
-      float* buf = s.tile(thread);
-      const int64_t end = std::min(w.rows, (task + 1) * kRowsPerTask);
-      for (int64_t r = task * kRowsPerTask; r < end; ++r) {
+  pool.parallel_for(n_tasks, [&](int64_t task, int thread) {
+    float* buf = s.tile(thread);
+    const int64_t end = std::min(w.rows, (task + 1) * kRowsPerTask);
+    for (int64_t r = task * kRowsPerTask; r < end; ++r) {
+      if (f) {
+        y[r] = f(w.row(r), x, w.cols);
+      } else {  // other types: dequantize the row, then a float dot
         dequantize_row(w.dtype, w.row(r), buf, static_cast<size_t>(w.cols));
         y[r] = k.dot_f32(buf, x, w.cols);
       }
-    });
-  }
+    }
+  });
 }
 
 void matmul_tiled(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool,
@@ -66,12 +69,16 @@ void matmul_tiled(const QuantMatrix& w, const float* x, int64_t n, float* y, Thr
   pool.parallel_for(n_tiles, [&](int64_t t, int thread) {
     const int64_t r0 = t * tr, nr = std::min(tr, w.rows - r0);
     const float* tile;
-    if (w.dtype == DType::F32) {
+    if (w.dtype == DType::F32 && !w.is_packed()) {
       tile = reinterpret_cast<const float*>(w.row(r0));
     } else {
-      float* buf = s.tile(thread);
-      for (int64_t r = 0; r < nr; ++r)
-        dequantize_row(w.dtype, w.row(r0 + r), buf + r * w.cols, static_cast<size_t>(w.cols));
+      float* buf = s.tile(thread);  // (nr, cols)
+      if (w.is_packed()) {
+        dequantize_packed_rows(w.packed, r0, nr, buf);
+      } else {
+        for (int64_t r = 0; r < nr; ++r)
+          dequantize_row(w.dtype, w.row(r0 + r), buf + r * w.cols, static_cast<size_t>(w.cols));
+      }
       tile = buf;
     }
     // y[:, r0:r0+nr] (n x nr) = x (n x cols) * tile^T
@@ -84,14 +91,19 @@ void matmul_tiled(const QuantMatrix& w, const float* x, int64_t n, float* y, Thr
 
 void matmul(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s) {
   WREN_CHECK(w.cols <= s.max_cols() && n <= s.max_batch(), InvalidArgument, "matmul: scratch too small");
-  if (n == 1)
+  if (w.is_packed() && !s.float_activations)
+    matmul_packed(w, x, n, y, pool, s);
+  else if (n == 1 && !w.is_packed())
     matvec(w, x, y, pool, s);
   else
     matmul_tiled(w, x, n, y, pool, s);
 }
 
 void dequantize_matrix_row(const QuantMatrix& w, int64_t r, float* out) {
-  dequantize_row(w.dtype, w.row(r), out, static_cast<size_t>(w.cols));
+  if (w.is_packed())
+    dequantize_packed_rows(w.packed, r, 1, out);
+  else
+    dequantize_row(w.dtype, w.row(r), out, static_cast<size_t>(w.cols));
 }
 
 }  // namespace wren

@@ -8,18 +8,22 @@
 
 #include "tensor/blocks.h"
 #include "tensor/dtype.h"
+#include "tensor/packed.h"
 #include "util/thread_pool.h"
 
 namespace wren {
 
-// A weight matrix viewed in place: `rows` output features, each a row of `cols` inputs.
+// A weight matrix: `rows` output features, each a row of `cols` inputs. Either viewed in place in
+// the file (data, row_stride), or, for Q4_0/Q4_1/Q8_0, re-laid out at load time (packed).
 struct QuantMatrix {
   DType dtype = DType::F32;
   int64_t rows = 0;
   int64_t cols = 0;
-  const uint8_t* data = nullptr;
-  size_t row_stride = 0;  // bytes per row
+  const uint8_t* data = nullptr;  // file layout (null once packed)
+  size_t row_stride = 0;          // bytes per row of the file layout
+  PackedMatrix packed;            // packed.data != null: the packed copy is the working one
 
+  bool is_packed() const { return packed.data != nullptr; }
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_stride; }
 };
 
@@ -27,11 +31,17 @@ struct QuantMatrix {
 class MatmulScratch {
  public:
   MatmulScratch(int n_threads, int64_t max_cols, int64_t max_batch);
-  ActQ8* act(int64_t token) { return act_.get() + token * act_stride_; }
+  ActQ8* act(int64_t token) { return act_.get() + token * static_cast<int64_t>(act_stride_); }
+  int64_t act_stride() const { return static_cast<int64_t>(act_stride_); }  // ActQ8 blocks per token
   float* tile(int thread) { return tile_.get() + static_cast<size_t>(thread) * tile_stride_; }
   int64_t max_cols() const { return max_cols_; }
   int64_t max_batch() const { return max_batch_; }
   static constexpr int64_t kTileRows = 64;
+
+  // true: quantized weights are dequantized to F32 tiles and multiplied with F32 activations (the
+  // reference numerics, for logits inspection); false: activations are quantized to 8 bits and
+  // multiplied on the integer blocks (generation; what llama.cpp does).
+  bool float_activations = false;
 
  private:
   int64_t max_cols_, max_batch_;
@@ -41,8 +51,9 @@ class MatmulScratch {
 };
 
 // y (n x w.rows) = x (n x w.cols) * w^T.
-// n == 1: matrix x vector on the stored blocks (activation quantized once to 8 bits for the
-// quantized types). n > 1: tiles of w are dequantized to F32 and multiplied with BLAS sgemm.
+// Packed weights: activations quantized once to 8 bits, integer dot products on the blocks (for
+// any n), unless s.float_activations. Otherwise n == 1 is a matrix x vector on the stored rows,
+// and n > 1 dequantizes 64-row tiles of w to F32 for BLAS sgemm.
 void matmul(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s);
 
 // Row r of w as floats (for embedding lookup).

@@ -1,47 +1,38 @@
 // Scalar reference kernels: the twins every SIMD kernel is tested against, and the generic path.
+#include <algorithm>
+#include <cstring>
+
 #include "kernels/kernel_table.h"
 #include "tensor/fp16.h"
 
 namespace wren {
 namespace {
 
-float dot_q4_0_ref(const void* row, const ActQ8* x, int64_t n) {
-  const auto* w = static_cast<const BlockQ4_0*>(row);
-  float acc = 0.f;
-  for (int64_t b = 0; b < n / kQK; ++b) {
-    int s = 0;
-    for (int j = 0; j < kQK / 2; ++j) {
-      s += ((w[b].qs[j] & 0x0f) - 8) * x[b].qs[j];
-      s += ((w[b].qs[j] >> 4) - 8) * x[b].qs[j + kQK / 2];
+void gemm_packed_ref(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x, int64_t x_stride, int64_t n,
+                     float* y, int64_t ldy) {
+  const bool has_m = w.dtype == DType::Q4_1;
+  for (int64_t g = g0; g < g1; ++g) {
+    const int rows = static_cast<int>(std::min<int64_t>(kPackRows, w.rows - g * kPackRows));
+    for (int64_t t = 0; t < n; ++t) {
+      const ActQ8* xt = x + t * x_stride;
+      float acc[kPackRows] = {};
+      for (int64_t b = 0; b < w.n_blocks; ++b) {
+        const uint8_t* tile = w.tile(g, b);
+        const uint8_t* q = tile + w.scale_bytes;
+        for (int r = 0; r < kPackRows; ++r) {
+          uint16_t dh, mh = 0;
+          std::memcpy(&dh, tile + 2 * r, 2);
+          if (has_m) std::memcpy(&mh, tile + 2 * kPackRows + 2 * r, 2);
+          const float d = fp16_to_f32(dh);
+          int32_t s = 0;  // sum of u * qx: the integer part every ISA computes exactly
+          for (int e = 0; e < kQK; ++e) s += static_cast<int32_t>(packed_quant(w.dtype, q, r, e)) * xt[b].qs[e];
+          acc[r] += static_cast<float>(s) * (d * xt[b].d);
+          acc[r] += packed_offset(w.dtype, d, fp16_to_f32(mh)) * xt[b].sum;
+        }
+      }
+      for (int r = 0; r < rows; ++r) y[t * ldy + g * kPackRows + r] = acc[r];
     }
-    acc += fp16_to_f32(w[b].d) * x[b].d * static_cast<float>(s);
   }
-  return acc;
-}
-
-float dot_q4_1_ref(const void* row, const ActQ8* x, int64_t n) {
-  const auto* w = static_cast<const BlockQ4_1*>(row);
-  float acc = 0.f;
-  for (int64_t b = 0; b < n / kQK; ++b) {
-    int s = 0;
-    for (int j = 0; j < kQK / 2; ++j) {
-      s += (w[b].qs[j] & 0x0f) * x[b].qs[j];
-      s += (w[b].qs[j] >> 4) * x[b].qs[j + kQK / 2];
-    }
-    acc += fp16_to_f32(w[b].d) * x[b].d * static_cast<float>(s) + fp16_to_f32(w[b].m) * x[b].sum;
-  }
-  return acc;
-}
-
-float dot_q8_0_ref(const void* row, const ActQ8* x, int64_t n) {
-  const auto* w = static_cast<const BlockQ8_0*>(row);
-  float acc = 0.f;
-  for (int64_t b = 0; b < n / kQK; ++b) {
-    int s = 0;
-    for (int j = 0; j < kQK; ++j) s += w[b].qs[j] * x[b].qs[j];
-    acc += fp16_to_f32(w[b].d) * x[b].d * static_cast<float>(s);
-  }
-  return acc;
 }
 
 float dot_f32_ref(const void* row, const float* x, int64_t n) {
@@ -99,7 +90,7 @@ void attn_values_ref(const float* p, int64_t p_stride, int64_t n_q, const void* 
 
 const KernelTable& reference_kernels() {
   static const KernelTable table = [] {
-    KernelTable t{"generic", dot_q4_0_ref, dot_q4_1_ref, dot_q8_0_ref, dot_f32_ref, dot_f16_ref};
+    KernelTable t{"generic", gemm_packed_ref, dot_f32_ref, dot_f16_ref};
     t.f32_to_f16 = f32_to_f16_ref;
     t.f16_to_f32 = f16_to_f32_ref;
     t.attn_scores_f16 = attn_scores_ref<uint16_t>;

@@ -88,7 +88,7 @@ class Llama : public Model {
         rope_(cfg_.rope_dim, cfg_.rope_base, cfg_.rope_scale, {}),
         max_batch_(std::min<int64_t>(512, n_ctx)),
         ws_(max_batch_, cfg_.dim, cfg_.attn, cfg_.ffn_dim, n_ctx, pool.size()) {
-    WeightBinder w(f);
+    WeightBinder w(f, &arena_, &pool_);
     const int64_t dim = cfg_.dim, q_dim = cfg_.attn.q_dim(), kv_dim = cfg_.attn.kv_dim();
     const GgufTensor* emb = f.find_tensor("token_embd.weight");
     if (!emb || emb->shape.size() != 2 || emb->shape[0] != static_cast<uint64_t>(dim))
@@ -124,9 +124,10 @@ class Llama : public Model {
   int64_t max_batch() const override { return max_batch_; }
 
   void forward(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* logits, bool all_logits,
-               const CancelFn& cancel) override {
+               bool exact, const CancelFn& cancel) override {
     const int64_t dim = cfg_.dim, q_dim = cfg_.attn.q_dim(), kv_dim = cfg_.attn.kv_dim();
     ThreadPool& pool = pool_;
+    ws_.mm.float_activations = exact;
     float* x = ws_.x.get();    // (n, dim)
     float* xb = ws_.xb.get();  // (n, dim)
     const char* phase = n == 1 ? "decode" : "prefill";
@@ -197,6 +198,7 @@ class Llama : public Model {
   Rope rope_;
   int64_t max_batch_;
   Workspace ws_;
+  WeightArena arena_;                // packed copies of the quantized matrices
   QuantMatrix tok_embd_;             // (n_vocab, dim)
   std::vector<float> output_norm_;   // (dim)
   QuantMatrix output_;               // (n_vocab, dim), may alias tok_embd_

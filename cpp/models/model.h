@@ -38,8 +38,10 @@ class Model {
 
   // Runs tokens[0..n) at positions pos0.. through the network, appending to the cache.
   // logits: (n, n_vocab) if all_logits, else (1, n_vocab) for the last token.
+  // exact: float activations against dequantized weights (reference numerics, slower) instead of
+  // 8-bit activations on the quantized blocks.
   virtual void forward(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* logits,
-                       bool all_logits, const CancelFn& cancel) = 0;
+                       bool all_logits, bool exact, const CancelFn& cancel) = 0;
 
  protected:
   ModelInfo info_;

@@ -1,17 +1,37 @@
 // Binding tensors from a GGUF file to typed views, checking names, shapes and types.
 #pragma once
 
+#include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "format/gguf.h"
 #include "kernels/matmul.h"
+#include "util/thread_pool.h"
 
 namespace wren {
 
+// Owns the load-time copies of weights (the packed Q4_0/Q4_1/Q8_0 matrices), 64-byte aligned.
+class WeightArena {
+ public:
+  uint8_t* alloc(size_t bytes);
+  size_t bytes() const { return bytes_; }
+
+ private:
+  struct Free {
+    void operator()(uint8_t* p) const { std::free(p); }
+  };
+  std::vector<std::unique_ptr<uint8_t, Free>> buffers_;
+  size_t bytes_ = 0;
+};
+
+// Binds named tensors to typed views. With an arena, matrices of the packable types are re-laid
+// out into it (tensor/packed.h) on the pool's threads and their file pages released.
 class WeightBinder {
  public:
-  explicit WeightBinder(const GgufFile& f) : f_(f) {}
+  explicit WeightBinder(const GgufFile& f, WeightArena* arena = nullptr, ThreadPool* pool = nullptr)
+      : f_(f), arena_(arena), pool_(pool) {}
   bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
   // A 2-D weight (rows x cols); FormatError if missing or misshapen, UnsupportedError if its type is.
   QuantMatrix matrix(const std::string& name, int64_t rows, int64_t cols) const;
@@ -21,6 +41,8 @@ class WeightBinder {
  private:
   const GgufTensor& get(const std::string& name) const;
   const GgufFile& f_;
+  WeightArena* arena_;
+  ThreadPool* pool_;
 };
 
 }  // namespace wren

@@ -33,7 +33,8 @@ Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv
              tokenizer_->n_vocab(), " tokens but the embedding only ", model_->info().n_vocab, " rows");
 }
 
-void Engine::eval(Session& s, const int32_t* tokens, int64_t n, float* all_logits, const CancelFn& cancel) {
+void Engine::eval(Session& s, const int32_t* tokens, int64_t n, float* all_logits, const CancelFn& cancel,
+                  bool exact) {
   WREN_CHECK(n > 0, InvalidArgument, "no tokens to evaluate");
   const int64_t n_vocab = info().n_vocab;
   for (int64_t i = 0; i < n; ++i)
@@ -49,7 +50,7 @@ void Engine::eval(Session& s, const int32_t* tokens, int64_t n, float* all_logit
     float* out = all_logits ? all_logits + done * n_vocab : s.logits.data();
     {
       std::lock_guard<std::mutex> lock(mu_);
-      model_->forward(tokens + done, m, s.n_past, s.cache, out, all_logits != nullptr, cancel);
+      model_->forward(tokens + done, m, s.n_past, s.cache, out, all_logits != nullptr, exact, cancel);
     }
     s.n_past += m;
     if (cancel && done + m < n && cancel()) throw Interrupted();

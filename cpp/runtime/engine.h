@@ -42,8 +42,10 @@ class Engine {
 
   // Appends tokens to the session (batched, in chunks of the model's max batch). Leaves the
   // last token's logits in s.logits; with all_logits != nullptr also writes (n, n_vocab) there.
-  // Throws ContextOverflowError past n_ctx, InvalidArgument for ids outside the vocabulary.
-  void eval(Session& s, const int32_t* tokens, int64_t n, float* all_logits, const CancelFn& cancel);
+  // exact: reference numerics (see Model::forward). Throws ContextOverflowError past n_ctx,
+  // InvalidArgument for ids outside the vocabulary.
+  void eval(Session& s, const int32_t* tokens, int64_t n, float* all_logits, const CancelFn& cancel,
+            bool exact = false);
 
  private:
   std::unique_ptr<GgufFile> file_;

@@ -17,6 +17,9 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // Drops this process's pages of [p, p + n) (whole pages inside it): they stop counting in RSS
+  // and are read back from the file on the next touch. For data copied elsewhere at load time.
+  void release(const uint8_t* p, size_t n) const;
 
  private:
   std::string path_;

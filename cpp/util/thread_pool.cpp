@@ -16,6 +16,10 @@ namespace {
 // How long an idle worker keeps spinning before it sleeps: longer than the gap between two
 // matmuls of one forward pass, short enough not to burn a core between requests.
 constexpr auto kSpinFor = std::chrono::microseconds(300);
+// Pauses between yields while spinning: on an oversubscribed machine, give the core away often.
+constexpr int kPausesPerYield = 64;
+
+uint32_t job_of(uint64_t state) { return static_cast<uint32_t>(state >> 32); }
 
 }  // namespace
 
@@ -32,52 +36,67 @@ ThreadPool::~ThreadPool() {
   for (std::thread& w : workers_) w.join();
 }
 
-void ThreadPool::run_tasks(int thread) {
+void ThreadPool::run_tasks(uint32_t job, int thread) {
+  uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
-    const int64_t task = next_.fetch_add(1, std::memory_order_relaxed);
-    if (task >= n_tasks_) break;
-    (*fn_)(task, thread);
+    if (job_of(s) != job) return;
+    const int64_t task = static_cast<int64_t>(s & 0xffffffffu);
+    if (task >= n_tasks_.load(std::memory_order_relaxed)) return;
+    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+    // The job cannot finish while this claimed task is undone, so fn_ is still this job's.
+    (*fn_.load(std::memory_order_relaxed))(task, thread);
+    done_.fetch_add(1, std::memory_order_release);
+    s = state_.load(std::memory_order_acquire);
   }
 }
 
 void ThreadPool::worker(int thread) {
-  uint64_t seen = 0;
+  uint32_t seen = 0;
   for (;;) {
-    // Spin for a new job, then sleep until one arrives.
-    auto deadline = std::chrono::steady_clock::now() + kSpinFor;
+    const auto deadline = std::chrono::steady_clock::now() + kSpinFor;
     int spins = 0;
-    while (generation_.load(std::memory_order_acquire) == seen && !stop_.load(std::memory_order_relaxed)) {
+    uint64_t s;
+    while (job_of(s = state_.load(std::memory_order_acquire)) == seen) {
+      if (stop_.load(std::memory_order_relaxed)) return;
       WREN_CPU_RELAX();
-      if (++spins % 256 == 0 && std::chrono::steady_clock::now() > deadline) {
-        std::unique_lock<std::mutex> lock(mu_);
-        wake_.wait(lock, [&] { return stop_.load() || generation_.load() != seen; });
+      if (++spins % kPausesPerYield == 0) {
+        if (std::chrono::steady_clock::now() > deadline) {
+          std::unique_lock<std::mutex> lock(mu_);
+          sleeping_.fetch_add(1);
+          wake_.wait(lock, [&] { return stop_.load() || job_of(state_.load()) != seen; });
+          sleeping_.fetch_sub(1);
+        } else {
+          std::this_thread::yield();
+        }
       }
     }
-    if (stop_.load()) return;
-    seen = generation_.load(std::memory_order_acquire);
-    run_tasks(thread);
-    pending_.fetch_sub(1, std::memory_order_release);
+    seen = job_of(s);
+    run_tasks(seen, thread);
   }
 }
 
-void ThreadPool::parallel_for(int64_t n_tasks, const std::function<void(int64_t, int)>& fn) {
+void ThreadPool::parallel_for(int64_t n_tasks, const Fn& fn) {
   if (n_tasks <= 0) return;
   if (n_threads_ == 1 || n_tasks == 1) {
     for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
     return;
   }
-  fn_ = &fn;
-  n_tasks_ = n_tasks;
-  next_.store(0, std::memory_order_relaxed);
-  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
+  const uint32_t job = job_of(state_.load(std::memory_order_relaxed)) + 1;
+  fn_.store(&fn, std::memory_order_relaxed);
+  n_tasks_.store(n_tasks, std::memory_order_relaxed);
+  done_.store(0, std::memory_order_relaxed);
   {
-    // Under the lock, so a worker about to sleep either sees the new generation or gets notified.
+    // Publishing under the lock: a worker about to sleep either sees the new job or is notified.
     std::lock_guard<std::mutex> lock(mu_);
-    generation_.fetch_add(1, std::memory_order_release);
+    state_.store(static_cast<uint64_t>(job) << 32, std::memory_order_release);
   }
-  wake_.notify_all();
-  run_tasks(0);
-  while (pending_.load(std::memory_order_acquire) != 0) WREN_CPU_RELAX();
+  if (sleeping_.load() > 0) wake_.notify_all();
+  run_tasks(job, 0);
+  // Wait for tasks other threads claimed; yield now and then in case they were descheduled.
+  for (int spins = 1; done_.load(std::memory_order_acquire) != n_tasks; ++spins) {
+    WREN_CPU_RELAX();
+    if (spins % kPausesPerYield == 0) std::this_thread::yield();
+  }
 }
 
 }  // namespace wren

@@ -1,8 +1,10 @@
-// A persistent pool of worker threads. parallel_for hands out task indices from an atomic counter;
-// the calling thread works too, so a pool of n threads starts n-1 workers.
-// Decode calls parallel_for hundreds of times per token, each for ~100 us of work, so hand-off must
-// cost far less than a condition-variable wake-up: workers spin briefly on a generation counter
-// before they sleep, and the caller spins on a pending counter.
+// A persistent pool of worker threads. parallel_for hands out task indices; the calling thread
+// works too, so a pool of n threads starts n-1 workers.
+// Decode calls parallel_for hundreds of times per token, each for tens of microseconds of work, so
+// hand-off must cost far less than a condition-variable wake-up: idle workers spin briefly on the
+// job word before they sleep. A job is finished when its tasks are, not when every worker has
+// looked in: a worker that the OS has descheduled (a busy machine) never holds up the caller
+// unless it has claimed a task.
 #pragma once
 
 #include <atomic>
@@ -29,18 +31,22 @@ class ThreadPool {
   void parallel_for(int64_t n_tasks, const std::function<void(int64_t task, int thread)>& fn);
 
  private:
+  using Fn = std::function<void(int64_t, int)>;
   void worker(int thread);
-  void run_tasks(int thread);
+  // Claims and runs tasks of job `job` until none are left or a newer job has started.
+  void run_tasks(uint32_t job, int thread);
 
   int n_threads_;
   std::vector<std::thread> workers_;
+  // The job word: (job number << 32) | index of the next unclaimed task. Claiming a task is a
+  // compare-and-swap on it, so a late worker can never take a task of a job that has moved on.
+  std::atomic<uint64_t> state_{0};
+  std::atomic<const Fn*> fn_{nullptr};
+  std::atomic<int64_t> n_tasks_{0};
+  std::atomic<int64_t> done_{0};  // tasks of the current job finished
   std::mutex mu_;
   std::condition_variable wake_;
-  const std::function<void(int64_t, int)>* fn_ = nullptr;
-  int64_t n_tasks_ = 0;
-  std::atomic<int64_t> next_{0};
-  std::atomic<int> pending_{0};           // workers still inside the current job
-  std::atomic<uint64_t> generation_{0};   // bumps once per job
+  std::atomic<int> sleeping_{0};
   std::atomic<bool> stop_{false};
 };
 

@@ -143,9 +143,15 @@ class Model:
                 raise ValueError(f"token id {t} at position {k} is outside the vocabulary [0, {n})")
         return out  # type: ignore[return-value]
 
-    def logits(self, ids: Sequence[int]) -> np.ndarray:
-        """float32 array (len(ids), n_vocab): next-token logits at every position of a fresh context."""
-        return self._e.logits(self._ids(ids))
+    def logits(self, ids: Sequence[int], *, exact: bool = True) -> np.ndarray:
+        """float32 array (len(ids), n_vocab): next-token logits at every position of a fresh context.
+
+        exact=True (the default) computes with float32 activations against the dequantized weights:
+        the reference numerics, comparable to transformers on the same file. exact=False uses the
+        generation path instead (activations quantized to 8 bits per block of 32, integer dot
+        products on the quantized weights, as llama.cpp does): faster, and what generate() sees.
+        """
+        return self._e.logits(self._ids(ids), exact=bool(exact))
 
     # -- generation --------------------------------------------------------------------------
     def stream(self, prompt: Prompt, *, max_tokens: int | None = 256, temperature: float = 0.0, top_k: int = 0,

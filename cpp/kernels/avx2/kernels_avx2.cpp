@@ -1,0 +1,165 @@
+// AVX2 + FMA + F16C kernels. Compiled with those flags only for this file; chosen at run time.
+// Each has a scalar twin in kernels/reference.cpp; tests/python/test_kernels.py compares them.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "kernels/kernel_table.h"
+#include "tensor/fp16.h"
+
+namespace wren {
+namespace {
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Half a tile's quants (rows 8h..8h+7) as 8 vectors: vector i holds columns 4i..4i+3 of the 8 rows.
+// Q4: unsigned nibbles. Q8: the signed values (stored + 128: flip the top bit back).
+template <DType T>
+inline void load_quants(const uint8_t* q, int h, __m256i (&wv)[8]) {
+  if constexpr (T == DType::Q8_0) {
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    for (int i = 0; i < 8; ++i)
+      wv[i] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * i + 32 * h)), flip);
+  } else {
+    const __m256i nib = _mm256_set1_epi8(0x0f);
+    for (int c = 0; c < 4; ++c) {
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * c + 32 * h));
+      wv[c] = _mm256_and_si256(packed, nib);                             // columns 4c..4c+3
+      wv[c + 4] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nib);  // columns 16+4c..16+4c+3
+    }
+  }
+}
+
+inline __m256i broadcast4(const int8_t* qs, int i) {
+  int32_t v;
+  std::memcpy(&v, qs + 4 * i, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// Integer dot products of 8 rows with one activation block: lane r = sum over the 32 columns.
+template <DType T>
+inline __m256i row_sums(const __m256i (&wv)[8], const int8_t* qs) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  if constexpr (T == DType::Q8_0) {
+    // maddubs needs an unsigned operand: |x| with x's sign moved onto w. Pairs reach 2*127*127,
+    // so widen to 32 bits after every step.
+    __m256i s = _mm256_setzero_si256();
+    for (int i = 0; i < 8; ++i) {
+      const __m256i xi = broadcast4(qs, i);
+      const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(xi, xi), _mm256_sign_epi8(wv[i], xi));
+      s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
+    }
+    return s;
+  } else {
+    // 4-bit weights: a pair is at most 2*15*127, eight of them still fit in int16.
+    __m256i p = _mm256_maddubs_epi16(wv[0], broadcast4(qs, 0));
+    for (int i = 1; i < 8; ++i) p = _mm256_add_epi16(p, _mm256_maddubs_epi16(wv[i], broadcast4(qs, i)));
+    return _mm256_madd_epi16(p, ones);
+  }
+}
+
+// Rows 8h..8h+7 of group g times NT tokens; the half tile is unpacked once for all NT tokens.
+template <DType T, int NT>
+inline void half_group_times_tokens(const PackedMatrix& w, int64_t g, int h, const ActQ8* x, int64_t x_stride,
+                                    float* y, int64_t ldy, int64_t valid) {
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < w.n_blocks; ++b) {
+    const uint8_t* tile = w.tile(g, b);
+    __m256i wv[8];
+    load_quants<T>(tile + w.scale_bytes, h, wv);
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8& xb = x[t * x_stride + b];
+      const __m256i s = row_sums<T>(wv, xb.qs);  // (8) int32
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(xb.d)), acc[t]);
+      // Offset term: Q8_0's sums above are already of the signed values, so it has none here.
+      if constexpr (T == DType::Q4_1) {
+        const __m256 m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 2 * kPackRows + 16 * h)));
+        acc[t] = _mm256_fmadd_ps(m, _mm256_set1_ps(xb.sum), acc[t]);
+      } else if constexpr (T == DType::Q4_0) {
+        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(-8.f)), _mm256_set1_ps(xb.sum), acc[t]);
+      }
+    }
+  }
+  const int64_t rows = std::max<int64_t>(0, std::min<int64_t>(8, valid - 8 * h));
+  for (int t = 0; t < NT; ++t) {
+    float* dst = y + t * ldy + g * kPackRows + 8 * h;
+    if (rows == 8) {
+      _mm256_storeu_ps(dst, acc[t]);
+    } else {
+      float out[8];
+      _mm256_storeu_ps(out, acc[t]);
+      std::memcpy(dst, out, static_cast<size_t>(rows) * sizeof(float));
+    }
+  }
+}
+
+template <DType T>
+void gemm_packed_t(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x, int64_t x_stride, int64_t n,
+                   float* y, int64_t ldy) {
+  constexpr int kTokens = 4;  // tokens per pass over a half group's weights
+  for (int64_t g = g0; g < g1; ++g) {
+    const int64_t valid = std::min<int64_t>(kPackRows, w.rows - g * kPackRows);
+    for (int h = 0; h < 2 && 8 * h < valid; ++h) {
+      int64_t t = 0;
+      for (; t + kTokens <= n; t += kTokens)
+        half_group_times_tokens<T, kTokens>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
+      for (; t < n; ++t) half_group_times_tokens<T, 1>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
+    }
+  }
+}
+
+void gemm_packed_avx2(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x, int64_t x_stride, int64_t n,
+                      float* y, int64_t ldy) {
+  switch (w.dtype) {
+    case DType::Q4_0: return gemm_packed_t<DType::Q4_0>(w, g0, g1, x, x_stride, n, y, ldy);
+    case DType::Q4_1: return gemm_packed_t<DType::Q4_1>(w, g0, g1, x, x_stride, n, y, ldy);
+    default: return gemm_packed_t<DType::Q8_0>(w, g0, g1, x, x_stride, n, y, ldy);
+  }
+}
+
+float dot_f32_avx2(const void* row, const float* x, int64_t n) {
+  const auto* w = static_cast<const float*>(row);
+  __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+  }
+  float s = hsum(_mm256_add_ps(a0, a1));
+  for (; i < n; ++i) s += w[i] * x[i];
+  return s;
+}
+
+float dot_f16_avx2(const void* row, const float* x, int64_t n) {
+  const auto* w = static_cast<const uint16_t*>(row);
+  __m256 a0 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 wf = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + i)));
+    a0 = _mm256_fmadd_ps(wf, _mm256_loadu_ps(x + i), a0);
+  }
+  float s = hsum(a0);
+  for (; i < n; ++i) s += fp16_to_f32(w[i]) * x[i];
+  return s;
+}
+
+}  // namespace
+
+const KernelTable* avx2_kernels() {
+  static const KernelTable table = [] {
+    KernelTable t{"avx2", gemm_packed_avx2, dot_f32_avx2, dot_f16_avx2};
+    fill_attention_kernels_avx2(t);
+    return t;
+  }();
+  return &table;
+}
+
+}  // namespace wren
