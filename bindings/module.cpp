@@ -10,4 +10,5 @@ PYBIND11_MODULE(_core, m) {
   wren::py_bind::register_tokenizer(m);
   wren::py_bind::register_model(m);
   wren::py_bind::register_sampling(m);
+  wren::py_bind::register_attention(m);
 }

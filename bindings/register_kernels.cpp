@@ -111,6 +111,54 @@ void register_kernels(py::module_& m) {
     return out;
   }, py::arg("x"), "Round trip of the 8-bit activation quantization (for error bounds).");
 
+  // KV cache kernels: rows are float32 or float16 numpy arrays (n_keys, row_len); the head read is
+  // columns [offset, offset + head_dim), so the row stride is exercised as in the cache.
+  auto head = [](const py::array& rows, int64_t offset, int64_t head_dim, bool* f16) {
+    WREN_CHECK(rows.ndim() == 2 && (rows.flags() & py::array::c_style), InvalidArgument,
+               "cache rows must be a C-contiguous 2-D array");
+    WREN_CHECK(rows.dtype().kind() == 'f' && (rows.itemsize() == 2 || rows.itemsize() == 4), InvalidArgument,
+               "cache rows must be float16 or float32");
+    WREN_CHECK(offset >= 0 && head_dim >= 0 && offset + head_dim <= rows.shape(1), InvalidArgument,
+               "head [", offset, ", ", offset + head_dim, ") outside rows of ", rows.shape(1));
+    *f16 = rows.itemsize() == 2;
+    return static_cast<const uint8_t*>(rows.data()) + offset * rows.itemsize();
+  };
+  k.def("attn_scores", [head](const std::string& isa, Floats q, const py::array& keys, int64_t offset, float scale) {
+    WREN_CHECK(q.ndim() == 2, InvalidArgument, "q must be (n_q, head_dim)");
+    const int64_t n_q = q.shape(0), hd = q.shape(1), n_keys = keys.shape(0);
+    bool f16;
+    const uint8_t* k0 = head(keys, offset, hd, &f16);
+    Floats s({n_q, n_keys});
+    const KernelTable& kt = table(isa);
+    (f16 ? kt.attn_scores_f16 : kt.attn_scores_f32)(q.data(), hd, n_q, k0, keys.shape(1), n_keys, hd, scale,
+                                                    s.mutable_data(), n_keys);
+    return s;
+  }, py::arg("isa"), py::arg("q"), py::arg("keys"), py::arg("offset"), py::arg("scale"),
+     "scale * q @ keys[:, offset:offset+head_dim].T with the given ISA's attention kernel.");
+  k.def("attn_values", [head](const std::string& isa, Floats p, const py::array& values, int64_t offset,
+                              int64_t head_dim) {
+    WREN_CHECK(p.ndim() == 2 && p.shape(1) == values.shape(0), InvalidArgument, "p must be (n_q, n_keys)");
+    const int64_t n_q = p.shape(0), n_keys = p.shape(1);
+    bool f16;
+    const uint8_t* v0 = head(values, offset, head_dim, &f16);
+    Floats out({n_q, head_dim});
+    const KernelTable& kt = table(isa);
+    (f16 ? kt.attn_values_f16 : kt.attn_values_f32)(p.data(), n_keys, n_q, v0, values.shape(1), n_keys, head_dim,
+                                                    out.mutable_data(), head_dim);
+    return out;
+  }, py::arg("isa"), py::arg("p"), py::arg("values"), py::arg("offset"), py::arg("head_dim"),
+     "p @ values[:, offset:offset+head_dim] with the given ISA's attention kernel.");
+  k.def("f32_to_f16", [](const std::string& isa, Floats x) {
+    py::array_t<uint16_t> y(x.size());
+    table(isa).f32_to_f16(x.data(), y.mutable_data(), x.size());
+    return y;
+  }, py::arg("isa"), py::arg("x"), "IEEE half bits of x (round to nearest even).");
+  k.def("f16_to_f32", [](const std::string& isa, py::array_t<uint16_t, py::array::c_style | py::array::forcecast> h) {
+    Floats y(h.size());
+    table(isa).f16_to_f32(h.data(), y.mutable_data(), h.size());
+    return y;
+  }, py::arg("isa"), py::arg("bits"), "float32 values of IEEE half bits.");
+
   k.def("active_isa", [] { return std::string(active_kernels().name); });
   k.def("available_isas", [] {
     py::list l;

@@ -25,9 +25,14 @@ py::str utf8(const std::string& s) {
 
 void register_model(py::module_& m) {
   py::class_<Engine>(m, "Engine", "A loaded model: file, tokenizer, network, thread pool.")
-      .def(py::init<const std::string&, int64_t, int>(), py::arg("path"), py::kw_only(), py::arg("n_ctx") = 0,
-           py::arg("n_threads") = 0, py::call_guard<py::gil_scoped_release>())
+      .def(py::init([](const std::string& path, int64_t n_ctx, int n_threads, const std::string& kv_cache) {
+             const KvDtype kv = parse_kv_dtype(kv_cache);  // before the (slow) load
+             py::gil_scoped_release nogil;
+             return std::make_unique<Engine>(path, n_ctx, n_threads, kv);
+           }), py::arg("path"), py::kw_only(), py::arg("n_ctx") = 0, py::arg("n_threads") = 0,
+           py::arg("kv_cache") = "f16")
       .def_property_readonly("n_ctx", &Engine::n_ctx)
+      .def_property_readonly("kv_cache", [](const Engine& e) { return kv_dtype_name(e.kv_dtype()); })
       .def_property_readonly("n_threads", &Engine::n_threads)
       .def_property_readonly("info", [](const Engine& e) {
         const ModelInfo& i = e.info();

@@ -48,8 +48,21 @@ const KernelTable* best() {
   return &reference_kernels();
 }
 
-const KernelTable*& current() {
-  static const KernelTable* table = best();
+// Entries a table leaves null (no SIMD version on that ISA yet) fall back to the scalar twins.
+KernelTable with_fallbacks(const KernelTable& t) {
+  const KernelTable& r = reference_kernels();
+  KernelTable c = t;
+  if (!c.f32_to_f16) c.f32_to_f16 = r.f32_to_f16;
+  if (!c.f16_to_f32) c.f16_to_f32 = r.f16_to_f32;
+  if (!c.attn_scores_f16) c.attn_scores_f16 = r.attn_scores_f16;
+  if (!c.attn_scores_f32) c.attn_scores_f32 = r.attn_scores_f32;
+  if (!c.attn_values_f16) c.attn_values_f16 = r.attn_values_f16;
+  if (!c.attn_values_f32) c.attn_values_f32 = r.attn_values_f32;
+  return c;
+}
+
+KernelTable& current() {
+  static KernelTable table = with_fallbacks(*best());
   return table;
 }
 
@@ -61,7 +74,7 @@ const KernelTable* avx2_kernels() { return nullptr; }
 const KernelTable* avx512_kernels() { return nullptr; }
 #endif
 
-const KernelTable& active_kernels() { return *current(); }
+const KernelTable& active_kernels() { return current(); }
 bool isa_available(const char* name) {
   try {
     pick(name);
@@ -70,6 +83,6 @@ bool isa_available(const char* name) {
     return false;
   }
 }
-void select_kernels(const char* name) { current() = pick(name); }
+void select_kernels(const char* name) { current() = with_fallbacks(*pick(name)); }
 
 }  // namespace wren

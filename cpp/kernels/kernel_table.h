@@ -18,17 +18,37 @@ using GemmPackedFn = void (*)(const PackedMatrix& w, int64_t g0, int64_t g1, con
                               int64_t n, float* y, int64_t ldy);
 // Dot product of one float-typed weight row (F32/F16/BF16) with a float activation.
 using DotF32Fn = float (*)(const void* row, const float* x, int64_t n);
+// F32 <-> F16 (round to nearest even) for n elements: KV cache writes and prefill tiles.
+using ToF16Fn = void (*)(const float* x, uint16_t* y, int64_t n);
+using FromF16Fn = void (*)(const uint16_t* x, float* y, int64_t n);
+// Attention over cache rows of one KV head (F16 or F32 elements, row stride kv_stride elements),
+// for n_q query heads sharing it (rows q_stride floats apart); each key/value row is read once.
+// scores: s[a*s_stride + j] = scale * dot(q_a, k_j), j in [0, n_keys).
+using AttnScoresFn = void (*)(const float* q, int64_t q_stride, int64_t n_q, const void* k, int64_t kv_stride,
+                              int64_t n_keys, int64_t head_dim, float scale, float* s, int64_t s_stride);
+// values: out_a = sum_j p[a*p_stride + j] * v_j (overwrites out_a, rows out_stride floats apart).
+using AttnValuesFn = void (*)(const float* p, int64_t p_stride, int64_t n_q, const void* v, int64_t kv_stride,
+                              int64_t n_keys, int64_t head_dim, float* out, int64_t out_stride);
 
 struct KernelTable {
   const char* name;
   GemmPackedFn gemm_packed;  // Q4_0, Q4_1, Q8_0
   DotF32Fn dot_f32;
   DotF32Fn dot_f16;
+  // KV cache and attention (set by name, see fill_attention_kernels_*; null entries fall back to
+  // the scalar twins in dispatch.cpp).
+  ToF16Fn f32_to_f16 = nullptr;
+  FromF16Fn f16_to_f32 = nullptr;
+  AttnScoresFn attn_scores_f16 = nullptr;
+  AttnScoresFn attn_scores_f32 = nullptr;
+  AttnValuesFn attn_values_f16 = nullptr;
+  AttnValuesFn attn_values_f32 = nullptr;
 };
 
 const KernelTable& reference_kernels();
 const KernelTable* avx2_kernels();    // nullptr when not compiled in
 const KernelTable* avx512_kernels();  // AVX-512 F/BW/VL + VNNI; nullptr when not compiled in
+void fill_attention_kernels_avx2(KernelTable& t);  // kernels/avx2/attention_avx2.cpp (also used by avx512)
 const KernelTable& active_kernels();  // chosen once
 // Whether the named table is compiled in and this CPU can run it.
 bool isa_available(const char* name);

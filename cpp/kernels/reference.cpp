@@ -49,10 +49,56 @@ float dot_f16_ref(const void* row, const float* x, int64_t n) {
   return acc;
 }
 
+void f32_to_f16_ref(const float* x, uint16_t* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = f32_to_fp16(x[i]);
+}
+
+void f16_to_f32_ref(const uint16_t* x, float* y, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] = fp16_to_f32(x[i]);
+}
+
+inline float to_f32(float x) { return x; }
+inline float to_f32(uint16_t x) { return fp16_to_f32(x); }
+
+template <typename T>
+void attn_scores_ref(const float* q, int64_t q_stride, int64_t n_q, const void* k, int64_t kv_stride, int64_t n_keys,
+                     int64_t head_dim, float scale, float* s, int64_t s_stride) {
+  const T* keys = static_cast<const T*>(k);
+  for (int64_t a = 0; a < n_q; ++a)
+    for (int64_t j = 0; j < n_keys; ++j) {
+      float acc = 0.f;
+      for (int64_t d = 0; d < head_dim; ++d) acc += q[a * q_stride + d] * to_f32(keys[j * kv_stride + d]);
+      s[a * s_stride + j] = acc * scale;
+    }
+}
+
+template <typename T>
+void attn_values_ref(const float* p, int64_t p_stride, int64_t n_q, const void* v, int64_t kv_stride, int64_t n_keys,
+                     int64_t head_dim, float* out, int64_t out_stride) {
+  const T* values = static_cast<const T*>(v);
+  for (int64_t a = 0; a < n_q; ++a) {
+    float* o = out + a * out_stride;
+    for (int64_t d = 0; d < head_dim; ++d) o[d] = 0.f;
+    for (int64_t j = 0; j < n_keys; ++j) {
+      const float pj = p[a * p_stride + j];
+      for (int64_t d = 0; d < head_dim; ++d) o[d] += pj * to_f32(values[j * kv_stride + d]);
+    }
+  }
+}
+
 }  // namespace
 
 const KernelTable& reference_kernels() {
-  static const KernelTable table{"generic", gemm_packed_ref, dot_f32_ref, dot_f16_ref};
+  static const KernelTable table = [] {
+    KernelTable t{"generic", gemm_packed_ref, dot_f32_ref, dot_f16_ref};
+    t.f32_to_f16 = f32_to_f16_ref;
+    t.f16_to_f32 = f16_to_f32_ref;
+    t.attn_scores_f16 = attn_scores_ref<uint16_t>;
+    t.attn_scores_f32 = attn_scores_ref<float>;
+    t.attn_values_f16 = attn_values_ref<uint16_t>;
+    t.attn_values_f32 = attn_values_ref<float>;
+    return t;
+  }();
   return table;
 }
 

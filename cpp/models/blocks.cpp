@@ -1,15 +1,38 @@
 #include "models/blocks.h"
 
 #include <Eigen/Core>
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <utility>
+
+#include "kernels/kernel_table.h"
+#include "util/blas.h"
 
 namespace wren {
 
-using RowMajor = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-using Strided = Eigen::OuterStride<>;
-
-// Query rows from which attention runs as two GEMMs per head instead of per-row dots.
+// Query rows from which attention runs as tiled GEMMs (prefill) instead of per-row kernels (decode).
 constexpr int64_t kGemmAttentionMin = 16;
+// Prefill: query rows per task and keys per tile. Scratch per thread is constant in the context.
+constexpr int64_t kQueryBlock = 64;
+constexpr int64_t kKeyTile = 256;
+// Decode: split the keys of a (row, KV head) across tasks when there are fewer than this many tasks
+// per thread, but never into pieces shorter than kSplitMinKeys.
+constexpr int64_t kTasksPerThread = 4;
+constexpr int64_t kSplitMinKeys = 128;
+
+static int64_t attention_scratch_floats(const AttentionShape& a, int64_t n_ctx) {
+  const int64_t group = a.n_heads / a.n_kv_heads;
+  const int64_t decode = group * n_ctx;                                  // (group, keys) probabilities
+  const int64_t prefill = kQueryBlock * kKeyTile                         // (rows, tile) probabilities
+                          + 2 * kKeyTile * a.head_dim                    // K and V tiles in F32
+                          + 2 * group * kQueryBlock;                     // running max and sum
+  return std::max(decode, prefill);
+}
+
+// Split-key decode tasks the workspace holds results for: enough to give each thread
+// kTasksPerThread tasks whenever (rows x KV heads) alone would not.
+static int64_t max_decode_tasks(int n_threads) { return 2 * kTasksPerThread * n_threads; }
 
 Workspace::Workspace(int64_t b, int64_t dim, const AttentionShape& a, int64_t ffn_dim, int64_t n_ctx, int n_threads)
     : x(new float[b * dim]),
@@ -20,48 +43,190 @@ Workspace::Workspace(int64_t b, int64_t dim, const AttentionShape& a, int64_t ff
       att(new float[b * a.q_dim()]),
       hb(new float[b * ffn_dim]),
       hb2(new float[b * ffn_dim]),
-      scores(new float[static_cast<size_t>(n_threads) * b * n_ctx]),
+      attn(new float[static_cast<size_t>(n_threads) * attention_scratch_floats(a, n_ctx)]),
+      partials(new float[static_cast<size_t>(max_decode_tasks(n_threads) * a.n_heads / a.n_kv_heads *
+                                             (a.head_dim + 2))]),
       mm(n_threads, std::max({dim, ffn_dim, a.q_dim()}), b),
-      score_stride(b * n_ctx) {}
+      attn_stride(attention_scratch_floats(a, n_ctx)),
+      max_partials(max_decode_tasks(n_threads)) {}
 
-void causal_attention(const float* q, const float* k_cache, const float* v_cache, int64_t n, int64_t pos0,
+namespace {
+
+// Where one KV head's rows start in a layer of the cache, and how to read them.
+struct KvHead {
+  const uint8_t* k;  // row j of the head at k + j * row_bytes
+  const uint8_t* v;
+  size_t row_bytes;  // kv_dim elements
+  bool f16;
+  KvHead(const KvCache& c, int64_t layer, int64_t g, int64_t head_dim)
+      : k(static_cast<const uint8_t*>(c.k(layer)) + g * head_dim * c.element_size()),
+        v(static_cast<const uint8_t*>(c.v(layer)) + g * head_dim * c.element_size()),
+        row_bytes(c.kv_dim() * c.element_size()),
+        f16(c.dtype() == KvDtype::F16) {}
+  const void* k_row(int64_t j) const { return k + j * row_bytes; }
+  const void* v_row(int64_t j) const { return v + j * row_bytes; }
+};
+
+using Row = Eigen::Map<Eigen::ArrayXf>;
+
+// In place p = exp(p - max); returns {max, sum} of the row's len entries.
+std::pair<float, float> exp_shifted(float* p, int64_t len) {
+  Row r(p, len);
+  const float mx = r.maxCoeff();
+  r = (r - mx).exp();
+  return {mx, r.sum()};
+}
+
+// Decode: few query rows. One task per (row, KV head, key split); the group's query heads are
+// adjacent in q and out (stride head_dim), so the kernels see the group as n_q rows.
+void attention_decode(const float* q, const KvCache& cache, int64_t layer, int64_t n, int64_t pos0,
                       const AttentionShape& s, float* out, Workspace& ws, ThreadPool& pool) {
   const int64_t hd = s.head_dim, q_dim = s.q_dim(), kv_dim = s.kv_dim();
-  const int64_t n_keys = pos0 + n;
   const int64_t group = s.n_heads / s.n_kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
-  if (n >= kGemmAttentionMin) {
-    // Long prompts: per head, two GEMMs over all rows at once.
-    pool.parallel_for(s.n_heads, [&](int64_t h, int thread) {
-      const int64_t g = h / group;  // the key/value head this query head reads
-      Eigen::Map<const RowMajor, 0, Strided> Q(q + h * hd, n, hd, Strided(q_dim));              // (n, hd)
-      Eigen::Map<const RowMajor, 0, Strided> K(k_cache + g * hd, n_keys, hd, Strided(kv_dim));  // (T, hd)
-      Eigen::Map<const RowMajor, 0, Strided> V(v_cache + g * hd, n_keys, hd, Strided(kv_dim));  // (T, hd)
-      Eigen::Map<RowMajor> S(ws.scores.get() + thread * ws.score_stride, n, n_keys);            // (n, T)
-      Eigen::Map<RowMajor, 0, Strided> O(out + h * hd, n, hd, Strided(q_dim));                  // (n, hd)
-      S.noalias() = (Q * K.transpose()) * scale;
-      for (int64_t i = 0; i < n; ++i) {  // row i sees keys 0..pos0+i; later keys get probability 0
-        const int64_t visible = pos0 + i + 1;
-        softmax_rows(S.data() + i * n_keys, 1, visible, n_keys);
-        S.row(i).tail(n_keys - visible).setZero();
-      }
-      O.noalias() = S * V;
-    });
-    return;
-  }
-  // Few query rows (decode): one task per (row, head); dot products and axpys over the cache rows.
-  pool.parallel_for(n * s.n_heads, [&](int64_t task, int thread) {
-    const int64_t i = task / s.n_heads, h = task % s.n_heads, g = h / group;
+  const KernelTable& kt = active_kernels();
+  const AttnScoresFn scores = cache.dtype() == KvDtype::F16 ? kt.attn_scores_f16 : kt.attn_scores_f32;
+  const AttnValuesFn values = cache.dtype() == KvDtype::F16 ? kt.attn_values_f16 : kt.attn_values_f32;
+
+  const int64_t base_tasks = n * s.n_kv_heads;
+  const int64_t want = kTasksPerThread * pool.size();
+  int64_t n_splits = std::min((want + base_tasks - 1) / base_tasks, (pos0 + 1) / kSplitMinKeys);
+  n_splits = std::max<int64_t>(1, std::min(n_splits, ws.max_partials / base_tasks));
+  const int64_t part = group * (hd + 2);  // per task: (group, hd) unnormalized output, then max, sum
+
+  pool.parallel_for(base_tasks * n_splits, [&](int64_t task, int thread) {
+    const int64_t split = task % n_splits, i = task / n_splits / s.n_kv_heads, g = task / n_splits % s.n_kv_heads;
     const int64_t visible = pos0 + i + 1;
-    Eigen::Map<const Eigen::VectorXf> qi(q + i * q_dim + h * hd, hd);
-    float* p = ws.scores.get() + thread * ws.score_stride;  // (visible)
-    for (int64_t j = 0; j < visible; ++j)
-      p[j] = qi.dot(Eigen::Map<const Eigen::VectorXf>(k_cache + j * kv_dim + g * hd, hd)) * scale;
-    softmax_rows(p, 1, visible, visible);
-    Eigen::Map<Eigen::VectorXf> o(out + i * q_dim + h * hd, hd);
-    o.setZero();
-    for (int64_t j = 0; j < visible; ++j) o += p[j] * Eigen::Map<const Eigen::VectorXf>(v_cache + j * kv_dim + g * hd, hd);
+    const int64_t j0 = split * visible / n_splits, j1 = (split + 1) * visible / n_splits, len = j1 - j0;
+    const KvHead kv(cache, layer, g, hd);
+    const float* qg = q + i * q_dim + g * group * hd;  // (group, hd)
+    float* p = ws.attn_scratch(thread);                 // (group, len)
+    scores(qg, hd, group, kv.k_row(j0), kv_dim, len, hd, scale, p, len);
+    if (n_splits == 1) {
+      for (int64_t a = 0; a < group; ++a) {
+        const float sum = exp_shifted(p + a * len, len).second;
+        Row(p + a * len, len) /= sum;
+      }
+      values(p, len, group, kv.v_row(j0), kv_dim, len, hd, out + i * q_dim + g * group * hd, hd);
+      return;
+    }
+    float* o = ws.partials.get() + task * part;  // (group, hd), then (group) max, (group) sum
+    for (int64_t a = 0; a < group; ++a) {
+      const auto [mx, sum] = exp_shifted(p + a * len, len);
+      o[group * hd + a] = mx;
+      o[group * hd + group + a] = sum;
+    }
+    values(p, len, group, kv.v_row(j0), kv_dim, len, hd, o, hd);
   });
+  if (n_splits == 1) return;
+
+  // Merge the splits of each (row, KV head): rescale each to the common max, divide by the total.
+  pool.parallel_for(base_tasks, [&](int64_t t, int) {
+    const int64_t i = t / s.n_kv_heads, g = t % s.n_kv_heads;
+    const float* parts = ws.partials.get() + t * n_splits * part;
+    for (int64_t a = 0; a < group; ++a) {
+      float mx = -std::numeric_limits<float>::infinity();
+      for (int64_t k = 0; k < n_splits; ++k) mx = std::max(mx, parts[k * part + group * hd + a]);
+      Row o(out + i * q_dim + (g * group + a) * hd, hd);
+      o.setZero();
+      float total = 0.f;
+      for (int64_t k = 0; k < n_splits; ++k) {
+        const float* pk = parts + k * part;
+        const float w = std::exp(pk[group * hd + a] - mx);
+        total += w * pk[group * hd + group + a];
+        o += w * Eigen::Map<const Eigen::ArrayXf>(pk + a * hd, hd);
+      }
+      o /= total;
+    }
+  });
+}
+
+// Prefill: many query rows. One task per (block of query rows, KV head); keys in tiles with a
+// running (online) softmax, so scratch stays constant however long the context. A tile of K and V
+// is converted to F32 once and serves all the group's query heads through two sgemms each.
+void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int64_t n, int64_t pos0,
+                       const AttentionShape& s, float* out, Workspace& ws, ThreadPool& pool) {
+  const int64_t hd = s.head_dim, q_dim = s.q_dim(), kv_dim = s.kv_dim();
+  const int64_t group = s.n_heads / s.n_kv_heads;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const FromF16Fn from_f16 = active_kernels().f16_to_f32;
+  const int64_t n_blocks = (n + kQueryBlock - 1) / kQueryBlock;
+  const float neg_inf = -std::numeric_limits<float>::infinity();
+
+  pool.parallel_for(n_blocks * s.n_kv_heads, [&](int64_t task, int thread) {
+    // Last blocks first: they see the most keys, so the long tasks start early.
+    const int64_t b = n_blocks - 1 - task / s.n_kv_heads, g = task % s.n_kv_heads;
+    const int64_t r0 = b * kQueryBlock, rows = std::min(kQueryBlock, n - r0);
+    const int64_t n_keys = pos0 + r0 + rows;  // what the block's last row sees
+    const KvHead kv(cache, layer, g, hd);
+    float* S = ws.attn_scratch(thread);   // (rows, kKeyTile) scores, then probabilities
+    float* kf = S + kQueryBlock * kKeyTile;  // (kKeyTile, hd) K tile in F32 (F16 cache)
+    float* vf = kf + kKeyTile * hd;          // (kKeyTile, hd)
+    float* m = vf + kKeyTile * hd;           // (group, rows) running max
+    float* l = m + group * kQueryBlock;      // (group, rows) running sum
+    std::fill(m, m + group * kQueryBlock, neg_inf);
+    std::fill(l, l + group * kQueryBlock, 0.f);
+    for (int64_t r = 0; r < rows; ++r) {
+      float* o = out + (r0 + r) * q_dim + g * group * hd;  // the group's heads: adjacent
+      std::fill(o, o + group * hd, 0.f);
+    }
+
+    for (int64_t t0 = 0; t0 < n_keys; t0 += kKeyTile) {
+      const int64_t tk = std::min(kKeyTile, n_keys - t0);
+      const float *K = kf, *V = vf;  // (tk, hd), rows ld apart
+      int64_t ld = hd;
+      if (kv.f16) {
+        for (int64_t j = 0; j < tk; ++j) {
+          from_f16(static_cast<const uint16_t*>(kv.k_row(t0 + j)), kf + j * hd, hd);
+          from_f16(static_cast<const uint16_t*>(kv.v_row(t0 + j)), vf + j * hd, hd);
+        }
+      } else {
+        K = static_cast<const float*>(kv.k_row(t0));
+        V = static_cast<const float*>(kv.v_row(t0));
+        ld = kv_dim;
+      }
+      // Row r sees keys up to pos0 + r0 + r: rows before `first` see none of this tile.
+      const int64_t first = std::clamp<int64_t>(t0 - pos0 - r0, 0, rows);
+      const int64_t active = rows - first;
+      for (int64_t a = 0; a < group; ++a) {
+        const int64_t h = g * group + a;
+        float* Sa = S + first * kKeyTile;                  // (active, tk)
+        float* O = out + (r0 + first) * q_dim + h * hd;    // (active, hd), rows q_dim apart
+        blas::sgemm(true, static_cast<int>(active), static_cast<int>(tk), static_cast<int>(hd), scale,
+                    q + (r0 + first) * q_dim + h * hd, static_cast<int>(q_dim), K, static_cast<int>(ld), 0.f, Sa,
+                    static_cast<int>(kKeyTile));
+        for (int64_t r = first; r < rows; ++r) {
+          const int64_t visible = std::min(tk, pos0 + r0 + r + 1 - t0);  // >= 1 for r >= first
+          float* p = S + r * kKeyTile;
+          float& mr = m[a * kQueryBlock + r];
+          float& lr = l[a * kQueryBlock + r];
+          const float m_new = std::max(mr, Row(p, visible).maxCoeff());
+          const float keep = std::exp(mr - m_new);  // 0 on the first tile (mr = -inf)
+          Row pr(p, visible);
+          pr = (pr - m_new).exp();
+          std::fill(p + visible, p + tk, 0.f);  // causal mask: later keys get probability 0
+          lr = lr * keep + pr.sum();
+          mr = m_new;
+          if (keep != 1.f) Row(out + (r0 + r) * q_dim + h * hd, hd) *= keep;
+        }
+        blas::sgemm(false, static_cast<int>(active), static_cast<int>(hd), static_cast<int>(tk), 1.f, Sa,
+                    static_cast<int>(kKeyTile), V, static_cast<int>(ld), 1.f, O, static_cast<int>(q_dim));
+      }
+    }
+    for (int64_t a = 0; a < group; ++a)
+      for (int64_t r = 0; r < rows; ++r)
+        Row(out + (r0 + r) * q_dim + (g * group + a) * hd, hd) /= l[a * kQueryBlock + r];
+  });
+}
+
+}  // namespace
+
+void causal_attention(const float* q, const KvCache& cache, int64_t layer, int64_t n, int64_t pos0,
+                      const AttentionShape& s, float* out, Workspace& ws, ThreadPool& pool) {
+  if (n >= kGemmAttentionMin)
+    attention_prefill(q, cache, layer, n, pos0, s, out, ws, pool);
+  else
+    attention_decode(q, cache, layer, n, pos0, s, out, ws, pool);
 }
 
 void swiglu_mlp(const GatedMlpWeights& w, const float* x, int64_t n, float* out, Workspace& ws, ThreadPool& pool) {

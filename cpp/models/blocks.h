@@ -7,6 +7,7 @@
 
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
+#include "runtime/kv_cache.h"
 #include "util/thread_pool.h"
 
 namespace wren {
@@ -39,19 +40,23 @@ struct Workspace {
   std::unique_ptr<float[]> x;       // (batch, dim) residual stream
   std::unique_ptr<float[]> xb;      // (batch, dim) normed input / block output
   std::unique_ptr<float[]> q;       // (batch, q_dim)
-  std::unique_ptr<float[]> k;       // (batch, kv_dim)
-  std::unique_ptr<float[]> v;       // (batch, kv_dim)
+  std::unique_ptr<float[]> k;       // (batch, kv_dim) new keys, F32 staging before the cache
+  std::unique_ptr<float[]> v;       // (batch, kv_dim) new values, likewise
   std::unique_ptr<float[]> att;     // (batch, q_dim) attention output before wo
   std::unique_ptr<float[]> hb;      // (batch, ffn_dim)
   std::unique_ptr<float[]> hb2;     // (batch, ffn_dim)
-  std::unique_ptr<float[]> scores;  // (n_threads, batch, n_ctx) attention probabilities
+  std::unique_ptr<float[]> attn;      // (n_threads, attn_stride) attention scratch, see blocks.cpp
+  std::unique_ptr<float[]> partials;  // (max tasks, group, head_dim + 2) split-key decode results
   MatmulScratch mm;
-  int64_t score_stride;  // floats per thread in `scores`
+  int64_t attn_stride;     // floats per thread in `attn`: linear in n_ctx, not in batch * n_ctx
+  int64_t max_partials;    // tasks `partials` holds
+  float* attn_scratch(int thread) { return attn.get() + thread * attn_stride; }
 };
 
-// Causal grouped-query attention of n new query rows (positions pos0..pos0+n-1) over the cache
-// rows [0, pos0+n). q: (n, q_dim); k_cache, v_cache: (n_ctx, kv_dim); out: (n, q_dim).
-void causal_attention(const float* q, const float* k_cache, const float* v_cache, int64_t n, int64_t pos0,
+// Causal grouped-query attention of n new query rows (positions pos0..pos0+n-1) over the rows
+// [0, pos0+n) of one layer of the cache (F16 or F32). q: (n, q_dim); out: (n, q_dim).
+// The query heads sharing a KV head are processed together, so each K/V row is read once per group.
+void causal_attention(const float* q, const KvCache& cache, int64_t layer, int64_t n, int64_t pos0,
                       const AttentionShape& shape, float* out, Workspace& ws, ThreadPool& pool);
 
 // out (n, dim) = down( act(gate(x)) * up(x) ), act = SiLU.

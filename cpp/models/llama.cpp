@@ -140,8 +140,8 @@ class Llama : public Model {
 
     for (int64_t l = 0; l < cfg_.n_layers; ++l) {
       const LlamaLayer& L = layers_[static_cast<size_t>(l)];
-      float* k_cache = cache.k(l);  // (n_ctx, kv_dim)
-      float* v_cache = cache.v(l);  // (n_ctx, kv_dim)
+      float* k = ws_.k.get();  // (n, kv_dim) new keys, F32 until stored in the cache
+      float* v = ws_.v.get();  // (n, kv_dim) new values
 
       // attention: x += wo(attn(rope(wq xb), rope(wk xb), wv xb)), xb = rmsnorm(x)
       {
@@ -151,17 +151,18 @@ class Llama : public Model {
       {
         auto p = timed("qkv");
         matmul(L.attn.wq, xb, n, ws_.q.get(), pool, ws_.mm);
-        matmul(L.attn.wk, xb, n, k_cache + pos0 * kv_dim, pool, ws_.mm);  // written straight into the cache
-        matmul(L.attn.wv, xb, n, v_cache + pos0 * kv_dim, pool, ws_.mm);
+        matmul(L.attn.wk, xb, n, k, pool, ws_.mm);
+        matmul(L.attn.wv, xb, n, v, pool, ws_.mm);
       }
       {
         auto p = timed("rope");
         rope_.apply(ws_.q.get(), n, cfg_.attn.n_heads, cfg_.attn.head_dim, q_dim);
-        rope_.apply(k_cache + pos0 * kv_dim, n, cfg_.attn.n_kv_heads, cfg_.attn.head_dim, kv_dim);
+        rope_.apply(k, n, cfg_.attn.n_kv_heads, cfg_.attn.head_dim, kv_dim);
       }
       {
         auto p = timed("attention");
-        causal_attention(ws_.q.get(), k_cache, v_cache, n, pos0, cfg_.attn, ws_.att.get(), ws_, pool);
+        cache.store(l, pos0, n, k, v);  // converted to the cache's type (F16 by default)
+        causal_attention(ws_.q.get(), cache, l, n, pos0, cfg_.attn, ws_.att.get(), ws_, pool);
       }
       {
         auto p = timed("attn_out");

@@ -14,7 +14,7 @@ int default_thread_count() {
   return static_cast<int>(hw >= 4 ? hw / 2 : hw);
 }
 
-Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads) {
+Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv_dtype) : kv_dtype_(kv_dtype) {
   WREN_CHECK(n_threads <= 1024, InvalidArgument, "n_threads must be <= 1024, got ", n_threads);
   WREN_CHECK(n_ctx >= 0 && n_ctx <= (int64_t(1) << 24), InvalidArgument, "n_ctx must be in 0..16M, got ", n_ctx);
   file_ = std::make_unique<GgufFile>(path);

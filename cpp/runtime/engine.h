@@ -18,7 +18,8 @@
 namespace wren {
 
 struct Session {
-  Session(const ModelInfo& info, int64_t n_ctx) : cache(info.n_layers, n_ctx, info.kv_dim), logits(info.n_vocab) {}
+  Session(const ModelInfo& info, int64_t n_ctx, KvDtype kv_dtype)
+      : cache(info.n_layers, n_ctx, info.kv_dim, kv_dtype), logits(info.n_vocab) {}
   KvCache cache;
   int64_t n_past = 0;
   std::vector<float> logits;  // (n_vocab) of the last evaluated token
@@ -27,15 +28,17 @@ struct Session {
 class Engine {
  public:
   // n_ctx <= 0: the model's training context. n_threads <= 0: physical cores.
-  Engine(const std::string& path, int64_t n_ctx, int n_threads);
+  // kv_dtype: element type of each session's KV cache.
+  Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv_dtype = KvDtype::F16);
 
   const GgufFile& file() const { return *file_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const ModelInfo& info() const { return model_->info(); }
   int64_t n_ctx() const { return n_ctx_; }
   int n_threads() const { return pool_->size(); }
+  KvDtype kv_dtype() const { return kv_dtype_; }
 
-  std::unique_ptr<Session> new_session() const { return std::make_unique<Session>(info(), n_ctx_); }
+  std::unique_ptr<Session> new_session() const { return std::make_unique<Session>(info(), n_ctx_, kv_dtype_); }
 
   // Appends tokens to the session (batched, in chunks of the model's max batch). Leaves the
   // last token's logits in s.logits; with all_logits != nullptr also writes (n, n_vocab) there.
@@ -50,6 +53,7 @@ class Engine {
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Model> model_;
   int64_t n_ctx_;
+  KvDtype kv_dtype_;
   std::mutex mu_;
 };
 

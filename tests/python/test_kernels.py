@@ -99,3 +99,82 @@ def test_active_isa_is_known():
     from wrenlm import _core
 
     assert _core.kernels.active_isa() in _core.kernels.available_isas()
+
+
+# -- KV cache / attention kernels -------------------------------------------------------------
+# Scores and values over cache rows (float32 or float16) for n_q query heads sharing one KV head.
+# Tolerance as for the dots: twins and a float64 numpy product of the same (F16-decoded) inputs
+# differ by summation order only, so 1e-5 of the sum of |terms|.
+
+
+def _isas():
+    from wrenlm import _core
+
+    return _core.kernels.available_isas()
+
+
+@pytest.mark.parametrize("cache_dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("n_q", [1, 3, 4, 7])
+@pytest.mark.parametrize("head_dim,n_keys", [(64, 1), (64, 130), (8, 5), (36, 70), (128, 300)])
+def test_attention_scores_twins(cache_dtype, n_q, head_dim, n_keys):
+    from wrenlm import _core
+
+    rng = np.random.default_rng(head_dim * 1000 + n_keys + n_q)
+    offset = head_dim  # second head of a 3-head row: exercises the row stride
+    keys = (rng.standard_normal((n_keys, 3 * head_dim)) * 3).astype(cache_dtype)
+    q = rng.standard_normal((n_q, head_dim)).astype(np.float32)
+    scale = 1 / np.sqrt(head_dim)
+    k = keys[:, offset:offset + head_dim].astype(np.float64)
+    expected = scale * q.astype(np.float64) @ k.T
+    bound = 1e-5 * scale * (np.abs(q).astype(np.float64) @ np.abs(k).T) + 1e-6
+    ref = _core.kernels.attn_scores("generic", q, keys, offset, scale)
+    assert ref.shape == (n_q, n_keys)
+    assert (np.abs(ref - expected) <= bound).all()
+    for isa in _isas():
+        got = _core.kernels.attn_scores(isa, q, keys, offset, scale)
+        assert (np.abs(got - ref) <= bound).all(), f"{isa} vs generic"
+
+
+@pytest.mark.parametrize("cache_dtype", [np.float16, np.float32])
+@pytest.mark.parametrize("n_q", [1, 3, 4, 6])
+@pytest.mark.parametrize("head_dim,n_keys", [(64, 1), (64, 200), (8, 5), (36, 70), (128, 65)])
+def test_attention_values_twins(cache_dtype, n_q, head_dim, n_keys):
+    from wrenlm import _core
+
+    rng = np.random.default_rng(head_dim * 1000 + n_keys + n_q + 1)
+    offset = 2 * head_dim
+    values = (rng.standard_normal((n_keys, 3 * head_dim)) * 3).astype(cache_dtype)
+    p = rng.random((n_q, n_keys)).astype(np.float32)
+    p /= p.sum(axis=1, keepdims=True)
+    v = values[:, offset:offset + head_dim].astype(np.float64)
+    expected = p.astype(np.float64) @ v
+    bound = 1e-5 * (p.astype(np.float64) @ np.abs(v)) + 1e-6
+    ref = _core.kernels.attn_values("generic", p, values, offset, head_dim)
+    assert ref.shape == (n_q, head_dim)
+    assert (np.abs(ref - expected) <= bound).all()
+    for isa in _isas():
+        got = _core.kernels.attn_values(isa, p, values, offset, head_dim)
+        assert (np.abs(got - ref) <= bound).all(), f"{isa} vs generic"
+
+
+def test_f16_conversions_match_numpy_exactly():
+    from wrenlm import _core
+
+    rng = np.random.default_rng(7)
+    # Normals across the whole range, subnormals, halfway cases, overflow, zeros and infinities.
+    x = np.concatenate([
+        rng.standard_normal(1000) * 10.0 ** rng.integers(-8, 6, 1000),
+        np.float32(2.0 ** -24) * np.arange(-40, 40, 0.5),
+        [65504, 65519.99, 65520, 1e6, -1e6, 0.0, -0.0, np.inf, -np.inf, 1 + 2.0 ** -11, 1 + 3 * 2.0 ** -11],
+    ]).astype(np.float32)
+    with np.errstate(over="ignore"):  # the overflow to inf is one of the cases
+        expected = x.astype(np.float16).view(np.uint16)
+    all_bits = np.arange(65536, dtype=np.uint32).astype(np.uint16)
+    finite = ~np.isnan(all_bits.view(np.float16))
+    for isa in _isas():
+        assert (_core.kernels.f32_to_f16(isa, x) == expected).all(), isa
+        back = _core.kernels.f16_to_f32(isa, all_bits)
+        assert (back[finite] == all_bits.view(np.float16)[finite].astype(np.float32)).all(), isa
+        assert np.isnan(back[~finite]).all(), isa
+        nan16 = _core.kernels.f32_to_f16(isa, np.array([np.nan], np.float32)).view(np.float16)
+        assert np.isnan(nan16).all(), isa

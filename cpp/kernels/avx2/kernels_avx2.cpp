@@ -154,7 +154,11 @@ float dot_f16_avx2(const void* row, const float* x, int64_t n) {
 }  // namespace
 
 const KernelTable* avx2_kernels() {
-  static const KernelTable table{"avx2", gemm_packed_avx2, dot_f32_avx2, dot_f16_avx2};
+  static const KernelTable table = [] {
+    KernelTable t{"avx2", gemm_packed_avx2, dot_f32_avx2, dot_f16_avx2};
+    fill_attention_kernels_avx2(t);
+    return t;
+  }();
   return &table;
 }
 

@@ -118,7 +118,11 @@ float dot_f16_avx512(const void* row, const float* x, int64_t n) {
 }  // namespace
 
 const KernelTable* avx512_kernels() {
-  static const KernelTable table{"avx512", gemm_packed_avx512, dot_f32_avx512, dot_f16_avx512};
+  static const KernelTable table = [] {
+    KernelTable t{"avx512", gemm_packed_avx512, dot_f32_avx512, dot_f16_avx512};
+    fill_attention_kernels_avx2(t);  // AVX-512 machines run the AVX2/F16C attention kernels
+    return t;
+  }();
   return &table;
 }
 

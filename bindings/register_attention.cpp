@@ -1,0 +1,47 @@
+// Causal attention over a KV cache, exposed for tests: the decode and prefill paths of
+// models/blocks.cpp against a numpy reference, for both cache types.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include "bindings/register.h"
+#include "models/blocks.h"
+#include "runtime/kv_cache.h"
+#include "util/errors.h"
+
+namespace py = pybind11;
+
+namespace wren::py_bind {
+
+void register_attention(py::module_& m) {
+  using Floats = py::array_t<float, py::array::c_style | py::array::forcecast>;
+  py::module_ a = m.def_submodule("attention", "Causal attention over a KV cache (for tests)");
+  a.def("causal", [](Floats q, Floats k, Floats v, int64_t pos0, int64_t n_heads, int64_t n_kv_heads,
+                     const std::string& kv_cache, int n_threads) {
+    WREN_CHECK(q.ndim() == 2 && k.ndim() == 2 && v.ndim() == 2, InvalidArgument, "q, k, v must be 2-D");
+    WREN_CHECK(n_heads > 0 && n_kv_heads > 0 && n_heads % n_kv_heads == 0 && q.shape(1) % n_heads == 0,
+               InvalidArgument, "bad head counts");
+    WREN_CHECK(n_threads >= 1 && n_threads <= 64, InvalidArgument, "n_threads must be in 1..64");
+    AttentionShape s;
+    s.n_heads = n_heads;
+    s.n_kv_heads = n_kv_heads;
+    s.head_dim = q.shape(1) / n_heads;
+    const int64_t n = q.shape(0), n_keys = pos0 + n;
+    WREN_CHECK(n > 0 && pos0 >= 0 && k.shape(0) == n_keys && v.shape(0) == n_keys && k.shape(1) == s.kv_dim() &&
+                   v.shape(1) == s.kv_dim(), InvalidArgument, "k and v must be (pos0 + n, n_kv_heads * head_dim)");
+    Floats out({n, s.q_dim()});
+    {
+      py::gil_scoped_release nogil;
+      KvCache cache(1, n_keys, s.kv_dim(), parse_kv_dtype(kv_cache));
+      cache.store(0, 0, n_keys, k.data(), v.data());
+      ThreadPool pool(n_threads);
+      Workspace ws(n, s.q_dim(), s, 1, n_keys, n_threads);
+      causal_attention(q.data(), cache, 0, n, pos0, s, out.mutable_data(), ws, pool);
+    }
+    return out;
+  }, py::arg("q"), py::arg("k"), py::arg("v"), py::kw_only(), py::arg("pos0"), py::arg("n_heads"),
+     py::arg("n_kv_heads"), py::arg("kv_cache"), py::arg("n_threads"),
+     "Attention output (n, q_dim) of queries q (n, q_dim) at positions pos0.. over keys and values\n"
+     "(pos0 + n, kv_dim), stored in a one-layer cache of type kv_cache ('f16' | 'f32').");
+}
+
+}  // namespace wren::py_bind
