@@ -19,7 +19,18 @@ constexpr auto kSpinFor = std::chrono::microseconds(300);
 // Pauses between yields while spinning: on an oversubscribed machine, give the core away often.
 constexpr int kPausesPerYield = 64;
 
-uint32_t job_of(uint64_t state) { return static_cast<uint32_t>(state >> 32); }
+// Layout of the job word (see thread_pool.h).
+constexpr int kTaskBits = 20;
+constexpr uint64_t kTaskMask = (uint64_t(1) << kTaskBits) - 1;
+constexpr int64_t kMaxTasks = int64_t(1) << kTaskBits;  // exclusive bound of a count; bigger jobs are split
+constexpr uint32_t kJobMask = (1u << 24) - 1;
+
+uint32_t job_of(uint64_t state) { return static_cast<uint32_t>(state >> (2 * kTaskBits)) & kJobMask; }
+int64_t count_of(uint64_t state) { return static_cast<int64_t>((state >> kTaskBits) & kTaskMask); }
+int64_t next_of(uint64_t state) { return static_cast<int64_t>(state & kTaskMask); }
+uint64_t make_state(uint32_t job, int64_t count) {
+  return (static_cast<uint64_t>(job & kJobMask) << (2 * kTaskBits)) | (static_cast<uint64_t>(count) << kTaskBits);
+}
 
 }  // namespace
 
@@ -40,11 +51,17 @@ void ThreadPool::run_tasks(uint32_t job, int thread) {
   uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
     if (job_of(s) != job) return;
-    const int64_t task = static_cast<int64_t>(s & 0xffffffffu);
-    if (task >= n_tasks_.load(std::memory_order_relaxed)) return;
+    const int64_t task = next_of(s);
+    if (task >= count_of(s)) return;
     if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-    // The job cannot finish while this claimed task is undone, so fn_ is still this job's.
-    (*fn_.load(std::memory_order_relaxed))(task, thread);
+    // The claim succeeded on the current word, and the job cannot finish while this task is
+    // undone, so fn_ (stored before the word was published) is still this job's.
+    try {
+      (*fn_.load(std::memory_order_relaxed))(task, thread);
+    } catch (...) {  // rethrown by the caller once every claimed task has finished
+      std::lock_guard<std::mutex> lock(mu_);
+      if (!error_) error_ = std::current_exception();
+    }
     done_.fetch_add(1, std::memory_order_release);
     s = state_.load(std::memory_order_acquire);
   }
@@ -81,14 +98,21 @@ void ThreadPool::parallel_for(int64_t n_tasks, const Fn& fn) {
     for (int64_t t = 0; t < n_tasks; ++t) fn(t, 0);
     return;
   }
-  const uint32_t job = job_of(state_.load(std::memory_order_relaxed)) + 1;
+  if (n_tasks < kMaxTasks) return run_job(n_tasks, fn);
+  for (int64_t base = 0; base < n_tasks; base += kMaxTasks - 1) {
+    const Fn part = [&fn, base](int64_t task, int thread) { fn(base + task, thread); };
+    run_job(std::min(kMaxTasks - 1, n_tasks - base), part);
+  }
+}
+
+void ThreadPool::run_job(int64_t n_tasks, const Fn& fn) {
+  const uint32_t job = (job_of(state_.load(std::memory_order_relaxed)) + 1) & kJobMask;
   fn_.store(&fn, std::memory_order_relaxed);
-  n_tasks_.store(n_tasks, std::memory_order_relaxed);
   done_.store(0, std::memory_order_relaxed);
   {
     // Publishing under the lock: a worker about to sleep either sees the new job or is notified.
     std::lock_guard<std::mutex> lock(mu_);
-    state_.store(static_cast<uint64_t>(job) << 32, std::memory_order_release);
+    state_.store(make_state(job, n_tasks), std::memory_order_release);
   }
   if (sleeping_.load() > 0) wake_.notify_all();
   run_tasks(job, 0);
@@ -97,6 +121,12 @@ void ThreadPool::parallel_for(int64_t n_tasks, const Fn& fn) {
     WREN_CPU_RELAX();
     if (spins % kPausesPerYield == 0) std::this_thread::yield();
   }
+  std::exception_ptr error;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    std::swap(error, error_);
+  }
+  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace wren

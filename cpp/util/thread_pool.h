@@ -10,6 +10,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <thread>
@@ -26,7 +27,8 @@ class ThreadPool {
 
   int size() const { return n_threads_; }
 
-  // Runs fn(task, thread) for task in [0, n_tasks); thread in [0, size()). Blocks until all are done.
+  // Runs fn(task, thread) for task in [0, n_tasks); thread in [0, size()). Blocks until all are done;
+  // if a task throws, the first exception is rethrown here after every task has finished.
   // Not reentrant: one parallel_for at a time per pool (the Engine serializes callers).
   void parallel_for(int64_t n_tasks, const std::function<void(int64_t task, int thread)>& fn);
 
@@ -35,18 +37,21 @@ class ThreadPool {
   void worker(int thread);
   // Claims and runs tasks of job `job` until none are left or a newer job has started.
   void run_tasks(uint32_t job, int thread);
+  // One job of at most kMaxTasks tasks.
+  void run_job(int64_t n_tasks, const Fn& fn);
 
   int n_threads_;
   std::vector<std::thread> workers_;
-  // The job word: (job number << 32) | index of the next unclaimed task. Claiming a task is a
-  // compare-and-swap on it, so a late worker can never take a task of a job that has moved on.
+  // The job word: job number (24 bits) | task count (20 bits) | next unclaimed task (20 bits).
+  // Claiming a task is a compare-and-swap on the whole word, so a late worker can never take a task
+  // of a job that has moved on, nor judge a job by another job's task count.
   std::atomic<uint64_t> state_{0};
   std::atomic<const Fn*> fn_{nullptr};
-  std::atomic<int64_t> n_tasks_{0};
   std::atomic<int64_t> done_{0};  // tasks of the current job finished
   std::mutex mu_;
   std::condition_variable wake_;
   std::atomic<int> sleeping_{0};
+  std::exception_ptr error_;  // first exception a task threw in the current job (under mu_)
   std::atomic<bool> stop_{false};
 };
 
