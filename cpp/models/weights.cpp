@@ -1,6 +1,9 @@
 #include "models/weights.h"
 
+#include <sys/mman.h>
+
 #include <algorithm>
+#include <cstdint>
 #include <new>
 
 #include "tensor/packed.h"
@@ -9,13 +12,38 @@
 
 namespace wren {
 
+namespace {
+constexpr size_t kHugePage = size_t(2) << 20;
+constexpr size_t kChunk = size_t(64) << 20;  // address space reserved per mapping; pages commit on use
+}  // namespace
+
+WeightArena::~WeightArena() {
+  for (const Chunk& c : chunks_) ::munmap(c.base, c.size);
+}
+
 uint8_t* WeightArena::alloc(size_t bytes) {
-  const size_t rounded = (bytes + 63) / 64 * 64;
-  auto* p = static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
-  if (!p) throw std::bad_alloc();
-  buffers_.emplace_back(p);
-  bytes_ += rounded;
-  return p;
+  const size_t need = (bytes + 63) / 64 * 64;
+  if (chunks_.empty() || used_ + need > chunks_.back().size) {
+    const size_t size = std::max(kChunk, (need + kHugePage - 1) / kHugePage * kHugePage);
+    // Over-reserve by one huge page so the chunk can start on a huge-page boundary.
+    void* p = ::mmap(nullptr, size + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                     -1, 0);
+    if (p == MAP_FAILED) throw std::bad_alloc();
+    auto* raw = static_cast<uint8_t*>(p);
+    auto* base = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(raw) + kHugePage - 1) / kHugePage * kHugePage);
+    if (base > raw) ::munmap(raw, static_cast<size_t>(base - raw));
+    const size_t tail = static_cast<size_t>(raw + size + kHugePage - (base + size));
+    if (tail) ::munmap(base + size, tail);
+#ifdef MADV_HUGEPAGE
+    ::madvise(base, size, MADV_HUGEPAGE);  // advisory: without THP, ordinary pages
+#endif
+    chunks_.push_back({base, size});
+    used_ = 0;
+  }
+  uint8_t* out = chunks_.back().base + used_;
+  used_ += need;
+  used_total_ += need;
+  return out;
 }
 
 const GgufTensor& WeightBinder::get(const std::string& name) const {

@@ -1,7 +1,6 @@
 // Binding tensors from a GGUF file to typed views, checking names, shapes and types.
 #pragma once
 
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <vector>
@@ -12,18 +11,27 @@
 
 namespace wren {
 
-// Owns the load-time copies of weights (the packed Q4_0/Q4_1/Q8_0 matrices), 64-byte aligned.
+// Owns the load-time copies of weights (the packed Q4_0/Q4_1/Q8_0 matrices): a bump allocator over
+// large anonymous mappings that ask for transparent huge pages, so streaming the weights each token
+// is not slowed by TLB misses and prefetchers stopping at every 4 KiB page.
 class WeightArena {
  public:
-  uint8_t* alloc(size_t bytes);
-  size_t bytes() const { return bytes_; }
+  WeightArena() = default;
+  ~WeightArena();
+  WeightArena(const WeightArena&) = delete;
+  WeightArena& operator=(const WeightArena&) = delete;
+
+  uint8_t* alloc(size_t bytes);  // 64-byte aligned, uninitialized
+  size_t bytes() const { return used_total_; }
 
  private:
-  struct Free {
-    void operator()(uint8_t* p) const { std::free(p); }
+  struct Chunk {
+    uint8_t* base;
+    size_t size;
   };
-  std::vector<std::unique_ptr<uint8_t, Free>> buffers_;
-  size_t bytes_ = 0;
+  std::vector<Chunk> chunks_;
+  size_t used_ = 0;  // in the last chunk
+  size_t used_total_ = 0;
 };
 
 // Binds named tensors to typed views. With an arena, matrices of the packable types are re-laid

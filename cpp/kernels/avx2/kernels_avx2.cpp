@@ -101,12 +101,51 @@ inline void half_group_times_tokens(const PackedMatrix& w, int64_t g, int h, con
   }
 }
 
+// One activation vector (decode): both halves of each tile in turn, so the weights stream through
+// memory in order and the two halves' accumulators form independent chains.
+template <DType T>
+inline void group_times_vector(const PackedMatrix& w, int64_t g, const ActQ8* x, float* y, int64_t valid) {
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  for (int64_t b = 0; b < w.n_blocks; ++b) {
+    const uint8_t* tile = w.tile(g, b);
+    const ActQ8& xb = x[b];
+    const __m256 dx = _mm256_set1_ps(xb.d), sx = _mm256_set1_ps(xb.sum);
+    for (int h = 0; h < 2; ++h) {
+      __m256i wv[8];
+      load_quants<T>(tile + w.scale_bytes, h, wv);
+      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
+      const __m256i s = row_sums<T>(wv, xb.qs);                                                            // (8)
+      acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, dx), acc[h]);
+      if constexpr (T == DType::Q4_1) {
+        const __m256 m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 2 * kPackRows + 16 * h)));
+        acc[h] = _mm256_fmadd_ps(m, sx, acc[h]);
+      } else if constexpr (T == DType::Q4_0) {
+        acc[h] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(-8.f)), sx, acc[h]);
+      }
+    }
+  }
+  float* dst = y + g * kPackRows;
+  if (valid == kPackRows) {
+    _mm256_storeu_ps(dst, acc[0]);
+    _mm256_storeu_ps(dst + 8, acc[1]);
+  } else {
+    float out[kPackRows];
+    _mm256_storeu_ps(out, acc[0]);
+    _mm256_storeu_ps(out + 8, acc[1]);
+    std::memcpy(dst, out, static_cast<size_t>(valid) * sizeof(float));
+  }
+}
+
 template <DType T>
 void gemm_packed_t(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x, int64_t x_stride, int64_t n,
                    float* y, int64_t ldy) {
   constexpr int kTokens = 4;  // tokens per pass over a half group's weights
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t valid = std::min<int64_t>(kPackRows, w.rows - g * kPackRows);
+    if (n == 1) {
+      group_times_vector<T>(w, g, x, y, valid);
+      continue;
+    }
     for (int h = 0; h < 2 && 8 * h < valid; ++h) {
       int64_t t = 0;
       for (; t + kTokens <= n; t += kTokens)
