@@ -101,37 +101,84 @@ inline void half_group_times_tokens(const PackedMatrix& w, int64_t g, int h, con
   }
 }
 
+// Integer sums of one half tile (8 rows) with one activation block, written without arrays so the
+// compiler keeps everything in registers; two accumulators per half shorten the dependency chains.
+template <DType T>
+inline __m256i half_tile_sums(const uint8_t* q, int h, const int8_t* qs) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  if constexpr (T == DType::Q8_0) {
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    for (int i = 0; i < 8; i += 2) {
+      const __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * i + 32 * h)), flip);
+      const __m256i w1 =
+          _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * (i + 1) + 32 * h)), flip);
+      const __m256i x0 = broadcast4(qs, i), x1 = broadcast4(qs, i + 1);
+      // |x| times w with x's sign: maddubs wants its first operand unsigned.
+      s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(w0, x0)), ones));
+      s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x1, x1), _mm256_sign_epi8(w1, x1)), ones));
+    }
+    return _mm256_add_epi32(s0, s1);
+  } else {
+    const __m256i nib = _mm256_set1_epi8(0x0f);
+    __m256i p0 = _mm256_setzero_si256(), p1 = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * c + 32 * h));
+      const __m256i lo = _mm256_and_si256(packed, nib);                        // columns 4c..4c+3
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nib);  // columns 16+4c..
+      p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(lo, broadcast4(qs, c)));
+      p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(hi, broadcast4(qs, c + 4)));
+    }
+    return _mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones);  // 8 pairs of <= 2*15*127 fit in int16
+  }
+}
+
+// Bytes ahead of the tile being read that decode prefetches.
+constexpr size_t kPrefetchAhead = 4096;
+
 // One activation vector (decode): both halves of each tile in turn, so the weights stream through
 // memory in order and the two halves' accumulators form independent chains.
 template <DType T>
 inline void group_times_vector(const PackedMatrix& w, int64_t g, const ActQ8* x, float* y, int64_t valid) {
-  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();  // rows 0-7, rows 8-15
   for (int64_t b = 0; b < w.n_blocks; ++b) {
     const uint8_t* tile = w.tile(g, b);
+    // The packed matrix is one linear stream; ask for it well ahead (prefetches never fault, so
+    // running past the end of the matrix is harmless).
+    for (size_t off = 0; off < w.tile_bytes; off += 64)
+      _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchAhead + off), _MM_HINT_T0);
     const ActQ8& xb = x[b];
-    const __m256 dx = _mm256_set1_ps(xb.d), sx = _mm256_set1_ps(xb.sum);
-    for (int h = 0; h < 2; ++h) {
-      __m256i wv[8];
-      load_quants<T>(tile + w.scale_bytes, h, wv);
-      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
-      const __m256i s = row_sums<T>(wv, xb.qs);                                                            // (8)
-      acc[h] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, dx), acc[h]);
+    const uint8_t* q = tile + w.scale_bytes;
+    const __m256 s0 = _mm256_cvtepi32_ps(half_tile_sums<T>(q, 0, xb.qs));
+    const __m256 s1 = _mm256_cvtepi32_ps(half_tile_sums<T>(q, 1, xb.qs));
+    const __m256 dx = _mm256_set1_ps(xb.d);
+    const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile)));
+    const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16)));
+    acc0 = _mm256_fmadd_ps(s0, _mm256_mul_ps(d0, dx), acc0);
+    acc1 = _mm256_fmadd_ps(s1, _mm256_mul_ps(d1, dx), acc1);
+    // Offset term: Q8_0's sums above are already of the signed values, so it has none here.
+    if constexpr (T != DType::Q8_0) {
+      const __m256 sx = _mm256_set1_ps(xb.sum);
+      __m256 m0, m1;
       if constexpr (T == DType::Q4_1) {
-        const __m256 m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 2 * kPackRows + 16 * h)));
-        acc[h] = _mm256_fmadd_ps(m, sx, acc[h]);
-      } else if constexpr (T == DType::Q4_0) {
-        acc[h] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(-8.f)), sx, acc[h]);
+        m0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 2 * kPackRows)));
+        m1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 2 * kPackRows + 16)));
+      } else {
+        m0 = _mm256_mul_ps(d0, _mm256_set1_ps(-8.f));
+        m1 = _mm256_mul_ps(d1, _mm256_set1_ps(-8.f));
       }
+      acc0 = _mm256_fmadd_ps(m0, sx, acc0);
+      acc1 = _mm256_fmadd_ps(m1, sx, acc1);
     }
   }
   float* dst = y + g * kPackRows;
   if (valid == kPackRows) {
-    _mm256_storeu_ps(dst, acc[0]);
-    _mm256_storeu_ps(dst + 8, acc[1]);
+    _mm256_storeu_ps(dst, acc0);
+    _mm256_storeu_ps(dst + 8, acc1);
   } else {
     float out[kPackRows];
-    _mm256_storeu_ps(out, acc[0]);
-    _mm256_storeu_ps(out + 8, acc[1]);
+    _mm256_storeu_ps(out, acc0);
+    _mm256_storeu_ps(out + 8, acc1);
     std::memcpy(dst, out, static_cast<size_t>(valid) * sizeof(float));
   }
 }
