@@ -64,6 +64,54 @@ inline __m256i row_sums(const __m256i (&wv)[8], const int8_t* qs) {
   }
 }
 
+// 4-bit weights, rows 8h..8h+7 of group g times NT tokens (prefill). Each 32-byte chunk of the half
+// tile is unpacked once and used by all NT tokens; per token one int16 accumulator per block (16
+// products of <= 15*127 each fit), so everything stays in the 16 vector registers.
+template <DType T, int NT>
+inline void half_group_times_tokens_q4(const PackedMatrix& w, int64_t g, int h, const ActQ8* x, int64_t x_stride,
+                                       float* y, int64_t ldy, int64_t valid) {
+  const __m256i nib = _mm256_set1_epi8(0x0f);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < w.n_blocks; ++b) {
+    const uint8_t* tile = w.tile(g, b);
+    const uint8_t* q = tile + w.scale_bytes;
+    __m256i p[NT];
+    for (int t = 0; t < NT; ++t) p[t] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * c + 32 * h));
+      const __m256i lo = _mm256_and_si256(packed, nib);                        // columns 4c..4c+3
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nib);  // columns 16+4c..
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* qs = x[t * x_stride + b].qs;
+        p[t] = _mm256_add_epi16(p[t], _mm256_maddubs_epi16(lo, broadcast4(qs, c)));
+        p[t] = _mm256_add_epi16(p[t], _mm256_maddubs_epi16(hi, broadcast4(qs, c + 4)));
+      }
+    }
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
+    const __m256 mw =
+        T == DType::Q4_1 ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 2 * kPackRows + 16 * h)))
+                         : _mm256_mul_ps(d, _mm256_set1_ps(-8.f));
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8& xb = x[t * x_stride + b];
+      const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p[t], _mm256_set1_epi16(1)));
+      acc[t] = _mm256_fmadd_ps(s, _mm256_mul_ps(d, _mm256_set1_ps(xb.d)), acc[t]);
+      acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(xb.sum), acc[t]);
+    }
+  }
+  const int64_t rows = std::max<int64_t>(0, std::min<int64_t>(8, valid - 8 * h));
+  for (int t = 0; t < NT; ++t) {
+    float* dst = y + t * ldy + g * kPackRows + 8 * h;
+    if (rows == 8) {
+      _mm256_storeu_ps(dst, acc[t]);
+    } else {
+      float out[8];
+      _mm256_storeu_ps(out, acc[t]);
+      std::memcpy(dst, out, static_cast<size_t>(rows) * sizeof(float));
+    }
+  }
+}
+
 // Rows 8h..8h+7 of group g times NT tokens; the half tile is unpacked once for all NT tokens.
 template <DType T, int NT>
 inline void half_group_times_tokens(const PackedMatrix& w, int64_t g, int h, const ActQ8* x, int64_t x_stride,
@@ -195,8 +243,12 @@ void gemm_packed_t(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x
     }
     for (int h = 0; h < 2 && 8 * h < valid; ++h) {
       int64_t t = 0;
-      for (; t + kTokens <= n; t += kTokens)
-        half_group_times_tokens<T, kTokens>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
+      for (; t + kTokens <= n; t += kTokens) {
+        if constexpr (T == DType::Q8_0)
+          half_group_times_tokens<T, kTokens>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
+        else
+          half_group_times_tokens_q4<T, kTokens>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
+      }
       for (; t < n; ++t) half_group_times_tokens<T, 1>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
     }
   }
