@@ -29,6 +29,20 @@ def require_module(name: str):
         need(name, repr(e))
 
 
+def load_transformers_gguf(path: str):
+    """transformers' model for a GGUF file (dequantized to float32, eval mode): the logits oracle."""
+    require_module("torch")
+    require_module("accelerate")
+    transformers = require_module("transformers")
+    import torch
+
+    torch.set_num_threads(2)
+    model = transformers.AutoModelForCausalLM.from_pretrained(
+        os.path.dirname(path), gguf_file=os.path.basename(path), torch_dtype=torch.float32)
+    model.eval()
+    return model
+
+
 @pytest.fixture(scope="session")
 def smollm2_path() -> str:
     """The real SmolLM2-135M-Instruct Q4_1 GGUF: $WRENLM_MODEL, else the user cache (fetched by CI)."""

@@ -15,12 +15,10 @@ Tolerances:
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import pytest
 import wrenlm
-from conftest import require_module
+from conftest import load_transformers_gguf, need
 from test_logits import PROMPTS
 
 REPETITIVE = "word " * 100
@@ -65,15 +63,7 @@ def test_f16_and_f32_cache_logits_agree(smollm2, smollm2_f32, prompt):
 @pytest.fixture(scope="module")
 def reference_f16_kv(smollm2_path):
     """transformers' Llama with v_proj outputs rounded to float16 (keys: see the test)."""
-    require_module("torch")
-    require_module("accelerate")
-    transformers = require_module("transformers")
-    import torch
-
-    torch.set_num_threads(2)
-    model = transformers.AutoModelForCausalLM.from_pretrained(
-        os.path.dirname(smollm2_path), gguf_file=os.path.basename(smollm2_path), torch_dtype=torch.float32)
-    model.eval()
+    model = load_transformers_gguf(smollm2_path)
     for layer in model.model.layers:
         layer.self_attn.v_proj.register_forward_hook(lambda mod, inp, out: out.half().float())
     return model
@@ -86,7 +76,7 @@ def test_f16_cache_matches_transformers_with_f16_kv(smollm2, reference_f16_kv, p
 
     rope = getattr(modeling_llama, "apply_rotary_pos_emb", None)
     if rope is None:
-        pytest.skip("this transformers version has no modeling_llama.apply_rotary_pos_emb to wrap")
+        need("transformers.models.llama.modeling_llama.apply_rotary_pos_emb", "not in this version; nothing to wrap")
 
     def rope_then_round_keys(q, k, *args, **kwargs):  # the cache stores keys after RoPE
         q, k = rope(q, k, *args, **kwargs)

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import require_module
+from conftest import load_transformers_gguf
 
 PROMPTS = [
     "The capital of France is",
@@ -31,18 +31,7 @@ PROMPTS = [
 
 @pytest.fixture(scope="module")
 def reference(smollm2_path):
-    require_module("torch")
-    require_module("accelerate")
-    transformers = require_module("transformers")
-    import os
-
-    import torch
-
-    torch.set_num_threads(2)
-    model = transformers.AutoModelForCausalLM.from_pretrained(
-        os.path.dirname(smollm2_path), gguf_file=os.path.basename(smollm2_path), torch_dtype=torch.float32)
-    model.eval()
-    return model
+    return load_transformers_gguf(smollm2_path)
 
 
 def ref_logits(ref, ids):

@@ -36,6 +36,18 @@ inline void load_quants(const uint8_t* q, int h, __m256i (&wv)[8]) {
   }
 }
 
+// Stores the first `rows` lanes of v (all 8 when rows >= 8, none when rows <= 0): the rows of a
+// partial last group are never written.
+inline void store_rows(float* dst, __m256 v, int64_t rows) {
+  if (rows >= 8) {
+    _mm256_storeu_ps(dst, v);
+  } else if (rows > 0) {
+    float out[8];
+    _mm256_storeu_ps(out, v);
+    std::memcpy(dst, out, static_cast<size_t>(rows) * sizeof(float));
+  }
+}
+
 inline __m256i broadcast4(const int8_t* qs, int i) {
   int32_t v;
   std::memcpy(&v, qs + 4 * i, 4);
@@ -99,17 +111,7 @@ inline void half_group_times_tokens_q4(const PackedMatrix& w, int64_t g, int h, 
       acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(xb.sum), acc[t]);
     }
   }
-  const int64_t rows = std::max<int64_t>(0, std::min<int64_t>(8, valid - 8 * h));
-  for (int t = 0; t < NT; ++t) {
-    float* dst = y + t * ldy + g * kPackRows + 8 * h;
-    if (rows == 8) {
-      _mm256_storeu_ps(dst, acc[t]);
-    } else {
-      float out[8];
-      _mm256_storeu_ps(out, acc[t]);
-      std::memcpy(dst, out, static_cast<size_t>(rows) * sizeof(float));
-    }
-  }
+  for (int t = 0; t < NT; ++t) store_rows(y + t * ldy + g * kPackRows + 8 * h, acc[t], valid - 8 * h);
 }
 
 // Rows 8h..8h+7 of group g times NT tokens; the half tile is unpacked once for all NT tokens.
@@ -136,17 +138,7 @@ inline void half_group_times_tokens(const PackedMatrix& w, int64_t g, int h, con
       }
     }
   }
-  const int64_t rows = std::max<int64_t>(0, std::min<int64_t>(8, valid - 8 * h));
-  for (int t = 0; t < NT; ++t) {
-    float* dst = y + t * ldy + g * kPackRows + 8 * h;
-    if (rows == 8) {
-      _mm256_storeu_ps(dst, acc[t]);
-    } else {
-      float out[8];
-      _mm256_storeu_ps(out, acc[t]);
-      std::memcpy(dst, out, static_cast<size_t>(rows) * sizeof(float));
-    }
-  }
+  for (int t = 0; t < NT; ++t) store_rows(y + t * ldy + g * kPackRows + 8 * h, acc[t], valid - 8 * h);
 }
 
 // Integer sums of one half tile (8 rows) with one activation block, written without arrays so the
@@ -219,16 +211,8 @@ inline void group_times_vector(const PackedMatrix& w, int64_t g, const ActQ8* x,
       acc1 = _mm256_fmadd_ps(m1, sx, acc1);
     }
   }
-  float* dst = y + g * kPackRows;
-  if (valid == kPackRows) {
-    _mm256_storeu_ps(dst, acc0);
-    _mm256_storeu_ps(dst + 8, acc1);
-  } else {
-    float out[kPackRows];
-    _mm256_storeu_ps(out, acc0);
-    _mm256_storeu_ps(out + 8, acc1);
-    std::memcpy(dst, out, static_cast<size_t>(valid) * sizeof(float));
-  }
+  store_rows(y + g * kPackRows, acc0, valid);
+  store_rows(y + g * kPackRows + 8, acc1, valid - 8);
 }
 
 template <DType T>
