@@ -27,20 +27,32 @@ constexpr int64_t kDecodeGroupsPerTask = 2;
 constexpr int64_t kPrefillGroupsPerTask = 4;
 constexpr int64_t kPrefillTokensPerTask = 64;
 
-void matmul_packed(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s) {
-  const PackedMatrix& p = w.packed;
+// Products of packed matrices with one input x (n, cols): x is quantized to 8-bit blocks once, then
+// one parallel job covers (groups of rows) x (runs of tokens) of every matrix.
+void matmul_packed(std::initializer_list<std::pair<const QuantMatrix*, float*>> products, const float* x, int64_t n,
+                   ThreadPool& pool, MatmulScratch& s) {
+  const int64_t cols = products.begin()->first->cols;
   const GemmPackedFn gemm = active_kernels().gemm_packed;
   const int64_t xs = s.act_stride();
-  pool.parallel_for(n, [&](int64_t t, int) {  // x (n, cols) -> 8-bit blocks, once per product
-    quantize_act_q8(x + t * w.cols, s.act(t), static_cast<size_t>(w.cols));
+  pool.parallel_for(n, [&](int64_t t, int) {
+    quantize_act_q8(x + t * cols, s.act(t), static_cast<size_t>(cols));
   });
   const int64_t gpt = n == 1 ? kDecodeGroupsPerTask : kPrefillGroupsPerTask;
-  const int64_t group_tasks = (p.n_groups + gpt - 1) / gpt;
   const int64_t token_tasks = (n + kPrefillTokensPerTask - 1) / kPrefillTokensPerTask;
-  pool.parallel_for(group_tasks * token_tasks, [&](int64_t task, int) {
-    const int64_t g0 = task % group_tasks * gpt, g1 = std::min(p.n_groups, g0 + gpt);
-    const int64_t t0 = task / group_tasks * kPrefillTokensPerTask, nt = std::min(kPrefillTokensPerTask, n - t0);
-    gemm(p, g0, g1, s.act(t0), xs, nt, y + t0 * w.rows, w.rows);
+  int64_t first_task[4] = {}, n_tasks = 0, i = 0;  // task offset of each product (at most 4)
+  for (const auto& [w, y] : products) {
+    first_task[i++] = n_tasks;
+    n_tasks += (w->packed.n_groups + gpt - 1) / gpt * token_tasks;
+  }
+  pool.parallel_for(n_tasks, [&](int64_t task, int) {
+    int64_t k = 0;
+    while (k + 1 < static_cast<int64_t>(products.size()) && task >= first_task[k + 1]) ++k;
+    const auto& [w, y] = products.begin()[k];
+    const PackedMatrix& p = w->packed;
+    const int64_t local = task - first_task[k], group_tasks = (p.n_groups + gpt - 1) / gpt;
+    const int64_t g0 = local % group_tasks * gpt, g1 = std::min(p.n_groups, g0 + gpt);
+    const int64_t t0 = local / group_tasks * kPrefillTokensPerTask, nt = std::min(kPrefillTokensPerTask, n - t0);
+    gemm(p, g0, g1, s.act(t0), xs, nt, y + t0 * w->rows, w->rows);
   });
 }
 
@@ -92,11 +104,27 @@ void matmul_tiled(const QuantMatrix& w, const float* x, int64_t n, float* y, Thr
 void matmul(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s) {
   WREN_CHECK(w.cols <= s.max_cols() && n <= s.max_batch(), InvalidArgument, "matmul: scratch too small");
   if (w.is_packed() && !s.float_activations)
-    matmul_packed(w, x, n, y, pool, s);
+    matmul_packed({{&w, y}}, x, n, pool, s);
   else if (n == 1 && !w.is_packed())
     matvec(w, x, y, pool, s);
   else
     matmul_tiled(w, x, n, y, pool, s);
+}
+
+void matmul_shared_input(std::initializer_list<std::pair<const QuantMatrix*, float*>> products, const float* x,
+                         int64_t n, ThreadPool& pool, MatmulScratch& s) {
+  WREN_CHECK(products.size() >= 1 && products.size() <= 4, InvalidArgument, "matmul_shared_input: 1 to 4 products");
+  bool all_packed = !s.float_activations;
+  for (const auto& [w, y] : products) {
+    WREN_CHECK(w->cols == products.begin()->first->cols, InvalidArgument, "matmul_shared_input: unequal cols");
+    WREN_CHECK(w->cols <= s.max_cols() && n <= s.max_batch(), InvalidArgument, "matmul: scratch too small");
+    all_packed = all_packed && w->is_packed();
+  }
+  if (all_packed) {
+    matmul_packed(products, x, n, pool, s);
+  } else {
+    for (const auto& [w, y] : products) matmul(*w, x, n, y, pool, s);
+  }
 }
 
 void dequantize_matrix_row(const QuantMatrix& w, int64_t r, float* out) {

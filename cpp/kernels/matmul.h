@@ -3,7 +3,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include "tensor/blocks.h"
@@ -55,6 +57,12 @@ class MatmulScratch {
 // any n), unless s.float_activations. Otherwise n == 1 is a matrix x vector on the stored rows,
 // and n > 1 dequantizes 64-row tiles of w to F32 for BLAS sgemm.
 void matmul(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s);
+
+// Several products of the same input: ys[i] (n x ws[i]->rows) = x (n x cols) * ws[i]^T, for
+// matrices with equal cols (Q, K, V; or gate and up). Packed weights share one quantization of x
+// and one parallel job over all their rows; other types run one matmul each.
+void matmul_shared_input(std::initializer_list<std::pair<const QuantMatrix*, float*>> products, const float* x,
+                         int64_t n, ThreadPool& pool, MatmulScratch& s);
 
 // Row r of w as floats (for embedding lookup).
 void dequantize_matrix_row(const QuantMatrix& w, int64_t r, float* out);

@@ -231,8 +231,7 @@ void causal_attention(const float* q, const KvCache& cache, int64_t layer, int64
 
 void swiglu_mlp(const GatedMlpWeights& w, const float* x, int64_t n, float* out, Workspace& ws, ThreadPool& pool) {
   const int64_t ffn = w.gate.rows;
-  matmul(w.gate, x, n, ws.hb.get(), pool, ws.mm);   // (n, ffn)
-  matmul(w.up, x, n, ws.hb2.get(), pool, ws.mm);    // (n, ffn)
+  matmul_shared_input({{&w.gate, ws.hb.get()}, {&w.up, ws.hb2.get()}}, x, n, pool, ws.mm);  // (n, ffn) each
   silu_mul(ws.hb.get(), ws.hb2.get(), n * ffn);
   matmul(w.down, ws.hb.get(), n, out, pool, ws.mm);  // (n, dim)
 }

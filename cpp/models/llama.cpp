@@ -150,9 +150,7 @@ class Llama : public Model {
       }
       {
         auto p = timed("qkv");
-        matmul(L.attn.wq, xb, n, ws_.q.get(), pool, ws_.mm);
-        matmul(L.attn.wk, xb, n, k, pool, ws_.mm);
-        matmul(L.attn.wv, xb, n, v, pool, ws_.mm);
+        matmul_shared_input({{&L.attn.wq, ws_.q.get()}, {&L.attn.wk, k}, {&L.attn.wv, v}}, xb, n, pool, ws_.mm);
       }
       {
         auto p = timed("rope");

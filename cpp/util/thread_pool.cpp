@@ -51,18 +51,26 @@ void ThreadPool::run_tasks(uint32_t job, int thread) {
   uint64_t s = state_.load(std::memory_order_acquire);
   for (;;) {
     if (job_of(s) != job) return;
-    const int64_t task = next_of(s);
-    if (task >= count_of(s)) return;
-    if (!state_.compare_exchange_weak(s, s + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
-    // The claim succeeded on the current word, and the job cannot finish while this task is
+    const int64_t first = next_of(s), left = count_of(s) - first;
+    if (left <= 0) return;
+    // Guided scheduling: claim a share of what is left, so a job costs a few contended
+    // compare-and-swaps per thread rather than one per task, and the shares shrink toward the end.
+    const int64_t take = std::max<int64_t>(1, left / (2 * n_threads_));
+    if (!state_.compare_exchange_weak(s, s + static_cast<uint64_t>(take), std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
+      continue;
+    // The claim succeeded on the current word, and the job cannot finish while these tasks are
     // undone, so fn_ (stored before the word was published) is still this job's.
-    try {
-      (*fn_.load(std::memory_order_relaxed))(task, thread);
-    } catch (...) {  // rethrown by the caller once every claimed task has finished
-      std::lock_guard<std::mutex> lock(mu_);
-      if (!error_) error_ = std::current_exception();
+    const Fn& fn = *fn_.load(std::memory_order_relaxed);
+    for (int64_t task = first; task < first + take; ++task) {
+      try {
+        fn(task, thread);
+      } catch (...) {  // rethrown by the caller once every claimed task has finished
+        std::lock_guard<std::mutex> lock(mu_);
+        if (!error_) error_ = std::current_exception();
+      }
     }
-    done_.fetch_add(1, std::memory_order_release);
+    done_.fetch_add(take, std::memory_order_release);
     s = state_.load(std::memory_order_acquire);
   }
 }
