@@ -366,7 +366,8 @@ class Worker:
 # One model at one thread count
 def run_block(key: str, path: Path, threads: int, args, corpus: list[int], raw: dict, save) -> None:
     prompts, n_dec, long_ctx, short = args.prompts, args.decode_tokens, args.long_context, args.short_prompt
-    need = max([*prompts, short + n_dec + 1, (long_ctx + n_dec + 1) if long_ctx else 0])
+    # A prefill run generates one token after its prompt, so the context needs room for it.
+    need = max([*(p + 1 for p in prompts), short + n_dec + 1, (long_ctx + n_dec + 1) if long_ctx else 0])
     n_ctx = args.n_ctx or int(math.ceil(need / 256) * 256)
     block = {"model": key, "threads": threads, "n_ctx": n_ctx, "engines": {}, "runs": [], "loads": []}
     raw["blocks"].append(block)

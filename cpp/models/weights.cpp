@@ -68,7 +68,7 @@ QuantMatrix WeightBinder::matrix(const std::string& name, int64_t rows, int64_t 
   if (arena_ && packable(t.dtype) && cols % kQK == 0) {
     m.packed = packed_layout(t.dtype, rows, cols);
     uint8_t* dst = arena_->alloc(packed_bytes(m.packed));
-    constexpr int64_t kGroupsPerTask = 64;
+    constexpr int64_t kGroupsPerTask = 8;  // small matrices still split across threads
     const int64_t n_tasks = (m.packed.n_groups + kGroupsPerTask - 1) / kGroupsPerTask;
     auto pack = [&](int64_t task, int) {
       const int64_t g0 = task * kGroupsPerTask;

@@ -1,5 +1,6 @@
 #include "tensor/packed.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "tensor/blocks.h"
@@ -34,46 +35,43 @@ size_t packed_bytes(const PackedMatrix& p) {
   return static_cast<size_t>(p.n_groups) * static_cast<size_t>(p.n_blocks) * p.tile_bytes;
 }
 
-void pack_groups(const PackedMatrix& p, const uint8_t* src, size_t src_stride, int64_t g0, int64_t g1, uint8_t* dst) {
-  const int chunks = p.dtype == DType::Q8_0 ? kQK / 4 : kQK / 8;  // 64-byte chunks per tile
+namespace {
+
+// File layout of the three block types: fp16 d at byte 0, Q4_1's fp16 m at byte 2, then the quants.
+template <DType T>
+void pack_groups_t(const PackedMatrix& p, const uint8_t* src, size_t src_stride, int64_t g0, int64_t g1,
+                   uint8_t* dst) {
+  constexpr size_t kBlock = T == DType::Q4_0 ? sizeof(BlockQ4_0) : T == DType::Q4_1 ? sizeof(BlockQ4_1) : sizeof(BlockQ8_0);
+  constexpr size_t kQuants = T == DType::Q4_1 ? 4 : 2;   // offset of the quants in a file block
+  constexpr int kChunks = T == DType::Q8_0 ? 8 : 4;      // 64-byte chunks per tile
   for (int64_t g = g0; g < g1; ++g) {
+    const int rows = static_cast<int>(std::min<int64_t>(kPackRows, p.rows - g * kPackRows));
     for (int64_t b = 0; b < p.n_blocks; ++b) {
       uint8_t* t = dst + (static_cast<size_t>(g) * static_cast<size_t>(p.n_blocks) + static_cast<size_t>(b)) * p.tile_bytes;
-      std::memset(t, 0, p.tile_bytes);
-      auto* d = reinterpret_cast<uint16_t*>(t);
-      auto* m = reinterpret_cast<uint16_t*>(t + kScaleRow);
+      if (rows < kPackRows) std::memset(t, 0, p.tile_bytes);  // zero rows past the end
       uint8_t* q = t + p.scale_bytes;
-      for (int r = 0; r < kPackRows; ++r) {
-        const int64_t row = g * kPackRows + r;
-        if (row >= p.rows) break;  // zero padding
-        const uint8_t* rp = src + static_cast<size_t>(row) * src_stride;
-        switch (p.dtype) {
-          case DType::Q4_0: {
-            BlockQ4_0 blk;
-            std::memcpy(&blk, rp + static_cast<size_t>(b) * sizeof(BlockQ4_0), sizeof blk);
-            std::memcpy(&d[r], &blk.d, 2);
-            for (int c = 0; c < chunks; ++c) std::memcpy(q + 64 * c + 4 * r, blk.qs + 4 * c, 4);
-            break;
-          }
-          case DType::Q4_1: {
-            BlockQ4_1 blk;
-            std::memcpy(&blk, rp + static_cast<size_t>(b) * sizeof(BlockQ4_1), sizeof blk);
-            std::memcpy(&d[r], &blk.d, 2);
-            std::memcpy(&m[r], &blk.m, 2);
-            for (int c = 0; c < chunks; ++c) std::memcpy(q + 64 * c + 4 * r, blk.qs + 4 * c, 4);
-            break;
-          }
-          default: {  // Q8_0
-            BlockQ8_0 blk;
-            std::memcpy(&blk, rp + static_cast<size_t>(b) * sizeof(BlockQ8_0), sizeof blk);
-            std::memcpy(&d[r], &blk.d, 2);
-            for (int c = 0; c < chunks; ++c)
-              for (int j = 0; j < 4; ++j) q[64 * c + 4 * r + j] = static_cast<uint8_t>(blk.qs[4 * c + j]) ^ 0x80u;
-            break;
-          }
+      for (int r = 0; r < rows; ++r) {
+        const uint8_t* blk = src + static_cast<size_t>(g * kPackRows + r) * src_stride + static_cast<size_t>(b) * kBlock;
+        std::memcpy(t + 2 * r, blk, 2);                                            // d
+        if constexpr (T == DType::Q4_1) std::memcpy(t + kScaleRow + 2 * r, blk + 2, 2);  // m
+        for (int c = 0; c < kChunks; ++c) {
+          uint32_t word;
+          std::memcpy(&word, blk + kQuants + 4 * c, 4);
+          if constexpr (T == DType::Q8_0) word ^= 0x80808080u;  // signed -> unsigned (q + 128)
+          std::memcpy(q + 64 * c + 4 * r, &word, 4);
         }
       }
     }
+  }
+}
+
+}  // namespace
+
+void pack_groups(const PackedMatrix& p, const uint8_t* src, size_t src_stride, int64_t g0, int64_t g1, uint8_t* dst) {
+  switch (p.dtype) {
+    case DType::Q4_0: return pack_groups_t<DType::Q4_0>(p, src, src_stride, g0, g1, dst);
+    case DType::Q4_1: return pack_groups_t<DType::Q4_1>(p, src, src_stride, g0, g1, dst);
+    default: return pack_groups_t<DType::Q8_0>(p, src, src_stride, g0, g1, dst);
   }
 }
 
