@@ -3,11 +3,13 @@ GGUF and dequantizing it with gguf-py — an independent implementation of the s
 
 Tolerances (measured, then given headroom):
 - logits(): the batched path multiplies dequantized F32 weights with F32 activations, the same math
-  as the reference, so differences are summation order and libm only: max |diff| <= 2e-3 * max|logit|
-  (measured ~1e-5 relative).
-- logits(exact=False) is the generation path (8-bit activations): its top-1 token must equal the
-  reference's wherever the reference's top-2 gap is >= 1 logit (a margin the ~1e-2-relative
-  activation rounding cannot cross in practice); overall agreement and max error are printed.
+  as the reference; differences are summation order, libm, and the float16 KV cache (keys and values
+  rounded to 11 significant bits): max |diff| <= 2e-3 * max|logit| (measured <= 9.3e-4 relative with
+  the F16 cache, ~3e-6 with kv_cache="f32").
+- logits(exact=False) is the generation path (8-bit activations, as llama.cpp): measured max |diff|
+  up to 9e-2 * max|logit| (llama.cpp on the same file: 7e-2). Its top-1 token must equal the
+  reference's wherever the reference's top-2 gap is >= 1 logit, and overall at >= 95% of positions
+  (measured 98/102; llama.cpp 100/102).
 - Greedy decoding uses 8-bit quantized activations (as llama.cpp does), so a token may flip where the
   reference's top-2 logits nearly tie. We require identical 32-token continuations, or a divergence at
   a position whose reference top-2 gap is < 0.5 logits (a near-tie, printed when it happens).
