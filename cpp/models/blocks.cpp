@@ -15,7 +15,7 @@ namespace wren {
 constexpr int64_t kGemmAttentionMin = 16;
 // Prefill: query rows per task and keys per tile. Scratch per thread is constant in the context.
 constexpr int64_t kQueryBlock = 64;
-constexpr int64_t kKeyTile = 256;
+constexpr int64_t kKeyTile = 512;
 // Decode: split the keys of a (row, KV head) across tasks when there are fewer than this many tasks
 // per thread, but never into pieces shorter than kSplitMinKeys.
 constexpr int64_t kTasksPerThread = 4;

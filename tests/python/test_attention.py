@@ -41,8 +41,9 @@ CASES = [  # (n, pos0, n_heads, n_kv_heads, head_dim)
     (15, 0, 4, 4, 32),    # largest decode batch, multi-head (group 1)
     (16, 0, 8, 1, 16),    # smallest prefill, multi-query (group 8)
     (100, 0, 9, 3, 64),   # one query block, one key tile
-    (200, 300, 9, 3, 64),  # several query blocks and key tiles, tiles not aligned to rows
-    (70, 500, 6, 2, 36),  # head size not a multiple of 8
+    (200, 300, 9, 3, 64),  # several query blocks, rows not aligned to blocks
+    (300, 600, 9, 3, 64),  # several key tiles per block (running softmax across tiles)
+    (70, 500, 6, 2, 36),  # head size not a multiple of 8; the last rows reach a second key tile
 ]
 
 
