@@ -43,6 +43,9 @@ void f16_to_f32_avx2(const uint16_t* x, float* y, int64_t n) {
   for (; i < n; ++i) y[i] = fp16_to_f32(x[i]);
 }
 
+// Key rows prefetched ahead of the one being scored.
+constexpr int64_t kKeysAhead = 8;
+
 // NQ query heads against each key row: the row is loaded (and converted) once for all of them.
 template <typename T, int NQ>
 void scores_block(const float* q, int64_t q_stride, const T* k, int64_t kv_stride, int64_t n_keys, int64_t hd,
@@ -50,6 +53,10 @@ void scores_block(const float* q, int64_t q_stride, const T* k, int64_t kv_strid
   const int64_t hd8 = hd & ~int64_t(7);
   for (int64_t j = 0; j < n_keys; ++j) {
     const T* kj = k + j * kv_stride;
+    // Key rows are kv_stride apart (one head's slice of each cached position): fetch ahead, the
+    // whole slice (hd elements may span several cache lines).
+    const char* ahead = reinterpret_cast<const char*>(kj + kKeysAhead * kv_stride);
+    for (int64_t b = 0; b < hd * static_cast<int64_t>(sizeof(T)); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
     __m256 acc[NQ];
     for (int a = 0; a < NQ; ++a) acc[a] = _mm256_setzero_ps();
     for (int64_t d = 0; d < hd8; d += 8) {
@@ -88,6 +95,7 @@ inline void values_tile(const float* p, int64_t p_stride, const T* v, int64_t kv
   for (int a = 0; a < NQ; ++a)
     for (int c = 0; c < NC; ++c) acc[a][c] = _mm256_loadu_ps(out + a * out_stride + d + 8 * c);
   for (int64_t j = j0; j < j1; ++j) {
+    if (d == 0) _mm_prefetch(reinterpret_cast<const char*>(v + (j + kKeysAhead) * kv_stride), _MM_HINT_T0);
     __m256 vj[NC];
     for (int c = 0; c < NC; ++c) vj[c] = load8(v + j * kv_stride + d + 8 * c);
     for (int a = 0; a < NQ; ++a) {
