@@ -1,6 +1,8 @@
 #include "runtime/engine.h"
 
 #include <algorithm>
+#include <exception>
+#include <future>
 #include <thread>
 
 #include "util/blas.h"
@@ -18,17 +20,29 @@ Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv
   WREN_CHECK(n_threads <= 1024, InvalidArgument, "n_threads must be <= 1024, got ", n_threads);
   WREN_CHECK(n_ctx >= 0 && n_ctx <= (int64_t(1) << 24), InvalidArgument, "n_ctx must be in 0..16M, got ", n_ctx);
   file_ = std::make_unique<GgufFile>(path);
-  try {
-    tokenizer_ = Tokenizer::from_gguf(*file_);
-  } catch (const FormatError& e) {
-    throw FormatError(str_cat("loading vocabulary: ", e.what()));
-  }
+  // The vocabulary (hash maps over ~50k tokens and merges) is built on its own thread while the
+  // weights are bound and packed: both only read the parsed file.
+  std::future<std::unique_ptr<Tokenizer>> tokenizer = std::async(std::launch::async, [this] {
+    try {
+      return Tokenizer::from_gguf(*file_);
+    } catch (const FormatError& e) {
+      throw FormatError(str_cat("loading vocabulary: ", e.what()));
+    }
+  });
   pool_ = std::make_unique<ThreadPool>(n_threads > 0 ? n_threads : default_thread_count());
   // Our pool calls sgemm from each of its threads on separate tiles: OpenBLAS must not add its own.
   blas::set_num_threads(1);
   const uint64_t trained = file_->get_uint(file_->get_string("general.architecture") + ".context_length", 2048);
   n_ctx_ = n_ctx > 0 ? n_ctx : static_cast<int64_t>(std::min<uint64_t>(trained, 1 << 20));
-  model_ = load_model(*file_, *pool_, n_ctx_);
+  try {
+    model_ = load_model(*file_, *pool_, n_ctx_);
+  } catch (...) {
+    // A broken vocabulary is reported first, as when the two were loaded one after the other.
+    const std::exception_ptr model_error = std::current_exception();
+    tokenizer.get();
+    std::rethrow_exception(model_error);
+  }
+  tokenizer_ = tokenizer.get();
   WREN_CHECK(model_->info().n_vocab >= tokenizer_->n_vocab(), FormatError, path, ": the vocabulary has ",
              tokenizer_->n_vocab(), " tokens but the embedding only ", model_->info().n_vocab, " rows");
 }
