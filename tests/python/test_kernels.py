@@ -16,6 +16,18 @@ DOT_TYPES = ["F32", "F16"]
 PACKED_TYPES = ["Q8_0", "Q4_0", "Q4_1"]
 
 
+def assert_twins(run, expected, bound):
+    """run(isa) -> result. The scalar twin ("generic") must match the independent oracle `expected`
+    within `bound` (elementwise), and every ISA this CPU offers must match the scalar twin."""
+    from wrenlm import _core
+
+    ref = np.asarray(run("generic"))
+    assert ref.shape == np.shape(expected)
+    assert (np.abs(ref - expected) <= bound).all(), "generic vs oracle"
+    for isa in _core.kernels.available_isas():
+        assert (np.abs(np.asarray(run(isa)) - ref) <= bound).all(), f"{isa} vs generic"
+
+
 def make_row(gguf, name, n, rng):
     qt = getattr(gguf.GGMLQuantizationType, name)
     w = rng.standard_normal((1, n)).astype(np.float32)
@@ -36,11 +48,7 @@ def test_dot_twins_and_numpy(name, n):
     xa = x.astype(np.float64)
     expected = float(np.dot(w, xa))
     bound = 1e-5 * float(np.abs(w * xa).sum()) + 1e-6
-    ref = _core.kernels.dot("generic", tid, raw, x)
-    assert abs(ref - expected) <= bound
-    for isa in _core.kernels.available_isas():
-        got = _core.kernels.dot(isa, tid, raw, x)
-        assert abs(got - ref) <= bound, f"{isa} vs generic"
+    assert_twins(lambda isa: _core.kernels.dot(isa, tid, raw, x), expected, bound)
 
 
 def make_matrix(gguf, name, rows, cols, rng):
@@ -76,12 +84,7 @@ def test_packed_gemm_twins_and_numpy(name, rows, cols, n):
     xa = np.stack([_core.kernels.quantize_act_q8(r) for r in x]).astype(np.float64)
     expected = xa @ w.T  # (n, rows)
     bound = 1e-5 * (np.abs(xa) @ np.abs(w).T) + 1e-6
-    ref = _core.kernels.gemm_packed("generic", tid, raw, rows, x)
-    assert ref.shape == (n, rows)
-    assert (np.abs(ref - expected) <= bound).all()
-    for isa in _core.kernels.available_isas():
-        got = _core.kernels.gemm_packed(isa, tid, raw, rows, x)
-        assert (np.abs(got - ref) <= bound).all(), f"{isa} vs generic"
+    assert_twins(lambda isa: _core.kernels.gemm_packed(isa, tid, raw, rows, x), expected, bound)
 
 
 def test_activation_quantization_error_bound():
@@ -107,12 +110,6 @@ def test_active_isa_is_known():
 # differ by summation order only, so 1e-5 of the sum of |terms|.
 
 
-def _isas():
-    from wrenlm import _core
-
-    return _core.kernels.available_isas()
-
-
 @pytest.mark.parametrize("cache_dtype", [np.float16, np.float32])
 @pytest.mark.parametrize("n_q", [1, 3, 4, 7])
 @pytest.mark.parametrize("head_dim,n_keys", [(64, 1), (64, 130), (8, 5), (36, 70), (128, 300)])
@@ -127,12 +124,8 @@ def test_attention_scores_twins(cache_dtype, n_q, head_dim, n_keys):
     k = keys[:, offset:offset + head_dim].astype(np.float64)
     expected = scale * q.astype(np.float64) @ k.T
     bound = 1e-5 * scale * (np.abs(q).astype(np.float64) @ np.abs(k).T) + 1e-6
-    ref = _core.kernels.attn_scores("generic", q, keys, offset, scale)
-    assert ref.shape == (n_q, n_keys)
-    assert (np.abs(ref - expected) <= bound).all()
-    for isa in _isas():
-        got = _core.kernels.attn_scores(isa, q, keys, offset, scale)
-        assert (np.abs(got - ref) <= bound).all(), f"{isa} vs generic"
+    assert expected.shape == (n_q, n_keys)
+    assert_twins(lambda isa: _core.kernels.attn_scores(isa, q, keys, offset, scale), expected, bound)
 
 
 @pytest.mark.parametrize("cache_dtype", [np.float16, np.float32])
@@ -149,12 +142,8 @@ def test_attention_values_twins(cache_dtype, n_q, head_dim, n_keys):
     v = values[:, offset:offset + head_dim].astype(np.float64)
     expected = p.astype(np.float64) @ v
     bound = 1e-5 * (p.astype(np.float64) @ np.abs(v)) + 1e-6
-    ref = _core.kernels.attn_values("generic", p, values, offset, head_dim)
-    assert ref.shape == (n_q, head_dim)
-    assert (np.abs(ref - expected) <= bound).all()
-    for isa in _isas():
-        got = _core.kernels.attn_values(isa, p, values, offset, head_dim)
-        assert (np.abs(got - ref) <= bound).all(), f"{isa} vs generic"
+    assert expected.shape == (n_q, head_dim)
+    assert_twins(lambda isa: _core.kernels.attn_values(isa, p, values, offset, head_dim), expected, bound)
 
 
 def test_f16_conversions_match_numpy_exactly():
@@ -171,7 +160,7 @@ def test_f16_conversions_match_numpy_exactly():
         expected = x.astype(np.float16).view(np.uint16)
     all_bits = np.arange(65536, dtype=np.uint32).astype(np.uint16)
     finite = ~np.isnan(all_bits.view(np.float16))
-    for isa in _isas():
+    for isa in _core.kernels.available_isas():
         assert (_core.kernels.f32_to_f16(isa, x) == expected).all(), isa
         back = _core.kernels.f16_to_f32(isa, all_bits)
         assert (back[finite] == all_bits.view(np.float16)[finite].astype(np.float32)).all(), isa
