@@ -18,24 +18,6 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-// Half a tile's quants (rows 8h..8h+7) as 8 vectors: vector i holds columns 4i..4i+3 of the 8 rows.
-// Q4: unsigned nibbles. Q8: the signed values (stored + 128: flip the top bit back).
-template <DType T>
-inline void load_quants(const uint8_t* q, int h, __m256i (&wv)[8]) {
-  if constexpr (T == DType::Q8_0) {
-    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-    for (int i = 0; i < 8; ++i)
-      wv[i] = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * i + 32 * h)), flip);
-  } else {
-    const __m256i nib = _mm256_set1_epi8(0x0f);
-    for (int c = 0; c < 4; ++c) {
-      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * c + 32 * h));
-      wv[c] = _mm256_and_si256(packed, nib);                             // columns 4c..4c+3
-      wv[c + 4] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nib);  // columns 16+4c..16+4c+3
-    }
-  }
-}
-
 // Stores the first `rows` lanes of v (all 8 when rows >= 8, none when rows <= 0): the rows of a
 // partial last group are never written.
 inline void store_rows(float* dst, __m256 v, int64_t rows) {
@@ -52,93 +34,6 @@ inline __m256i broadcast4(const int8_t* qs, int i) {
   int32_t v;
   std::memcpy(&v, qs + 4 * i, 4);
   return _mm256_set1_epi32(v);
-}
-
-// Integer dot products of 8 rows with one activation block: lane r = sum over the 32 columns.
-template <DType T>
-inline __m256i row_sums(const __m256i (&wv)[8], const int8_t* qs) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  if constexpr (T == DType::Q8_0) {
-    // maddubs needs an unsigned operand: |x| with x's sign moved onto w. Pairs reach 2*127*127,
-    // so widen to 32 bits after every step.
-    __m256i s = _mm256_setzero_si256();
-    for (int i = 0; i < 8; ++i) {
-      const __m256i xi = broadcast4(qs, i);
-      const __m256i p = _mm256_maddubs_epi16(_mm256_sign_epi8(xi, xi), _mm256_sign_epi8(wv[i], xi));
-      s = _mm256_add_epi32(s, _mm256_madd_epi16(p, ones));
-    }
-    return s;
-  } else {
-    // 4-bit weights: a pair is at most 2*15*127, eight of them still fit in int16.
-    __m256i p = _mm256_maddubs_epi16(wv[0], broadcast4(qs, 0));
-    for (int i = 1; i < 8; ++i) p = _mm256_add_epi16(p, _mm256_maddubs_epi16(wv[i], broadcast4(qs, i)));
-    return _mm256_madd_epi16(p, ones);
-  }
-}
-
-// 4-bit weights, rows 8h..8h+7 of group g times NT tokens (prefill). Each 32-byte chunk of the half
-// tile is unpacked once and used by all NT tokens; per token one int16 accumulator per block (16
-// products of <= 15*127 each fit), so everything stays in the 16 vector registers.
-template <DType T, int NT>
-inline void half_group_times_tokens_q4(const PackedMatrix& w, int64_t g, int h, const ActQ8* x, int64_t x_stride,
-                                       float* y, int64_t ldy, int64_t valid) {
-  const __m256i nib = _mm256_set1_epi8(0x0f);
-  __m256 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < w.n_blocks; ++b) {
-    const uint8_t* tile = w.tile(g, b);
-    const uint8_t* q = tile + w.scale_bytes;
-    __m256i p[NT];
-    for (int t = 0; t < NT; ++t) p[t] = _mm256_setzero_si256();
-    for (int c = 0; c < 4; ++c) {
-      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * c + 32 * h));
-      const __m256i lo = _mm256_and_si256(packed, nib);                        // columns 4c..4c+3
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nib);  // columns 16+4c..
-      for (int t = 0; t < NT; ++t) {
-        const int8_t* qs = x[t * x_stride + b].qs;
-        p[t] = _mm256_add_epi16(p[t], _mm256_maddubs_epi16(lo, broadcast4(qs, c)));
-        p[t] = _mm256_add_epi16(p[t], _mm256_maddubs_epi16(hi, broadcast4(qs, c + 4)));
-      }
-    }
-    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
-    const __m256 mw =
-        T == DType::Q4_1 ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 2 * kPackRows + 16 * h)))
-                         : _mm256_mul_ps(d, _mm256_set1_ps(-8.f));
-    for (int t = 0; t < NT; ++t) {
-      const ActQ8& xb = x[t * x_stride + b];
-      const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p[t], _mm256_set1_epi16(1)));
-      acc[t] = _mm256_fmadd_ps(s, _mm256_mul_ps(d, _mm256_set1_ps(xb.d)), acc[t]);
-      acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(xb.sum), acc[t]);
-    }
-  }
-  for (int t = 0; t < NT; ++t) store_rows(y + t * ldy + g * kPackRows + 8 * h, acc[t], valid - 8 * h);
-}
-
-// Rows 8h..8h+7 of group g times NT tokens; the half tile is unpacked once for all NT tokens.
-template <DType T, int NT>
-inline void half_group_times_tokens(const PackedMatrix& w, int64_t g, int h, const ActQ8* x, int64_t x_stride,
-                                    float* y, int64_t ldy, int64_t valid) {
-  __m256 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < w.n_blocks; ++b) {
-    const uint8_t* tile = w.tile(g, b);
-    __m256i wv[8];
-    load_quants<T>(tile + w.scale_bytes, h, wv);
-    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
-    for (int t = 0; t < NT; ++t) {
-      const ActQ8& xb = x[t * x_stride + b];
-      const __m256i s = row_sums<T>(wv, xb.qs);  // (8) int32
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, _mm256_set1_ps(xb.d)), acc[t]);
-      // Offset term: Q8_0's sums above are already of the signed values, so it has none here.
-      if constexpr (T == DType::Q4_1) {
-        const __m256 m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 2 * kPackRows + 16 * h)));
-        acc[t] = _mm256_fmadd_ps(m, _mm256_set1_ps(xb.sum), acc[t]);
-      } else if constexpr (T == DType::Q4_0) {
-        acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(d, _mm256_set1_ps(-8.f)), _mm256_set1_ps(xb.sum), acc[t]);
-      }
-    }
-  }
-  for (int t = 0; t < NT; ++t) store_rows(y + t * ldy + g * kPackRows + 8 * h, acc[t], valid - 8 * h);
 }
 
 // Integer sums of one half tile (8 rows) with one activation block, written without arrays so the
@@ -173,6 +68,71 @@ inline __m256i half_tile_sums(const uint8_t* q, int h, const int8_t* qs) {
   }
 }
 
+// The offset term mw of rows 8h..8h+7 (see tensor/packed.h), given their scales d. Only the 4-bit
+// formats have one here: Q8_0's integer sums are taken over the signed values directly.
+template <DType T>
+inline __m256 half_offsets(const uint8_t* tile, int h, __m256 d) {
+  if constexpr (T == DType::Q4_1)
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 2 * kPackRows + 16 * h)));
+  else
+    return _mm256_mul_ps(d, _mm256_set1_ps(-8.f));
+}
+
+// 4-bit weights, rows 8h..8h+7 of group g times NT tokens (prefill). Each 32-byte chunk of the half
+// tile is unpacked once and used by all NT tokens; per token one int16 accumulator per block (16
+// products of <= 15*127 each fit), so everything stays in the 16 vector registers.
+template <DType T, int NT>
+inline void half_group_times_tokens_q4(const PackedMatrix& w, int64_t g, int h, const ActQ8* x, int64_t x_stride,
+                                       float* y, int64_t ldy, int64_t valid) {
+  const __m256i nib = _mm256_set1_epi8(0x0f);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < w.n_blocks; ++b) {
+    const uint8_t* tile = w.tile(g, b);
+    const uint8_t* q = tile + w.scale_bytes;
+    __m256i p[NT];
+    for (int t = 0; t < NT; ++t) p[t] = _mm256_setzero_si256();
+    for (int c = 0; c < 4; ++c) {
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * c + 32 * h));
+      const __m256i lo = _mm256_and_si256(packed, nib);                        // columns 4c..4c+3
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nib);  // columns 16+4c..
+      for (int t = 0; t < NT; ++t) {
+        const int8_t* qs = x[t * x_stride + b].qs;
+        p[t] = _mm256_add_epi16(p[t], _mm256_maddubs_epi16(lo, broadcast4(qs, c)));
+        p[t] = _mm256_add_epi16(p[t], _mm256_maddubs_epi16(hi, broadcast4(qs, c + 4)));
+      }
+    }
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
+    const __m256 mw = half_offsets<T>(tile, h, d);
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8& xb = x[t * x_stride + b];
+      const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p[t], _mm256_set1_epi16(1)));
+      acc[t] = _mm256_fmadd_ps(s, _mm256_mul_ps(d, _mm256_set1_ps(xb.d)), acc[t]);
+      acc[t] = _mm256_fmadd_ps(mw, _mm256_set1_ps(xb.sum), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) store_rows(y + t * ldy + g * kPackRows + 8 * h, acc[t], valid - 8 * h);
+}
+
+// Rows 8h..8h+7 of group g times NT tokens, any format (Q8_0 prefill, and single leftover tokens).
+template <DType T, int NT>
+inline void half_group_times_tokens(const PackedMatrix& w, int64_t g, int h, const ActQ8* x, int64_t x_stride,
+                                    float* y, int64_t ldy, int64_t valid) {
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < w.n_blocks; ++b) {
+    const uint8_t* tile = w.tile(g, b);
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8& xb = x[t * x_stride + b];
+      const __m256 s = _mm256_cvtepi32_ps(half_tile_sums<T>(tile + w.scale_bytes, h, xb.qs));  // (8)
+      acc[t] = _mm256_fmadd_ps(s, _mm256_mul_ps(d, _mm256_set1_ps(xb.d)), acc[t]);
+      if constexpr (T != DType::Q8_0) acc[t] = _mm256_fmadd_ps(half_offsets<T>(tile, h, d), _mm256_set1_ps(xb.sum), acc[t]);
+    }
+  }
+  for (int t = 0; t < NT; ++t) store_rows(y + t * ldy + g * kPackRows + 8 * h, acc[t], valid - 8 * h);
+}
+
 // Bytes ahead of the tile being read that decode prefetches.
 constexpr size_t kPrefetchAhead = 4096;
 
@@ -196,19 +156,10 @@ inline void group_times_vector(const PackedMatrix& w, int64_t g, const ActQ8* x,
     const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16)));
     acc0 = _mm256_fmadd_ps(s0, _mm256_mul_ps(d0, dx), acc0);
     acc1 = _mm256_fmadd_ps(s1, _mm256_mul_ps(d1, dx), acc1);
-    // Offset term: Q8_0's sums above are already of the signed values, so it has none here.
     if constexpr (T != DType::Q8_0) {
       const __m256 sx = _mm256_set1_ps(xb.sum);
-      __m256 m0, m1;
-      if constexpr (T == DType::Q4_1) {
-        m0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 2 * kPackRows)));
-        m1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 2 * kPackRows + 16)));
-      } else {
-        m0 = _mm256_mul_ps(d0, _mm256_set1_ps(-8.f));
-        m1 = _mm256_mul_ps(d1, _mm256_set1_ps(-8.f));
-      }
-      acc0 = _mm256_fmadd_ps(m0, sx, acc0);
-      acc1 = _mm256_fmadd_ps(m1, sx, acc1);
+      acc0 = _mm256_fmadd_ps(half_offsets<T>(tile, 0, d0), sx, acc0);
+      acc1 = _mm256_fmadd_ps(half_offsets<T>(tile, 1, d1), sx, acc1);
     }
   }
   store_rows(y + g * kPackRows, acc0, valid);
