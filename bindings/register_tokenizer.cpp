@@ -65,7 +65,7 @@ Example:
       .def(py::init([](const std::string& path) {
              py::gil_scoped_release release;
              GgufFile f(path);
-             return Tokenizer::from_gguf(f);
+             return Tokenizer::from_source(f);
            }),
            py::arg("path"))
       .def(

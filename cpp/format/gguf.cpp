@@ -112,38 +112,7 @@ void read_value(const GgufFile& f, Cursor& c, GgufType type, const std::string& 
 
 }  // namespace
 
-const char* gguf_type_name(GgufType t) {
-  static const char* names[] = {"uint8", "int8", "uint16", "int16", "uint32", "int32", "float32",
-                                "bool", "string", "array", "uint64", "int64", "float64"};
-  const auto k = static_cast<uint32_t>(t);
-  return k < 13 ? names[k] : "?";
-}
-
-bool GgufValue::is_integer() const {
-  switch (type) {
-    case GgufType::U8: case GgufType::I8: case GgufType::U16: case GgufType::I16:
-    case GgufType::U32: case GgufType::I32: case GgufType::U64: case GgufType::I64: return true;
-    default: return false;
-  }
-}
-
-uint64_t GgufTensor::n_elements() const {
-  uint64_t n = 1;
-  for (uint64_t d : shape) n *= d;  // validated not to overflow when read
-  return n;
-}
-
-std::string GgufTensor::shape_str() const {
-  std::string s = "[";
-  for (size_t k = 0; k < shape.size(); ++k) s += (k ? ", " : "") + std::to_string(shape[k]);
-  return s + "]";
-}
-
-void GgufFile::fail(const std::string& field, const std::string& what) const {
-  throw FormatError(str_cat(path(), ": ", field, ": ", what));
-}
-
-GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<MappedFile>(path)) {
+GgufFile::GgufFile(const std::string& path) : TensorSource(path), file_(std::make_unique<MappedFile>(path)) {
   Cursor c(*this, file_->data(), file_->size());
   if (file_->size() < 4) fail("header", str_cat("file is ", file_->size(), " bytes; not a GGUF file"));
   const uint32_t magic = c.read<uint32_t>("magic");
@@ -174,9 +143,7 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<MappedFile>
     if (!valid_type(t)) fail(key, str_cat("value type ", t, " is not a GGUF value type (0..12)"));
     GgufValue v;
     read_value(*this, c, static_cast<GgufType>(t), key, 0, &v);
-    if (kv_.count(key)) fail(key, "duplicate metadata key");
-    key_order_.push_back(key);
-    kv_.emplace(std::move(key), std::move(v));
+    add_value(std::move(key), std::move(v));
   }
 
   if (const GgufValue* a = find("general.alignment")) {
@@ -188,7 +155,6 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<MappedFile>
     alignment_ = a->u;
   }
 
-  tensors_.reserve(static_cast<size_t>(n_tensors));
   for (uint64_t k = 0; k < n_tensors; ++k) {
     GgufTensor t;
     t.name = c.read_string(str_cat("tensor ", k, " name"));
@@ -214,9 +180,7 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<MappedFile>
     t.offset = c.read<uint64_t>(field + " offset");
     if (t.offset % alignment_ != 0)
       fail(field, str_cat("data offset ", t.offset, " is not a multiple of the alignment ", alignment_));
-    if (tensor_index_.count(t.name)) fail(field, "duplicate tensor name");
-    tensor_index_[t.name] = tensors_.size();
-    tensors_.push_back(std::move(t));
+    add_tensor(std::move(t));
   }
 
   // The data section starts at the next multiple of the alignment.
@@ -225,94 +189,12 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_unique<MappedFile>
   if (n_tensors > 0 && data_start > file_->size())
     fail("data section", str_cat("starts at ", data_start, " past the end of the ", file_->size(), "-byte file"));
   const uint64_t data_size = n_tensors > 0 ? file_->size() - data_start : 0;
-  for (GgufTensor& t : tensors_) {
+  for (GgufTensor& t : mutable_tensors()) {
     if (t.offset > data_size || t.nbytes > data_size - t.offset)
       fail("tensor '" + t.name + "'", str_cat("data [", t.offset, ", +", t.nbytes, ") runs past the end of the ",
                                               data_size, "-byte data section (truncated file?)"));
     t.data = file_->data() + data_start + t.offset;
   }
-}
-
-const GgufValue* GgufFile::find(const std::string& key) const {
-  auto it = kv_.find(key);
-  return it == kv_.end() ? nullptr : &it->second;
-}
-
-const GgufTensor* GgufFile::find_tensor(const std::string& name) const {
-  auto it = tensor_index_.find(name);
-  return it == tensor_index_.end() ? nullptr : &tensors_[it->second];
-}
-
-std::string GgufFile::get_string(const std::string& key) const {
-  const GgufValue* v = find(key);
-  if (!v) fail(key, "required key is missing");
-  if (v->type != GgufType::STRING) fail(key, str_cat("expected a string, found ", gguf_type_name(v->type)));
-  return v->s;
-}
-
-std::string GgufFile::get_string(const std::string& key, const std::string& def) const {
-  return has(key) ? get_string(key) : def;
-}
-
-uint64_t GgufFile::get_uint(const std::string& key) const {
-  const GgufValue* v = find(key);
-  if (!v) fail(key, "required key is missing");
-  if (v->is_integer()) {
-    const bool is_signed = v->type == GgufType::I8 || v->type == GgufType::I16 ||
-                           v->type == GgufType::I32 || v->type == GgufType::I64;
-    if (is_signed && v->i < 0) fail(key, str_cat("expected a non-negative integer, found ", v->i));
-    return is_signed ? static_cast<uint64_t>(v->i) : v->u;
-  }
-  fail(key, str_cat("expected an integer, found ", gguf_type_name(v->type)));
-}
-
-uint64_t GgufFile::get_uint(const std::string& key, uint64_t def) const {
-  return has(key) ? get_uint(key) : def;
-}
-
-double GgufFile::get_float(const std::string& key) const {
-  const GgufValue* v = find(key);
-  if (!v) fail(key, "required key is missing");
-  if (v->is_float()) return v->f;
-  if (v->is_integer()) return static_cast<double>(get_uint(key));
-  fail(key, str_cat("expected a number, found ", gguf_type_name(v->type)));
-}
-
-double GgufFile::get_float(const std::string& key, double def) const {
-  return has(key) ? get_float(key) : def;
-}
-
-bool GgufFile::get_bool(const std::string& key, bool def) const {
-  const GgufValue* v = find(key);
-  if (!v) return def;
-  if (v->type != GgufType::BOOL) fail(key, str_cat("expected a bool, found ", gguf_type_name(v->type)));
-  return v->u != 0;
-}
-
-std::vector<std::string> GgufFile::get_string_array(const std::string& key) const {
-  const GgufValue* v = find(key);
-  if (!v) fail(key, "required key is missing");
-  if (v->type != GgufType::ARRAY || v->elem_type != GgufType::STRING)
-    fail(key, "expected an array of strings");
-  std::vector<std::string> out;
-  out.reserve(v->arr.size());
-  for (const GgufValue& e : v->arr) out.push_back(e.s);
-  return out;
-}
-
-std::vector<int64_t> GgufFile::get_int_array(const std::string& key) const {
-  const GgufValue* v = find(key);
-  if (!v) fail(key, "required key is missing");
-  if (v->type != GgufType::ARRAY) fail(key, "expected an array of integers");
-  std::vector<int64_t> out;
-  out.reserve(v->arr.size());
-  for (const GgufValue& e : v->arr) {
-    if (!e.is_integer()) fail(key, str_cat("expected integers, found ", gguf_type_name(e.type)));
-    const bool is_signed = e.type == GgufType::I8 || e.type == GgufType::I16 ||
-                           e.type == GgufType::I32 || e.type == GgufType::I64;
-    out.push_back(is_signed ? e.i : static_cast<int64_t>(e.u));
-  }
-  return out;
 }
 
 }  // namespace wren

@@ -3,92 +3,28 @@
 #pragma once
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
-#include <vector>
 
-#include "tensor/dtype.h"
+#include "format/tensor_source.h"
 #include "util/mmap_file.h"
 
 namespace wren {
 
-enum class GgufType : uint32_t {
-  U8 = 0, I8 = 1, U16 = 2, I16 = 3, U32 = 4, I32 = 5, F32 = 6, BOOL = 7,
-  STRING = 8, ARRAY = 9, U64 = 10, I64 = 11, F64 = 12,
-};
-const char* gguf_type_name(GgufType t);
-
-// One metadata value. Scalars keep their value in the widest matching field.
-struct GgufValue {
-  GgufType type = GgufType::U8;
-  uint64_t u = 0;   // unsigned integers, bool
-  int64_t i = 0;    // signed integers
-  double f = 0.0;   // floats
-  std::string s;    // STRING
-  GgufType elem_type = GgufType::U8;  // ARRAY
-  std::vector<GgufValue> arr;         // ARRAY (may nest)
-
-  bool is_integer() const;
-  bool is_float() const { return type == GgufType::F32 || type == GgufType::F64; }
-};
-
-struct GgufTensor {
-  std::string name;
-  DType dtype;
-  std::vector<uint64_t> shape;  // shape[0] is the contiguous (row) dimension, as in ggml
-  uint64_t offset = 0;          // from the start of the data section
-  uint64_t nbytes = 0;
-  const uint8_t* data = nullptr;  // inside the mapping
-
-  uint64_t n_elements() const;
-  uint64_t dim(size_t k) const { return k < shape.size() ? shape[k] : 1; }
-  std::string shape_str() const;
-};
-
-class GgufFile {
+class GgufFile : public TensorSource {
  public:
   // Throws FormatError (file + field) on anything malformed.
   explicit GgufFile(const std::string& path);
 
-  const std::string& path() const { return file_->path(); }
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
-  uint64_t file_size() const { return file_->size(); }
-  // Drops the resident pages of a tensor whose data was copied (see MappedFile::release).
-  void release(const GgufTensor& t) const { file_->release(t.data, static_cast<size_t>(t.nbytes)); }
-
-  const std::map<std::string, GgufValue>& metadata() const { return kv_; }
-  const std::vector<GgufTensor>& tensors() const { return tensors_; }
-  // Metadata keys in file order (for faithful listing).
-  const std::vector<std::string>& keys() const { return key_order_; }
-
-  bool has(const std::string& key) const { return kv_.count(key) != 0; }
-  const GgufValue* find(const std::string& key) const;
-  const GgufTensor* find_tensor(const std::string& name) const;
-
-  // Typed getters: the key must exist (or the default is returned) and have a compatible type;
-  // otherwise FormatError naming the file and key.
-  std::string get_string(const std::string& key) const;
-  std::string get_string(const std::string& key, const std::string& def) const;
-  uint64_t get_uint(const std::string& key) const;
-  uint64_t get_uint(const std::string& key, uint64_t def) const;
-  double get_float(const std::string& key) const;
-  double get_float(const std::string& key, double def) const;
-  bool get_bool(const std::string& key, bool def) const;
-  std::vector<std::string> get_string_array(const std::string& key) const;
-  std::vector<int64_t> get_int_array(const std::string& key) const;
-
-  [[noreturn]] void fail(const std::string& field, const std::string& what) const;
+  uint64_t file_size() const override { return file_->size(); }
+  void release(const GgufTensor& t) const override { file_->release(t.data, static_cast<size_t>(t.nbytes)); }
 
  private:
   std::unique_ptr<MappedFile> file_;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;
-  std::map<std::string, GgufValue> kv_;
-  std::vector<std::string> key_order_;
-  std::vector<GgufTensor> tensors_;
-  std::map<std::string, size_t> tensor_index_;
 };
 
 }  // namespace wren

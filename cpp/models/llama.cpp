@@ -3,7 +3,7 @@
 #include <map>
 #include <vector>
 
-#include "format/gguf.h"
+#include "format/tensor_source.h"
 #include "models/blocks.h"
 #include "models/model.h"
 #include "models/registry.h"
@@ -32,7 +32,7 @@ struct LlamaConfig {
   float rms_eps;
   double rope_base, rope_scale;
 
-  static LlamaConfig from_gguf(const GgufFile& f, const std::string& arch) {
+  static LlamaConfig from_gguf(const TensorSource& f, const std::string& arch) {
     auto key = [&](const char* k) { return arch + "." + k; };
     LlamaConfig c{};
     c.dim = static_cast<int64_t>(f.get_uint(key("embedding_length")));
@@ -82,7 +82,7 @@ struct LlamaLayer {
 
 class Llama : public Model {
  public:
-  Llama(const GgufFile& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx)
+  Llama(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx)
       : pool_(pool),
         cfg_(LlamaConfig::from_gguf(f, arch)),
         rope_(cfg_.rope_dim, cfg_.rope_base, cfg_.rope_scale, {}),
@@ -205,7 +205,7 @@ class Llama : public Model {
 
 }  // namespace
 
-std::unique_ptr<Model> make_llama(const GgufFile& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx) {
+std::unique_ptr<Model> make_llama(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx) {
   return std::make_unique<Llama>(f, arch, pool, n_ctx);
 }
 

@@ -11,7 +11,7 @@
 
 namespace wren {
 
-class GgufFile;
+class TensorSource;
 
 struct ModelInfo {
   std::string architecture;  // general.architecture
@@ -48,6 +48,6 @@ class Model {
 };
 
 // Builds the architecture named by general.architecture (models/registry.cpp).
-std::unique_ptr<Model> load_model(const GgufFile& file, ThreadPool& pool, int64_t n_ctx);
+std::unique_ptr<Model> load_model(const TensorSource& file, ThreadPool& pool, int64_t n_ctx);
 
 }  // namespace wren

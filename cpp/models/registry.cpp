@@ -2,7 +2,7 @@
 
 #include <map>
 
-#include "format/gguf.h"
+#include "format/tensor_source.h"
 #include "util/errors.h"
 
 namespace wren {
@@ -16,7 +16,7 @@ const std::map<std::string, ModelFactory>& factories() {
 }
 
 // The weight type holding the most bytes: what people call the model's quantization.
-std::string dominant_type(const GgufFile& f) {
+std::string dominant_type(const TensorSource& f) {
   std::map<std::string, uint64_t> bytes;
   for (const GgufTensor& t : f.tensors()) bytes[dtype_name(t.dtype)] += t.nbytes;
   std::string best;
@@ -28,7 +28,7 @@ std::string dominant_type(const GgufFile& f) {
 
 }  // namespace
 
-std::unique_ptr<Model> load_model(const GgufFile& f, ThreadPool& pool, int64_t n_ctx) {
+std::unique_ptr<Model> load_model(const TensorSource& f, ThreadPool& pool, int64_t n_ctx) {
   const std::string arch = f.get_string("general.architecture");
   auto it = factories().find(arch);
   if (it == factories().end()) {

@@ -8,9 +8,9 @@
 
 namespace wren {
 
-using ModelFactory = std::unique_ptr<Model> (*)(const GgufFile& f, const std::string& arch, ThreadPool& pool,
+using ModelFactory = std::unique_ptr<Model> (*)(const TensorSource& f, const std::string& arch, ThreadPool& pool,
                                                 int64_t n_ctx);
 
-std::unique_ptr<Model> make_llama(const GgufFile& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
+std::unique_ptr<Model> make_llama(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
 
 }  // namespace wren

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "format/gguf.h"
+#include "format/tensor_source.h"
 #include "kernels/matmul.h"
 #include "util/thread_pool.h"
 
@@ -38,7 +38,7 @@ class WeightArena {
 // out into it (tensor/packed.h) on the pool's threads and their file pages released.
 class WeightBinder {
  public:
-  explicit WeightBinder(const GgufFile& f, WeightArena* arena = nullptr, ThreadPool* pool = nullptr)
+  explicit WeightBinder(const TensorSource& f, WeightArena* arena = nullptr, ThreadPool* pool = nullptr)
       : f_(f), arena_(arena), pool_(pool) {}
   bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
   // A 2-D weight (rows x cols); FormatError if missing or misshapen, UnsupportedError if its type is.
@@ -48,7 +48,7 @@ class WeightBinder {
 
  private:
   const GgufTensor& get(const std::string& name) const;
-  const GgufFile& f_;
+  const TensorSource& f_;
   WeightArena* arena_;
   ThreadPool* pool_;
 };

@@ -19,12 +19,12 @@ int default_thread_count() {
 Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv_dtype) : kv_dtype_(kv_dtype) {
   WREN_CHECK(n_threads <= 1024, InvalidArgument, "n_threads must be <= 1024, got ", n_threads);
   WREN_CHECK(n_ctx >= 0 && n_ctx <= (int64_t(1) << 24), InvalidArgument, "n_ctx must be in 0..16M, got ", n_ctx);
-  file_ = std::make_unique<GgufFile>(path);
+  file_ = open_model_source(path);
   // The vocabulary (hash maps over ~50k tokens and merges) is built on its own thread while the
   // weights are bound and packed: both only read the parsed file.
   std::future<std::unique_ptr<Tokenizer>> tokenizer = std::async(std::launch::async, [this] {
     try {
-      return Tokenizer::from_gguf(*file_);
+      return Tokenizer::from_source(*file_);
     } catch (const FormatError& e) {
       throw FormatError(str_cat("loading vocabulary: ", e.what()));
     }

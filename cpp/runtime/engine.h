@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "format/gguf.h"
+#include "format/tensor_source.h"
 #include "models/model.h"
 #include "runtime/kv_cache.h"
 #include "tokenizer/tokenizer.h"
@@ -31,7 +31,7 @@ class Engine {
   // kv_dtype: element type of each session's KV cache.
   Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv_dtype = KvDtype::F16);
 
-  const GgufFile& file() const { return *file_; }
+  const TensorSource& file() const { return *file_; }
   const Tokenizer& tokenizer() const { return *tokenizer_; }
   const ModelInfo& info() const { return model_->info(); }
   int64_t n_ctx() const { return n_ctx_; }
@@ -48,7 +48,7 @@ class Engine {
             bool exact = false);
 
  private:
-  std::unique_ptr<GgufFile> file_;
+  std::unique_ptr<TensorSource> file_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Model> model_;

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <limits>
 
-#include "format/gguf.h"
+#include "format/tensor_source.h"
 #include "tokenizer/unicode.h"
 #include "util/errors.h"
 
@@ -64,7 +64,7 @@ std::string token_to_bytes(const std::string& text, TokenType type) {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer> Tokenizer::from_gguf(const GgufFile& f) {
+std::unique_ptr<Tokenizer> Tokenizer::from_source(const TensorSource& f) {
   const std::string model = f.get_string(kKeyModel);
   if (model != "gpt2") {
     throw UnsupportedError(str_cat(f.path(), ": ", kKeyModel, ": tokenizer model '", model,

@@ -19,7 +19,7 @@
 
 namespace wren {
 
-class GgufFile;
+class TensorSource;
 
 // Values of `tokenizer.ggml.token_type` (llama.cpp's llama_token_type).
 enum class TokenType : uint8_t {
@@ -37,7 +37,7 @@ class Tokenizer {
   // Loads the vocabulary from the `tokenizer.ggml.*` keys. Throws FormatError (file, key, what is
   // wrong) for missing or inconsistent data, UnsupportedError for a tokenizer model or
   // pre-tokenizer that is not implemented (naming it and listing the supported ones).
-  static std::unique_ptr<Tokenizer> from_gguf(const GgufFile& f);
+  static std::unique_ptr<Tokenizer> from_source(const TensorSource& f);
 
   // Text (UTF-8) to ids. BOS is prepended only when add_bos is true and the file asks for it
   // (tokenizer.ggml.add_bos_token). parse_special: control tokens written literally in the text
