@@ -1,0 +1,45 @@
+"""Logits parity per architecture on tiny random models: transformers (float32) is the oracle for
+both the GGUF written by llama.cpp's converter and (where supported) the Hugging Face folder itself.
+
+Tolerance: F32 weights and an F32 KV cache leave only summation-order differences, which grow with
+depth and with the logit scale; 1e-4 x max|logit| (plus 1e-5 absolute) holds with a margin for these
+2-layer models and would be broken by any real error (a wrong permutation, norm, scale or mask moves
+logits by O(1))."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import wrenlm
+from conftest import require_module
+from tiny_models import convert_to_gguf, save_hf_model, smollm2_tokenizer, transformers_logits
+
+PROMPT = "The quick brown fox jumps over the lazy dog. 12345 + 678 = ?\n  def f(x): return x**2"
+RTOL = 1e-4
+
+
+def assert_close(ours: np.ndarray, ref: np.ndarray) -> None:
+    assert ours.shape == ref.shape
+    scale = float(np.abs(ref).max())
+    err = float(np.abs(ours - ref).max())
+    assert err <= RTOL * scale + 1e-5, f"max |diff| {err:.3g} > {RTOL} x max|logit| {scale:.3g}"
+    assert (ours.argmax(-1) == ref.argmax(-1)).all()
+
+
+@pytest.fixture(scope="module")
+def tiny_llama(tmp_path_factory, smollm2_path):
+    transformers = require_module("transformers")
+    tok = smollm2_tokenizer(smollm2_path)
+    cfg = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                                   tie_word_embeddings=False, rms_norm_eps=1e-5)
+    d = tmp_path_factory.mktemp("tiny_llama")
+    hf = save_hf_model(d / "hf", cfg, transformers.LlamaForCausalLM, tok, init_std=0.2)
+    return hf, convert_to_gguf(hf, d / "model-f32.gguf")
+
+
+def test_llama_gguf_matches_transformers(tiny_llama):
+    hf, gguf = tiny_llama
+    model = wrenlm.Model(gguf, kv_cache="f32", n_threads=2)
+    ids = model.tokenize(PROMPT)
+    assert_close(model.logits(ids), transformers_logits(hf, ids))
