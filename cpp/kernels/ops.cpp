@@ -34,7 +34,12 @@ void softmax_rows(float* x, int64_t n, int64_t len, int64_t stride) {
   }
 }
 
-Rope::Rope(int64_t rot_dim, double base, double scale, std::vector<float> freq_factors) : rot_dim_(rot_dim) {
+void add_bias(float* x, const float* b, int64_t n, int64_t dim) {
+  Eigen::Map<Eigen::MatrixXf>(x, dim, n).colwise() += Eigen::Map<const Eigen::VectorXf>(b, dim);
+}
+
+Rope::Rope(int64_t rot_dim, double base, double scale, std::vector<float> freq_factors, RopeStyle style)
+    : rot_dim_(rot_dim), style_(style) {
   const int64_t half = rot_dim / 2;
   inv_freq_.resize(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
@@ -64,10 +69,15 @@ void Rope::apply(float* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t
     const float* s = sin_.data() + t * half;
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = x + t * stride + h * head_dim;
+      // Pair i is (v[lo], v[hi]): adjacent, or half the rotated width apart.
+      const int64_t step = style_ == RopeStyle::kNeox ? 1 : 2;
+      const int64_t gap = style_ == RopeStyle::kNeox ? half : 1;
       for (int64_t i = 0; i < half; ++i) {
-        const float a = v[2 * i], b = v[2 * i + 1];
-        v[2 * i] = a * c[i] - b * s[i];
-        v[2 * i + 1] = a * s[i] + b * c[i];
+        float& lo = v[i * step];
+        float& hi = v[i * step + gap];
+        const float a = lo, b = hi;
+        lo = a * c[i] - b * s[i];
+        hi = a * s[i] + b * c[i];
       }
     }
   }

@@ -15,19 +15,31 @@ void silu_mul(float* gate, const float* up, int64_t count);
 // In place softmax over each of n rows of len floats (rows `stride` floats apart).
 void softmax_rows(float* x, int64_t n, int64_t len, int64_t stride);
 
+// x (n, dim) += b (dim) on every row.
+void add_bias(float* x, const float* b, int64_t n, int64_t dim);
+
+// Which dimensions of a head RoPE rotates together.
+enum class RopeStyle {
+  kInterleaved,  // (x[2i], x[2i+1]): GGUF "llama" (its converter permutes Q/K rows into this order)
+  kNeox,         // (x[i], x[i + rot_dim/2]): transformers' rotate_half; GGUF qwen2, gemma, phi3, ...
+};
+
 // Rotary position embedding tables for a run of positions.
 class Rope {
  public:
-  // head_dim: rotated dimensions; base: frequency base; scale: positions are divided by it
-  // (linear scaling); freq_factors: optional per-pair divisors of the frequencies (Llama 3).
-  Rope(int64_t rot_dim, double base, double scale, std::vector<float> freq_factors);
+  // rot_dim: rotated dimensions (the first rot_dim of each head); base: frequency base; scale:
+  // positions are divided by it (linear scaling); freq_factors: optional per-pair divisors of the
+  // frequencies (Llama 3).
+  Rope(int64_t rot_dim, double base, double scale, std::vector<float> freq_factors,
+       RopeStyle style = RopeStyle::kInterleaved);
   // Precomputes cos/sin for positions [pos0, pos0 + n).
   void prepare(int64_t pos0, int64_t n);
-  // Rotates interleaved pairs (x[2i], x[2i+1]) of each head of n rows (row stride `stride`).
+  // Rotates the pairs (see RopeStyle) of each head of n rows (row stride `stride`).
   void apply(float* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t stride) const;
 
  private:
   int64_t rot_dim_;
+  RopeStyle style_;
   std::vector<double> inv_freq_;
   std::vector<float> cos_, sin_;  // (n, rot_dim/2)
 };

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
@@ -25,6 +26,7 @@ struct AttentionWeights {
   QuantMatrix wk;  // (n_kv_heads*head_dim, dim)
   QuantMatrix wv;  // (n_kv_heads*head_dim, dim)
   QuantMatrix wo;  // (dim, n_heads*head_dim)
+  std::vector<float> bq, bk, bv, bo;  // optional biases (empty: none), lengths q_dim, kv_dim, kv_dim, dim
 };
 
 struct GatedMlpWeights {

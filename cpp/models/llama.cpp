@@ -31,6 +31,7 @@ struct LlamaConfig {
   AttentionShape attn;
   float rms_eps;
   double rope_base, rope_scale;
+  RopeStyle rope_style;
 
   static LlamaConfig from_gguf(const TensorSource& f, const std::string& arch) {
     auto key = [&](const char* k) { return arch + "." + k; };
@@ -60,6 +61,9 @@ struct LlamaConfig {
     check(c.rope_dim > 0 && c.rope_dim <= c.attn.head_dim && c.rope_dim % 2 == 0, "rope.dimension_count",
           str_cat("must be even and <= head size ", c.attn.head_dim, ", found ", c.rope_dim));
     check(c.rope_base > 0, "rope.freq_base", "must be positive");
+    // GGUF "llama" files hold Q/K rows permuted for interleaved pairs; a source that keeps
+    // transformers' row order (a Hugging Face folder) says so with this key.
+    c.rope_style = f.get_bool("wrenlm.rope.neox", false) ? RopeStyle::kNeox : RopeStyle::kInterleaved;
     c.rope_scale = 1.0;
     const std::string scaling = f.get_string(key("rope.scaling.type"), "none");
     if (scaling == "linear") {
@@ -85,7 +89,7 @@ class Llama : public Model {
   Llama(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx)
       : pool_(pool),
         cfg_(LlamaConfig::from_gguf(f, arch)),
-        rope_(cfg_.rope_dim, cfg_.rope_base, cfg_.rope_scale, {}),
+        rope_(cfg_.rope_dim, cfg_.rope_base, cfg_.rope_scale, {}, cfg_.rope_style),
         max_batch_(std::min<int64_t>(512, n_ctx)),
         ws_(max_batch_, cfg_.dim, cfg_.attn, cfg_.ffn_dim, n_ctx, pool.size()) {
     WeightBinder w(f, &arena_, &pool_);
@@ -99,7 +103,8 @@ class Llama : public Model {
     // Tied embeddings when there is no separate output head.
     output_ = w.has("output.weight") ? w.matrix("output.weight", cfg_.n_vocab, dim) : tok_embd_;
     if (w.has("rope_freqs.weight"))
-      rope_ = Rope(cfg_.rope_dim, cfg_.rope_base, cfg_.rope_scale, w.vector("rope_freqs.weight", cfg_.rope_dim / 2));
+      rope_ = Rope(cfg_.rope_dim, cfg_.rope_base, cfg_.rope_scale, w.vector("rope_freqs.weight", cfg_.rope_dim / 2),
+                   cfg_.rope_style);
     layers_.resize(static_cast<size_t>(cfg_.n_layers));
     for (int64_t l = 0; l < cfg_.n_layers; ++l) {
       const std::string p = str_cat("blk.", l, ".");
