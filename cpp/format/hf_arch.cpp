@@ -254,9 +254,7 @@ void common_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
     }
   }
   if (const JsonValue* theta = c.rope("rope_theta")) w.put_f32(k(arch, "rope.freq_base"), theta->as_double());
-  if (auto v = c.opt_double({"local_rope_theta", "rope_local_theta", "rope_theta_local", "swa_rope_theta",
-                             "rope_local_base_freq"}))
-    w.put_f32(k(arch, "rope.freq_base_swa"), *v);
+  if (auto v = c.local_rope_theta()) w.put_f32(k(arch, "rope.freq_base_swa"), *v);
   if (auto v = c.opt_double({"rms_norm_eps", "norm_eps"})) w.put_f32(k(arch, "attention.layer_norm_rms_epsilon"), *v);
   if (auto v = c.opt_double({"layer_norm_eps", "layer_norm_epsilon", "norm_epsilon"}))
     w.put_f32(k(arch, "attention.layer_norm_epsilon"), *v);

@@ -8,8 +8,17 @@ HfConfig::HfConfig(const JsonValue& root) : root_(root) {
   rope_ = root.find_non_null("rope_parameters");
   if (!rope_) rope_ = root.find_non_null("rope_scaling");
   if (rope_ && !rope_->is_object()) rope_->fail(str_cat("expected an object, found ", rope_->kind_name()));
-  if (rope_)
+  if (rope_) {
+    if (const JsonValue* local = rope_->find_non_null("sliding_attention")) local_rope_ = local;
     if (const JsonValue* full = rope_->find_non_null("full_attention")) rope_ = full;
+  }
+}
+
+std::optional<double> HfConfig::local_rope_theta() const {
+  if (local_rope_)
+    if (const JsonValue* t = local_rope_->find_non_null("rope_theta")) return t->as_double();
+  return opt_double({"local_rope_theta", "rope_local_theta", "rope_theta_local", "swa_rope_theta",
+                     "rope_local_base_freq"});
 }
 
 const JsonValue* HfConfig::find(std::initializer_list<const char*> keys) const {

@@ -26,10 +26,13 @@ class HfConfig {
   // RoPE parameters: `rope_parameters` (transformers 5) or `rope_scaling`, with the top-level
   // rope_theta / partial_rotary_factor folded in (its full-attention entry when split by layer type).
   const JsonValue* rope(const char* key) const;
+  // rope_theta of the sliding-window layers, when given separately.
+  std::optional<double> local_rope_theta() const;
 
  private:
   const JsonValue& root_;
   const JsonValue* rope_ = nullptr;
+  const JsonValue* local_rope_ = nullptr;
 };
 
 }  // namespace wren

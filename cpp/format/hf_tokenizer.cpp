@@ -196,6 +196,9 @@ void special_tokens(const JsonValue& tok, const JsonValue* tcfg, const JsonValue
           const JsonValue* st = piece.find("SpecialToken");
           return st ? st->at("id").as_string() : "";
         };
+        // No special token before the sequence: transformers adds no BOS (llama.cpp would default
+        // to adding one for some pre-tokenizers, so say it).
+        if (!single.empty() && special_id(single.front()).empty()) add.emplace("bos", false);
         if (single.size() > 1) {
           const std::string first = special_id(single.front());
           if (!first.empty()) {
