@@ -218,6 +218,27 @@ void special_tokens(const JsonValue& tok, const JsonValue* tcfg, const JsonValue
             }
             add["eos"] = last == content["eos"];
           }
+          // A separator between A and B in the pair template (one not also closing the sequence).
+          const JsonValue* pair = p->find_non_null("pair");
+          if (pair && !pair->as_array().empty()) {
+            std::vector<const JsonValue*> mid;
+            for (const JsonValue& x : pair->as_array()) mid.push_back(&x);
+            if (!first.empty() && special_id(*mid.front()) == first) mid.erase(mid.begin());
+            if (!last.empty() && !mid.empty() && special_id(*mid.back()) == last) mid.pop_back();
+            auto seq_id = [](const JsonValue* x) -> std::string {
+              const JsonValue* sq = x->find("Sequence");
+              return sq ? sq->at("id").as_string() : "";
+            };
+            if (mid.size() > 2 && seq_id(mid.front()) == "A" && seq_id(mid.back()) == "B") {
+              bool add_sep = false;
+              for (size_t k = 1; k + 1 < mid.size() && k <= 2; ++k) {
+                const std::string sep = special_id(*mid[k]);
+                const bool is_sep = !sep.empty() && (sep == content["sep"] || sep == content["eos"]);
+                if (is_sep && (k == 2 || last.empty())) add_sep = true;
+              }
+              add["sep"] = add_sep;
+            }
+          }
         }
       }
     }
@@ -249,11 +270,30 @@ void special_tokens(const JsonValue& tok, const JsonValue* tcfg, const JsonValue
 
   const std::map<std::string, std::string> id_key = {
       {"bos", "bos_token_id"}, {"eos", "eos_token_id"}, {"unk", "unknown_token_id"}, {"sep", "seperator_token_id"},
-      {"pad", "padding_token_id"}, {"cls", "cls_token_id"}, {"mask", "mask_token_id"}, {"eot", "eot_token_id"}};
-  for (const auto& kv : ids) w.put_u32("tokenizer.ggml." + id_key.at(kv.first), static_cast<uint64_t>(kv.second));
+      {"pad", "padding_token_id"}, {"mask", "mask_token_id"}, {"eot", "eot_token_id"}};
+  for (const auto& kv : ids)
+    if (id_key.count(kv.first)) w.put_u32("tokenizer.ggml." + id_key.at(kv.first), static_cast<uint64_t>(kv.second));
   for (const auto& kv : add)
     if (kv.first == "bos" || kv.first == "eos" || kv.first == "sep")
       w.put_bool("tokenizer.ggml.add_" + kv.first + "_token", kv.second);
+}
+
+// Lowercasing and accent stripping, as the WordPiece tokenizer needs them.
+void normalizer_flags(const JsonValue* n, HfWriter& w) {
+  if (!n) return;
+  const std::string type = n->at("type").as_string();
+  if (type == "Lowercase") {
+    w.put_bool("tokenizer.ggml.normalizer.lowercase", true);
+  } else if (type == "StripAccents") {
+    w.put_bool("tokenizer.ggml.normalizer.strip_accents", true);
+  } else if (type == "BertNormalizer") {
+    if (const JsonValue* v = n->find("lowercase"))
+      if (v->kind() == JsonValue::Kind::kBool) w.put_bool("tokenizer.ggml.normalizer.lowercase", v->as_bool());
+    if (const JsonValue* v = n->find("strip_accents"))
+      if (v->kind() == JsonValue::Kind::kBool) w.put_bool("tokenizer.ggml.normalizer.strip_accents", v->as_bool());
+  } else if (type == "Sequence") {
+    for (const JsonValue& x : n->at("normalizers").as_array()) normalizer_flags(&x, w);
+  }
 }
 
 }  // namespace
@@ -349,8 +389,9 @@ void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWrit
   if (kind == "gpt2") w.put_str("tokenizer.ggml.pre", byte_level_pre(tok, tok_path));
   else if (kind == "llama") w.put_str("tokenizer.ggml.pre", "default");
   else w.put_str("tokenizer.ggml.pre", "default");
-  if (kind == "bert") w.put_u32("bert.token_type_count", config.find_non_null("type_vocab_size")
-                                                             ? config.at("type_vocab_size").as_int() : 1);
+  if (kind == "bert")
+    w.put_u32("tokenizer.ggml.token_type_count",
+              config.find_non_null("type_vocab_size") ? config.at("type_vocab_size").as_int() : 1);
 
   // Merges: "a b" strings (older tokenizer.json) or [a, b] pairs (newer; a space inside a part is
   // written as U+0120, as the converter does).
@@ -393,6 +434,8 @@ void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWrit
   if (!merges.empty()) w.put("tokenizer.ggml.merges", string_array(std::move(merges)));
 
   special_tokens(tok, tcfg, config, added, static_cast<size_t>(n_vocab), kind != "gpt2", w);
+
+  normalizer_flags(tok.find_non_null("normalizer"), w);
 
   if (tcfg)
     if (const JsonValue* v = tcfg->find_non_null("add_prefix_space"))

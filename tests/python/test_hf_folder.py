@@ -291,3 +291,113 @@ def _empty(tmp_path: Path) -> Path:
     e = tmp_path / "empty"
     e.mkdir(exist_ok=True)
     return e
+
+
+# ---- every family: the folder vs the converter's GGUF ----------------------------------------------
+
+def train_sentencepiece(out: Path) -> Path:
+    """A small SentencePiece BPE model (byte fallback), for the converter paths that need tokenizer.model."""
+    spm = require_module("sentencepiece")
+    import io
+
+    text = [PROMPT, "Hello world! 12345 + 678 = ?", "Ünïcödé façade naïve café 日本語のテキスト 😀",
+            "  leading spaces\tand tabs\nnew lines"] * 50
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(text), model_writer=buf, vocab_size=400, model_type="bpe",
+                                   byte_fallback=True, character_coverage=1.0, split_digits=True)
+    out.write_bytes(buf.getvalue())
+    return out
+
+
+def wordpiece_tokenizer():
+    """A small lowercasing WordPiece tokenizer (BERT-style), trained by HF tokenizers."""
+    tokenizers = require_module("tokenizers")
+    transformers = require_module("transformers")
+    text = [PROMPT, "Hello world! 12345 + 678 = ?", "Ünïcödé façade naïve café 日本語のテキスト"] * 20
+    wp = tokenizers.implementations.BertWordPieceTokenizer(lowercase=True)
+    wp.train_from_iterator(text, vocab_size=300, special_tokens=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
+    return transformers.BertTokenizerFast(tokenizer_object=wp._tokenizer, unk_token="[UNK]", sep_token="[SEP]",
+                                          pad_token="[PAD]", cls_token="[CLS]", mask_token="[MASK]")
+
+
+DECODER = dict(hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
+               num_key_value_heads=2, max_position_embeddings=512)
+GEMMA = dict(DECODER, head_dim=16)
+# family: (config class, model class, config, converter pre-tokenizer pin, needs tokenizer.model)
+FAMILIES = {
+    "mistral": ("MistralConfig", "MistralForCausalLM", dict(DECODER, sliding_window=None), None, False),
+    "mixtral": ("MixtralConfig", "MixtralForCausalLM",
+                dict(DECODER, intermediate_size=96, num_local_experts=4, num_experts_per_tok=2), None, False),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", DECODER, "gpt-2", False),
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", GEMMA, None, True),
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", dict(GEMMA, sliding_window=32), None, True),
+    "gemma3_text": ("Gemma3TextConfig", "Gemma3ForCausalLM", dict(GEMMA, sliding_window=32), None, False),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM",
+             dict(DECODER, num_key_value_heads=4, original_max_position_embeddings=512, pad_token_id=0), None, True),
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel", dict(n_embd=64, n_layer=2, n_head=4, n_positions=512, n_ctx=512),
+             "gpt-2", False),
+    "bloom": ("BloomConfig", "BloomForCausalLM", dict(hidden_size=64, n_layer=2, n_head=4), "gpt-2", False),
+    "bert": ("BertConfig", "BertModel", dict(hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                             intermediate_size=128, max_position_embeddings=128), "default", False),
+}
+
+
+@pytest.fixture(scope="module")
+def family_models(tmp_path_factory, tok):
+    """Every family's tiny folder, and its GGUF from the converter (one process converts them all)."""
+    transformers = require_module("transformers")
+    root = tmp_path_factory.mktemp("families")
+    spm_model = train_sentencepiece(root / "tokenizer.model")
+    bert_tok = wordpiece_tokenizer()
+    out = {}
+    for fam, (cfg_cls, model_cls, kw, pre, needs_spm) in FAMILIES.items():
+        t = bert_tok if fam == "bert" else tok
+        cfg = getattr(transformers, cfg_cls)(vocab_size=len(t), **kw)
+        hf = save_hf_model(root / fam / "hf", cfg, getattr(transformers, model_cls), t, init_std=0.2)
+        if needs_spm:  # the converter reads these families' vocabulary from tokenizer.model only
+            (hf / "tokenizer.model").write_bytes(spm_model.read_bytes())
+        out[fam] = (hf, root / fam / "model-f32.gguf", pre)
+    convert_all([(hf, gguf, pre) for hf, gguf, pre in out.values()])
+    return {fam: (hf, gguf) for fam, (hf, gguf, _) in out.items()}
+
+
+def convert_all(jobs: list[tuple[Path, Path, str | None]]) -> None:
+    """convert() for several folders in one interpreter (the converter's imports cost most of its time)."""
+    script = converter_script()
+    code = f"import sys, runpy\nsys.path.insert(0, {str(script.parent)!r})\nimport conversion.base as b\n"
+    code += "orig = b.TextModel.get_vocab_base_pre\n"
+    for hf, out, pre in jobs:
+        code += (f"b.TextModel.get_vocab_base_pre = (lambda self, tok: {pre!r}) if {pre!r} else orig\n"
+                 f"sys.argv = [{str(script)!r}, {str(hf)!r}, '--outtype', 'f32', '--outfile', {str(out)!r}]\n"
+                 f"runpy.run_path({str(script)!r}, run_name='__main__')\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=900)
+    if proc.returncode != 0:
+        raise RuntimeError(f"convert_hf_to_gguf.py failed:\n{proc.stderr[-4000:]}")
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_family_folder_equals_converter_gguf(family_models, family):
+    """Model keys, tensor names, shapes and F32 values as the converter writes them. Tokenizer keys are
+    compared for BERT (WordPiece); the decoder families reuse one byte-level BPE tokenizer whose keys the
+    Llama test compares (and the SentencePiece ones read tokenizer.model in the converter)."""
+    hf, gguf_path = family_models[family]
+    src = _core.open_source(str(hf))
+    skip = () if family == "bert" else ("tokenizer.",)
+    if family in ("mistral", "mixtral"):  # Llama architecture: Q/K in transformers' order, said in metadata
+        n_kv = FAMILIES[family][2]["num_key_value_heads"]
+        assert_same_as_converter(src, gguf_path, extra={"wrenlm.rope.neox"}, skip=skip,
+                                 permuted={"attn_q": 4, "attn_k": n_kv}, stacked_experts=family == "mixtral")
+    else:
+        assert_same_as_converter(src, gguf_path, skip=skip)
+
+
+def test_bert_wordpiece_tokens(family_models):
+    """llama.cpp's WordPiece vocabulary: word starts carry U+2581, continuations drop '##'."""
+    hf, _ = family_models["bert"]
+    meta = _core.open_source(str(hf)).metadata
+    vocab = json.loads((hf / "tokenizer.json").read_text())["model"]["vocab"]
+    cont = next(t for t in vocab if t.startswith("##"))
+    word = next(t for t in vocab if t.isalpha() and len(t) > 2)
+    assert meta["tokenizer.ggml.tokens"][vocab[cont]] == cont[2:]
+    assert meta["tokenizer.ggml.tokens"][vocab[word]] == "\u2581" + word
+    assert meta["tokenizer.ggml.tokens"][vocab["[CLS]"]] == "[CLS]"
