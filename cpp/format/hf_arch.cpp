@@ -1,6 +1,7 @@
 // config.json + safetensors names -> the GGUF metadata and tensors llama.cpp's converter writes.
 // One table entry per family: its model_type values, GGUF architecture, tensor name rules and the
 // hyper-parameter keys it adds to (or overrides in) the converter's common set.
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -30,6 +31,7 @@ struct Rule {
 };
 
 using Params = void (*)(const HfConfig& c, const std::string& arch, HfWriter& w);
+using ExtraTensors = void (*)(const HfConfig& c, HfWriter& w);
 
 struct Family {
   std::vector<std::string> model_types;
@@ -39,6 +41,7 @@ struct Family {
   bool common_keys = true;      // the converter's generic set_gguf_parameters runs first
   bool neox_rope = false;       // Q/K kept in transformers' order (wrenlm.rope.neox)
   const char* strip_prefix = nullptr;
+  ExtraTensors extra_tensors = nullptr;  // tensors the converter computes from config.json
 };
 
 // ---- tensor rules shared by families ---------------------------------------------------------
@@ -274,6 +277,43 @@ void llama_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
 
 void no_keys(const HfConfig&, const std::string&, HfWriter&) {}
 
+// Llama 3.x RoPE scaling as per-frequency divisors (rope_freqs.weight), computed in float32 as the
+// converter does: high frequencies keep their value, low ones are divided by `factor`, and the band
+// between is interpolated.
+void llama3_rope_freqs(const HfConfig& c, HfWriter& w) {
+  const JsonValue* type = c.rope("rope_type");
+  if (!type || !type->is_string()) return;
+  std::string t = type->as_string();
+  for (char& ch : t) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (t != "llama3") return;
+  auto get = [&](const char* key, double def) {
+    const JsonValue* v = c.rope(key);
+    return v ? v->as_double() : def;
+  };
+  const float base = static_cast<float>(get("rope_theta", 10000.0));
+  const int64_t dim = head_dim_or_default(c);
+  const float factor = static_cast<float>(get("factor", 8.0));
+  const float low = static_cast<float>(get("low_freq_factor", 1.0));
+  const float high = static_cast<float>(get("high_freq_factor", 4.0));
+  const float old_ctx = static_cast<float>(get("original_max_position_embeddings", 8192.0));
+  const float low_wavelen = old_ctx / low, high_wavelen = old_ctx / high;
+  std::vector<float> out;
+  for (int64_t i = 0; i < dim; i += 2) {
+    const float freq = 1.0f / std::pow(base, static_cast<float>(i) / static_cast<float>(dim));
+    const float wavelen = 2.0f * static_cast<float>(M_PI) / freq;
+    if (wavelen < high_wavelen) {
+      out.push_back(1.0f);
+    } else if (wavelen > low_wavelen) {
+      out.push_back(factor);
+    } else {
+      const float smooth = (old_ctx / wavelen - low) / (high - low);
+      out.push_back(1.0f / ((1.0f - smooth) / factor + smooth));
+    }
+  }
+  const uint64_t n = out.size();
+  w.own("rope_freqs.weight", {n}, std::move(out));
+}
+
 void gemma_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
   w.put_u32(k(arch, "context_length"), c.integer({"max_position_embeddings"}));
   w.put_u32(k(arch, "embedding_length"), c.integer({"hidden_size"}));
@@ -391,8 +431,8 @@ void bert_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
 
 const std::vector<Family>& families() {
   static const std::vector<Family> table = {
-      {{"llama", "mistral"}, "llama", kLlama, llama_keys, true, true},
-      {{"mixtral"}, "llama", kMixtral, llama_keys, true, true},
+      {{"llama", "mistral"}, "llama", kLlama, llama_keys, true, true, nullptr, llama3_rope_freqs},
+      {{"mixtral"}, "llama", kMixtral, llama_keys, true, true, nullptr, llama3_rope_freqs},
       {{"qwen2"}, "qwen2", kLlama, no_keys},
       {{"gemma"}, "gemma", kGemma, gemma_keys, false},
       {{"gemma2"}, "gemma2", kGemma2, gemma2_keys, false},
@@ -522,6 +562,7 @@ void translate_model(const JsonValue& config_root, HfWriter& w) {
     const Rule& r = *it->second;
     add_tensor(r, r.gguf ? specialize(r.gguf, indices) : std::string(), *t, c, w);
   }
+  if (fam->extra_tensors) fam->extra_tensors(c, w);
 }
 
 }  // namespace wren

@@ -87,7 +87,10 @@ IGNORED = ("general.", "tokenizer.ggml.pre")
 
 
 def assert_same_as_converter(src, gguf_path: Path, *, extra: set[str] = frozenset(), skip: tuple[str, ...] = (),
-                             permuted: dict[str, int] | None = None, stacked_experts: bool = False) -> None:
+                             permuted: dict[str, int] | None = None, stacked_experts: bool = False,
+                             computed: frozenset[str] = frozenset()) -> None:
+    """computed: tensors the converter computes from config.json in float32 (rope_freqs); pow() may
+    round differently in the last bit, so these compare to 1e-6 relative."""
     meta, ref_tensors = gguf_view(gguf_path)
     ours = src.metadata
     assert ours["general.architecture"] == meta["general.architecture"]
@@ -119,7 +122,10 @@ def assert_same_as_converter(src, gguf_path: Path, *, extra: set[str] = frozense
         mine = ours_f32(src, name).reshape(data.shape)
         if permuted and name.split(".")[-2] in permuted:
             data = unpermute(data.reshape(shape[::-1]), permuted[name.split(".")[-2]]).reshape(data.shape)
-        np.testing.assert_array_equal(mine, data, err_msg=name)
+        if name in computed:
+            np.testing.assert_allclose(mine, data, rtol=1e-6, err_msg=name)
+        else:
+            np.testing.assert_array_equal(mine, data, err_msg=name)
 
 
 # ---- the Llama folder: translation, logits, tokenizer, chat template, shards, refusals -------------
@@ -150,6 +156,24 @@ def test_llama_folder_equals_converter_gguf(llama_dir, tmp_path):
     # (a Granite quirk); we write False because the tokenizer.json post-processor adds no BOS.
     assert src.metadata["tokenizer.ggml.add_bos_token"] is False
     assert_same_as_converter(src, gguf_path, extra={"wrenlm.rope.neox"}, permuted={"attn_q": 4, "attn_k": 2})
+
+
+def test_llama3_rope_scaling(tmp_path, tok):
+    """Llama 3.x rope scaling becomes the converter's rope_freqs.weight; logits still match."""
+    transformers = require_module("transformers")
+    rope = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 64, "rope_theta": 500000.0}
+    cfg = transformers.LlamaConfig(vocab_size=len(tok), rope_scaling=rope, **LLAMA)
+    hf = save_hf_model(tmp_path / "hf", cfg, transformers.LlamaForCausalLM, tok, init_std=0.2)
+    src = _core.open_source(str(hf))
+    assert "rope_freqs.weight" in {n for n, _, _ in src.tensors}
+    assert_same_as_converter(src, convert(hf, tmp_path / "m.gguf"), extra={"wrenlm.rope.neox"},
+                             permuted={"attn_q": 4, "attn_k": 2}, computed=frozenset({"rope_freqs.weight"}),
+                             skip=("tokenizer.",))
+    model = wrenlm.Model(hf, kv_cache="f32", n_threads=2)
+    ids = model.tokenize(PROMPT * 2)
+    ours, ref = model.logits(ids), transformers_logits(hf, ids)
+    assert float(np.abs(ours - ref).max()) <= RTOL * float(np.abs(ref).max()) + 1e-5
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
