@@ -74,6 +74,8 @@ const KnownSplit kKnownSplits[] = {
 std::string describe(const JsonValue& p) {
   const std::string type = p.at("type").as_string();
   if (type == "ByteLevel") {
+    const JsonValue* prefix = p.find("add_prefix_space");
+    if (prefix && prefix->as_bool()) return "ByteLevel(add_prefix_space)";
     const JsonValue* re = p.find("use_regex");
     return re && !re->as_bool() ? "ByteLevel(no regex)" : "ByteLevel(regex)";
   }
@@ -82,6 +84,10 @@ std::string describe(const JsonValue& p) {
     return ind && ind->as_bool() ? "Digits(individual)" : "Digits";
   }
   if (type == "Split") {
+    const JsonValue* behavior = p.find("behavior");
+    const JsonValue* invert = p.find("invert");
+    if ((behavior && behavior->as_string() != "Isolated") || (invert && invert->as_bool()))
+      return "Split(not isolated)";
     const JsonValue& pat = p.at("pattern");
     if (const JsonValue* re = pat.find("Regex")) {
       for (const KnownSplit& k : kKnownSplits)
@@ -95,6 +101,11 @@ std::string describe(const JsonValue& p) {
 
 // The llama.cpp pre-tokenizer name for a byte-level BPE tokenizer.json, from its pre_tokenizer.
 std::string byte_level_pre(const JsonValue& tok, const std::string& file) {
+  // NFC (Qwen2) changes nothing for text already in NFC; llama.cpp skips it too.
+  if (const JsonValue* n = tok.find_non_null("normalizer"))
+    if (n->at("type").as_string() != "NFC")
+      throw UnsupportedError(str_cat(file, ": $.normalizer: a ", n->at("type").as_string(),
+                                     " normalizer before byte-level BPE is not supported"));
   const JsonValue* p = tok.find_non_null("pre_tokenizer");
   if (!p) throw UnsupportedError(str_cat(file, ": $.pre_tokenizer: a byte-level BPE tokenizer without a "
                                                "pre-tokenizer is not supported"));

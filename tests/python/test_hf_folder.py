@@ -425,3 +425,83 @@ def test_bert_wordpiece_tokens(family_models):
     assert meta["tokenizer.ggml.tokens"][vocab[cont]] == cont[2:]
     assert meta["tokenizer.ggml.tokens"][vocab[word]] == "\u2581" + word
     assert meta["tokenizer.ggml.tokens"][vocab["[CLS]"]] == "[CLS]"
+
+
+# ---- tokenizer.json -> tokenizer keys --------------------------------------------------------------
+
+LLAMA3_RE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+             r"\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_RE = LLAMA3_RE.replace(r"\p{N}{1,3}", r"\p{N}")
+GPT2_RE = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+
+
+def byte_level(use_regex: bool, add_prefix_space: bool = False) -> dict:
+    return {"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": True, "use_regex": use_regex}
+
+
+def split(regex: str, behavior: str = "Isolated") -> dict:
+    return {"type": "Split", "pattern": {"Regex": regex}, "behavior": behavior, "invert": False}
+
+
+def seq(*steps: dict) -> dict:
+    return {"type": "Sequence", "pretokenizers": list(steps)}
+
+
+PRE_TOKENIZERS = {
+    "gpt-2": byte_level(True),
+    "gpt-2 as split": seq(split(GPT2_RE), byte_level(False)),
+    "llama-bpe": seq(split(LLAMA3_RE), byte_level(False)),
+    "qwen2": seq(split(QWEN2_RE), byte_level(False)),
+    "smollm": seq({"type": "Digits", "individual_digits": True}, byte_level(True)),
+}
+
+
+def with_tokenizer(llama_dir: Path, out: Path, edit) -> Path:
+    out.mkdir()
+    for f in llama_dir.iterdir():
+        if f.name != "tokenizer.json":
+            (out / f.name).symlink_to(f)
+    t = json.loads((llama_dir / "tokenizer.json").read_text())
+    edit(t)
+    (out / "tokenizer.json").write_text(json.dumps(t))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(PRE_TOKENIZERS))
+def test_byte_level_pre_tokenizers_from_tokenizer_json(llama_dir, tmp_path, name):
+    """The pre-tokenizer is recognised from tokenizer.json's regexes, and our tokenizer then gives HF
+    tokenizers' ids on the mixed corpus (same vocabulary and merges, different splitting)."""
+    tokenizers = require_module("tokenizers")
+    d = with_tokenizer(llama_dir, tmp_path / "m", lambda t: t.update(pre_tokenizer=PRE_TOKENIZERS[name]))
+    assert _core.open_source(str(d)).metadata["tokenizer.ggml.pre"] == name.split(" ")[0]
+    ref = tokenizers.Tokenizer.from_file(str(d / "tokenizer.json"))
+    model = wrenlm.Model(d, n_threads=1)
+    for text in CORPUS + ["12 345 6789 1234567", "don't DON'T we'VE", "x\r\n\r\ny  \n z"]:
+        assert model.tokenize(text) == ref.encode(text).ids, (name, text)
+
+
+@pytest.mark.parametrize("pre,normalizer,match", [
+    (seq(split(r"\p{L}+|\p{N}+"), byte_level(False)), None, "unknown regex"),
+    (seq(split(GPT2_RE, behavior="Removed"), byte_level(False)), None, "not isolated"),
+    (byte_level(True, add_prefix_space=True), None, "add_prefix_space"),
+    (seq({"type": "Whitespace"}, byte_level(True)), None, "Whitespace"),
+    (byte_level(True), {"type": "Lowercase"}, "Lowercase normalizer"),
+    (None, None, "without a pre-tokenizer"),
+])
+def test_unknown_pre_tokenizer_is_unsupported(llama_dir, tmp_path, pre, normalizer, match):
+    d = with_tokenizer(llama_dir, tmp_path / "m", lambda t: t.update(pre_tokenizer=pre, normalizer=normalizer))
+    with pytest.raises(wrenlm.UnsupportedError, match=match):
+        _core.open_source(str(d))
+
+
+def test_malformed_tokenizer_json_is_format_error(llama_dir, tmp_path):
+    for k, (edit, match) in enumerate([
+        (lambda t: t["model"].update(vocab=[1, 2]), r"\$\.model\.vocab: expected an object, found array"),
+        (lambda t: t["model"]["vocab"].update({"x": -5}), r"\$\.model\.vocab\.x: token id must be"),
+        (lambda t: t["model"].update(merges=[["a", "b", "c"]]), r"\$\.model\.merges\[0\]: expected a merge"),
+        (lambda t: t["added_tokens"][0].update(special="yes"), r"\$\.added_tokens\[0\]\.special: expected a bool"),
+        (lambda t: t.pop("model"), r"required key \"model\" is missing"),
+    ]):
+        d = with_tokenizer(llama_dir, tmp_path / f"m{k}", edit)
+        with pytest.raises(wrenlm.FormatError, match=match):
+            _core.open_source(str(d))
