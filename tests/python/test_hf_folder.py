@@ -505,3 +505,50 @@ def test_malformed_tokenizer_json_is_format_error(llama_dir, tmp_path):
         d = with_tokenizer(llama_dir, tmp_path / f"m{k}", edit)
         with pytest.raises(wrenlm.FormatError, match=match):
             _core.open_source(str(d))
+
+
+def sentencepiece_bpe_tokenizer(spm_model: Path):
+    """A Llama-2-style tokenizer.json (BPE with byte fallback, Metaspace) built from a SentencePiece
+    model with HF tokenizers, wrapped for transformers."""
+    spm = require_module("sentencepiece")
+    tokenizers = require_module("tokenizers")
+    transformers = require_module("transformers")
+    sp = spm.SentencePieceProcessor(model_file=str(spm_model))
+    vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    merges = []
+    for piece in sorted(vocab, key=vocab.get):  # merges in the order of the pieces they make
+        splits = [(piece[:k], piece[k:]) for k in range(1, len(piece))]
+        merges += sorted(((a, b) for a, b in splits if a in vocab and b in vocab),
+                         key=lambda p: (vocab[p[0]], vocab[p[1]]))
+    t = tokenizers.Tokenizer(tokenizers.models.BPE(vocab, merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    t.pre_tokenizer = tokenizers.pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+    d = tokenizers.decoders
+    t.decoder = d.Sequence([d.Replace("\u2581", " "), d.ByteFallback(), d.Fuse(), d.Strip(" ", 1, 0)])
+    t.post_processor = tokenizers.processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                                special_tokens=[("<s>", 1)])
+    t.add_special_tokens(["<unk>", "<s>", "</s>"])
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=t, bos_token="<s>", eos_token="</s>",
+                                                unk_token="<unk>")
+
+
+def test_sentencepiece_bpe_tokenizer_keys(tmp_path):
+    """A Llama-2-style tokenizer.json becomes tokenizer model 'llama': tokens and token types as the
+    converter writes them (bytes <0xNN> typed BYTE, specials CONTROL), BOS added as the template says.
+    The converter writes every score as -1000 and no merges; we write the merges, and scores that rank
+    each token by the merge that makes it, so highest-score-first merging follows the merge list."""
+    transformers = require_module("transformers")
+    tk = sentencepiece_bpe_tokenizer(train_sentencepiece(tmp_path / "sp.model"))
+    cfg = transformers.LlamaConfig(vocab_size=len(tk), **LLAMA)
+    hf = save_hf_model(tmp_path / "hf", cfg, transformers.LlamaForCausalLM, tk, init_std=0.2)
+    meta, _ = gguf_view(convert(hf, tmp_path / "m.gguf"))
+    ours = _core.open_source(str(hf)).metadata
+    for k in ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
+              "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id",
+              "tokenizer.ggml.add_bos_token"):
+        assert ours[k] == meta[k], k
+    assert ours["tokenizer.ggml.model"] == "llama" and ours["tokenizer.ggml.add_bos_token"] is True
+    merges = json.loads((hf / "tokenizer.json").read_text())["model"]["merges"]
+    assert ours["tokenizer.ggml.merges"] == [" ".join(m) for m in merges]
+    scores, tokens = ours["tokenizer.ggml.scores"], ours["tokenizer.ggml.tokens"]
+    for rank, (a, b) in enumerate(merges[:50]):
+        assert scores[tokens.index(a + b)] >= -rank
