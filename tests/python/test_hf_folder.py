@@ -578,3 +578,27 @@ def test_corrupted_folder_files_never_crash(llama_dir, tmp_path):
                 _core.open_source(str(d))
             except (wrenlm.FormatError, wrenlm.UnsupportedError):
                 pass
+
+
+def test_gpt_neo_folder(tmp_path, tok):
+    """GPT-Neo has no llama.cpp converter to compare with: its names follow GPT-2's, its local layers
+    are a bool per layer in gpt_neo.attention.sliding_window_pattern, and every HF tensor is mapped
+    with its shape reversed (ggml order)."""
+    transformers = require_module("transformers")
+    cfg = transformers.GPTNeoConfig(vocab_size=len(tok), hidden_size=64, num_layers=4, num_heads=4, window_size=32,
+                                    attention_types=[[["global", "local"], 2]], max_position_embeddings=512)
+    hf = save_hf_model(tmp_path / "hf", cfg, transformers.GPTNeoForCausalLM, tok, init_std=0.2)
+    src = _core.open_source(str(hf))
+    m = src.metadata
+    assert m["general.architecture"] == "gpt_neo"
+    assert (m["gpt_neo.block_count"], m["gpt_neo.embedding_length"], m["gpt_neo.attention.head_count"]) == (4, 64, 4)
+    assert m["gpt_neo.attention.sliding_window"] == 32
+    assert m["gpt_neo.attention.sliding_window_pattern"] == [False, True, False, True]
+    st = require_module("safetensors.numpy")
+    hf_tensors = st.load_file(str(hf / "model.safetensors"))
+    ours = {n: s for n, _, s in src.tensors}
+    assert ours["blk.3.attn_q.weight"] == [64, 64] and ours["position_embd.weight"] == [64, 512]
+    expected = sum(1 for n in hf_tensors if not n.endswith(("attn.attention.bias", "attn.attention.masked_bias")))
+    assert len(ours) == expected
+    np.testing.assert_array_equal(ours_f32(src, "blk.1.ffn_up.weight"),
+                                  hf_tensors["transformer.h.1.mlp.c_fc.weight"].reshape(-1))
