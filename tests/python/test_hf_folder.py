@@ -50,18 +50,15 @@ def convert(hf_dir: Path, out: Path, pre: str | None = None) -> Path:
 
 
 def gguf_view(path: Path, skip: tuple[str, ...] = ()) -> tuple[dict, dict]:
-    """(metadata, {name: (shape, float32 array or None)}) of a GGUF file, read by gguf-py (keys starting
-    with a prefix in skip are left out: gguf-py decodes long string arrays slowly)."""
-    gguf = require_module("gguf")
-    r = gguf.GGUFReader(str(path))
-    meta = {}
-    for f in r.fields.values():
-        if not f.name.startswith(("GGUF.",) + skip):
-            meta[f.name] = f.contents()
+    """(metadata, {name: (shape, float32 array or None)}) of the converter's GGUF file. Read with our
+    GGUF reader (tested against gguf-py in test_gguf_reader.py; gguf-py itself decodes the 49k-token
+    arrays too slowly to run once per family). Keys starting with a prefix in skip are left out."""
+    f = _core.GgufFile(str(path))
+    meta = {k: v for k, v in f.metadata.items() if not k.startswith(skip)}
     tensors = {}
-    for t in r.tensors:
-        data = np.array(t.data, dtype=np.float32) if t.tensor_type == gguf.GGMLQuantizationType.F32 else None
-        tensors[t.name] = ([int(x) for x in t.shape], data)
+    for name, dtype, shape, _, _ in f.tensors:
+        data = np.frombuffer(f.tensor_bytes(name), np.float32) if dtype == "F32" else None
+        tensors[name] = (list(shape), data)
     return meta, tensors
 
 
