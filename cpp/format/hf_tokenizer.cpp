@@ -296,6 +296,43 @@ void normalizer_flags(const JsonValue* n, HfWriter& w) {
   }
 }
 
+// Merges: "a b" strings (older tokenizer.json) or [a, b] pairs (newer; a space inside a part is
+// written as U+0120, as the converter does).
+std::vector<std::string> read_merges(const JsonValue& list) {
+  std::vector<std::string> merges;
+  for (const JsonValue& m : list.as_array()) {
+    if (m.is_string()) {
+      merges.push_back(m.as_string());
+      continue;
+    }
+    const auto& pair = m.as_array();
+    if (pair.size() != 2) m.fail("expected a merge [left, right]");
+    std::string s;
+    for (size_t k = 0; k < 2; ++k) {
+      if (k) s += ' ';
+      for (char ch : pair[k].as_string()) s += ch == ' ' ? std::string("\xC4\xA0") : std::string(1, ch);
+    }
+    merges.push_back(std::move(s));
+  }
+  return merges;
+}
+
+// Chat template: tokenizer_config.json's (a string, or named templates), else chat_template.jinja.
+void chat_template(const std::string& dir, const JsonValue* tcfg, HfWriter& w) {
+  const JsonValue* tmpl = tcfg ? tcfg->find_non_null("chat_template") : nullptr;
+  if (tmpl && tmpl->is_string()) {
+    w.put_str("tokenizer.chat_template", tmpl->as_string());
+  } else if (tmpl && tmpl->is_array()) {
+    for (const JsonValue& t : tmpl->as_array()) {
+      const std::string name = t.at("name").as_string();
+      const std::string text = t.at("template").as_string();
+      w.put_str(name == "default" ? "tokenizer.chat_template" : "tokenizer.chat_template." + name, text);
+    }
+  } else if (is_regular_file(path_join(dir, "chat_template.jinja"))) {
+    w.put_str("tokenizer.chat_template", read_text(path_join(dir, "chat_template.jinja"), size_t(16) << 20));
+  }
+}
+
 }  // namespace
 
 void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWriter& w) {
@@ -327,7 +364,8 @@ void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWrit
   } else if (type == "WordPiece") {
     kind = "bert";
   } else {
-    model.at("type").fail(str_cat("tokenizer model '", type, "' is not supported (supported: BPE, WordPiece)"));
+    throw UnsupportedError(str_cat(tok_path, ": $.model.type: tokenizer model '", type,
+                                   "' is not supported (supported: BPE, WordPiece)"));
   }
 
   // Vocabulary: the model's entries and the added tokens, by id.
@@ -341,7 +379,6 @@ void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWrit
     if (id < 0 || id > (int64_t(1) << 24)) m.second.fail(str_cat("token id must be in 0..2^24, found ", id));
     by_id[id] = m.first;
   }
-  const size_t n_base = by_id.size();
   std::map<int64_t, const AddedToken*> added_by_id;
   for (const AddedToken& a : added) {
     if (a.id < 0 || a.id > (int64_t(1) << 24)) w.fail("tokenizer.json", str_cat("added token id ", a.id, " is out of range"));
@@ -383,35 +420,16 @@ void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWrit
     tokens.push_back(std::move(text));
     types.push_back(t);
   }
-  (void)n_base;
 
   w.put_str("tokenizer.ggml.model", kind);
-  if (kind == "gpt2") w.put_str("tokenizer.ggml.pre", byte_level_pre(tok, tok_path));
-  else if (kind == "llama") w.put_str("tokenizer.ggml.pre", "default");
-  else w.put_str("tokenizer.ggml.pre", "default");
+  // SentencePiece-style BPE and WordPiece split by their own rules; only byte-level BPE names one.
+  w.put_str("tokenizer.ggml.pre", kind == "gpt2" ? byte_level_pre(tok, tok_path) : "default");
   if (kind == "bert")
     w.put_u32("tokenizer.ggml.token_type_count",
               config.find_non_null("type_vocab_size") ? config.at("type_vocab_size").as_int() : 1);
 
-  // Merges: "a b" strings (older tokenizer.json) or [a, b] pairs (newer; a space inside a part is
-  // written as U+0120, as the converter does).
   std::vector<std::string> merges;
-  if (type == "BPE") {
-    for (const JsonValue& m : model.at("merges").as_array()) {
-      if (m.is_string()) {
-        merges.push_back(m.as_string());
-        continue;
-      }
-      const auto& pair = m.as_array();
-      if (pair.size() != 2) m.fail("expected a merge [left, right]");
-      std::string s;
-      for (size_t k = 0; k < 2; ++k) {
-        if (k) s += ' ';
-        for (char ch : pair[k].as_string()) s += ch == ' ' ? std::string("\xC4\xA0") : std::string(1, ch);
-      }
-      merges.push_back(std::move(s));
-    }
-  }
+  if (type == "BPE") merges = read_merges(model.at("merges"));
   if (kind == "llama") {
     // SentencePiece-style BPE: a token's score ranks the merge that makes it (earlier = higher), so
     // llama.cpp's highest-score-first merging follows the merge list; other tokens rank last.
@@ -441,19 +459,7 @@ void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWrit
     if (const JsonValue* v = tcfg->find_non_null("add_prefix_space"))
       if (v->kind() == JsonValue::Kind::kBool) w.put_bool("tokenizer.ggml.add_space_prefix", v->as_bool());
 
-  // Chat template: tokenizer_config.json's, else chat_template.jinja.
-  const JsonValue* tmpl = tcfg ? tcfg->find_non_null("chat_template") : nullptr;
-  if (tmpl && tmpl->is_string()) {
-    w.put_str("tokenizer.chat_template", tmpl->as_string());
-  } else if (tmpl && tmpl->is_array()) {
-    for (const JsonValue& t : tmpl->as_array()) {
-      const std::string name = t.at("name").as_string();
-      const std::string text = t.at("template").as_string();
-      w.put_str(name == "default" ? "tokenizer.chat_template" : "tokenizer.chat_template." + name, text);
-    }
-  } else if (is_regular_file(path_join(dir, "chat_template.jinja"))) {
-    w.put_str("tokenizer.chat_template", read_text(path_join(dir, "chat_template.jinja"), size_t(16) << 20));
-  }
+  chat_template(dir, tcfg, w);
 }
 
 }  // namespace wren
