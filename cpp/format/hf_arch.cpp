@@ -437,7 +437,7 @@ const std::vector<Family>& families() {
       {{"qwen2"}, "qwen2", kLlama, no_keys},
       {{"gemma"}, "gemma", kGemma, gemma_keys, false},
       {{"gemma2"}, "gemma2", kGemma2, gemma2_keys, false},
-      {{"gemma3_text", "gemma3"}, "gemma3", kGemma3, gemma3_keys},
+      {{"gemma3_text"}, "gemma3", kGemma3, gemma3_keys},
       {{"phi3"}, "phi3", kPhi3, phi3_keys, false},
       {{"gpt2"}, "gpt2", kGpt2, gpt2_keys, false},
       {{"gpt_neo"}, "gpt_neo", kGptNeo, gpt_neo_keys, false},
