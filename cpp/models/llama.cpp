@@ -165,7 +165,7 @@ class Llama : public Model {
       {
         auto p = timed("attention");
         cache.store(l, pos0, n, k, v);  // converted to the cache's type (F16 by default)
-        causal_attention(ws_.q.get(), cache, l, n, pos0, cfg_.attn, ws_.att.get(), ws_, pool);
+        attention(ws_.q.get(), cache, l, n, pos0, cfg_.attn, AttentionMask{}, ws_.att.get(), ws_, pool);
       }
       {
         auto p = timed("attn_out");
