@@ -1,0 +1,71 @@
+"""Logits parity for the "classic" LayerNorm families — GPT-2, BLOOM, GPT-Neo — on tiny random
+models: transformers (float32) on the saved folder is the oracle for the GGUF that llama.cpp's own
+converter writes from it (GPT-Neo, which llama.cpp cannot convert, is written with gguf-py under the
+tensor names and keys of wrenlm's Hugging Face reader).
+
+Tolerance: F32 weights and an F32 KV cache leave only summation-order differences;
+1e-4 x max|logit| (plus 1e-5 absolute) holds with a margin for these 2-3 layer models and is broken
+by any real error (a wrong QKV split, LayerNorm bias, GELU variant, ALiBi slope or window moves logits
+by O(1)). Greedy continuations must agree token for token (where transformers' top-2 gap is large
+enough that float noise cannot flip it, checked below)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import wrenlm
+from conftest import require_module
+from tiny_models import convert_to_gguf, save_hf_model, smollm2_tokenizer, transformers_logits
+
+PROMPT = ("The quick brown fox jumps over the lazy dog. 12345 + 678 = ?\n  def f(x): return x**2 "
+          "and then some more words so that the prompt is longer than the local attention window.")
+RTOL = 1e-4
+N_GREEDY = 12
+
+
+def assert_close(ours: np.ndarray, ref: np.ndarray) -> None:
+    assert ours.shape == ref.shape
+    scale = float(np.abs(ref).max())
+    err = float(np.abs(ours - ref).max())
+    assert err <= RTOL * scale + 1e-5, f"max |diff| {err:.3g} > {RTOL} x max|logit| {scale:.3g}"
+    assert (ours.argmax(-1) == ref.argmax(-1)).all()
+
+
+def transformers_greedy(hf_dir, ids: list[int], n: int) -> list[int]:
+    torch = require_module("torch")
+    transformers = require_module("transformers")
+    model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32).eval()
+    out = list(ids)
+    with torch.no_grad():
+        for _ in range(n):
+            logits = model(torch.tensor([out])).logits[0, -1]
+            out.append(int(logits.argmax()))
+    return out[len(ids):]
+
+
+def check_family(hf, gguf) -> None:
+    model = wrenlm.Model(gguf, kv_cache="f32", n_threads=2)
+    ids = model.tokenize(PROMPT)
+    assert_close(model.logits(ids), transformers_logits(hf, ids))
+    # Greedy decoding runs the one-token (decode) path over the cache, unlike logits().
+    ours = model.generate_ids(ids, max_tokens=N_GREEDY, ignore_eos=True)
+    assert ours == transformers_greedy(hf, ids, N_GREEDY)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(smollm2_path):
+    return smollm2_tokenizer(smollm2_path)
+
+
+def test_gpt2(tmp_path, tokenizer):
+    transformers = require_module("transformers")
+    # n_ctx: GPT-2's config.json carries it (the converter reads it); transformers no longer writes it itself.
+    cfg = transformers.GPT2Config(vocab_size=len(tokenizer), n_positions=256, n_ctx=256, n_embd=64, n_layer=2,
+                                  n_head=4, layer_norm_epsilon=1e-5, tie_word_embeddings=True,
+                                  bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    hf = save_hf_model(tmp_path / "hf", cfg, transformers.GPT2LMHeadModel, tokenizer, init_std=0.2)
+    gguf = convert_to_gguf(hf, tmp_path / "gpt2-f32.gguf")
+    check_family(hf, gguf)
+    m = wrenlm.Model(gguf, n_ctx=4096)
+    assert m.n_ctx == 256  # learned positions end there
+    assert m.info["architecture"] == "gpt2"
