@@ -95,6 +95,9 @@ void register_model(py::module_& m) {
         return out;
       }, py::arg("ids"), py::kw_only(), py::arg("exact") = true,
          "Final hidden states (len(ids), dim) of a fresh context fed ids.")
+      .def_property_readonly("add_eos_token", [](const Engine& e) {
+        return e.file().get_bool("tokenizer.ggml.add_eos_token", false);
+      })
       .def_property_readonly("pooling", [](const Engine& e) {
         static const char* names[] = {"none", "mean", "cls", "last"};
         return names[static_cast<int>(e.pooling())];

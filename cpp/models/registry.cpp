@@ -12,6 +12,7 @@ const std::map<std::string, ModelFactory>& factories() {
   static const std::map<std::string, ModelFactory> table = {
       {"llama", make_llama},  // Llama 2/3, Mistral, SmolLM2 (all written as "llama" by llama.cpp)
       {"gpt2", make_gpt2},
+      {"bert", make_bert},  // encoder: embeddings only
   };
   return table;
 }
