@@ -13,6 +13,7 @@ const std::map<std::string, ModelFactory>& factories() {
       {"llama", make_llama},  // Llama 2/3, Mistral, SmolLM2 (all written as "llama" by llama.cpp)
       {"gpt2", make_gpt2},
       {"bert", make_bert},  // encoder: embeddings only
+      {"bloom", make_bloom},
   };
   return table;
 }

@@ -69,3 +69,14 @@ def test_gpt2(tmp_path, tokenizer):
     m = wrenlm.Model(gguf, n_ctx=4096)
     assert m.n_ctx == 256  # learned positions end there
     assert m.info["architecture"] == "gpt2"
+
+
+def test_bloom_non_power_of_two_heads(tmp_path, tokenizer):
+    """6 heads: ALiBi slopes for the 4-head series plus two from the 8-head one (BLOOM's rule)."""
+    transformers = require_module("transformers")
+    cfg = transformers.BloomConfig(vocab_size=len(tokenizer), hidden_size=72, n_layer=2, n_head=6,
+                                   layer_norm_epsilon=1e-5, tie_word_embeddings=True, seq_length=256,
+                                   bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    hf = save_hf_model(tmp_path / "hf", cfg, transformers.BloomForCausalLM, tokenizer, init_std=0.2)
+    gguf = convert_to_gguf(hf, tmp_path / "bloom-f32.gguf")
+    check_family(hf, gguf)
