@@ -14,6 +14,7 @@ const std::map<std::string, ModelFactory>& factories() {
       {"gpt2", make_gpt2},
       {"bert", make_bert},  // encoder: embeddings only
       {"bloom", make_bloom},
+      {"gpt_neo", make_gpt_neo},  // no llama.cpp converter: from Hugging Face folders (format/hf_arch.cpp)
   };
   return table;
 }

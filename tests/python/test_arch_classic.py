@@ -80,3 +80,62 @@ def test_bloom_non_power_of_two_heads(tmp_path, tokenizer):
     hf = save_hf_model(tmp_path / "hf", cfg, transformers.BloomForCausalLM, tokenizer, init_std=0.2)
     gguf = convert_to_gguf(hf, tmp_path / "bloom-f32.gguf")
     check_family(hf, gguf)
+
+
+def write_gpt_neo_gguf(hf_dir, out, vocab_gguf: str):
+    """GPT-Neo as GGUF with gguf-py (llama.cpp cannot convert it): tensor names and keys as wrenlm's
+    Hugging Face reader writes them (llama.cpp conventions; nn.Linear weights need no transpose), the
+    vocabulary's tokenizer.* keys copied from the GGUF the tokenizer came from."""
+    gguf = require_module("gguf")
+    safetensors_numpy = require_module("safetensors.numpy")
+    import json
+
+    cfg = json.loads((hf_dir / "config.json").read_text())
+    arch = "gpt_neo"
+    w = gguf.GGUFWriter(str(out), arch)
+    w.add_block_count(cfg["num_layers"])
+    w.add_context_length(cfg["max_position_embeddings"])
+    w.add_embedding_length(cfg["hidden_size"])
+    w.add_feed_forward_length(cfg.get("intermediate_size") or 4 * cfg["hidden_size"])
+    w.add_head_count(cfg["num_heads"])
+    w.add_layer_norm_eps(cfg["layer_norm_epsilon"])
+    w.add_uint32(f"{arch}.attention.sliding_window", cfg["window_size"])
+    local = [kind == "local" for kinds, repeat in cfg["attention_types"] for _ in range(repeat) for kind in kinds]
+    w.add_array(f"{arch}.attention.sliding_window_layers", local)
+    reader = gguf.GGUFReader(vocab_gguf)
+    for key, field in reader.fields.items():
+        if key.startswith("tokenizer."):
+            sub = field.types[-1] if field.types[0] == gguf.GGUFValueType.ARRAY else None
+            w.add_key_value(key, field.contents(), field.types[0], sub_type=sub)
+    names = {"transformer.wte.weight": "token_embd.weight", "transformer.wpe.weight": "position_embd.weight",
+             "transformer.ln_f.weight": "output_norm.weight", "transformer.ln_f.bias": "output_norm.bias"}
+    per_layer = {"ln_1": "attn_norm", "attn.attention.q_proj": "attn_q", "attn.attention.k_proj": "attn_k",
+                 "attn.attention.v_proj": "attn_v", "attn.attention.out_proj": "attn_output", "ln_2": "ffn_norm",
+                 "mlp.c_fc": "ffn_up", "mlp.c_proj": "ffn_down"}
+    for i in range(cfg["num_layers"]):
+        for src, dst in per_layer.items():
+            for kind in ("weight", "bias"):
+                names[f"transformer.h.{i}.{src}.{kind}"] = f"blk.{i}.{dst}.{kind}"
+    tensors = safetensors_numpy.load_file(str(hf_dir / "model.safetensors"))
+    for name, t in tensors.items():
+        if name in names:
+            w.add_tensor(names[name], t.astype("float32"))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return out
+
+
+def test_gpt_neo_local_window(tmp_path, tokenizer, smollm2_path):
+    """Alternating global/local layers with a window of 8, far shorter than the prompt."""
+    transformers = require_module("transformers")
+    cfg = transformers.GPTNeoConfig(vocab_size=len(tokenizer), hidden_size=64, num_layers=4, num_heads=4,
+                                    attention_types=[[["global", "local"], 2]], window_size=8,
+                                    max_position_embeddings=256, layer_norm_epsilon=1e-5, tie_word_embeddings=True,
+                                    bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id)
+    hf = save_hf_model(tmp_path / "hf", cfg, transformers.GPTNeoForCausalLM, tokenizer, init_std=0.2)
+    gguf = write_gpt_neo_gguf(hf, tmp_path / "gpt-neo-f32.gguf", smollm2_path)
+    with wrenlm.Model(gguf, n_threads=2) as m:
+        assert len(m.tokenize(PROMPT)) > 3 * cfg.window_size
+    check_family(hf, gguf)
