@@ -100,15 +100,22 @@ void Engine::hidden_states(const int32_t* tokens, int64_t n, float* out, const C
   if (n > n_ctx_)
     throw ContextOverflowError(str_cat(n, " tokens exceed the context window n_ctx=", n_ctx_,
                                        "; load the model with a larger n_ctx or shorten the input"));
+  auto s = new_session();
+  hidden_states(*s, tokens, n, out, cancel, exact);
+}
+
+void Engine::hidden_states(Session& s, const int32_t* tokens, int64_t n, float* out, const CancelFn& cancel,
+                           bool exact) {
   // An encoder sees its whole input at once; a decoder may take it in batches.
   const int64_t batch = info().causal ? model_->max_batch() : n;
   const int64_t dim = info().dim;
-  auto s = new_session();
+  s.n_past = 0;  // a fresh context: the cache rows are overwritten
   for (int64_t done = 0; done < n; done += batch) {
     const int64_t m = std::min(batch, n - done);
     std::lock_guard<std::mutex> lock(mu_);
-    model_->hidden_states(tokens + done, m, done, s->cache, out + done * dim, exact, cancel);
+    model_->hidden_states(tokens + done, m, done, s.cache, out + done * dim, exact, cancel);
   }
+  s.n_past = n;
 }
 
 Engine::Pooling Engine::pooling() const {
@@ -134,9 +141,10 @@ void Engine::embed(const std::vector<std::vector<int32_t>>& seqs, Pooling poolin
   }
   const int64_t dim = info().dim;
   std::vector<float> h(static_cast<size_t>(longest * dim));  // (n, dim) hidden states of one input
+  auto session = new_session();  // one cache, reused: each input starts a fresh context in it
   for (size_t i = 0; i < seqs.size(); ++i) {
     const int64_t n = static_cast<int64_t>(seqs[i].size());
-    hidden_states(seqs[i].data(), n, h.data(), cancel, /*exact=*/false);
+    hidden_states(*session, seqs[i].data(), n, h.data(), cancel, /*exact=*/false);
     Eigen::Map<Eigen::VectorXf> v(out + static_cast<int64_t>(i) * dim, dim);
     const Eigen::Map<const Eigen::MatrixXf> states(h.data(), dim, n);  // column t: token t
     switch (pooling) {

@@ -73,6 +73,8 @@ class Engine {
   std::mutex mu_;
 
   void check_tokens(const int32_t* tokens, int64_t n) const;
+  // hidden_states() of checked tokens, in s from position 0 (whatever s held before).
+  void hidden_states(Session& s, const int32_t* tokens, int64_t n, float* out, const CancelFn& cancel, bool exact);
 };
 
 int default_thread_count();
