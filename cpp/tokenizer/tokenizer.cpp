@@ -56,7 +56,7 @@ std::string token_to_bytes(const std::string& text, TokenType type, const std::s
     case TokenType::kControl:
     case TokenType::kUserDefined:
     case TokenType::kUnknown:
-      return text;
+      return model == "bert" ? " " + text : text;
     case TokenType::kByte: {
       const int b = parse_byte_token(text);
       if (b >= 0) return std::string(1, static_cast<char>(b));
@@ -64,6 +64,14 @@ std::string token_to_bytes(const std::string& text, TokenType type, const std::s
     }
     default: {
       if (model == "llama") return spm_unescape_spaces(text);
+      if (model == "bert") {
+        // A continuation joins the previous token; bracketed tokens ("[unused0]") are words.
+        const bool bracketed = text.size() >= 2 && text.front() == '[' && text.back() == ']';
+        if (!WordPieceModel::is_word_start(text)) return bracketed ? " " + text : text;
+        // HF's WordPiece decoder: a space before each word; its cleanup removes it before . , ! ?
+        const std::string piece = spm_unescape_spaces(text);
+        return (piece == " ." || piece == " ," || piece == " !" || piece == " ?") ? piece.substr(1) : piece;
+      }
       std::string out;
       byte_level_decode(text, &out);
       return out;
@@ -72,7 +80,8 @@ std::string token_to_bytes(const std::string& text, TokenType type, const std::s
 }
 
 // The tokenizer models from_source accepts, for the error message.
-constexpr const char* kSupportedModels = "gpt2 (byte-level BPE), llama (SentencePiece BPE)";
+constexpr const char* kSupportedModels =
+    "gpt2 (byte-level BPE), llama (SentencePiece BPE), bert (WordPiece)";
 
 }  // namespace
 
@@ -99,6 +108,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_source(const TensorSource& f) {
   } else if (t->model_ == "llama") {
     t->load_vocab(f);
     t->load_spm(f);
+  } else if (t->model_ == "bert") {
+    t->load_vocab(f);
+    t->load_wordpiece(f);
   } else {
     throw UnsupportedError(str_cat(f.path(), ": ", kKeyModel, ": tokenizer model '", t->model_,
                                    "' is not supported (supported: ", kSupportedModels, ")"));
@@ -217,6 +229,7 @@ void Tokenizer::load_spm(const TensorSource& f) {
   // llama.cpp's defaults for a SentencePiece vocabulary, each overridden by its key.
   add_bos_ = f.get_bool("tokenizer.ggml.add_bos_token", true) && bos_ >= 0;
   add_space_prefix_ = f.get_bool("tokenizer.ggml.add_space_prefix", true);
+  strip_leading_space_ = add_space_prefix_;
   const size_t n = text_.size();
   std::vector<float> scores(n, 0.0f);
   if (const GgufValue* v = f.find(kKeyScores)) {
@@ -242,6 +255,28 @@ void Tokenizer::load_spm(const TensorSource& f) {
     if (b >= 0 && byte_tokens[b] < 0) byte_tokens[b] = static_cast<int32_t>(i);
   }
   spm_ = std::make_unique<SpmModel>(text_to_id_, std::move(scores), byte_tokens, unk_);
+}
+
+void Tokenizer::load_wordpiece(const TensorSource& f) {
+  // BOS is the classifier token [CLS]; llama.cpp's converter stores it as cls_token_id.
+  if (bos_ < 0 && f.has("tokenizer.ggml.cls_token_id")) {
+    const uint64_t v = f.get_uint("tokenizer.ggml.cls_token_id");
+    if (v >= text_.size()) f.fail("tokenizer.ggml.cls_token_id", str_cat("token id ", v, " is out of range"));
+    bos_ = static_cast<int32_t>(v);
+  }
+  constexpr const char* kKeySep = "tokenizer.ggml.seperator_token_id";  // llama.cpp's spelling
+  if (f.has(kKeySep)) {
+    const uint64_t v = f.get_uint(kKeySep);
+    if (v >= text_.size()) f.fail(kKeySep, str_cat("token id ", v, " is out of range"));
+    sep_ = static_cast<int32_t>(v);
+  }
+  add_bos_ = f.get_bool("tokenizer.ggml.add_bos_token", true) && bos_ >= 0;
+  add_sep_ = f.get_bool("tokenizer.ggml.add_sep_token", true) && sep_ >= 0;
+  bert_normalizer_.lowercase = f.get_bool("tokenizer.ggml.normalizer.lowercase", true);
+  bert_normalizer_.strip_accents =
+      f.get_bool("tokenizer.ggml.normalizer.strip_accents", bert_normalizer_.lowercase);
+  strip_leading_space_ = true;
+  wordpiece_ = std::make_unique<WordPieceModel>(text_, unk_);
 }
 
 void Tokenizer::check_id(int32_t id) const {
@@ -307,6 +342,12 @@ void Tokenizer::encode_plain(const char* s, size_t n, EncodeWorkspace* ws, std::
     if (add_space_prefix_) ws->text += kSpmSpace;
     spm_escape_spaces(s, n, &ws->text);
     spm_->encode(ws->text.data(), ws->text.size(), &ws->spm, out);
+  } else if (wordpiece_) {
+    ws->text.clear();
+    bert_normalizer_.normalize(s, n, &ws->text);
+    ws->pieces.clear();
+    split_bert_words(ws->text.data(), ws->text.size(), &ws->pieces);
+    for (const TextPiece& p : ws->pieces) wordpiece_->encode(ws->text.data() + p.begin, p.end - p.begin, out);
   }
 }
 
@@ -340,6 +381,7 @@ std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_bos, bo
   EncodeWorkspace ws;
   encode_text(text.data(), text.size(), parse_special, &ws, &out);
   if (add_bos && add_eos_) out.push_back(eos_);
+  if (add_bos && add_sep_) out.push_back(sep_);
   return out;
 }
 
@@ -356,7 +398,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
     if (skip_special && (t == TokenType::kControl || t == TokenType::kUnknown)) continue;
     out += bytes_[id];
   }
-  if (add_space_prefix_ && !out.empty() && out[0] == ' ') out.erase(0, 1);
+  if (strip_leading_space_ && !out.empty() && out[0] == ' ') out.erase(0, 1);
   return out;
 }
 

@@ -2,7 +2,8 @@
 // `tokenizer.ggml.model`:
 //   gpt2   byte-level BPE: PreTokenizer (stages chosen by `tokenizer.ggml.pre`) -> BpeModel;
 //   llama  SentencePiece BPE: spaces written as U+2581 (plus one in front of each stretch of text
-//          when add_space_prefix) -> SpmModel (merges by token score, byte fallback <0xXX>).
+//          when add_space_prefix) -> SpmModel (merges by token score, byte fallback <0xXX>);
+//   bert   WordPiece: BertNormalizer -> split_bert_words -> WordPieceModel; [CLS] ... [SEP].
 //
 // Pipeline (encode): special tokens are cut out first (longest match) -> each stretch of text in
 // between goes through the model's own stages. Decode maps each token back to its bytes (computed
@@ -18,8 +19,10 @@
 #include <vector>
 
 #include "tokenizer/bpe.h"
+#include "tokenizer/normalizer.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/spm.h"
+#include "tokenizer/wordpiece.h"
 
 namespace wren {
 
@@ -45,13 +48,16 @@ class Tokenizer {
   static std::unique_ptr<Tokenizer> from_source(const TensorSource& f);
 
   // Text (UTF-8) to ids. add_bos: add the special tokens the file asks for around a text: BOS
-  // (tokenizer.ggml.add_bos_token), EOS (tokenizer.ggml.add_eos_token). parse_special: control tokens written literally in the text
+  // (tokenizer.ggml.add_bos_token; for BERT, [CLS]), EOS (tokenizer.ggml.add_eos_token), and for
+  // BERT the separator [SEP] (tokenizer.ggml.add_sep_token, default true). parse_special: control tokens written literally in the text
   // ("<|im_start|>") become those tokens; when false they are encoded as plain text.
   // User-defined tokens are matched either way (as llama.cpp and HF tokenizers do).
   std::vector<int32_t> encode(const std::string& text, bool add_bos, bool parse_special) const;
   // Ids to raw bytes (not necessarily valid UTF-8: a character may be split across calls).
-  // skip_special drops control and unknown tokens. With add_space_prefix, the one leading space
-  // of the result is dropped (as Hugging Face's decoders do), so decode(encode(s)) == s.
+  // skip_special drops control and unknown tokens. For SentencePiece (with add_space_prefix) and
+  // WordPiece, the one leading space of the result is dropped (as Hugging Face's decoders do).
+  // WordPiece tokens decode as HF's WordPiece decoder does: a space before each token but
+  // continuations, none before . , ! ? (its cleanup).
   // Throws InvalidArgument for an id out of range.
   std::string decode(const std::vector<int32_t>& ids, bool skip_special) const;
   // The bytes one token stands for (control tokens: their text).
@@ -81,6 +87,7 @@ class Tokenizer {
   void load_vocab(const TensorSource& f);
   void load_byte_level_bpe(const TensorSource& f);
   void load_spm(const TensorSource& f);
+  void load_wordpiece(const TensorSource& f);
   // Cuts special tokens out of text; encodes the rest with encode_plain.
   void encode_text(const char* s, size_t n, bool parse_special, EncodeWorkspace* ws,
                    std::vector<int32_t>* out) const;
@@ -100,6 +107,8 @@ class Tokenizer {
   PreTokenizer pre_;           // gpt2
   std::unique_ptr<BpeModel> bpe_;  // gpt2
   std::unique_ptr<SpmModel> spm_;  // llama
+  BertNormalizer bert_normalizer_;              // bert
+  std::unique_ptr<WordPieceModel> wordpiece_;  // bert
 
   // Byte trie over the texts of control / user-defined / unknown tokens.
   struct TrieNode {
@@ -113,6 +122,9 @@ class Tokenizer {
   bool add_bos_ = false;
   bool add_eos_ = false;
   bool add_space_prefix_ = false;  // SentencePiece: a space in front of each stretch of text
+  bool strip_leading_space_ = false;  // decode drops the first space of its result
+  int32_t sep_ = -1;
+  bool add_sep_ = false;
 
   friend class Detokenizer;
 };
