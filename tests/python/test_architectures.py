@@ -8,12 +8,19 @@ logits by O(1))."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import wrenlm
 from conftest import require_module
-from tiny_models import (SPM_VOCAB_SIZE, convert_to_gguf, save_hf_model, smollm2_tokenizer, transformers_greedy,
-                         transformers_logits)
+from tiny_models import (
+    convert_to_gguf,
+    save_hf_model,
+    smollm2_tokenizer,
+    transformers_greedy,
+    transformers_logits,
+)
 
 PROMPT = "The quick brown fox jumps over the lazy dog. 12345 + 678 = ?\n  def f(x): return x**2"
 RTOL = 1e-4
@@ -57,10 +64,15 @@ def check_parity(hf, gguf) -> None:
     assert ours == transformers_greedy(hf, ids, N_GREEDY)
 
 
-def make_tiny(tmp_path_factory, name: str, config, model_class, tokenizer):
-    """The model with SmolLM2's tokenizer, as a folder and as an F32 GGUF."""
+def make_tiny(tmp_path_factory, name: str, config, model_class, tokenizer, tokenizer_class: str | None = None):
+    """The model with SmolLM2's tokenizer, as a folder and as an F32 GGUF (tokenizer_class: the class
+    tokenizer_config.json declares, for converters that look at it)."""
     d = tmp_path_factory.mktemp(name)
     hf = save_hf_model(d / "hf", config, model_class, tokenizer, init_std=0.2)
+    if tokenizer_class:
+        tc = json.loads((hf / "tokenizer_config.json").read_text())
+        tc["tokenizer_class"] = tokenizer_class
+        (hf / "tokenizer_config.json").write_text(json.dumps(tc))
     return hf, convert_to_gguf(hf, d / "model-f32.gguf", bpe_pre="smollm")
 
 
@@ -78,3 +90,77 @@ def tiny_qwen2(tmp_path_factory, smollm2_path):
 
 def test_qwen2_gguf_matches_transformers(tiny_qwen2):
     check_parity(*tiny_qwen2)
+
+
+# -- Gemma 3: GeGLU, sqrt(dim) embedding scale, (1 + w) norms, post-norms, QK-norm, five sliding
+# layers per global one (window smaller than the prompt), local and global RoPE bases ------------------
+
+@pytest.fixture(scope="module")
+def tiny_gemma3(tmp_path_factory, smollm2_path):
+    transformers = require_module("transformers")
+    tok = smollm2_tokenizer(smollm2_path)
+    # 7 layers: 0-4 and 6 slide, 5 is global. query_pre_attn_scalar = head_dim, as GGUF assumes.
+    cfg = transformers.Gemma3TextConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=160,
+                                        num_hidden_layers=7, num_attention_heads=4, num_key_value_heads=2,
+                                        head_dim=16, query_pre_attn_scalar=16, sliding_window=8,
+                                        max_position_embeddings=512, rms_norm_eps=1e-6)
+    assert cfg.layer_types[5] == "full_attention" and cfg.layer_types[0] == "sliding_attention"
+    return make_tiny(tmp_path_factory, "tiny_gemma3", cfg, transformers.Gemma3ForCausalLM, tok)
+
+
+def test_gemma3_gguf_matches_transformers(tiny_gemma3):
+    check_parity(*tiny_gemma3)
+
+
+# -- Phi-3: fused QKV and gate/up, GQA, sliding window ----------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_phi3(tmp_path_factory, smollm2_path):
+    transformers = require_module("transformers")
+    tok = smollm2_tokenizer(smollm2_path)
+    cfg = transformers.Phi3Config(vocab_size=len(tok), hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                                  original_max_position_embeddings=512, sliding_window=8, pad_token_id=0,
+                                  bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+    # The converter reads Phi-3's vocabulary from tokenizer.model unless the folder declares a GPT-2
+    # style tokenizer (as Phi-4 does); SmolLM2's is one.
+    return make_tiny(tmp_path_factory, "tiny_phi3", cfg, transformers.Phi3ForCausalLM, tok,
+                     tokenizer_class="GPT2Tokenizer")
+
+
+def test_phi3_gguf_matches_transformers(tiny_phi3):
+    check_parity(*tiny_phi3)
+
+
+# -- Mixtral: 4 SwiGLU experts, top-2 routing (written by llama.cpp as "llama" with stacked experts) -------
+
+@pytest.fixture(scope="module")
+def tiny_mixtral(tmp_path_factory, smollm2_path):
+    transformers = require_module("transformers")
+    tok = smollm2_tokenizer(smollm2_path)
+    cfg = transformers.MixtralConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=96, num_hidden_layers=2,
+                                     num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                                     num_local_experts=4, num_experts_per_tok=2, tie_word_embeddings=False,
+                                     sliding_window=None)
+    return make_tiny(tmp_path_factory, "tiny_mixtral", cfg, transformers.MixtralForCausalLM, tok)
+
+
+def test_mixtral_gguf_matches_transformers(tiny_mixtral):
+    check_parity(*tiny_mixtral)
+
+
+def test_unknown_architecture_is_unsupported(tmp_path):
+    gguf = require_module("gguf")
+    path = tmp_path / "mystery.gguf"
+    w = gguf.GGUFWriter(str(path), "mystery")
+    w.add_tokenizer_model("gpt2")
+    w.add_token_list(["a", "b", "c", "ab"])
+    w.add_token_types([1, 1, 1, 1])
+    w.add_token_merges(["a b"])
+    w.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    with pytest.raises(wrenlm.UnsupportedError, match=r"'mystery'.*supported: .*gemma3.*llama.*phi3.*qwen2"):
+        wrenlm.Model(path, n_threads=1)
