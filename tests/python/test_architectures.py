@@ -16,6 +16,7 @@ import wrenlm
 from conftest import require_module
 from tiny_models import (
     convert_to_gguf,
+    replace_vocab,
     save_hf_model,
     smollm2_tokenizer,
     transformers_greedy,
@@ -90,6 +91,49 @@ def tiny_qwen2(tmp_path_factory, smollm2_path):
 
 def test_qwen2_gguf_matches_transformers(tiny_qwen2):
     check_parity(*tiny_qwen2)
+
+
+# -- Gemma 1 and 2: GeGLU (tanh GELU), sqrt(dim) embedding scale, (1 + w) norms, head size not
+# dim/heads; Gemma 2 adds post-norms, soft-capped scores and logits (caps low enough to bite) and
+# sliding-window attention on even layers (window smaller than the prompt) ----------------------------
+
+def make_tiny_spm(tmp_path_factory, name: str, config, model_class, smollm2_path: str):
+    """Like make_tiny for converters that read only tokenizer.model: the folder gets a placeholder
+    SentencePiece model, and the GGUF is then given SmolLM2's vocabulary (config.vocab_size is its size)."""
+    d = tmp_path_factory.mktemp(name)
+    hf = save_hf_model(d / "hf", config, model_class, None, init_std=0.2)
+    spm_gguf = convert_to_gguf(hf, d / "model-spm.gguf")
+    return hf, replace_vocab(spm_gguf, smollm2_path, d / "model-f32.gguf")
+
+
+@pytest.fixture(scope="module")
+def tiny_gemma(tmp_path_factory, smollm2_path):
+    transformers = require_module("transformers")
+    n_vocab = len(smollm2_tokenizer(smollm2_path))
+    cfg = transformers.GemmaConfig(vocab_size=n_vocab, hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=1, head_dim=24,
+                                   max_position_embeddings=512, rms_norm_eps=1e-6)
+    return make_tiny_spm(tmp_path_factory, "tiny_gemma", cfg, transformers.GemmaForCausalLM, smollm2_path)
+
+
+def test_gemma_gguf_matches_transformers(tiny_gemma):
+    check_parity(*tiny_gemma)
+
+
+@pytest.fixture(scope="module")
+def tiny_gemma2(tmp_path_factory, smollm2_path):
+    transformers = require_module("transformers")
+    n_vocab = len(smollm2_tokenizer(smollm2_path))
+    cfg = transformers.Gemma2Config(vocab_size=n_vocab, hidden_size=64, intermediate_size=160, num_hidden_layers=3,
+                                    num_attention_heads=4, num_key_value_heads=2, head_dim=16,
+                                    query_pre_attn_scalar=16, sliding_window=8, attn_logit_softcapping=2.0,
+                                    final_logit_softcapping=5.0, max_position_embeddings=512, rms_norm_eps=1e-6)
+    assert cfg.layer_types[:2] == ["sliding_attention", "full_attention"]
+    return make_tiny_spm(tmp_path_factory, "tiny_gemma2", cfg, transformers.Gemma2ForCausalLM, smollm2_path)
+
+
+def test_gemma2_gguf_matches_transformers(tiny_gemma2):
+    check_parity(*tiny_gemma2)
 
 
 # -- Gemma 3: GeGLU, sqrt(dim) embedding scale, (1 + w) norms, post-norms, QK-norm, five sliding

@@ -131,3 +131,39 @@ def transformers_greedy(hf_dir: Path, ids: list[int], n_new: int) -> list[int]:
         for _ in range(n_new):
             seq.append(int(model(torch.tensor([seq])).logits[0, -1].argmax()))
     return seq[len(ids):]
+
+
+def replace_vocab(gguf_path: Path, vocab_gguf: str, out_path: Path) -> Path:
+    """A copy of gguf_path whose tokenizer.* metadata is vocab_gguf's (same tensors, same other keys).
+
+    For converters that only write SentencePiece vocabularies (Gemma 1/2): the model is made with
+    vocab_gguf's vocabulary size and a placeholder tokenizer.model, then given the real BPE vocabulary
+    here, so the file loads with a tokenizer wrenlm supports. Logits tests pass token ids to both sides,
+    so which vocabulary the file holds does not change what they compare."""
+    gguf = require_module("gguf")
+    src = gguf.GGUFReader(str(gguf_path))
+    voc = gguf.GGUFReader(vocab_gguf)
+    arch = src.fields["general.architecture"].contents()
+    w = gguf.GGUFWriter(str(out_path), arch)
+
+    def copy(field: Any) -> None:
+        vtype = field.types[0]
+        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+        w.add_key_value(field.name, field.contents(), vtype, sub_type=sub)
+
+    for field in src.fields.values():
+        if field.name == "general.architecture" or field.name.startswith(("GGUF.", "tokenizer.")):
+            continue
+        copy(field)
+    for field in voc.fields.values():
+        if field.name.startswith("tokenizer.") and field.name != "tokenizer.chat_template":
+            copy(field)
+    for t in src.tensors:
+        w.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    for t in src.tensors:
+        w.write_tensor_data(t.data)
+    w.close()
+    return out_path
