@@ -13,7 +13,7 @@ import json
 import numpy as np
 import pytest
 import wrenlm
-from conftest import require_module
+from conftest import load_transformers_gguf, require_module
 from tiny_models import (
     convert_to_gguf,
     replace_vocab,
@@ -208,3 +208,24 @@ def test_unknown_architecture_is_unsupported(tmp_path):
     w.close()
     with pytest.raises(wrenlm.UnsupportedError, match=r"'mystery'.*supported: .*gemma3.*llama.*phi3.*qwen2"):
         wrenlm.Model(path, n_threads=1)
+
+
+def test_qwen2_q8_0_matches_transformers(tiny_qwen2, tmp_path):
+    """Q8_0 (llama.cpp's converter quantizes) against transformers on the same GGUF dequantized to F32:
+    the exact path (float activations on dequantized weights, F32 cache) within RTOL like F32 files;
+    the fast path (8-bit activations on the blocks, F16 cache) rounds activations per 32-block, moving
+    logits by a few % of their scale in these random models, so the top-1 token may flip where the top
+    two nearly tie: >= 85% of positions must agree (a wrong block layout or scale gives ~0%)."""
+    hf, _ = tiny_qwen2
+    q8 = convert_to_gguf(hf, tmp_path / "model-q8_0.gguf", outtype="q8_0", bpe_pre="smollm")
+    torch = require_module("torch")
+    with torch.no_grad():
+        ref_model = load_transformers_gguf(str(q8))
+        ids = wrenlm.Model(q8, n_threads=2).tokenize(PROMPT)
+        ref = ref_model(torch.tensor([ids])).logits[0].numpy()
+    exact = wrenlm.Model(q8, n_threads=2, kv_cache="f32")
+    assert exact.info["quant"] == "Q8_0"
+    assert_close(exact.logits(ids, exact=True), ref)
+    fast = wrenlm.Model(q8, n_threads=2).logits(ids, exact=False)
+    agree = float((fast.argmax(-1) == ref.argmax(-1)).mean())
+    assert agree >= 0.85, f"top-1 agreement {agree:.3f}"
