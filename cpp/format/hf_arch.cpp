@@ -395,8 +395,8 @@ void gpt_neo_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
   w.put_u32(k(arch, "attention.head_count"), c.integer({"num_heads"}));
   w.put_f32(k(arch, "attention.layer_norm_epsilon"), c.number({"layer_norm_epsilon"}));
   w.put_u32(k(arch, "attention.sliding_window"), c.integer({"window_size"}));
-  // llama.cpp has no GPT-Neo; these keys follow its conventions: the per-layer bool array of
-  // sliding-window layers, from config "attention_types" = [[["global", "local"], repeat], ...].
+  // llama.cpp has no GPT-Neo; which layers attend locally is a bool per layer (true: local), from
+  // config "attention_types" = [[["global", "local"], repeat], ...] (read by models/gpt_neo.cpp).
   GgufValue pattern;
   pattern.type = GgufType::ARRAY;
   pattern.elem_type = GgufType::BOOL;
@@ -411,7 +411,7 @@ void gpt_neo_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
         pattern.arr.push_back(b);
       }
   }
-  w.put(k(arch, "attention.sliding_window_pattern"), std::move(pattern));
+  w.put(k(arch, "attention.sliding_window_layers"), std::move(pattern));
 }
 
 void bloom_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
@@ -426,8 +426,44 @@ void bloom_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
   w.put_f32(k(arch, "attention.layer_norm_epsilon"), c.number({"layer_norm_epsilon"}));
 }
 
+// sentence-transformers folders: modules.json names the pooling module, whose config.json says how
+// token vectors become one embedding (llama.cpp pooling types: 1 mean, 2 CLS, 3 last token).
+void pooling_type(const std::string& arch, HfWriter& w) {
+  const std::string modules_path = path_join(w.dir(), "modules.json");
+  if (!is_regular_file(modules_path)) return;
+  const JsonDocument modules = read_json_file(modules_path, uint64_t(1) << 20);
+  std::string pooling_dir;
+  for (const JsonValue& m : modules.root->as_array()) {
+    const std::string& type = m.at("type").as_string();
+    if (type.size() >= 7 && type.compare(type.size() - 7, 7, "Pooling") == 0) {
+      pooling_dir = m.at("path").as_string();
+      if (pooling_dir.find("..") != std::string::npos || (!pooling_dir.empty() && pooling_dir[0] == '/'))
+        m.at("path").fail("expected a folder inside the model folder");
+      break;
+    }
+  }
+  if (pooling_dir.empty()) return;
+  const JsonDocument cfg = read_json_file(path_join(path_join(w.dir(), pooling_dir), "config.json"), uint64_t(1) << 20);
+  auto flag = [&](const char* key) {
+    const JsonValue* v = cfg.root->find_non_null(key);
+    return v && v->as_bool();
+  };
+  uint64_t type = 0;
+  if (flag("pooling_mode_mean_tokens")) type = 1;
+  else if (flag("pooling_mode_cls_token")) type = 2;
+  else if (flag("pooling_mode_lasttoken")) type = 3;
+  else if (const JsonValue* mode = cfg.root->find_non_null("pooling_mode")) {
+    const std::string& m = mode->as_string();
+    type = m == "mean" ? 1 : m == "cls" ? 2 : m == "lasttoken" ? 3 : 0;
+  }
+  if (type == 0)
+    throw UnsupportedError(str_cat(cfg.root->file(), ": only mean, CLS and last-token pooling are supported"));
+  w.put_u32(k(arch, "pooling_type"), type);
+}
+
 void bert_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
   w.put_bool(k(arch, "attention.causal"), false);
+  pooling_type(arch, w);
 }
 
 const std::vector<Family>& families() {

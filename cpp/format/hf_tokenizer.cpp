@@ -278,6 +278,32 @@ void special_tokens(const JsonValue& tok, const JsonValue* tcfg, const JsonValue
       w.put_bool("tokenizer.ggml.add_" + kv.first + "_token", kv.second);
 }
 
+// Whether a SentencePiece-style tokenizer.json puts U+2581 before the text: a Metaspace
+// pre-tokenizer that prepends (first/always), or the older Prepend normalizer.
+bool spm_adds_space_prefix(const JsonValue& tok) {
+  std::vector<const JsonValue*> steps;
+  for (const char* key : {"pre_tokenizer", "normalizer"}) {
+    const JsonValue* v = tok.find_non_null(key);
+    if (!v) continue;
+    const JsonValue* list = v->find_non_null(key == std::string("normalizer") ? "normalizers" : "pretokenizers");
+    if (list)
+      for (const JsonValue& x : list->as_array()) steps.push_back(&x);
+    else
+      steps.push_back(v);
+  }
+  for (const JsonValue* st : steps) {
+    const std::string type = st->at("type").as_string();
+    if (type == "Prepend") return true;
+    if (type == "Metaspace") {
+      const JsonValue* scheme = st->find_non_null("prepend_scheme");
+      if (scheme) return scheme->as_string() != "never";
+      const JsonValue* add = st->find_non_null("add_prefix_space");
+      return !add || add->as_bool();
+    }
+  }
+  return false;
+}
+
 // Lowercasing and accent stripping, as the WordPiece tokenizer needs them.
 void normalizer_flags(const JsonValue* n, HfWriter& w) {
   if (!n) return;
@@ -454,6 +480,7 @@ void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWrit
   special_tokens(tok, tcfg, config, added, static_cast<size_t>(n_vocab), kind != "gpt2", w);
 
   normalizer_flags(tok.find_non_null("normalizer"), w);
+  if (kind == "llama") w.put_bool("tokenizer.ggml.add_space_prefix", spm_adds_space_prefix(tok));
 
   if (tcfg)
     if (const JsonValue* v = tcfg->find_non_null("add_prefix_space"))

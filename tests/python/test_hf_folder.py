@@ -344,7 +344,7 @@ def wordpiece_tokenizer():
 
 DECODER = dict(hidden_size=64, intermediate_size=160, num_hidden_layers=2, num_attention_heads=4,
                num_key_value_heads=2, max_position_embeddings=512)
-GEMMA = dict(DECODER, head_dim=16)
+GEMMA = dict(DECODER, head_dim=16, query_pre_attn_scalar=16)  # GGUF has no key for another query scale
 # family: (config class, model class, config, converter pre-tokenizer pin, needs tokenizer.model)
 FAMILIES = {
     "mistral": ("MistralConfig", "MistralForCausalLM", dict(DECODER, sliding_window=None), None, False),
@@ -378,6 +378,13 @@ def family_models(tmp_path_factory, tok):
         hf = save_hf_model(root / fam / "hf", cfg, getattr(transformers, model_cls), t, init_std=0.2)
         if needs_spm:  # the converter reads these families' vocabulary from tokenizer.model only
             (hf / "tokenizer.model").write_bytes(spm_model.read_bytes())
+        if fam == "bert":  # a sentence-transformers folder: pooling from modules.json
+            (hf / "modules.json").write_text(json.dumps([{"idx": 0, "name": "0", "path": "", "type":
+                                                          "sentence_transformers.models.Transformer"},
+                                                         {"idx": 1, "name": "1", "path": "1_Pooling", "type":
+                                                          "sentence_transformers.models.Pooling"}]))
+            (hf / "1_Pooling").mkdir()
+            (hf / "1_Pooling" / "config.json").write_text(json.dumps({"pooling_mode_mean_tokens": True}))
         out[fam] = (hf, root / fam / "model-f32.gguf", pre)
     convert_all([(hf, gguf, pre) for hf, gguf, pre in out.values()])
     return {fam: (hf, gguf) for fam, (hf, gguf, _) in out.items()}
@@ -505,9 +512,10 @@ def test_malformed_tokenizer_json_is_format_error(llama_dir, tmp_path):
             _core.open_source(str(d))
 
 
-def sentencepiece_bpe_tokenizer(spm_model: Path):
-    """A Llama-2-style tokenizer.json (BPE with byte fallback, Metaspace) built from a SentencePiece
-    model with HF tokenizers, wrapped for transformers."""
+def sentencepiece_bpe_tokenizer(spm_model: Path, legacy: bool = False):
+    """A Llama-2-style tokenizer.json (BPE with byte fallback) built from a SentencePiece model with HF
+    tokenizers, wrapped for transformers. legacy: the Prepend + Replace normalizer of Llama 2 and
+    Mistral's files; otherwise the newer Metaspace pre-tokenizer."""
     spm = require_module("sentencepiece")
     tokenizers = require_module("tokenizers")
     transformers = require_module("transformers")
@@ -519,7 +527,12 @@ def sentencepiece_bpe_tokenizer(spm_model: Path):
         merges += sorted(((a, b) for a, b in splits if a in vocab and b in vocab),
                          key=lambda p: (vocab[p[0]], vocab[p[1]]))
     t = tokenizers.Tokenizer(tokenizers.models.BPE(vocab, merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
-    t.pre_tokenizer = tokenizers.pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+    if legacy:
+        n = tokenizers.normalizers
+        t.normalizer = n.Sequence([n.Prepend("\u2581"), n.Replace(" ", "\u2581")])
+    else:
+        t.pre_tokenizer = tokenizers.pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first",
+                                                              split=False)
     d = tokenizers.decoders
     t.decoder = d.Sequence([d.Replace("\u2581", " "), d.ByteFallback(), d.Fuse(), d.Strip(" ", 1, 0)])
     t.post_processor = tokenizers.processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
@@ -579,7 +592,7 @@ def test_corrupted_folder_files_never_crash(llama_dir, tmp_path):
 
 def test_gpt_neo_folder(tmp_path, tok):
     """GPT-Neo has no llama.cpp converter to compare with: its names follow GPT-2's, its local layers
-    are a bool per layer in gpt_neo.attention.sliding_window_pattern, and every HF tensor is mapped
+    are a bool per layer in gpt_neo.attention.sliding_window_layers, and every HF tensor is mapped
     with its shape reversed (ggml order)."""
     transformers = require_module("transformers")
     cfg = transformers.GPTNeoConfig(vocab_size=len(tok), hidden_size=64, num_layers=4, num_heads=4, window_size=32,
@@ -590,7 +603,7 @@ def test_gpt_neo_folder(tmp_path, tok):
     assert m["general.architecture"] == "gpt_neo"
     assert (m["gpt_neo.block_count"], m["gpt_neo.embedding_length"], m["gpt_neo.attention.head_count"]) == (4, 64, 4)
     assert m["gpt_neo.attention.sliding_window"] == 32
-    assert m["gpt_neo.attention.sliding_window_pattern"] == [False, True, False, True]
+    assert m["gpt_neo.attention.sliding_window_layers"] == [False, True, False, True]
     st = require_module("safetensors.numpy")
     hf_tensors = st.load_file(str(hf / "model.safetensors"))
     ours = {n: s for n, _, s in src.tensors}
@@ -599,3 +612,54 @@ def test_gpt_neo_folder(tmp_path, tok):
     assert len(ours) == expected
     np.testing.assert_array_equal(ours_f32(src, "blk.1.ffn_up.weight"),
                                   hf_tensors["transformer.h.1.mlp.c_fc.weight"].reshape(-1))
+
+
+@pytest.mark.parametrize("family", sorted(set(FAMILIES) - {"bert"}))
+def test_family_folder_logits_match_transformers(family_models, family):
+    """Each decoder family runs straight from its folder, within test_architectures.py's tolerance."""
+    hf, _ = family_models[family]
+    model = wrenlm.Model(hf, kv_cache="f32", n_threads=2)
+    ids = model.tokenize(PROMPT)
+    ours, ref = model.logits(ids), transformers_logits(hf, ids)
+    scale = float(np.abs(ref).max())
+    err = float(np.abs(ours - ref).max())
+    assert err <= RTOL * scale + 1e-5, f"{family}: max |diff| {err:.3g} > {RTOL} x max|logit| {scale:.3g}"
+
+
+def test_bert_folder_tokenizer_and_embeddings(family_models):
+    """A sentence-transformers BERT folder: WordPiece ids equal HF tokenizers', and mean-pooled
+    embeddings equal transformers' hidden states averaged over the tokens (1e-4 relative: F32 weights)."""
+    tokenizers = require_module("tokenizers")
+    torch = require_module("torch")
+    transformers = require_module("transformers")
+    hf, _ = family_models["bert"]
+    assert _core.open_source(str(hf)).metadata["bert.pooling_type"] == 1
+    ref_tok = tokenizers.Tokenizer.from_file(str(hf / "tokenizer.json"))
+    model = wrenlm.Model(hf, kv_cache="f32", n_threads=2)
+    for text in CORPUS[:8]:
+        assert model.tokenize(text) == ref_tok.encode(text).ids, text
+    texts = ["The quick brown fox.", "Hello world! 12345"]
+    ours = model.embed(texts, normalize=False)
+    ref_model = transformers.BertModel.from_pretrained(hf).eval()
+    for k, text in enumerate(texts):
+        ids = ref_tok.encode(text).ids
+        with torch.no_grad():
+            h = ref_model(torch.tensor([ids])).last_hidden_state[0].mean(0).numpy()
+        np.testing.assert_allclose(ours[k], h, rtol=1e-4, atol=1e-4 * float(np.abs(h).max()))
+
+
+@pytest.mark.parametrize("legacy", [True, False])
+def test_sentencepiece_bpe_folder_tokenizes_like_hf(tmp_path, legacy):
+    """A Llama-2-style tokenizer.json gives HF tokenizers' ids through our SentencePiece BPE. With the
+    newer Metaspace pre-tokenizer, HF does not add the leading U+2581 to a text that already starts with
+    a space, while llama.cpp's SentencePiece tokenizer (ours) always does: those texts are left out."""
+    transformers = require_module("transformers")
+    tokenizers = require_module("tokenizers")
+    tk = sentencepiece_bpe_tokenizer(train_sentencepiece(tmp_path / "sp.model"), legacy=legacy)
+    cfg = transformers.LlamaConfig(vocab_size=len(tk), **LLAMA)
+    hf = save_hf_model(tmp_path / "hf", cfg, transformers.LlamaForCausalLM, tk, init_std=0.2)
+    ref = tokenizers.Tokenizer.from_file(str(hf / "tokenizer.json"))
+    model = wrenlm.Model(hf, n_threads=1)
+    for text in CORPUS:
+        if legacy or not text.startswith(" "):
+            assert model.tokenize(text) == ref.encode(text).ids, text
