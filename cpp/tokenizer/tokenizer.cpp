@@ -187,11 +187,12 @@ void Tokenizer::load_vocab(const TensorSource& f) {
     if (id >= 0) eog_[id] = 1;
   for (const char* name : kEndOfTurnNames) {
     const int32_t id = token_id(name);
-    if (id < 0 || type_[id] == TokenType::kNormal) continue;
+    if (id < 0) continue;
     eog_[id] = 1;
-    // An end-of-turn token marked user-defined is a mislabelled control token (llama.cpp
-    // overrides it the same way): it is not matched in plain text and decode can skip it.
-    if (type_[id] == TokenType::kUserDefined) type_[id] = TokenType::kControl;
+    // An end-of-turn token marked normal or user-defined is a mislabelled control token
+    // (llama.cpp overrides it the same way): it is cut out of text only when parsing special
+    // tokens, and decode can skip it.
+    if (type_[id] == TokenType::kNormal || type_[id] == TokenType::kUserDefined) type_[id] = TokenType::kControl;
   }
 
   rstrip_.assign(n, 0);
@@ -413,6 +414,8 @@ void Tokenizer::encode_text(const char* s, size_t n, bool parse_special, EncodeW
 }
 
 std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_bos, bool parse_special) const {
+  // The models keep byte offsets in 32 bits (normalization can triple the text).
+  WREN_CHECK(text.size() < UINT32_MAX / 4, InvalidArgument, "text of ", text.size(), " bytes is too long to tokenize");
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
   if (add_bos && add_bos_ && bos_ >= 0) out.push_back(bos_);

@@ -137,8 +137,9 @@ class Tokenizer {
 // Turns a stream of token ids into text pieces that are always complete UTF-8: bytes of a
 // character split across tokens are held back until the character is complete. Bytes that can
 // never form a character are replaced by U+FFFD as soon as that is certain, so the pieces joined
-// equal decode(ids) with ill-formed sequences replaced. Holds a reference: the Tokenizer must
-// outlive it.
+// equal decode(ids) with ill-formed sequences replaced -- except that the stream continues text, so
+// it keeps the space before the first word that decode drops for SentencePiece and WordPiece
+// vocabularies. Holds a reference: the Tokenizer must outlive it.
 class Detokenizer {
  public:
   explicit Detokenizer(const Tokenizer& t, bool skip_special = true);
