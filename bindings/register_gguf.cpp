@@ -4,6 +4,7 @@
 
 #include "bindings/register.h"
 #include "format/gguf.h"
+#include "format/safetensors.h"
 
 namespace py = pybind11;
 
@@ -24,6 +25,10 @@ py::object to_python(const GgufValue& v) {
     }
   }
   return py::none();
+}
+
+py::str utf8(const std::string& s) {
+  return py::reinterpret_steal<py::str>(PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace"));
 }
 
 }  // namespace
@@ -57,6 +62,41 @@ void register_gguf(py::module_& m) {
         if (!t) throw py::key_error(name);
         return py::bytes(reinterpret_cast<const char*>(t->data), t->nbytes);
       }, py::arg("name"));
+
+  // Any model source (a GGUF file or a Hugging Face folder) as the runtime sees it.
+  py::class_<TensorSource>(m, "TensorSource", "A model as metadata keys and a tensor table (GGUF names).")
+      .def_property_readonly("path", &TensorSource::path)
+      .def_property_readonly("metadata", [](const TensorSource& f) {
+        py::dict d;
+        for (const std::string& k : f.keys()) d[utf8(k)] = to_python(*f.find(k));
+        return d;
+      })
+      .def_property_readonly("tensors", [](const TensorSource& f) {
+        py::list out;
+        for (const GgufTensor& t : f.tensors()) out.append(py::make_tuple(utf8(t.name), dtype_name(t.dtype), t.shape));
+        return out;
+      }, "List of (name, type name, shape with the row dimension first).")
+      .def("tensor_bytes", [](const TensorSource& f, const std::string& name) {
+        const GgufTensor* t = f.find_tensor(name);
+        if (!t) throw py::key_error(name);
+        return py::bytes(reinterpret_cast<const char*>(t->data), t->nbytes);
+      }, py::arg("name"));
+  m.def("open_source", [](const std::string& path) { return open_model_source(path); }, py::arg("path"),
+        py::call_guard<py::gil_scoped_release>(), "Opens a .gguf file or a Hugging Face model folder.");
+
+  py::class_<SafetensorsFile>(m, "SafetensorsFile", "A safetensors file, memory-mapped and validated.")
+      .def(py::init<const std::string&>(), py::arg("path"), py::call_guard<py::gil_scoped_release>())
+      .def_property_readonly("tensors", [](const SafetensorsFile& f) {
+        py::list out;
+        for (const SafetensorsTensor& t : f.tensors()) out.append(py::make_tuple(utf8(t.name), t.dtype_name, t.shape));
+        return out;
+      }, "List of (name, dtype as written, shape as written).")
+      .def("tensor_bytes", [](const SafetensorsFile& f, const std::string& name) {
+        const SafetensorsTensor* t = f.find(name);
+        if (!t) throw py::key_error(name);
+        f.require_supported(*t);
+        return py::bytes(reinterpret_cast<const char*>(t->data), t->nbytes);
+      }, py::arg("name"), "The tensor's bytes (UnsupportedError unless F32/F16/BF16).");
 }
 
 }  // namespace wren::py_bind

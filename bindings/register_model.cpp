@@ -45,6 +45,7 @@ void register_model(py::module_& m) {
         d["n_ctx_train"] = i.n_ctx_train;
         d["n_layers"] = i.n_layers;
         d["dim"] = i.dim;
+        d["causal"] = i.causal;
         d["file_size"] = e.file().file_size();
         return d;
       })
@@ -82,6 +83,42 @@ void register_model(py::module_& m) {
         return out;
       }, py::arg("ids"), py::kw_only(), py::arg("exact") = true,
          "Logits (len(ids), n_vocab) of a fresh context fed ids.")
+      .def("hidden_states", [](Engine& e, const std::vector<int32_t>& ids, bool exact) {
+        WREN_CHECK(!ids.empty(), InvalidArgument, "hidden_states() needs at least one token id");
+        const int64_t n = static_cast<int64_t>(ids.size());
+        py::array_t<float> out({n, e.info().dim});
+        float* dst = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          e.hidden_states(ids.data(), n, dst, kCancelOnSignal, exact);
+        }
+        return out;
+      }, py::arg("ids"), py::kw_only(), py::arg("exact") = true,
+         "Final hidden states (len(ids), dim) of a fresh context fed ids.")
+      .def_property_readonly("add_eos_token", [](const Engine& e) {
+        return e.file().get_bool("tokenizer.ggml.add_eos_token", false);
+      })
+      .def_property_readonly("pooling", [](const Engine& e) {
+        static const char* names[] = {"none", "mean", "cls", "last"};
+        return names[static_cast<int>(e.pooling())];
+      })
+      .def("embed", [](Engine& e, const std::vector<std::vector<int32_t>>& seqs, const std::string& pooling,
+                       bool normalize) {
+        Engine::Pooling p;
+        if (pooling == "mean") p = Engine::Pooling::kMean;
+        else if (pooling == "cls") p = Engine::Pooling::kCls;
+        else if (pooling == "last") p = Engine::Pooling::kLast;
+        else throw InvalidArgument(str_cat("pooling must be 'mean', 'cls' or 'last', got '", pooling, "'"));
+        const int64_t n = static_cast<int64_t>(seqs.size());
+        py::array_t<float> out({n, e.info().dim});
+        float* dst = out.mutable_data();
+        {
+          py::gil_scoped_release nogil;
+          e.embed(seqs, p, normalize, dst, kCancelOnSignal);
+        }
+        return out;
+      }, py::arg("seqs"), py::kw_only(), py::arg("pooling"), py::arg("normalize"),
+         "One pooled vector per token-id sequence: (len(seqs), dim) float32.")
       .def("generator", [](Engine& e, std::vector<int32_t> prompt, std::optional<int64_t> max_tokens,
                            float temperature, int32_t top_k, float top_p, float min_p, float repeat_penalty,
                            int32_t repeat_last_n, std::optional<uint64_t> seed, std::vector<std::string> stop,

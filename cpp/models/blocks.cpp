@@ -69,6 +69,33 @@ struct KvHead {
 
 using Row = Eigen::Map<Eigen::ArrayXf>;
 
+// The keys [lo, hi) the query at position p sees when the batch ends at position end (exclusive).
+struct KeyRange {
+  int64_t lo, hi;
+};
+KeyRange visible_keys(const AttentionMask& m, int64_t p, int64_t end) {
+  const int64_t hi = m.causal ? p + 1 : end;
+  const int64_t lo = m.window > 0 ? std::max<int64_t>(0, p - m.window + 1) : 0;
+  return {lo, hi};
+}
+
+// Soft-capping and ALiBi on already scaled scores s[0..len) of keys j0..j0+len for head h.
+void shape_scores(const AttentionMask& m, int64_t h, int64_t j0, float* s, int64_t len) {
+  if (m.softcap > 0.f) {
+    Row r(s, len);
+    r = m.softcap * (r / m.softcap).tanh();
+  }
+  if (m.alibi) {
+    const float slope = m.alibi[h];
+    for (int64_t j = 0; j < len; ++j) s[j] += slope * static_cast<float>(j0 + j);
+  }
+}
+bool shapes_scores(const AttentionMask& m) { return m.softcap > 0.f || m.alibi; }
+
+float score_scale(const AttentionMask& m, int64_t head_dim) {
+  return m.scale != 0.f ? m.scale : 1.0f / std::sqrt(static_cast<float>(head_dim));
+}
+
 // In place p = exp(p - max); returns {max, sum} of the row's len entries.
 std::pair<float, float> exp_shifted(float* p, int64_t len) {
   Row r(p, len);
@@ -80,28 +107,34 @@ std::pair<float, float> exp_shifted(float* p, int64_t len) {
 // Decode: few query rows. One task per (row, KV head, key split); the group's query heads are
 // adjacent in q and out (stride head_dim), so the kernels see the group as n_q rows.
 void attention_decode(const float* q, const KvCache& cache, int64_t layer, int64_t n, int64_t pos0,
-                      const AttentionShape& s, float* out, Workspace& ws, ThreadPool& pool) {
+                      const AttentionShape& s, const AttentionMask& mask, float* out, Workspace& ws,
+                      ThreadPool& pool) {
   const int64_t hd = s.head_dim, q_dim = s.q_dim(), kv_dim = s.kv_dim();
   const int64_t group = s.n_heads / s.n_kv_heads;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float scale = score_scale(mask, hd);
   const KernelTable& kt = active_kernels();
   const AttnScoresFn scores = cache.dtype() == KvDtype::F16 ? kt.attn_scores_f16 : kt.attn_scores_f32;
   const AttnValuesFn values = cache.dtype() == KvDtype::F16 ? kt.attn_values_f16 : kt.attn_values_f32;
 
   const int64_t base_tasks = n * s.n_kv_heads;
   const int64_t want = kTasksPerThread * pool.size();
-  int64_t n_splits = std::min((want + base_tasks - 1) / base_tasks, (pos0 + 1) / kSplitMinKeys);
+  const int64_t min_visible = mask.window > 0 ? std::min<int64_t>(mask.window, pos0 + 1) : pos0 + 1;
+  int64_t n_splits = std::min((want + base_tasks - 1) / base_tasks, min_visible / kSplitMinKeys);
   n_splits = std::max<int64_t>(1, std::min(n_splits, ws.max_partials / base_tasks));
   const int64_t part = group * (hd + 2);  // per task: (group, hd) unnormalized output, then max, sum
 
   pool.parallel_for(base_tasks * n_splits, [&](int64_t task, int thread) {
     const int64_t split = task % n_splits, i = task / n_splits / s.n_kv_heads, g = task / n_splits % s.n_kv_heads;
-    const int64_t visible = pos0 + i + 1;
-    const int64_t j0 = split * visible / n_splits, j1 = (split + 1) * visible / n_splits, len = j1 - j0;
+    const KeyRange keys = visible_keys(mask, pos0 + i, pos0 + n);
+    const int64_t visible = keys.hi - keys.lo;
+    const int64_t j0 = keys.lo + split * visible / n_splits, j1 = keys.lo + (split + 1) * visible / n_splits;
+    const int64_t len = j1 - j0;
     const KvHead kv(cache, layer, g, hd);
     const float* qg = q + i * q_dim + g * group * hd;  // (group, hd)
     float* p = ws.attn_scratch(thread);                 // (group, len)
     scores(qg, hd, group, kv.k_row(j0), kv_dim, len, hd, scale, p, len);
+    if (shapes_scores(mask))
+      for (int64_t a = 0; a < group; ++a) shape_scores(mask, g * group + a, j0, p + a * len, len);
     if (n_splits == 1) {
       for (int64_t a = 0; a < group; ++a) {
         const float sum = exp_shifted(p + a * len, len).second;
@@ -145,10 +178,11 @@ void attention_decode(const float* q, const KvCache& cache, int64_t layer, int64
 // running (online) softmax, so scratch stays constant however long the context. A tile of K and V
 // is converted to F32 once and serves all the group's query heads through two sgemms each.
 void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int64_t n, int64_t pos0,
-                       const AttentionShape& s, float* out, Workspace& ws, ThreadPool& pool) {
+                       const AttentionShape& s, const AttentionMask& mask, float* out, Workspace& ws,
+                       ThreadPool& pool) {
   const int64_t hd = s.head_dim, q_dim = s.q_dim(), kv_dim = s.kv_dim();
   const int64_t group = s.n_heads / s.n_kv_heads;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
+  const float scale = score_scale(mask, hd);
   const FromF16Fn from_f16 = active_kernels().f16_to_f32;
   const int64_t n_blocks = (n + kQueryBlock - 1) / kQueryBlock;
   const float neg_inf = -std::numeric_limits<float>::infinity();
@@ -157,7 +191,9 @@ void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int6
     // Last blocks first: they see the most keys, so the long tasks start early.
     const int64_t b = n_blocks - 1 - task / s.n_kv_heads, g = task % s.n_kv_heads;
     const int64_t r0 = b * kQueryBlock, rows = std::min(kQueryBlock, n - r0);
-    const int64_t n_keys = pos0 + r0 + rows;  // what the block's last row sees
+    // Keys [keys_lo, keys_hi) cover what any row of the block sees.
+    const int64_t keys_lo = visible_keys(mask, pos0 + r0, pos0 + n).lo;
+    const int64_t keys_hi = visible_keys(mask, pos0 + r0 + rows - 1, pos0 + n).hi;
     const KvHead kv(cache, layer, g, hd);
     float* S = ws.attn_scratch(thread);   // (rows, kKeyTile) scores, then probabilities
     float* kf = S + kQueryBlock * kKeyTile;  // (kKeyTile, hd) K tile in F32 (F16 cache)
@@ -171,8 +207,8 @@ void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int6
       std::fill(o, o + group * hd, 0.f);
     }
 
-    for (int64_t t0 = 0; t0 < n_keys; t0 += kKeyTile) {
-      const int64_t tk = std::min(kKeyTile, n_keys - t0);
+    for (int64_t t0 = keys_lo; t0 < keys_hi; t0 += kKeyTile) {
+      const int64_t tk = std::min(kKeyTile, keys_hi - t0);
       const float *K = kf, *V = vf;  // (tk, hd), rows ld apart
       int64_t ld = hd;
       if (kv.f16) {
@@ -185,8 +221,8 @@ void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int6
         V = static_cast<const float*>(kv.v_row(t0));
         ld = kv_dim;
       }
-      // Row r sees keys up to pos0 + r0 + r: rows before `first` see none of this tile.
-      const int64_t first = std::clamp<int64_t>(t0 - pos0 - r0, 0, rows);
+      // Rows before `first` see none of this tile (causal: their last key comes before it).
+      const int64_t first = mask.causal ? std::clamp<int64_t>(t0 - pos0 - r0, 0, rows) : 0;
       const int64_t active = rows - first;
       for (int64_t a = 0; a < group; ++a) {
         const int64_t h = g * group + a;
@@ -196,15 +232,23 @@ void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int6
                     q + (r0 + first) * q_dim + h * hd, static_cast<int>(q_dim), K, static_cast<int>(ld), 0.f, Sa,
                     static_cast<int>(kKeyTile));
         for (int64_t r = first; r < rows; ++r) {
-          const int64_t visible = std::min(tk, pos0 + r0 + r + 1 - t0);  // >= 1 for r >= first
+          // This row's keys within the tile: [lo, hi); the rest get probability 0.
+          const KeyRange keys = visible_keys(mask, pos0 + r0 + r, pos0 + n);
+          const int64_t lo = std::clamp<int64_t>(keys.lo - t0, 0, tk), hi = std::clamp<int64_t>(keys.hi - t0, 0, tk);
           float* p = S + r * kKeyTile;
+          if (hi <= lo) {  // nothing visible here (outside its window)
+            std::fill(p, p + tk, 0.f);
+            continue;
+          }
+          if (shapes_scores(mask)) shape_scores(mask, h, t0 + lo, p + lo, hi - lo);
           float& mr = m[a * kQueryBlock + r];
           float& lr = l[a * kQueryBlock + r];
-          const float m_new = std::max(mr, Row(p, visible).maxCoeff());
-          const float keep = std::exp(mr - m_new);  // 0 on the first tile (mr = -inf)
-          Row pr(p, visible);
+          Row pr(p + lo, hi - lo);
+          const float m_new = std::max(mr, pr.maxCoeff());
+          const float keep = std::exp(mr - m_new);  // 0 on the first visible tile (mr = -inf)
           pr = (pr - m_new).exp();
-          std::fill(p + visible, p + tk, 0.f);  // causal mask: later keys get probability 0
+          std::fill(p, p + lo, 0.f);
+          std::fill(p + hi, p + tk, 0.f);
           lr = lr * keep + pr.sum();
           mr = m_new;
           if (keep != 1.f) Row(out + (r0 + r) * q_dim + h * hd, hd) *= keep;
@@ -221,18 +265,26 @@ void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int6
 
 }  // namespace
 
-void causal_attention(const float* q, const KvCache& cache, int64_t layer, int64_t n, int64_t pos0,
-                      const AttentionShape& s, float* out, Workspace& ws, ThreadPool& pool) {
+void attention(const float* q, const KvCache& cache, int64_t layer, int64_t n, int64_t pos0,
+               const AttentionShape& s, const AttentionMask& mask, float* out, Workspace& ws, ThreadPool& pool) {
   if (n >= kGemmAttentionMin)
-    attention_prefill(q, cache, layer, n, pos0, s, out, ws, pool);
+    attention_prefill(q, cache, layer, n, pos0, s, mask, out, ws, pool);
   else
-    attention_decode(q, cache, layer, n, pos0, s, out, ws, pool);
+    attention_decode(q, cache, layer, n, pos0, s, mask, out, ws, pool);
 }
 
 void swiglu_mlp(const GatedMlpWeights& w, const float* x, int64_t n, float* out, Workspace& ws, ThreadPool& pool) {
+  gated_mlp(w, GateActivation::kSilu, x, n, out, ws, pool);
+}
+
+void gated_mlp(const GatedMlpWeights& w, GateActivation act, const float* x, int64_t n, float* out, Workspace& ws,
+               ThreadPool& pool) {
   const int64_t ffn = w.gate.rows;
   matmul_shared_input({{&w.gate, ws.hb.get()}, {&w.up, ws.hb2.get()}}, x, n, pool, ws.mm);  // (n, ffn) each
-  silu_mul(ws.hb.get(), ws.hb2.get(), n * ffn);
+  if (act == GateActivation::kGeluTanh)
+    gelu_tanh_mul(ws.hb.get(), ws.hb2.get(), n * ffn);
+  else
+    silu_mul(ws.hb.get(), ws.hb2.get(), n * ffn);
   matmul(w.down, ws.hb.get(), n, out, pool, ws.mm);  // (n, dim)
 }
 

@@ -55,14 +55,34 @@ struct Workspace {
   float* attn_scratch(int thread) { return attn.get() + thread * attn_stride; }
 };
 
-// Causal grouped-query attention of n new query rows (positions pos0..pos0+n-1) over the rows
-// [0, pos0+n) of one layer of the cache (F16 or F32). q: (n, q_dim); out: (n, q_dim).
-// The query heads sharing a KV head are processed together, so each K/V row is read once per group.
-void causal_attention(const float* q, const KvCache& cache, int64_t layer, int64_t n, int64_t pos0,
-                      const AttentionShape& shape, float* out, Workspace& ws, ThreadPool& pool);
+// What each query row may see, and how its scores are shaped before the softmax. The default is
+// plain causal attention scaled by 1/sqrt(head_dim).
+struct AttentionMask {
+  float scale = 0.f;      // score multiplier; 0 means 1/sqrt(head_dim)
+  bool causal = true;     // false: every row sees all pos0 + n keys (encoders)
+  int64_t window = 0;     // > 0: the row at position p sees only keys (p - window, p] (sliding window)
+  float softcap = 0.f;    // > 0: score = softcap * tanh(score / softcap), after scaling (Gemma 2)
+  const float* alibi = nullptr;  // (n_heads) slopes: score += slope[h] * key position (BLOOM's ALiBi)
+};
+
+// Grouped-query attention of n new query rows (positions pos0..pos0+n-1) over one layer of the
+// cache (F16 or F32), rows [0, pos0+n). q: (n, q_dim); out: (n, q_dim). The query heads sharing a KV
+// head are processed together, so each K/V row is read once per group.
+void attention(const float* q, const KvCache& cache, int64_t layer, int64_t n, int64_t pos0,
+               const AttentionShape& shape, const AttentionMask& mask, float* out, Workspace& ws, ThreadPool& pool);
 
 // out (n, dim) = down( act(gate(x)) * up(x) ), act = SiLU.
 void swiglu_mlp(const GatedMlpWeights& w, const float* x, int64_t n, float* out, Workspace& ws, ThreadPool& pool);
+
+// The gate's activation in a gated MLP.
+enum class GateActivation {
+  kSilu,      // SwiGLU (Llama, Qwen2, Phi-3, Mixtral's experts)
+  kGeluTanh,  // GeGLU with GELU's tanh approximation (Gemma)
+};
+
+// out (n, dim) = down( act(gate(x)) * up(x) ). out may alias x.
+void gated_mlp(const GatedMlpWeights& w, GateActivation act, const float* x, int64_t n, float* out, Workspace& ws,
+               ThreadPool& pool);
 
 // x[i] += y[i]
 void add_in_place(float* x, const float* y, int64_t count);

@@ -23,6 +23,8 @@ struct ModelInfo {
   int64_t n_layers = 0;
   int64_t dim = 0;
   int64_t kv_dim = 0;  // per layer, keys (and values) per position
+  bool causal = true;         // false: an encoder (bidirectional attention over one forward call's tokens)
+  int64_t max_positions = 0;  // > 0: learned position embeddings end there (the context cannot exceed it)
 };
 
 // Called between layers of long computations; returns true to cancel (Ctrl-C).
@@ -42,6 +44,13 @@ class Model {
   // 8-bit activations on the quantized blocks.
   virtual void forward(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* logits,
                        bool all_logits, bool exact, const CancelFn& cancel) = 0;
+
+  // Like forward(), but writes the final hidden states out (n, dim) — after the last normalization,
+  // what an output head would read — instead of logits: the input of embedding pooling. An encoder
+  // (info().causal == false) must get a whole sequence in one call, at pos0 = 0. Families without
+  // it throw UnsupportedError.
+  virtual void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* out, bool exact,
+                             const CancelFn& cancel);
 
  protected:
   ModelInfo info_;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <new>
+#include <stdexcept>
 
 #include "tensor/packed.h"
 #include "tensor/quant.h"
@@ -59,11 +60,46 @@ QuantMatrix WeightBinder::matrix(const std::string& name, int64_t rows, int64_t 
   const GgufTensor& t = get(name);
   if (t.shape.size() != 2 || t.shape[0] != static_cast<uint64_t>(cols) || t.shape[1] != static_cast<uint64_t>(rows))
     f_.fail("tensor '" + name + "'", str_cat("expected shape [", cols, ", ", rows, "], found ", t.shape_str()));
+  return bind(t, t.data, rows, cols, true);
+}
+
+QuantMatrix WeightBinder::matrix_rows(const std::string& name, int64_t total_rows, int64_t row0, int64_t rows,
+                                      int64_t cols) const {
+  const GgufTensor& t = get(name);
+  if (t.shape.size() != 2 || t.shape[0] != static_cast<uint64_t>(cols) ||
+      t.shape[1] != static_cast<uint64_t>(total_rows))
+    f_.fail("tensor '" + name + "'", str_cat("expected shape [", cols, ", ", total_rows, "], found ", t.shape_str()));
+  WREN_CHECK(row0 >= 0 && rows > 0 && row0 + rows <= total_rows, std::logic_error, name, ": rows [", row0, ", ",
+             row0 + rows, ") outside ", total_rows);
+  const size_t stride = row_bytes(t.dtype, static_cast<size_t>(cols));
+  return bind(t, t.data + static_cast<size_t>(row0) * stride, rows, cols, false);
+}
+
+QuantMatrix WeightBinder::expert(const std::string& stacked, const std::string& per_expert, int64_t e,
+                                 int64_t n_experts, int64_t rows, int64_t cols) const {
+  WREN_CHECK(e >= 0 && e < n_experts, std::logic_error, stacked, ": expert ", e, " of ", n_experts);
+  if (!has(stacked)) {
+    std::string name = per_expert;
+    const size_t at = name.find("{e}");
+    WREN_CHECK(at != std::string::npos, std::logic_error, per_expert, ": no {e} slot");
+    return matrix(name.replace(at, 3, std::to_string(e)), rows, cols);
+  }
+  const GgufTensor& t = get(stacked);
+  if (t.shape.size() != 3 || t.shape[0] != static_cast<uint64_t>(cols) || t.shape[1] != static_cast<uint64_t>(rows) ||
+      t.shape[2] != static_cast<uint64_t>(n_experts))
+    f_.fail("tensor '" + stacked + "'",
+            str_cat("expected shape [", cols, ", ", rows, ", ", n_experts, "], found ", t.shape_str()));
+  const size_t stride = row_bytes(t.dtype, static_cast<size_t>(cols));
+  return bind(t, t.data + static_cast<size_t>(e * rows) * stride, rows, cols, false);
+}
+
+QuantMatrix WeightBinder::bind(const GgufTensor& t, const uint8_t* data, int64_t rows, int64_t cols,
+                               bool release) const {
   QuantMatrix m;
   m.dtype = t.dtype;
   m.rows = rows;
   m.cols = cols;
-  m.data = t.data;
+  m.data = data;
   m.row_stride = row_bytes(t.dtype, static_cast<size_t>(cols));
   if (arena_ && packable(t.dtype) && cols % kQK == 0) {
     m.packed = packed_layout(t.dtype, rows, cols);
@@ -72,7 +108,7 @@ QuantMatrix WeightBinder::matrix(const std::string& name, int64_t rows, int64_t 
     const int64_t n_tasks = (m.packed.n_groups + kGroupsPerTask - 1) / kGroupsPerTask;
     auto pack = [&](int64_t task, int) {
       const int64_t g0 = task * kGroupsPerTask;
-      pack_groups(m.packed, t.data, m.row_stride, g0, std::min(m.packed.n_groups, g0 + kGroupsPerTask), dst);
+      pack_groups(m.packed, data, m.row_stride, g0, std::min(m.packed.n_groups, g0 + kGroupsPerTask), dst);
     };
     if (pool_)
       pool_->parallel_for(n_tasks, pack);
@@ -80,7 +116,7 @@ QuantMatrix WeightBinder::matrix(const std::string& name, int64_t rows, int64_t 
       for (int64_t task = 0; task < n_tasks; ++task) pack(task, 0);
     m.packed.data = dst;
     m.data = nullptr;  // the packed copy is the only one used from here on
-    f_.release(t);
+    if (release) f_.release(t);
   }
   return m;
 }

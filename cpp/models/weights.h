@@ -43,11 +43,22 @@ class WeightBinder {
   bool has(const std::string& name) const { return f_.find_tensor(name) != nullptr; }
   // A 2-D weight (rows x cols); FormatError if missing or misshapen, UnsupportedError if its type is.
   QuantMatrix matrix(const std::string& name, int64_t rows, int64_t cols) const;
+  // Rows [row0, row0 + rows) of a 2-D weight of total_rows x cols: one part of a fused tensor
+  // (Phi-3's attn_qkv, its gate/up ffn_up), bound as a matrix of its own.
+  QuantMatrix matrix_rows(const std::string& name, int64_t total_rows, int64_t row0, int64_t rows, int64_t cols) const;
+  // Expert e's (rows x cols) matrix of an n_experts mixture: from the stacked 3-D tensor
+  // `stacked` ([cols, rows, n_experts], llama.cpp's blk.N.ffn_gate_exps) when the file has it, else
+  // from the per-expert 2-D tensor `per_expert` with "{e}" replaced by e (blk.N.ffn_gate.{e}.weight).
+  QuantMatrix expert(const std::string& stacked, const std::string& per_expert, int64_t e, int64_t n_experts,
+                     int64_t rows, int64_t cols) const;
   // A 1-D float vector of length n (F32/F16/BF16 are converted once; they are tiny).
   std::vector<float> vector(const std::string& name, int64_t n) const;
 
  private:
   const GgufTensor& get(const std::string& name) const;
+  // rows x cols of t's type starting at `data` (inside t); packed into the arena when packable.
+  // release: t is wholly copied once this returns, so its file pages may go.
+  QuantMatrix bind(const GgufTensor& t, const uint8_t* data, int64_t rows, int64_t cols, bool release) const;
   const TensorSource& f_;
   WeightArena* arena_;
   ThreadPool* pool_;

@@ -1,5 +1,6 @@
 #include "runtime/engine.h"
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <exception>
 #include <future>
@@ -42,18 +43,35 @@ Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv
     tokenizer.get();
     std::rethrow_exception(model_error);
   }
-  tokenizer_ = tokenizer.get();
-  WREN_CHECK(model_->info().n_vocab >= tokenizer_->n_vocab(), FormatError, path, ": the vocabulary has ",
-             tokenizer_->n_vocab(), " tokens but the embedding only ", model_->info().n_vocab, " rows");
+  try {
+    tokenizer_ = tokenizer.get();
+  } catch (const UnsupportedError& e) {
+    tokenizer_error_ = e.what();  // raised when text is tokenized; token ids still work
+  }
+  if (tokenizer_)
+    WREN_CHECK(model_->info().n_vocab >= tokenizer_->n_vocab(), FormatError, path, ": the vocabulary has ",
+               tokenizer_->n_vocab(), " tokens but the embedding only ", model_->info().n_vocab, " rows");
+  // Learned position embeddings end where they end, whatever context was asked for.
+  if (model_->info().max_positions > 0) n_ctx_ = std::min(n_ctx_, model_->info().max_positions);
+}
+
+const Tokenizer& Engine::tokenizer() const {
+  if (!tokenizer_) throw UnsupportedError(tokenizer_error_);
+  return *tokenizer_;
+}
+
+void Engine::check_tokens(const int32_t* tokens, int64_t n) const {
+  const int64_t n_vocab = info().n_vocab;
+  for (int64_t i = 0; i < n; ++i)
+    WREN_CHECK(tokens[i] >= 0 && tokens[i] < n_vocab, InvalidArgument, "token id ", tokens[i], " at position ", i,
+               " is outside the vocabulary [0, ", n_vocab, ")");
 }
 
 void Engine::eval(Session& s, const int32_t* tokens, int64_t n, float* all_logits, const CancelFn& cancel,
                   bool exact) {
   WREN_CHECK(n > 0, InvalidArgument, "no tokens to evaluate");
   const int64_t n_vocab = info().n_vocab;
-  for (int64_t i = 0; i < n; ++i)
-    WREN_CHECK(tokens[i] >= 0 && tokens[i] < n_vocab, InvalidArgument, "token id ", tokens[i], " at position ", i,
-               " is outside the vocabulary [0, ", n_vocab, ")");
+  check_tokens(tokens, n);
   if (s.n_past + n > n_ctx_)
     throw ContextOverflowError(str_cat(s.n_past + n, " tokens (", s.n_past, " in context + ", n,
                                        " new) exceed the context window n_ctx=", n_ctx_,
@@ -70,6 +88,76 @@ void Engine::eval(Session& s, const int32_t* tokens, int64_t n, float* all_logit
     if (cancel && done + m < n && cancel()) throw Interrupted();
   }
   if (all_logits) std::copy(all_logits + (n - 1) * n_vocab, all_logits + n * n_vocab, s.logits.begin());
+}
+
+}  // namespace wren
+
+namespace wren {
+
+void Engine::hidden_states(const int32_t* tokens, int64_t n, float* out, const CancelFn& cancel, bool exact) {
+  WREN_CHECK(n > 0, InvalidArgument, "no tokens to evaluate");
+  check_tokens(tokens, n);
+  if (n > n_ctx_)
+    throw ContextOverflowError(str_cat(n, " tokens exceed the context window n_ctx=", n_ctx_,
+                                       "; load the model with a larger n_ctx or shorten the input"));
+  auto s = new_session();
+  hidden_states(*s, tokens, n, out, cancel, exact);
+}
+
+void Engine::hidden_states(Session& s, const int32_t* tokens, int64_t n, float* out, const CancelFn& cancel,
+                           bool exact) {
+  // An encoder sees its whole input at once; a decoder may take it in batches.
+  const int64_t batch = info().causal ? model_->max_batch() : n;
+  const int64_t dim = info().dim;
+  s.n_past = 0;  // a fresh context: the cache rows are overwritten
+  for (int64_t done = 0; done < n; done += batch) {
+    const int64_t m = std::min(batch, n - done);
+    std::lock_guard<std::mutex> lock(mu_);
+    model_->hidden_states(tokens + done, m, done, s.cache, out + done * dim, exact, cancel);
+  }
+  s.n_past = n;
+}
+
+Engine::Pooling Engine::pooling() const {
+  const std::string key = info().architecture + ".pooling_type";
+  const uint64_t declared = file_->get_uint(key, 0);
+  if (declared > 3) file_->fail(key, str_cat("unknown pooling type ", declared, " (supported: 0..3: none, mean, cls, last)"));
+  if (declared != 0) return static_cast<Pooling>(declared);
+  return info().causal ? Pooling::kLast : Pooling::kMean;
+}
+
+void Engine::embed(const std::vector<std::vector<int32_t>>& seqs, Pooling pooling, bool normalize, float* out,
+                   const CancelFn& cancel) {
+  WREN_CHECK(pooling != Pooling::kNone, InvalidArgument, "pooling 'none' gives no single vector per text");
+  int64_t longest = 0;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const int64_t n = static_cast<int64_t>(seqs[i].size());
+    WREN_CHECK(n > 0, InvalidArgument, "input ", i, " has no tokens");
+    if (n > n_ctx_)
+      throw ContextOverflowError(str_cat("input ", i, " has ", n, " tokens, more than the context window n_ctx=",
+                                         n_ctx_, " (truncate it, or load the model with a larger n_ctx)"));
+    check_tokens(seqs[i].data(), n);
+    longest = std::max(longest, n);
+  }
+  const int64_t dim = info().dim;
+  std::vector<float> h(static_cast<size_t>(longest * dim));  // (n, dim) hidden states of one input
+  auto session = new_session();  // one cache, reused: each input starts a fresh context in it
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    const int64_t n = static_cast<int64_t>(seqs[i].size());
+    hidden_states(*session, seqs[i].data(), n, h.data(), cancel, /*exact=*/false);
+    Eigen::Map<Eigen::VectorXf> v(out + static_cast<int64_t>(i) * dim, dim);
+    const Eigen::Map<const Eigen::MatrixXf> states(h.data(), dim, n);  // column t: token t
+    switch (pooling) {
+      case Pooling::kMean: v = states.rowwise().mean(); break;
+      case Pooling::kCls: v = states.col(0); break;
+      default: v = states.col(n - 1); break;
+    }
+    if (normalize) {
+      const float norm = v.norm();
+      if (norm > 0) v /= norm;
+    }
+    if (cancel && cancel()) throw Interrupted();
+  }
 }
 
 }  // namespace wren

@@ -32,7 +32,8 @@ class Engine {
   Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv_dtype = KvDtype::F16);
 
   const TensorSource& file() const { return *file_; }
-  const Tokenizer& tokenizer() const { return *tokenizer_; }
+  // UnsupportedError when the file's tokenizer kind is not supported (the network still runs on ids).
+  const Tokenizer& tokenizer() const;
   const ModelInfo& info() const { return model_->info(); }
   int64_t n_ctx() const { return n_ctx_; }
   int n_threads() const { return pool_->size(); }
@@ -47,14 +48,33 @@ class Engine {
   void eval(Session& s, const int32_t* tokens, int64_t n, float* all_logits, const CancelFn& cancel,
             bool exact = false);
 
+  // The final hidden states (n, dim) of tokens in a fresh context (see Model::hidden_states).
+  void hidden_states(const int32_t* tokens, int64_t n, float* out, const CancelFn& cancel, bool exact = true);
+
+  // Embedding pooling: GGUF <arch>.pooling_type values.
+  enum class Pooling { kNone = 0, kMean = 1, kCls = 2, kLast = 3 };
+  // What the file declares (<arch>.pooling_type); undeclared: mean for encoders, the last token for
+  // decoders (the only position that has seen the whole text).
+  Pooling pooling() const;
+  // One vector (dim) per token sequence into out (n_seqs, dim): each sequence's hidden states in a
+  // fresh context, pooled, and scaled to unit L2 norm when normalize. Throws InvalidArgument for an
+  // empty sequence, ContextOverflowError for one longer than n_ctx.
+  void embed(const std::vector<std::vector<int32_t>>& seqs, Pooling pooling, bool normalize, float* out,
+             const CancelFn& cancel);
+
  private:
   std::unique_ptr<TensorSource> file_;
   std::unique_ptr<Tokenizer> tokenizer_;
+  std::string tokenizer_error_;  // why tokenizer_ is null
   std::unique_ptr<ThreadPool> pool_;
   std::unique_ptr<Model> model_;
   int64_t n_ctx_;
   KvDtype kv_dtype_;
   std::mutex mu_;
+
+  void check_tokens(const int32_t* tokens, int64_t n) const;
+  // hidden_states() of checked tokens, in s from position 0 (whatever s held before).
+  void hidden_states(Session& s, const int32_t* tokens, int64_t n, float* out, const CancelFn& cancel, bool exact);
 };
 
 int default_thread_count();

@@ -1,4 +1,4 @@
-"""The Model class: load a GGUF file, tokenize, generate, stream, chat, inspect logits."""
+"""The Model class: load a GGUF file, tokenize, generate, stream, chat, inspect logits, embed."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ def _check_float(name: str, value: Any) -> float:
 
 
 _KV_CACHE_TYPES = ("f16", "f32")
+_POOLING_TYPES = ("mean", "cls", "last")
 
 _STREAM_DEFAULTS: dict[str, Any] = dict(max_tokens=256, temperature=0.0, top_k=0, top_p=1.0, min_p=0.0,
                                         repeat_penalty=1.0, repeat_last_n=64, seed=None, stop=None,
@@ -265,3 +266,83 @@ class Model:
         ids = self._e.tokenize(text, add_bos=not (bos and text.startswith(bos)), special=True)
         pieces = self.stream(ids, **kwargs)
         return pieces if stream else "".join(pieces)
+
+    # -- embeddings --------------------------------------------------------------------------
+    def hidden_states(self, ids: Sequence[int], *, exact: bool = True) -> np.ndarray:
+        """float32 array (len(ids), dim): the final hidden states of ids in a fresh context (after the
+        model's last normalization; for an encoder such as BERT, its output). exact as for :meth:`logits`."""
+        return self._e.hidden_states(self._ids(ids), exact=bool(exact))
+
+    @property
+    def pooling(self) -> str:
+        """How :meth:`embed` pools token states by default: what the file declares
+        (``<arch>.pooling_type``), else ``"mean"`` for encoders and ``"last"`` for decoders."""
+        return str(self._e.pooling)
+
+    def embed(self, texts: Sequence[Prompt], *, normalize: bool = True, pooling: str | None = None,
+              batch_size: int = 32, truncate: bool = False) -> np.ndarray:
+        """One embedding vector per text: float32 array (len(texts), dim).
+
+        Each text is tokenized as the model's tokenizer says (BOS/CLS and EOS/SEP included when the
+        file asks for them), run in a context of its own, and its final hidden states are pooled.
+
+        Args:
+            texts: a list of strings, or of token-id lists (used as given).
+            normalize: scale each vector to unit L2 norm (cosine similarity = dot product).
+            pooling: ``"mean"`` (average over all tokens, special ones included, as
+                sentence-transformers does), ``"cls"`` (first token) or ``"last"`` (last token).
+                None: :attr:`pooling`, i.e. what the model declares; decoder models without a
+                declaration use the last token, the only one that has seen the whole text.
+            batch_size: texts computed per native call (the GIL is released during each; Ctrl-C is
+                checked between layers).
+            truncate: inputs longer than the context window (``n_ctx``, at most the model's
+                position table) are cut to fit (keeping the final token when the model ends inputs with
+                EOS/SEP); False raises instead.
+
+        Raises:
+            ContextOverflowError: an input is longer than ``n_ctx`` and truncate is False.
+            ValueError: texts is not a list of strings / token-id lists, an input has no tokens, or
+                an argument is invalid.
+
+        Example:
+            >>> vecs = wrenlm.Model("all-MiniLM-L6-v2.gguf").embed(["a doc", "another"])   # (2, 384)
+        """
+        if isinstance(texts, (str, bytes)):
+            raise ValueError("texts must be a list of strings (or of token-id lists); wrap a single text in a list")
+        if pooling is None:
+            pooling = self.pooling
+        if pooling not in _POOLING_TYPES:
+            raise ValueError(f"pooling must be one of {', '.join(map(repr, _POOLING_TYPES))} or None, got {pooling!r}")
+        batch_size = _check_int("batch_size", batch_size, minimum=1)
+        e = self._e
+        seqs = [self._embed_ids(t, k, bool(truncate)) for k, t in enumerate(texts)]
+        dim = int(self._info["dim"])
+        if not seqs:
+            return np.zeros((0, dim), dtype=np.float32)
+        parts = [e.embed(seqs[i:i + batch_size], pooling=pooling, normalize=bool(normalize))
+                 for i in range(0, len(seqs), batch_size)]
+        return np.concatenate(parts, axis=0)
+
+    def _embed_ids(self, text: Prompt, k: int, truncate: bool) -> list[int]:
+        e = self._e
+        if isinstance(text, str):
+            ids = e.tokenize(text, add_bos=True, special=False)
+            eos = e.eos_id
+            if e.add_eos_token and eos >= 0 and (not ids or ids[-1] != eos):
+                ids.append(eos)
+        elif isinstance(text, bytes) or not isinstance(text, Sequence):
+            raise ValueError(f"texts[{k}] must be a str or a list of token ids, got {type(text).__name__}")
+        else:
+            ids = self._ids(text)
+        if not ids:
+            raise ValueError(f"texts[{k}] has no tokens")
+        n_ctx = self.n_ctx
+        if len(ids) > n_ctx:
+            if not truncate:
+                from wrenlm import ContextOverflowError
+
+                raise ContextOverflowError(f"texts[{k}] has {len(ids)} tokens, more than the context window "
+                                           f"n_ctx={n_ctx}; pass truncate=True to cut it, or shorten it")
+            # Inputs of models that end every input with EOS/SEP keep that last token.
+            ids = ids[:n_ctx - 1] + [ids[-1]] if e.add_eos_token else ids[:n_ctx]
+        return ids

@@ -1,4 +1,4 @@
-"""Causal grouped-query attention over the KV cache (models/blocks.cpp) against a float64 numpy
+"""Grouped-query attention over the KV cache (models/blocks.cpp) against a float64 numpy
 reference, for both cache types and both paths: decode (< 16 query rows: per-row kernels, keys
 split across tasks for long contexts) and prefill (>= 16 rows: tiled sgemm with an online softmax).
 
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 
-def reference(q, k, v, pos0, n_heads, n_kv_heads):
+def reference(q, k, v, pos0, n_heads, n_kv_heads, causal=True, window=0, scale=0.0, softcap=0.0, alibi=None):
     n, q_dim = q.shape
     hd = q_dim // n_heads
     group = n_heads // n_kv_heads
@@ -24,8 +24,15 @@ def reference(q, k, v, pos0, n_heads, n_kv_heads):
         qh = q[:, h * hd:(h + 1) * hd].astype(np.float64)
         kh = k[:, g * hd:(g + 1) * hd].astype(np.float64)
         vh = v[:, g * hd:(g + 1) * hd].astype(np.float64)
-        s = qh @ kh.T / np.sqrt(hd)
-        visible = np.arange(k.shape[0])[None, :] <= (pos0 + np.arange(n))[:, None]
+        s = qh @ kh.T * (scale or 1 / np.sqrt(hd))
+        if softcap:
+            s = softcap * np.tanh(s / softcap)
+        if alibi is not None:
+            s = s + alibi[h] * np.arange(k.shape[0])[None, :]
+        key, query = np.arange(k.shape[0])[None, :], (pos0 + np.arange(n))[:, None]
+        visible = key <= query if causal else np.ones_like(key <= query)
+        if window:
+            visible = visible & (key > query - window)
         s = np.where(visible, s, -np.inf)
         p = np.exp(s - s.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
@@ -58,7 +65,7 @@ def test_causal_attention_matches_numpy(kv_cache, n_threads, n, pos0, n_heads, n
     q = (rng.standard_normal((n, n_heads * head_dim)) * 2).astype(np.float32)
     k = (rng.standard_normal((n_keys, n_kv_heads * head_dim)) * 2).astype(np.float32)
     v = rng.standard_normal((n_keys, n_kv_heads * head_dim)).astype(np.float32)
-    got = _core.attention.causal(q, k, v, pos0=pos0, n_heads=n_heads, n_kv_heads=n_kv_heads, kv_cache=kv_cache,
+    got = _core.attention.attend(q, k, v, pos0=pos0, n_heads=n_heads, n_kv_heads=n_kv_heads, kv_cache=kv_cache,
                                  n_threads=n_threads)
     stored = (lambda a: a.astype(np.float16).astype(np.float32)) if kv_cache == "f16" else (lambda a: a)
     expected = reference(q, stored(k), stored(v), pos0, n_heads, n_kv_heads)
@@ -72,4 +79,39 @@ def test_unknown_cache_type_is_a_value_error():
 
     z = np.zeros((1, 8), np.float32)
     with pytest.raises(ValueError, match="kv_cache"):
-        _core.attention.causal(z, z, z, pos0=0, n_heads=1, n_kv_heads=1, kv_cache="bf16", n_threads=1)
+        _core.attention.attend(z, z, z, pos0=0, n_heads=1, n_kv_heads=1, kv_cache="bf16", n_threads=1)
+
+
+MASKS = {  # name: keyword arguments of attend() and reference()
+    "bidirectional": dict(causal=False),
+    "window": dict(window=50),
+    "window-1": dict(window=1),
+    "scale+softcap": dict(scale=0.3, softcap=5.0),
+    "alibi": dict(alibi="slopes"),
+    "bidirectional-window": dict(causal=False, window=64),
+}
+
+
+@pytest.mark.parametrize("kv_cache", ["f16", "f32"])
+@pytest.mark.parametrize("mask", list(MASKS))
+@pytest.mark.parametrize("n,pos0,n_heads,n_kv_heads,head_dim",
+                         [(1, 700, 8, 2, 32), (5, 300, 8, 2, 32), (200, 300, 8, 2, 32), (300, 600, 4, 4, 16)])
+def test_attention_masks_match_numpy(kv_cache, mask, n, pos0, n_heads, n_kv_heads, head_dim):
+    """Encoders (no causal mask), sliding windows (GPT-Neo, Gemma 2/3), score scaling and soft-capping
+    (Gemma 2), ALiBi (BLOOM), on both paths; same float32-arithmetic bound as above."""
+    from wrenlm import _core
+
+    rng = np.random.default_rng(n * 31 + pos0)
+    n_keys = pos0 + n
+    q = (rng.standard_normal((n, n_heads * head_dim)) * 2).astype(np.float32)
+    k = (rng.standard_normal((n_keys, n_kv_heads * head_dim)) * 2).astype(np.float32)
+    v = rng.standard_normal((n_keys, n_kv_heads * head_dim)).astype(np.float32)
+    opts = dict(MASKS[mask])
+    if opts.get("alibi") == "slopes":  # BLOOM's geometric slopes, small enough to keep far keys visible
+        opts["alibi"] = (2.0 ** (-8.0 * np.arange(1, n_heads + 1) / n_heads) * 0.05).astype(np.float32)
+    got = _core.attention.attend(q, k, v, pos0=pos0, n_heads=n_heads, n_kv_heads=n_kv_heads, kv_cache=kv_cache,
+                                 n_threads=3, **opts)
+    stored = (lambda a: a.astype(np.float16).astype(np.float32)) if kv_cache == "f16" else (lambda a: a)
+    expected = reference(q, stored(k), stored(v), pos0, n_heads, n_kv_heads, **opts)
+    err = np.abs(got - expected).max()
+    assert err <= 5e-6 * np.abs(v).max(), f"max abs err {err:.2e}"

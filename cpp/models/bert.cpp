@@ -1,0 +1,140 @@
+// BERT (encoder, for embeddings): token + learned position + token-type embeddings and a LayerNorm,
+// then post-norm blocks — attention (bidirectional, biased projections) -> residual -> LayerNorm ->
+// dense GELU (exact erf) MLP -> residual -> LayerNorm. The output is the last block's hidden states;
+// the file has no language-model head (llama.cpp's converter drops it), so forward() refuses.
+#include <algorithm>
+
+#include "format/tensor_source.h"
+#include "models/classic_decoder.h"
+#include "models/dense_blocks.h"
+#include "models/registry.h"
+#include "models/weights.h"
+#include "util/errors.h"
+
+namespace wren {
+namespace {
+
+struct BertLayer {
+  AttentionWeights attn;
+  LayerNormWeights attn_out_norm;  // after the attention residual
+  DenseMlpWeights mlp;
+  LayerNormWeights out_norm;       // after the feed-forward residual
+};
+
+// The position table bounds the input: at most this many tokens per call.
+int64_t n_positions(const TensorSource& f, int64_t dim) {
+  const GgufTensor* pos = f.find_tensor("position_embd.weight");
+  if (!pos || pos->shape.size() != 2 || pos->shape[0] != static_cast<uint64_t>(dim) || pos->shape[1] == 0 ||
+      pos->shape[1] > (1u << 20))
+    f.fail("tensor 'position_embd.weight'", str_cat("expected a [", dim, ", n_positions] table"));
+  return static_cast<int64_t>(pos->shape[1]);
+}
+
+class Bert : public Model {
+ public:
+  Bert(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx)
+      : pool_(pool),
+        cfg_(ClassicConfig::read(f, arch)),
+        max_batch_(std::min(n_ctx, n_positions(f, cfg_.dim))),
+        ws_(max_batch_, cfg_.dim, cfg_.attn, cfg_.ffn_dim, max_batch_, pool.size()) {
+    WeightBinder w(f, &arena_, &pool_);
+    const int64_t dim = cfg_.dim;
+    const GgufTensor* emb = f.find_tensor("token_embd.weight");
+    if (!emb || emb->shape.size() != 2 || emb->shape[0] != static_cast<uint64_t>(dim))
+      f.fail("tensor 'token_embd.weight'", str_cat("expected shape [", dim, ", n_vocab]"));
+    cfg_.n_vocab = static_cast<int64_t>(emb->shape[1]);
+    tok_embd_ = w.matrix("token_embd.weight", cfg_.n_vocab, dim);
+    pos_embd_ = w.matrix("position_embd.weight", n_positions(f, dim), dim);
+    const GgufTensor* types = f.find_tensor("token_types.weight");
+    if (types) {
+      if (types->shape.size() != 2 || types->shape[1] == 0)
+        f.fail("tensor 'token_types.weight'", str_cat("expected a [", dim, ", n_types] table"));
+      token_types_ = w.matrix("token_types.weight", static_cast<int64_t>(types->shape[1]), dim);
+    }
+    embd_norm_ = bind_layer_norm(w, "token_embd_norm", dim);
+    layers_.resize(static_cast<size_t>(cfg_.n_layers));
+    for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+      const std::string p = str_cat("blk.", l, ".");
+      BertLayer& L = layers_[static_cast<size_t>(l)];
+      L.attn = bind_biased_attention(w, p, cfg_.attn, dim);
+      L.attn_out_norm = bind_layer_norm(w, p + "attn_output_norm", dim);
+      L.mlp = bind_dense_mlp(w, p, dim, cfg_.ffn_dim);
+      L.out_norm = bind_layer_norm(w, p + "layer_output_norm", dim);
+    }
+    info_.n_vocab = cfg_.n_vocab;
+    info_.n_ctx_train = cfg_.n_ctx_train;
+    info_.n_layers = cfg_.n_layers;
+    info_.dim = dim;
+    info_.kv_dim = cfg_.attn.kv_dim();
+    info_.causal = false;
+    info_.max_positions = pos_embd_.rows;
+  }
+
+  int64_t max_batch() const override { return max_batch_; }
+
+  void forward(const int32_t*, int64_t, int64_t, KvCache&, float*, bool, bool, const CancelFn&) override {
+    throw UnsupportedError(str_cat("'", info_.architecture, "' is an encoder without a language-model head: "
+                                   "it gives embeddings (embed(), hidden_states()), not logits"));
+  }
+
+  void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* out, bool exact,
+                     const CancelFn& cancel) override {
+    WREN_CHECK(pos0 == 0 && n <= max_batch_, InvalidArgument, "an encoder takes one whole input of at most ",
+               max_batch_, " tokens at position 0 (got ", n, " at ", pos0, ")");
+    const int64_t dim = cfg_.dim;
+    ws_.mm.float_activations = exact;
+    float* x = out;            // (n, dim) residual stream, written in place
+    float* xb = ws_.xb.get();  // (n, dim)
+    float* q = ws_.q.get();    // (n, q_dim)
+    float* k = ws_.k.get();    // (n, kv_dim)
+    float* v = ws_.v.get();    // (n, kv_dim)
+    float* att = ws_.att.get();  // (n, q_dim)
+
+    // Embeddings: token + position + token type 0 (one segment), then LayerNorm.
+    for (int64_t t = 0; t < n; ++t) dequantize_matrix_row(tok_embd_, tokens[t], x + t * dim);
+    add_positions(pos_embd_, pos0, n, x, xb);
+    if (token_types_.rows > 0) {
+      dequantize_matrix_row(token_types_, 0, xb);
+      for (int64_t t = 0; t < n; ++t) add_in_place(x + t * dim, xb, dim);
+    }
+    apply_layer_norm(embd_norm_, x, n, dim, cfg_.norm_eps, x);
+
+    AttentionMask mask;
+    mask.causal = false;
+    for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+      const BertLayer& L = layers_[static_cast<size_t>(l)];
+      // x = LayerNorm(x + attn_out(attention(qkv(x))))
+      project_qkv(L.attn, x, n, q, k, v, ws_, pool_);
+      cache.store(l, pos0, n, k, v);
+      attention(q, cache, l, n, pos0, cfg_.attn, mask, att, ws_, pool_);
+      project_out(L.attn, att, n, xb, ws_, pool_);
+      add_in_place(x, xb, n * dim);
+      apply_layer_norm(L.attn_out_norm, x, n, dim, cfg_.norm_eps, x);
+      // x = LayerNorm(x + down(gelu(up(x))))
+      dense_mlp(L.mlp, Gelu::kErf, x, n, xb, ws_, pool_);
+      add_in_place(x, xb, n * dim);
+      apply_layer_norm(L.out_norm, x, n, dim, cfg_.norm_eps, x);
+      if (cancel && cancel()) throw Interrupted();
+    }
+  }
+
+ private:
+  ThreadPool& pool_;
+  ClassicConfig cfg_;
+  int64_t max_batch_;
+  Workspace ws_;
+  WeightArena arena_;
+  QuantMatrix tok_embd_;     // (n_vocab, dim)
+  QuantMatrix pos_embd_;     // (n_positions, dim)
+  QuantMatrix token_types_;  // (n_types, dim), or rows == 0
+  LayerNormWeights embd_norm_;  // (dim)
+  std::vector<BertLayer> layers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_bert(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx) {
+  return std::make_unique<Bert>(f, arch, pool, n_ctx);
+}
+
+}  // namespace wren

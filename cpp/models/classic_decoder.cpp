@@ -1,0 +1,178 @@
+#include "models/classic_decoder.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "format/tensor_source.h"
+#include "models/dense_blocks.h"
+#include "models/weights.h"
+#include "util/errors.h"
+
+namespace wren {
+
+ClassicConfig ClassicConfig::read(const TensorSource& f, const std::string& arch) {
+  auto key = [&](const char* k) { return arch + "." + k; };
+  auto check = [&](bool ok, const char* field, const std::string& what) {
+    if (!ok) f.fail(key(field), what);
+  };
+  ClassicConfig c;
+  c.dim = static_cast<int64_t>(f.get_uint(key("embedding_length")));
+  c.n_layers = static_cast<int64_t>(f.get_uint(key("block_count")));
+  c.ffn_dim = static_cast<int64_t>(f.get_uint(key("feed_forward_length")));
+  c.attn.n_heads = static_cast<int64_t>(f.get_uint(key("attention.head_count")));
+  c.attn.n_kv_heads = static_cast<int64_t>(f.get_uint(key("attention.head_count_kv"), c.attn.n_heads));
+  c.n_ctx_train = static_cast<int64_t>(f.get_uint(key("context_length"), 2048));
+  c.norm_eps = static_cast<float>(f.get_float(key("attention.layer_norm_epsilon"), 1e-5));
+  check(c.dim > 0 && c.dim <= (1 << 20), "embedding_length", str_cat("must be in 1..2^20, found ", c.dim));
+  check(c.n_layers > 0 && c.n_layers <= 1024, "block_count", str_cat("must be in 1..1024, found ", c.n_layers));
+  check(c.ffn_dim > 0 && c.ffn_dim <= (1 << 22), "feed_forward_length", str_cat("found ", c.ffn_dim));
+  check(c.attn.n_heads > 0 && c.dim % c.attn.n_heads == 0, "attention.head_count",
+        str_cat(c.attn.n_heads, " heads do not divide embedding_length ", c.dim));
+  check(c.attn.n_kv_heads > 0 && c.attn.n_heads % c.attn.n_kv_heads == 0, "attention.head_count_kv",
+        str_cat(c.attn.n_kv_heads, " must divide head_count ", c.attn.n_heads));
+  check(c.norm_eps > 0 && c.norm_eps < 1, "attention.layer_norm_epsilon", str_cat("out of range: ", c.norm_eps));
+  c.attn.head_dim = c.dim / c.attn.n_heads;
+  return c;
+}
+
+std::vector<float> bloom_alibi_slopes(int64_t n_heads) {
+  int64_t pow2 = 1;
+  while (pow2 * 2 <= n_heads) pow2 *= 2;
+  // Series for m heads: base^1, base^2, ..., base = 2^(-8/m).
+  auto base = [](int64_t m) { return std::pow(2.0, -8.0 / static_cast<double>(m)); };
+  std::vector<float> slopes;
+  for (int64_t i = 1; i <= pow2; ++i) slopes.push_back(static_cast<float>(std::pow(base(pow2), i)));
+  for (int64_t i = 1; static_cast<int64_t>(slopes.size()) < n_heads; i += 2)
+    slopes.push_back(static_cast<float>(std::pow(base(2 * pow2), i)));
+  return slopes;
+}
+
+namespace {
+
+struct ClassicLayer {
+  LayerNormWeights attn_norm;
+  AttentionWeights attn;
+  LayerNormWeights ffn_norm;
+  DenseMlpWeights mlp;
+};
+
+class ClassicDecoder : public Model {
+ public:
+  ClassicDecoder(const TensorSource& f, const ClassicConfig& c, ThreadPool& pool, int64_t n_ctx)
+      : pool_(pool),
+        cfg_(c),
+        max_batch_(std::min<int64_t>(512, n_ctx)),
+        ws_(max_batch_, cfg_.dim, cfg_.attn, cfg_.ffn_dim, n_ctx, pool.size()) {
+    WeightBinder w(f, &arena_, &pool_);
+    const int64_t dim = cfg_.dim;
+    const GgufTensor* emb = f.find_tensor("token_embd.weight");
+    if (!emb || emb->shape.size() != 2 || emb->shape[0] != static_cast<uint64_t>(dim))
+      f.fail("tensor 'token_embd.weight'", str_cat("expected shape [", dim, ", n_vocab]"));
+    cfg_.n_vocab = static_cast<int64_t>(emb->shape[1]);
+    tok_embd_ = w.matrix("token_embd.weight", cfg_.n_vocab, dim);
+    if (cfg_.learned_positions) {
+      const GgufTensor* pos = f.find_tensor("position_embd.weight");
+      if (!pos || pos->shape.size() != 2) f.fail("tensor 'position_embd.weight'", "required [dim, n_positions] table");
+      pos_embd_ = w.matrix("position_embd.weight", static_cast<int64_t>(pos->shape[1]), dim);
+    }
+    if (cfg_.embedding_norm) embd_norm_ = bind_layer_norm(w, "token_embd_norm", dim);
+    if (cfg_.alibi) alibi_ = bloom_alibi_slopes(cfg_.attn.n_heads);
+    layers_.resize(static_cast<size_t>(cfg_.n_layers));
+    for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+      const std::string p = str_cat("blk.", l, ".");
+      ClassicLayer& L = layers_[static_cast<size_t>(l)];
+      L.attn_norm = bind_layer_norm(w, p + "attn_norm", dim);
+      L.attn = bind_biased_attention(w, p, cfg_.attn, dim);
+      L.ffn_norm = bind_layer_norm(w, p + "ffn_norm", dim);
+      L.mlp = bind_dense_mlp(w, p, dim, cfg_.ffn_dim);
+    }
+    output_norm_ = bind_layer_norm(w, "output_norm", dim);
+    output_ = w.has("output.weight") ? w.matrix("output.weight", cfg_.n_vocab, dim) : tok_embd_;
+    info_.n_vocab = cfg_.n_vocab;
+    info_.n_ctx_train = cfg_.n_ctx_train;
+    info_.n_layers = cfg_.n_layers;
+    info_.dim = dim;
+    info_.kv_dim = cfg_.attn.kv_dim();
+    info_.max_positions = cfg_.learned_positions ? pos_embd_.rows : 0;
+  }
+
+  int64_t max_batch() const override { return max_batch_; }
+
+  void forward(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* logits, bool all_logits,
+               bool exact, const CancelFn& cancel) override {
+    run_layers(tokens, n, pos0, cache, exact, cancel);
+    const int64_t first = all_logits ? 0 : n - 1;
+    float* xb = ws_.xb.get();  // (n - first, dim)
+    apply_layer_norm(output_norm_, ws_.x.get() + first * cfg_.dim, n - first, cfg_.dim, cfg_.norm_eps, xb);
+    matmul(output_, xb, n - first, logits, pool_, ws_.mm);
+  }
+
+  void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* out, bool exact,
+                     const CancelFn& cancel) override {
+    run_layers(tokens, n, pos0, cache, exact, cancel);
+    apply_layer_norm(output_norm_, ws_.x.get(), n, cfg_.dim, cfg_.norm_eps, out);
+  }
+
+ private:
+  // Leaves the residual stream of the n tokens in ws_.x (n, dim).
+  void run_layers(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, bool exact, const CancelFn& cancel) {
+    const int64_t dim = cfg_.dim;
+    ws_.mm.float_activations = exact;
+    float* x = ws_.x.get();    // (n, dim)
+    float* xb = ws_.xb.get();  // (n, dim)
+    float* q = ws_.q.get();    // (n, q_dim)
+    float* k = ws_.k.get();    // (n, kv_dim)
+    float* v = ws_.v.get();    // (n, kv_dim)
+    float* att = ws_.att.get();  // (n, q_dim)
+
+    for (int64_t t = 0; t < n; ++t) dequantize_matrix_row(tok_embd_, tokens[t], x + t * dim);
+    if (cfg_.learned_positions) add_positions(pos_embd_, pos0, n, x, xb);
+    if (cfg_.embedding_norm) apply_layer_norm(embd_norm_, x, n, dim, cfg_.norm_eps, x);
+
+    for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+      const ClassicLayer& L = layers_[static_cast<size_t>(l)];
+      // attention: x += attn_out(attention(qkv(LayerNorm(x))))
+      apply_layer_norm(L.attn_norm, x, n, dim, cfg_.norm_eps, xb);
+      project_qkv(L.attn, xb, n, q, k, v, ws_, pool_);
+      cache.store(l, pos0, n, k, v);
+      attention(q, cache, l, n, pos0, cfg_.attn, mask(l), att, ws_, pool_);
+      project_out(L.attn, att, n, xb, ws_, pool_);
+      add_in_place(x, xb, n * dim);
+      // feed-forward: x += down(gelu(up(LayerNorm(x))))
+      apply_layer_norm(L.ffn_norm, x, n, dim, cfg_.norm_eps, xb);
+      dense_mlp(L.mlp, cfg_.act, xb, n, xb, ws_, pool_);
+      add_in_place(x, xb, n * dim);
+      if (cancel && cancel()) throw Interrupted();
+    }
+  }
+
+  AttentionMask mask(int64_t layer) const {
+    AttentionMask m;
+    m.scale = cfg_.attn_scale;
+    m.window = cfg_.is_local(layer) ? cfg_.window : 0;
+    m.alibi = alibi_.empty() ? nullptr : alibi_.data();
+    return m;
+  }
+
+  ThreadPool& pool_;
+  ClassicConfig cfg_;
+  int64_t max_batch_;
+  Workspace ws_;
+  WeightArena arena_;               // packed copies of the quantized matrices
+  QuantMatrix tok_embd_;            // (n_vocab, dim)
+  QuantMatrix pos_embd_;            // (n_positions, dim), when learned_positions
+  LayerNormWeights embd_norm_;      // (dim), when embedding_norm
+  std::vector<float> alibi_;        // (n_heads) ALiBi slopes, when alibi
+  std::vector<ClassicLayer> layers_;
+  LayerNormWeights output_norm_;    // (dim)
+  QuantMatrix output_;              // (n_vocab, dim), may alias tok_embd_
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_classic_decoder(const TensorSource& f, const ClassicConfig& c, ThreadPool& pool,
+                                            int64_t n_ctx) {
+  return std::make_unique<ClassicDecoder>(f, c, pool, n_ctx);
+}
+
+}  // namespace wren
