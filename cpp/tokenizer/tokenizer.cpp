@@ -63,7 +63,7 @@ std::string token_to_bytes(const std::string& text, TokenType type, const std::s
       return text;
     }
     default: {
-      if (model == "llama") return spm_unescape_spaces(text);
+      if (model == "llama" || model == "t5") return spm_unescape_spaces(text);
       if (model == "bert") {
         // A continuation joins the previous token; bracketed tokens ("[unused0]") are words.
         const bool bracketed = text.size() >= 2 && text.front() == '[' && text.back() == ']';
@@ -81,13 +81,35 @@ std::string token_to_bytes(const std::string& text, TokenType type, const std::s
 
 // The tokenizer models from_source accepts, for the error message.
 constexpr const char* kSupportedModels =
-    "gpt2 (byte-level BPE), llama (SentencePiece BPE), bert (WordPiece)";
+    "gpt2 (byte-level BPE), llama (SentencePiece BPE), bert (WordPiece), t5 (Unigram)";
+
+// tokenizer.ggml.scores: one number per token (0 for every token when the key is absent).
+std::vector<float> read_scores(const TensorSource& f, size_t n) {
+  std::vector<float> scores(n, 0.0f);
+  const GgufValue* v = f.find(kKeyScores);
+  if (v == nullptr) return scores;
+  if (v->type != GgufType::ARRAY) f.fail(kKeyScores, "expected an array of numbers");
+  if (v->arr.size() != n)
+    f.fail(kKeyScores, str_cat("has ", v->arr.size(), " entries but ", kKeyTokens, " has ", n));
+  for (size_t i = 0; i < n; ++i) {
+    const GgufValue& e = v->arr[i];
+    if (e.is_float()) {
+      scores[i] = static_cast<float>(e.f);
+    } else if (e.is_integer()) {
+      scores[i] = static_cast<float>(e.type == GgufType::I32 || e.type == GgufType::I64 ? e.i : e.u);
+    } else {
+      f.fail(kKeyScores, str_cat("entry ", i, " is a ", gguf_type_name(e.type), "; expected a number"));
+    }
+  }
+  return scores;
+}
 
 }  // namespace
 
 struct EncodeWorkspace {
   BpeWorkspace bpe;
   SpmWorkspace spm;
+  UnigramWorkspace unigram;
   std::vector<TextPiece> pieces;
   std::string text;
 };
@@ -111,6 +133,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_source(const TensorSource& f) {
   } else if (t->model_ == "bert") {
     t->load_vocab(f);
     t->load_wordpiece(f);
+  } else if (t->model_ == "t5") {
+    t->load_vocab(f);
+    t->load_unigram(f);
   } else {
     throw UnsupportedError(str_cat(f.path(), ": ", kKeyModel, ": tokenizer model '", t->model_,
                                    "' is not supported (supported: ", kSupportedModels, ")"));
@@ -162,11 +187,12 @@ void Tokenizer::load_vocab(const TensorSource& f) {
     if (id >= 0) eog_[id] = 1;
   for (const char* name : kEndOfTurnNames) {
     const int32_t id = token_id(name);
-    if (id < 0 || type_[id] == TokenType::kNormal) continue;
+    if (id < 0) continue;
     eog_[id] = 1;
-    // An end-of-turn token marked user-defined is a mislabelled control token (llama.cpp
-    // overrides it the same way): it is not matched in plain text and decode can skip it.
-    if (type_[id] == TokenType::kUserDefined) type_[id] = TokenType::kControl;
+    // An end-of-turn token marked normal or user-defined is a mislabelled control token
+    // (llama.cpp overrides it the same way): it is cut out of text only when parsing special
+    // tokens, and decode can skip it.
+    if (type_[id] == TokenType::kNormal || type_[id] == TokenType::kUserDefined) type_[id] = TokenType::kControl;
   }
 
   rstrip_.assign(n, 0);
@@ -231,22 +257,7 @@ void Tokenizer::load_spm(const TensorSource& f) {
   add_space_prefix_ = f.get_bool("tokenizer.ggml.add_space_prefix", true);
   strip_leading_space_ = add_space_prefix_;
   const size_t n = text_.size();
-  std::vector<float> scores(n, 0.0f);
-  if (const GgufValue* v = f.find(kKeyScores)) {
-    if (v->type != GgufType::ARRAY) f.fail(kKeyScores, "expected an array of numbers");
-    if (v->arr.size() != n)
-      f.fail(kKeyScores, str_cat("has ", v->arr.size(), " entries but ", kKeyTokens, " has ", n));
-    for (size_t i = 0; i < n; ++i) {
-      const GgufValue& e = v->arr[i];
-      if (e.is_float()) {
-        scores[i] = static_cast<float>(e.f);
-      } else if (e.is_integer()) {
-        scores[i] = static_cast<float>(e.type == GgufType::I32 || e.type == GgufType::I64 ? e.i : e.u);
-      } else {
-        f.fail(kKeyScores, str_cat("entry ", i, " is a ", gguf_type_name(e.type), "; expected a number"));
-      }
-    }
-  }
+  std::vector<float> scores = read_scores(f, n);
   std::array<int32_t, 256> byte_tokens;
   byte_tokens.fill(-1);
   for (size_t i = 0; i < n; ++i) {
@@ -277,6 +288,30 @@ void Tokenizer::load_wordpiece(const TensorSource& f) {
       f.get_bool("tokenizer.ggml.normalizer.strip_accents", bert_normalizer_.lowercase);
   strip_leading_space_ = true;
   wordpiece_ = std::make_unique<WordPieceModel>(text_, unk_);
+}
+
+void Tokenizer::load_unigram(const TensorSource& f) {
+  // llama.cpp's defaults for a unigram vocabulary, each overridden by its key.
+  add_bos_ = f.get_bool("tokenizer.ggml.add_bos_token", false) && bos_ >= 0;
+  add_eos_ = f.get_bool("tokenizer.ggml.add_eos_token", true) && eos_ >= 0;
+  add_space_prefix_ = f.get_bool("tokenizer.ggml.add_space_prefix", false);
+  strip_leading_space_ = add_space_prefix_;
+  spm_normalizer_.add_space_prefix = add_space_prefix_;
+  spm_normalizer_.remove_extra_whitespaces = f.get_bool("tokenizer.ggml.remove_extra_whitespaces", false);
+  constexpr const char* kKeyCharsMap = "tokenizer.ggml.precompiled_charsmap";
+  if (const GgufValue* v = f.find(kKeyCharsMap)) {
+    if (v->type != GgufType::ARRAY || (v->elem_type != GgufType::U8 && v->elem_type != GgufType::I8))
+      f.fail(kKeyCharsMap, "expected an array of bytes");
+    std::vector<uint8_t> blob;
+    blob.reserve(v->arr.size());
+    for (const GgufValue& e : v->arr) blob.push_back(static_cast<uint8_t>(e.type == GgufType::I8 ? e.i : e.u));
+    try {
+      spm_normalizer_.charsmap = CharsMap(std::move(blob));
+    } catch (const FormatError& e) {
+      f.fail(kKeyCharsMap, e.what());
+    }
+  }
+  unigram_ = std::make_unique<UnigramModel>(text_, type_, read_scores(f, text_.size()), unk_);
 }
 
 void Tokenizer::check_id(int32_t id) const {
@@ -342,6 +377,10 @@ void Tokenizer::encode_plain(const char* s, size_t n, EncodeWorkspace* ws, std::
     if (add_space_prefix_) ws->text += kSpmSpace;
     spm_escape_spaces(s, n, &ws->text);
     spm_->encode(ws->text.data(), ws->text.size(), &ws->spm, out);
+  } else if (unigram_) {
+    ws->text.clear();
+    spm_normalizer_.normalize(s, n, &ws->text);
+    unigram_->encode(ws->text.data(), ws->text.size(), &ws->unigram, out);
   } else if (wordpiece_) {
     ws->text.clear();
     bert_normalizer_.normalize(s, n, &ws->text);
@@ -375,6 +414,8 @@ void Tokenizer::encode_text(const char* s, size_t n, bool parse_special, EncodeW
 }
 
 std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_bos, bool parse_special) const {
+  // The models keep byte offsets in 32 bits (normalization can triple the text).
+  WREN_CHECK(text.size() < UINT32_MAX / 4, InvalidArgument, "text of ", text.size(), " bytes is too long to tokenize");
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
   if (add_bos && add_bos_ && bos_ >= 0) out.push_back(bos_);

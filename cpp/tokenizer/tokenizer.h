@@ -3,7 +3,8 @@
 //   gpt2   byte-level BPE: PreTokenizer (stages chosen by `tokenizer.ggml.pre`) -> BpeModel;
 //   llama  SentencePiece BPE: spaces written as U+2581 (plus one in front of each stretch of text
 //          when add_space_prefix) -> SpmModel (merges by token score, byte fallback <0xXX>);
-//   bert   WordPiece: BertNormalizer -> split_bert_words -> WordPieceModel; [CLS] ... [SEP].
+//   bert   WordPiece: BertNormalizer -> split_bert_words -> WordPieceModel; [CLS] ... [SEP];
+//   t5     Unigram: SpmNormalizer (precompiled charsmap, U+2581 for spaces) -> UnigramModel.
 //
 // Pipeline (encode): special tokens are cut out first (longest match) -> each stretch of text in
 // between goes through the model's own stages. Decode maps each token back to its bytes (computed
@@ -22,6 +23,7 @@
 #include "tokenizer/normalizer.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "tokenizer/spm.h"
+#include "tokenizer/unigram.h"
 #include "tokenizer/wordpiece.h"
 
 namespace wren {
@@ -88,6 +90,7 @@ class Tokenizer {
   void load_byte_level_bpe(const TensorSource& f);
   void load_spm(const TensorSource& f);
   void load_wordpiece(const TensorSource& f);
+  void load_unigram(const TensorSource& f);
   // Cuts special tokens out of text; encodes the rest with encode_plain.
   void encode_text(const char* s, size_t n, bool parse_special, EncodeWorkspace* ws,
                    std::vector<int32_t>* out) const;
@@ -109,6 +112,8 @@ class Tokenizer {
   std::unique_ptr<SpmModel> spm_;  // llama
   BertNormalizer bert_normalizer_;              // bert
   std::unique_ptr<WordPieceModel> wordpiece_;  // bert
+  SpmNormalizer spm_normalizer_;               // t5
+  std::unique_ptr<UnigramModel> unigram_;      // t5
 
   // Byte trie over the texts of control / user-defined / unknown tokens.
   struct TrieNode {
@@ -132,8 +137,9 @@ class Tokenizer {
 // Turns a stream of token ids into text pieces that are always complete UTF-8: bytes of a
 // character split across tokens are held back until the character is complete. Bytes that can
 // never form a character are replaced by U+FFFD as soon as that is certain, so the pieces joined
-// equal decode(ids) with ill-formed sequences replaced. Holds a reference: the Tokenizer must
-// outlive it.
+// equal decode(ids) with ill-formed sequences replaced -- except that the stream continues text, so
+// it keeps the space before the first word that decode drops for SentencePiece and WordPiece
+// vocabularies. Holds a reference: the Tokenizer must outlive it.
 class Detokenizer {
  public:
   explicit Detokenizer(const Tokenizer& t, bool skip_special = true);
