@@ -18,6 +18,17 @@ struct BlockQ4_1 {  // x = q * d + m
   uint16_t m;
   uint8_t qs[kQK / 2];
 };
+struct BlockQ5_0 {  // x = (q - 16) * d, q = 4 low bits from qs | 1 high bit from qh
+  uint16_t d;
+  uint8_t qh[4];        // bit j: high bit of element j (little-endian 32 bits)
+  uint8_t qs[kQK / 2];  // low nibbles: elements 0..15, high nibbles: 16..31
+};
+struct BlockQ5_1 {  // x = q * d + m, q as in Q5_0
+  uint16_t d;
+  uint16_t m;
+  uint8_t qh[4];
+  uint8_t qs[kQK / 2];
+};
 struct BlockQ8_0 {  // x = q * d
   uint16_t d;
   int8_t qs[kQK];
@@ -38,6 +49,8 @@ struct BlockQ6_K {  // 16 sub-blocks of 16 with int8 scales; 6-bit quants split 
 
 static_assert(sizeof(BlockQ4_0) == 18, "Q4_0 layout");
 static_assert(sizeof(BlockQ4_1) == 20, "Q4_1 layout");
+static_assert(sizeof(BlockQ5_0) == 22, "Q5_0 layout");
+static_assert(sizeof(BlockQ5_1) == 24, "Q5_1 layout");
 static_assert(sizeof(BlockQ8_0) == 34, "Q8_0 layout");
 static_assert(sizeof(BlockQ4_K) == 144, "Q4_K layout");
 static_assert(sizeof(BlockQ6_K) == 210, "Q6_K layout");

@@ -30,6 +30,28 @@ void dequant_q4_1(const BlockQ4_1* b, float* y, size_t nb) {
   }
 }
 
+// The 5-bit value of element j (0..31) of a Q5 block: its nibble, and bit j of qh on top.
+inline int q5_value(const uint8_t* qs, const uint8_t* qh, int j) {
+  const uint32_t high = static_cast<uint32_t>(qh[0]) | static_cast<uint32_t>(qh[1]) << 8 |
+                        static_cast<uint32_t>(qh[2]) << 16 | static_cast<uint32_t>(qh[3]) << 24;
+  const int nibble = j < kQK / 2 ? qs[j] & 0x0f : qs[j - kQK / 2] >> 4;
+  return nibble | static_cast<int>((high >> j) & 1u) << 4;
+}
+
+void dequant_q5_0(const BlockQ5_0* b, float* y, size_t nb) {
+  for (size_t i = 0; i < nb; ++i, y += kQK) {
+    const float d = fp16_to_f32(b[i].d);
+    for (int j = 0; j < kQK; ++j) y[j] = static_cast<float>(q5_value(b[i].qs, b[i].qh, j) - 16) * d;
+  }
+}
+
+void dequant_q5_1(const BlockQ5_1* b, float* y, size_t nb) {
+  for (size_t i = 0; i < nb; ++i, y += kQK) {
+    const float d = fp16_to_f32(b[i].d), m = fp16_to_f32(b[i].m);
+    for (int j = 0; j < kQK; ++j) y[j] = static_cast<float>(q5_value(b[i].qs, b[i].qh, j)) * d + m;
+  }
+}
+
 void dequant_q8_0(const BlockQ8_0* b, float* y, size_t nb) {
   for (size_t i = 0; i < nb; ++i, y += kQK) {
     const float d = fp16_to_f32(b[i].d);
@@ -103,6 +125,8 @@ void dequantize_row(DType t, const void* src, float* dst, size_t n) {
     }
     case DType::Q4_0: dequant_q4_0(static_cast<const BlockQ4_0*>(src), dst, nb); return;
     case DType::Q4_1: dequant_q4_1(static_cast<const BlockQ4_1*>(src), dst, nb); return;
+    case DType::Q5_0: dequant_q5_0(static_cast<const BlockQ5_0*>(src), dst, nb); return;
+    case DType::Q5_1: dequant_q5_1(static_cast<const BlockQ5_1*>(src), dst, nb); return;
     case DType::Q8_0: dequant_q8_0(static_cast<const BlockQ8_0*>(src), dst, nb); return;
     case DType::Q4_K: dequant_q4_k(static_cast<const BlockQ4_K*>(src), dst, nb); return;
     case DType::Q6_K: dequant_q6_k(static_cast<const BlockQ6_K*>(src), dst, nb); return;

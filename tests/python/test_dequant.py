@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from conftest import require_module
 
-TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q6_K"]
+TYPES = ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q6_K"]
 
 
 def random_blocks(gguf, name: str, n_rows: int, n_cols: int, rng: np.random.Generator) -> np.ndarray:
@@ -18,7 +18,7 @@ def random_blocks(gguf, name: str, n_rows: int, n_cols: int, rng: np.random.Gene
     the fp16 scales kept finite."""
     qt = getattr(gguf.GGMLQuantizationType, name)
     x = (rng.standard_normal((n_rows, n_cols)) * 3).astype(np.float32)
-    if name in ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1"):
+    if name in ("F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1"):
         raw = gguf.quants.quantize(x, qt)
         return np.ascontiguousarray(raw).view(np.uint8).reshape(n_rows, -1)
     block, size = gguf.GGML_QUANT_SIZES[qt]
