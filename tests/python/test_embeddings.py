@@ -93,11 +93,14 @@ def bert_states(hf: Path, ids: list[int]) -> np.ndarray:
 
 
 def test_tiny_bert_hidden_states(tiny_bert, bert_tokenizer):
+    """From the converter's GGUF and from the Hugging Face folder itself."""
     hf, gguf = tiny_bert
     ids = bert_tokenizer(SENTENCE)["input_ids"]
-    with wrenlm.Model(gguf, kv_cache="f32", n_threads=2) as m:
-        assert m.info["causal"] is False
-        assert_states_close(m.hidden_states(ids), bert_states(hf, ids))
+    ref = bert_states(hf, ids)
+    for path in (gguf, hf):
+        with wrenlm.Model(path, kv_cache="f32", n_threads=2) as m:
+            assert m.info["causal"] is False
+            assert_states_close(m.hidden_states(ids), ref)
 
 
 def test_tiny_bert_pooling(tiny_bert, bert_tokenizer):
@@ -234,10 +237,12 @@ def check_cosines(ours: np.ndarray, ref: np.ndarray) -> None:
     assert cos.min() >= MIN_COSINE, f"sentence {worst} ({SENTENCES[worst]!r}): cosine {cos[worst]:.6f}"
 
 
-def test_minilm_matches_sentence_transformers(minilm):
+@pytest.mark.parametrize("source", ["gguf", "folder"])
+def test_minilm_matches_sentence_transformers(minilm, source):
+    """The converter's F32 GGUF, and the model folder read directly (safetensors + modules.json)."""
     gguf, ref, ids = minilm
     assert len(SENTENCES) == 100 and sum(any("가" <= c <= "힣" for c in s) for s in SENTENCES) == 50
-    with wrenlm.Model(gguf, n_threads=2) as m:
+    with wrenlm.Model(gguf if source == "gguf" else minilm_dir(), n_threads=2) as m:
         assert m.info["architecture"] == "bert" and m.pooling == "mean"
         ours = m.embed(ids, batch_size=16)
     check_cosines(ours, ref)
