@@ -45,7 +45,8 @@ std::vector<int32_t> checked_ids(const Tokenizer& t, const std::vector<int64_t>&
 
 void register_tokenizer(py::module_& m) {
   py::class_<Tokenizer>(m, "Tokenizer", R"doc(
-Byte-level BPE tokenizer read from a GGUF file's ``tokenizer.ggml.*`` metadata.
+Tokenizer read from a GGUF file's ``tokenizer.ggml.*`` metadata: byte-level BPE (``gpt2``) or
+SentencePiece BPE (``llama``).
 
 Matches llama.cpp and Hugging Face ``tokenizers`` token for token. Thread-safe; encode and decode
 release the GIL on long inputs.
@@ -80,7 +81,8 @@ Example:
 
 Args:
     text: the text (str, encoded as UTF-8).
-    add_bos: prepend BOS when the model asks for it (``tokenizer.ggml.add_bos_token``).
+    add_bos: add the special tokens the model asks for: BOS (``tokenizer.ggml.add_bos_token``),
+        EOS (``tokenizer.ggml.add_eos_token``).
     parse_special: control tokens written in the text (``<|im_start|>``) become those tokens;
         when False they are tokenized as plain text.
 
@@ -147,11 +149,14 @@ Raises:
       .def_property_readonly("eos_id", &Tokenizer::eos_id, "EOS token id, or -1.")
       .def_property_readonly("add_bos", &Tokenizer::add_bos,
                              "Whether the model asks for BOS at the start of a prompt.")
-      .def_property_readonly("pre", [](const Tokenizer& t) { return t.pre_tokenizer().name(); },
-                             "The pre-tokenizer name (tokenizer.ggml.pre).")
+      .def_property_readonly("pre", &Tokenizer::pre_name,
+                             "The pre-tokenizer name (tokenizer.ggml.pre; 'default' when absent).")
+      .def_property_readonly("model", &Tokenizer::model_name,
+                             "The tokenizer model (tokenizer.ggml.model): 'gpt2', 'llama', ...")
       .def("__len__", &Tokenizer::n_vocab)
       .def("__repr__", [](const Tokenizer& t) {
-        return str_cat("<wrenlm Tokenizer pre='", t.pre_tokenizer().name(), "' n_vocab=", t.n_vocab(), ">");
+        return str_cat("<wrenlm Tokenizer model='", t.model_name(), "' pre='", t.pre_name(),
+                       "' n_vocab=", t.n_vocab(), ">");
       });
 
   py::class_<Detokenizer>(m, "Detokenizer", R"doc(

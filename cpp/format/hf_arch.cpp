@@ -395,7 +395,8 @@ void gpt_neo_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
   w.put_u32(k(arch, "attention.head_count"), c.integer({"num_heads"}));
   w.put_f32(k(arch, "attention.layer_norm_epsilon"), c.number({"layer_norm_epsilon"}));
   w.put_u32(k(arch, "attention.sliding_window"), c.integer({"window_size"}));
-  // Which layers attend locally: config "attention_types" = [[["global", "local"], repeat], ...].
+  // llama.cpp has no GPT-Neo; these keys follow its conventions: the per-layer bool array of
+  // sliding-window layers, from config "attention_types" = [[["global", "local"], repeat], ...].
   GgufValue pattern;
   pattern.type = GgufType::ARRAY;
   pattern.elem_type = GgufType::BOOL;
@@ -410,7 +411,7 @@ void gpt_neo_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
         pattern.arr.push_back(b);
       }
   }
-  w.put(k(arch, "attention.sliding_window_layers"), std::move(pattern));
+  w.put(k(arch, "attention.sliding_window_pattern"), std::move(pattern));
 }
 
 void bloom_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {

@@ -12,11 +12,6 @@
 namespace wren {
 namespace {
 
-bool is_file(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
 std::vector<std::string> list_dir(const std::string& dir) {
   std::vector<std::string> out;
   DIR* d = ::opendir(dir.c_str());
@@ -36,11 +31,16 @@ bool is_pickle_weights(const std::string& name) {
   return ends_with(name, ".bin") || ends_with(name, ".pt") || ends_with(name, ".pth") || ends_with(name, ".ckpt");
 }
 
-std::string join(const std::string& dir, const std::string& name) {
-  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
+}  // namespace
+
+bool is_regular_file(const std::string& path) {
+  struct stat st {};
+  return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
 }
 
-}  // namespace
+std::string path_join(const std::string& dir, const std::string& name) {
+  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
+}
 
 // ---- HfWriter -------------------------------------------------------------------------------
 
@@ -164,7 +164,7 @@ std::vector<float> HfWriter::to_f32(const SafetensorsTensor& t) const {
 // ---- HfFolder -------------------------------------------------------------------------------
 
 bool HfFolder::looks_like_model_folder(const std::string& dir) {
-  if (is_file(join(dir, "config.json"))) return true;
+  if (is_regular_file(path_join(dir, "config.json"))) return true;
   for (const std::string& n : list_dir(dir))
     if (ends_with(n, ".safetensors") || is_pickle_weights(n)) return true;
   return false;
@@ -172,8 +172,8 @@ bool HfFolder::looks_like_model_folder(const std::string& dir) {
 
 HfFolder::HfFolder(const std::string& dir) : TensorSource(dir) {
   open_weights();
-  const std::string config_path = join(dir, "config.json");
-  if (!is_file(config_path))
+  const std::string config_path = path_join(dir, "config.json");
+  if (!is_regular_file(config_path))
     fail("config.json", "missing: a Hugging Face model folder needs config.json beside its weights");
   const JsonDocument config = read_json_file(config_path, uint64_t(16) << 20);
   config.root->as_object();
@@ -188,8 +188,8 @@ HfFolder::~HfFolder() = default;
 void HfFolder::open_weights() {
   const std::string& dir = path();
   const std::vector<std::string> names = list_dir(dir);
-  const std::string index_path = join(dir, "model.safetensors.index.json");
-  const std::string single_path = join(dir, "model.safetensors");
+  const std::string index_path = path_join(dir, "model.safetensors.index.json");
+  const std::string single_path = path_join(dir, "model.safetensors");
   auto add_shard = [&](const std::string& file) -> SafetensorsFile& {
     for (auto& s : shards_)
       if (s->path() == file) return *s;
@@ -197,21 +197,21 @@ void HfFolder::open_weights() {
     bytes_ += shards_.back()->file_size();
     return *shards_.back();
   };
-  if (is_file(index_path)) {
+  if (is_regular_file(index_path)) {
     const JsonDocument index = read_json_file(index_path, uint64_t(256) << 20);
     const JsonValue& map = index.root->at("weight_map");
     for (const JsonValue::Member& m : map.as_object()) {
       const std::string& shard = m.second.as_string();
       if (shard.empty() || shard.find('/') != std::string::npos || shard == "." || shard == "..")
         m.second.fail(str_cat("expected a shard file name inside the folder, found '", shard, "'"));
-      if (!is_file(join(dir, shard))) m.second.fail(str_cat("shard '", shard, "' does not exist"));
-      SafetensorsFile& f = add_shard(join(dir, shard));
+      if (!is_regular_file(path_join(dir, shard))) m.second.fail(str_cat("shard '", shard, "' does not exist"));
+      SafetensorsFile& f = add_shard(path_join(dir, shard));
       const SafetensorsTensor* t = f.find(m.first);
       if (!t) m.second.fail(str_cat("shard '", shard, "' does not hold tensor '", m.first, "'"));
       hf_index_[m.first] = t;
     }
     if (hf_index_.empty()) map.fail("expected at least one tensor");
-  } else if (is_file(single_path)) {
+  } else if (is_regular_file(single_path)) {
     SafetensorsFile& f = add_shard(single_path);
     for (const SafetensorsTensor& t : f.tensors()) hf_index_[t.name] = &t;
   } else {

@@ -74,6 +74,10 @@ class HfFolder : public TensorSource {
   uint64_t bytes_ = 0;
 };
 
+// Folder helpers shared by the translation files.
+bool is_regular_file(const std::string& path);
+std::string path_join(const std::string& dir, const std::string& name);
+
 // Translation steps (format/hf_arch.cpp, format/hf_tokenizer.cpp).
 void translate_model(const JsonValue& config, HfWriter& w);
 void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWriter& w);

@@ -1,8 +1,6 @@
 // tokenizer.json (+ tokenizer_config.json, chat_template.jinja, config.json) -> the tokenizer.ggml.*
 // keys llama.cpp's converter writes: the vocabulary with token types, merges, special token ids and
 // add-BOS/EOS flags, the chat template, and which tokenizer model and pre-tokenizer to run.
-#include <sys/stat.h>
-
 #include <fstream>
 #include <map>
 #include <set>
@@ -16,15 +14,6 @@ namespace {
 
 // llama.cpp token types.
 enum TokType : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
-
-bool is_file(const std::string& p) {
-  struct stat st {};
-  return ::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode);
-}
-
-std::string join(const std::string& dir, const std::string& name) {
-  return dir.empty() || dir.back() == '/' ? dir + name : dir + "/" + name;
-}
 
 std::string read_text(const std::string& path, size_t max_bytes) {
   std::ifstream in(path, std::ios::binary);
@@ -74,6 +63,8 @@ const KnownSplit kKnownSplits[] = {
 std::string describe(const JsonValue& p) {
   const std::string type = p.at("type").as_string();
   if (type == "ByteLevel") {
+    const JsonValue* prefix = p.find("add_prefix_space");
+    if (prefix && prefix->as_bool()) return "ByteLevel(add_prefix_space)";
     const JsonValue* re = p.find("use_regex");
     return re && !re->as_bool() ? "ByteLevel(no regex)" : "ByteLevel(regex)";
   }
@@ -82,6 +73,10 @@ std::string describe(const JsonValue& p) {
     return ind && ind->as_bool() ? "Digits(individual)" : "Digits";
   }
   if (type == "Split") {
+    const JsonValue* behavior = p.find("behavior");
+    const JsonValue* invert = p.find("invert");
+    if ((behavior && behavior->as_string() != "Isolated") || (invert && invert->as_bool()))
+      return "Split(not isolated)";
     const JsonValue& pat = p.at("pattern");
     if (const JsonValue* re = pat.find("Regex")) {
       for (const KnownSplit& k : kKnownSplits)
@@ -95,6 +90,11 @@ std::string describe(const JsonValue& p) {
 
 // The llama.cpp pre-tokenizer name for a byte-level BPE tokenizer.json, from its pre_tokenizer.
 std::string byte_level_pre(const JsonValue& tok, const std::string& file) {
+  // NFC (Qwen2) changes nothing for text already in NFC; llama.cpp skips it too.
+  if (const JsonValue* n = tok.find_non_null("normalizer"))
+    if (n->at("type").as_string() != "NFC")
+      throw UnsupportedError(str_cat(file, ": $.normalizer: a ", n->at("type").as_string(),
+                                     " normalizer before byte-level BPE is not supported"));
   const JsonValue* p = tok.find_non_null("pre_tokenizer");
   if (!p) throw UnsupportedError(str_cat(file, ": $.pre_tokenizer: a byte-level BPE tokenizer without a "
                                                "pre-tokenizer is not supported"));
@@ -299,9 +299,9 @@ void normalizer_flags(const JsonValue* n, HfWriter& w) {
 }  // namespace
 
 void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWriter& w) {
-  const std::string tok_path = join(dir, "tokenizer.json");
-  if (!is_file(tok_path)) {
-    if (is_file(join(dir, "tokenizer.model")))
+  const std::string tok_path = path_join(dir, "tokenizer.json");
+  if (!is_regular_file(tok_path)) {
+    if (is_regular_file(path_join(dir, "tokenizer.model")))
       throw UnsupportedError(str_cat(dir, ": only a SentencePiece tokenizer.model is present; wrenlm reads "
                                           "tokenizer.json (save the tokenizer with a fast tokenizer to write it)"));
     w.fail("tokenizer.json", "missing: the folder needs the tokenizer it was trained with");
@@ -310,8 +310,8 @@ void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWrit
   const JsonValue& tok = *doc.root;
   JsonDocument tcfg_doc;
   const JsonValue* tcfg = nullptr;
-  if (is_file(join(dir, "tokenizer_config.json"))) {
-    tcfg_doc = read_json_file(join(dir, "tokenizer_config.json"), uint64_t(64) << 20);
+  if (is_regular_file(path_join(dir, "tokenizer_config.json"))) {
+    tcfg_doc = read_json_file(path_join(dir, "tokenizer_config.json"), uint64_t(64) << 20);
     tcfg = tcfg_doc.root.get();
     tcfg->as_object();
   }
@@ -451,8 +451,8 @@ void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWrit
       const std::string text = t.at("template").as_string();
       w.put_str(name == "default" ? "tokenizer.chat_template" : "tokenizer.chat_template." + name, text);
     }
-  } else if (is_file(join(dir, "chat_template.jinja"))) {
-    w.put_str("tokenizer.chat_template", read_text(join(dir, "chat_template.jinja"), size_t(16) << 20));
+  } else if (is_regular_file(path_join(dir, "chat_template.jinja"))) {
+    w.put_str("tokenizer.chat_template", read_text(path_join(dir, "chat_template.jinja"), size_t(16) << 20));
   }
 }
 

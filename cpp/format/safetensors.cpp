@@ -35,11 +35,7 @@ const DTypeSpec* find_dtype(const std::string& name) {
   return nullptr;
 }
 
-bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) {
-  if (a != 0 && b > std::numeric_limits<uint64_t>::max() / a) return true;
-  *out = a * b;
-  return false;
-}
+bool mul_overflows(uint64_t a, uint64_t b, uint64_t* out) { return __builtin_mul_overflow(a, b, out); }
 
 std::string shape_str(const std::vector<uint64_t>& shape) {
   std::string s = "[";

@@ -45,3 +45,13 @@ class Rope {
 };
 
 }  // namespace wren
+
+namespace wren {
+
+// In place: gate[i] = gelu(gate[i]) * up[i], GELU in its tanh approximation (Gemma's GeGLU).
+void gelu_tanh_mul(float* gate, const float* up, int64_t count);
+
+// In place: x[i] = cap * tanh(x[i] / cap) (Gemma 2's logit soft-capping).
+void soft_cap(float* x, int64_t count, float cap);
+
+}  // namespace wren

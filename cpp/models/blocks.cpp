@@ -274,9 +274,17 @@ void attention(const float* q, const KvCache& cache, int64_t layer, int64_t n, i
 }
 
 void swiglu_mlp(const GatedMlpWeights& w, const float* x, int64_t n, float* out, Workspace& ws, ThreadPool& pool) {
+  gated_mlp(w, GateActivation::kSilu, x, n, out, ws, pool);
+}
+
+void gated_mlp(const GatedMlpWeights& w, GateActivation act, const float* x, int64_t n, float* out, Workspace& ws,
+               ThreadPool& pool) {
   const int64_t ffn = w.gate.rows;
   matmul_shared_input({{&w.gate, ws.hb.get()}, {&w.up, ws.hb2.get()}}, x, n, pool, ws.mm);  // (n, ffn) each
-  silu_mul(ws.hb.get(), ws.hb2.get(), n * ffn);
+  if (act == GateActivation::kGeluTanh)
+    gelu_tanh_mul(ws.hb.get(), ws.hb2.get(), n * ffn);
+  else
+    silu_mul(ws.hb.get(), ws.hb2.get(), n * ffn);
   matmul(w.down, ws.hb.get(), n, out, pool, ws.mm);  // (n, dim)
 }
 

@@ -74,6 +74,16 @@ void attention(const float* q, const KvCache& cache, int64_t layer, int64_t n, i
 // out (n, dim) = down( act(gate(x)) * up(x) ), act = SiLU.
 void swiglu_mlp(const GatedMlpWeights& w, const float* x, int64_t n, float* out, Workspace& ws, ThreadPool& pool);
 
+// The gate's activation in a gated MLP.
+enum class GateActivation {
+  kSilu,      // SwiGLU (Llama, Qwen2, Phi-3, Mixtral's experts)
+  kGeluTanh,  // GeGLU with GELU's tanh approximation (Gemma)
+};
+
+// out (n, dim) = down( act(gate(x)) * up(x) ). out may alias x.
+void gated_mlp(const GatedMlpWeights& w, GateActivation act, const float* x, int64_t n, float* out, Workspace& ws,
+               ThreadPool& pool);
+
 // x[i] += y[i]
 void add_in_place(float* x, const float* y, int64_t count);
 

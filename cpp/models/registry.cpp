@@ -10,7 +10,12 @@ namespace {
 
 const std::map<std::string, ModelFactory>& factories() {
   static const std::map<std::string, ModelFactory> table = {
-      {"llama", make_llama},  // Llama 2/3, Mistral, SmolLM2 (all written as "llama" by llama.cpp)
+      {"llama", make_llama},  // Llama 2/3, Mistral, SmolLM2, Mixtral (all written as "llama" by llama.cpp)
+      {"qwen2", make_qwen2},
+      {"gemma", make_gemma},
+      {"gemma2", make_gemma},
+      {"gemma3", make_gemma},
+      {"phi3", make_phi3},
       {"gpt2", make_gpt2},
       {"bert", make_bert},  // encoder: embeddings only
       {"bloom", make_bloom},

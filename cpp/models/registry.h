@@ -16,5 +16,8 @@ std::unique_ptr<Model> make_bert(const TensorSource& f, const std::string& arch,
 std::unique_ptr<Model> make_bloom(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
 std::unique_ptr<Model> make_gpt2(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
 std::unique_ptr<Model> make_gpt_neo(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
+std::unique_ptr<Model> make_qwen2(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
+std::unique_ptr<Model> make_gemma(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
+std::unique_ptr<Model> make_phi3(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
 
 }  // namespace wren

@@ -307,4 +307,28 @@ void PreTokenizer::split(const char* text, size_t n, std::vector<TextPiece>* pie
   }
 }
 
+void split_bert_words(const char* text, size_t n, std::vector<TextPiece>* pieces) {
+  WREN_CHECK(n < UINT32_MAX, InvalidArgument, "text of ", n, " bytes is too long to tokenize");
+  size_t word = n;  // start of the current word, n when none
+  size_t i = 0;
+  while (i < n) {
+    const Utf8Step st = utf8_next(text, n, i);
+    const size_t len = st.kind == Utf8Step::kValid ? st.len : 1;
+    const uint16_t f = st.kind == Utf8Step::kValid ? unicode_flags(st.cp) : kUcUnassigned;
+    const bool space = (f & kUcWhitespace) != 0;
+    const bool punct = (f & kUcPunct) || (st.kind == Utf8Step::kValid && st.cp < 0x7F && (f & kUcSymbol));
+    if ((space || punct) && word < n) {
+      pieces->push_back({static_cast<uint32_t>(word), static_cast<uint32_t>(i)});
+      word = n;
+    }
+    if (punct) {
+      pieces->push_back({static_cast<uint32_t>(i), static_cast<uint32_t>(i + len)});
+    } else if (!space && word == n) {
+      word = i;
+    }
+    i += len;
+  }
+  if (word < n) pieces->push_back({static_cast<uint32_t>(word), static_cast<uint32_t>(n)});
+}
+
 }  // namespace wren

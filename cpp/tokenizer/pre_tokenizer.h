@@ -59,4 +59,9 @@ class PreTokenizer {
   bool add_bos_default_ = false;
 };
 
+// BERT's pre-tokenizer: words are separated by whitespace, and every punctuation character (\p{P},
+// or an ASCII symbol such as $ + < = > ^ ` | ~) is a word of its own. Appends the words of
+// text[0, n) as byte ranges (whitespace belongs to none).
+void split_bert_words(const char* text, size_t n, std::vector<TextPiece>* pieces);
+
 }  // namespace wren

@@ -15,12 +15,20 @@ constexpr const char* kKeyPre = "tokenizer.ggml.pre";
 constexpr const char* kKeyTokens = "tokenizer.ggml.tokens";
 constexpr const char* kKeyTypes = "tokenizer.ggml.token_type";
 constexpr const char* kKeyMerges = "tokenizer.ggml.merges";
+constexpr const char* kKeyScores = "tokenizer.ggml.scores";
 
 // Control tokens that end a turn in the chat formats we know, matched by name (as llama.cpp does).
 constexpr const char* kEndOfTurnNames[] = {
     "<|im_end|>", "<|endoftext|>", "<|eot_id|>", "<end_of_turn>", "<|eom_id|>",
-    "<|end|>",    "<|end_of_text|>", "<EOT>",    "<end_of_utterance>",
+    "<|end|>",    "<|end_of_text|>", "<EOT>",    "<end_of_utterance>", "</s>",
 };
+
+// Per-token strip flags that no GGUF key carries; llama.cpp sets them by model name, and so do we:
+// in Phi-3 files (general.name contains "phi-3" or "phi3", any case) every special token but
+// these eats the whitespace that follows it, as the added tokens of Phi-3's tokenizer.json do.
+constexpr const char* kPhi3NoRstrip[] = {"<unk>", "<s>", "<|endoftext|>"};
+
+bool is_c_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\v' || c == '\f' || c == '\r'; }
 
 bool is_special_type(TokenType t) {
   return t == TokenType::kControl || t == TokenType::kUserDefined || t == TokenType::kUnknown;
@@ -42,19 +50,28 @@ int parse_byte_token(const std::string& text) {
   return v;
 }
 
-// What a token decodes to.
-std::string token_to_bytes(const std::string& text, TokenType type) {
+// What a token decodes to, by model kind.
+std::string token_to_bytes(const std::string& text, TokenType type, const std::string& model) {
   switch (type) {
     case TokenType::kControl:
     case TokenType::kUserDefined:
     case TokenType::kUnknown:
-      return text;
+      return model == "bert" ? " " + text : text;
     case TokenType::kByte: {
       const int b = parse_byte_token(text);
       if (b >= 0) return std::string(1, static_cast<char>(b));
       return text;
     }
     default: {
+      if (model == "llama") return spm_unescape_spaces(text);
+      if (model == "bert") {
+        // A continuation joins the previous token; bracketed tokens ("[unused0]") are words.
+        const bool bracketed = text.size() >= 2 && text.front() == '[' && text.back() == ']';
+        if (!WordPieceModel::is_word_start(text)) return bracketed ? " " + text : text;
+        // HF's WordPiece decoder: a space before each word; its cleanup removes it before . , ! ?
+        const std::string piece = spm_unescape_spaces(text);
+        return (piece == " ." || piece == " ," || piece == " !" || piece == " ?") ? piece.substr(1) : piece;
+      }
       std::string out;
       byte_level_decode(text, &out);
       return out;
@@ -62,28 +79,53 @@ std::string token_to_bytes(const std::string& text, TokenType type) {
   }
 }
 
+// The tokenizer models from_source accepts, for the error message.
+constexpr const char* kSupportedModels =
+    "gpt2 (byte-level BPE), llama (SentencePiece BPE), bert (WordPiece)";
+
 }  // namespace
 
-std::unique_ptr<Tokenizer> Tokenizer::from_source(const TensorSource& f) {
-  const std::string model = f.get_string(kKeyModel);
-  if (model != "gpt2") {
-    throw UnsupportedError(str_cat(f.path(), ": ", kKeyModel, ": tokenizer model '", model,
-                                   "' is not supported (supported: gpt2, i.e. byte-level BPE)"));
-  }
-  std::unique_ptr<Tokenizer> t(new Tokenizer());
-  try {
-    t->pre_ = PreTokenizer::by_name(f.get_string(kKeyPre, ""));
-  } catch (const UnsupportedError& e) {
-    throw UnsupportedError(str_cat(f.path(), ": ", kKeyPre, ": ", e.what()));
-  }
+struct EncodeWorkspace {
+  BpeWorkspace bpe;
+  SpmWorkspace spm;
+  std::vector<TextPiece> pieces;
+  std::string text;
+};
 
-  t->text_ = f.get_string_array(kKeyTokens);
-  const size_t n = t->text_.size();
+std::unique_ptr<Tokenizer> Tokenizer::from_source(const TensorSource& f) {
+  std::unique_ptr<Tokenizer> t(new Tokenizer());
+  t->model_ = f.get_string(kKeyModel);
+  t->pre_name_ = f.get_string(kKeyPre, "");
+  if (t->pre_name_.empty()) t->pre_name_ = "default";
+  if (t->model_ == "gpt2") {
+    try {
+      t->pre_ = PreTokenizer::by_name(t->pre_name_ == "default" ? "" : t->pre_name_);
+    } catch (const UnsupportedError& e) {
+      throw UnsupportedError(str_cat(f.path(), ": ", kKeyPre, ": ", e.what()));
+    }
+    t->load_vocab(f);
+    t->load_byte_level_bpe(f);
+  } else if (t->model_ == "llama") {
+    t->load_vocab(f);
+    t->load_spm(f);
+  } else if (t->model_ == "bert") {
+    t->load_vocab(f);
+    t->load_wordpiece(f);
+  } else {
+    throw UnsupportedError(str_cat(f.path(), ": ", kKeyModel, ": tokenizer model '", t->model_,
+                                   "' is not supported (supported: ", kSupportedModels, ")"));
+  }
+  return t;
+}
+
+void Tokenizer::load_vocab(const TensorSource& f) {
+  text_ = f.get_string_array(kKeyTokens);
+  const size_t n = text_.size();
   if (n == 0) f.fail(kKeyTokens, "the vocabulary is empty");
   if (n >= static_cast<size_t>(std::numeric_limits<int32_t>::max() / 2))
     f.fail(kKeyTokens, str_cat(n, " tokens are too many"));
 
-  t->type_.assign(n, TokenType::kNormal);
+  type_.assign(n, TokenType::kNormal);
   if (f.has(kKeyTypes)) {
     const std::vector<int64_t> types = f.get_int_array(kKeyTypes);
     if (types.size() != n)
@@ -91,13 +133,13 @@ std::unique_ptr<Tokenizer> Tokenizer::from_source(const TensorSource& f) {
     for (size_t i = 0; i < n; ++i) {
       if (types[i] < 0 || types[i] > static_cast<int64_t>(TokenType::kByte))
         f.fail(kKeyTypes, str_cat("entry ", i, " is ", types[i], "; expected 0..6"));
-      t->type_[i] = static_cast<TokenType>(types[i]);
+      type_[i] = static_cast<TokenType>(types[i]);
     }
   }
 
   // Duplicate texts: the last id wins, as in llama.cpp (and a Python dict built from the list).
-  t->text_to_id_.reserve(n);
-  for (size_t i = 0; i < n; ++i) t->text_to_id_[t->text_[i]] = static_cast<int32_t>(i);
+  text_to_id_.reserve(n);
+  for (size_t i = 0; i < n; ++i) text_to_id_[text_[i]] = static_cast<int32_t>(i);
 
   const auto token_key = [&](const char* key) -> int32_t {
     if (!f.has(key)) return -1;
@@ -105,65 +147,136 @@ std::unique_ptr<Tokenizer> Tokenizer::from_source(const TensorSource& f) {
     if (v >= n) f.fail(key, str_cat("token id ", v, " is out of range (the vocabulary has ", n, " tokens)"));
     return static_cast<int32_t>(v);
   };
-  t->bos_ = token_key("tokenizer.ggml.bos_token_id");
-  t->eos_ = token_key("tokenizer.ggml.eos_token_id");
-  t->unk_ = token_key("tokenizer.ggml.unknown_token_id");
-  t->eot_ = token_key("tokenizer.ggml.eot_token_id");
-  t->eom_ = token_key("tokenizer.ggml.eom_token_id");
-  t->add_bos_ = f.get_bool("tokenizer.ggml.add_bos_token", t->pre_.add_bos_default());
+  bos_ = token_key("tokenizer.ggml.bos_token_id");
+  eos_ = token_key("tokenizer.ggml.eos_token_id");
+  unk_ = token_key("tokenizer.ggml.unknown_token_id");
+  eot_ = token_key("tokenizer.ggml.eot_token_id");
+  eom_ = token_key("tokenizer.ggml.eom_token_id");
+  add_eos_ = f.get_bool("tokenizer.ggml.add_eos_token", false) && eos_ >= 0;
 
-  const std::vector<std::string> merges = f.get_string_array(kKeyMerges);
-  try {
-    t->bpe_ = std::make_unique<BpeModel>(static_cast<int32_t>(n), t->text_to_id_, merges,
-                                         t->pre_.ignore_merges());
-  } catch (const FormatError& e) {
-    f.fail(kKeyMerges, e.what());
+  bytes_.resize(n);
+  for (size_t i = 0; i < n; ++i) bytes_[i] = token_to_bytes(text_[i], type_[i], model_);
+
+  eog_.assign(n, 0);
+  for (int32_t id : {eos_, eot_, eom_})
+    if (id >= 0) eog_[id] = 1;
+  for (const char* name : kEndOfTurnNames) {
+    const int32_t id = token_id(name);
+    if (id < 0 || type_[id] == TokenType::kNormal) continue;
+    eog_[id] = 1;
+    // An end-of-turn token marked user-defined is a mislabelled control token (llama.cpp
+    // overrides it the same way): it is not matched in plain text and decode can skip it.
+    if (type_[id] == TokenType::kUserDefined) type_[id] = TokenType::kControl;
   }
 
-  t->bytes_.resize(n);
-  for (size_t i = 0; i < n; ++i) t->bytes_[i] = token_to_bytes(t->text_[i], t->type_[i]);
-
-  t->eog_.assign(n, 0);
-  for (int32_t id : {t->eos_, t->eot_, t->eom_})
-    if (id >= 0) t->eog_[id] = 1;
-  for (const char* name : kEndOfTurnNames) {
-    const int32_t id = t->token_id(name);
-    if (id >= 0 && t->type_[id] != TokenType::kNormal) t->eog_[id] = 1;
+  rstrip_.assign(n, 0);
+  std::string name = f.get_string("general.name", "");
+  std::transform(name.begin(), name.end(), name.begin(),
+                 [](char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c + 32) : c; });
+  if (name.find("phi-3") != std::string::npos || name.find("phi3") != std::string::npos) {
+    for (size_t i = 0; i < n; ++i) rstrip_[i] = is_special_type(type_[i]);
+    for (const char* tok : kPhi3NoRstrip) {
+      const int32_t id = token_id(tok);
+      if (id >= 0) rstrip_[id] = 0;
+    }
   }
 
   // Special-token trie. Node 0 is the root; its children are also indexed by trie_root_.
-  t->trie_.emplace_back();
-  t->trie_root_.fill(0);
+  trie_.emplace_back();
+  trie_root_.fill(0);
   for (size_t i = 0; i < n; ++i) {
-    const std::string& s = t->text_[i];
-    if (!is_special_type(t->type_[i]) || s.empty()) continue;
+    const std::string& s = text_[i];
+    if (!is_special_type(type_[i]) || s.empty()) continue;
     int32_t node = 0;
     for (const char ch : s) {
       const uint8_t c = static_cast<uint8_t>(ch);
       int32_t child = 0;
       if (node == 0) {
-        child = t->trie_root_[c];
+        child = trie_root_[c];
       } else {
-        auto& next = t->trie_[node].next;
+        auto& next = trie_[node].next;
         auto it = std::lower_bound(next.begin(), next.end(), std::make_pair(c, int32_t{0}));
         if (it != next.end() && it->first == c) child = it->second;
       }
       if (child == 0) {
-        child = static_cast<int32_t>(t->trie_.size());
-        t->trie_.emplace_back();
+        child = static_cast<int32_t>(trie_.size());
+        trie_.emplace_back();
         if (node == 0) {
-          t->trie_root_[c] = child;
+          trie_root_[c] = child;
         } else {
-          auto& next = t->trie_[node].next;
+          auto& next = trie_[node].next;
           next.insert(std::lower_bound(next.begin(), next.end(), std::make_pair(c, int32_t{0})),
                       std::make_pair(c, child));
         }
       }
       node = child;
     }
-    if (t->trie_[node].token < 0) t->trie_[node].token = static_cast<int32_t>(i);
+    if (trie_[node].token < 0) trie_[node].token = static_cast<int32_t>(i);
   }
-  return t;
+}
+
+void Tokenizer::load_byte_level_bpe(const TensorSource& f) {
+  add_bos_ = f.get_bool("tokenizer.ggml.add_bos_token", pre_.add_bos_default());
+  const std::vector<std::string> merges = f.get_string_array(kKeyMerges);
+  try {
+    bpe_ = std::make_unique<BpeModel>(n_vocab(), text_to_id_, merges, pre_.ignore_merges());
+  } catch (const FormatError& e) {
+    f.fail(kKeyMerges, e.what());
+  }
+}
+
+void Tokenizer::load_spm(const TensorSource& f) {
+  // llama.cpp's defaults for a SentencePiece vocabulary, each overridden by its key.
+  add_bos_ = f.get_bool("tokenizer.ggml.add_bos_token", true) && bos_ >= 0;
+  add_space_prefix_ = f.get_bool("tokenizer.ggml.add_space_prefix", true);
+  strip_leading_space_ = add_space_prefix_;
+  const size_t n = text_.size();
+  std::vector<float> scores(n, 0.0f);
+  if (const GgufValue* v = f.find(kKeyScores)) {
+    if (v->type != GgufType::ARRAY) f.fail(kKeyScores, "expected an array of numbers");
+    if (v->arr.size() != n)
+      f.fail(kKeyScores, str_cat("has ", v->arr.size(), " entries but ", kKeyTokens, " has ", n));
+    for (size_t i = 0; i < n; ++i) {
+      const GgufValue& e = v->arr[i];
+      if (e.is_float()) {
+        scores[i] = static_cast<float>(e.f);
+      } else if (e.is_integer()) {
+        scores[i] = static_cast<float>(e.type == GgufType::I32 || e.type == GgufType::I64 ? e.i : e.u);
+      } else {
+        f.fail(kKeyScores, str_cat("entry ", i, " is a ", gguf_type_name(e.type), "; expected a number"));
+      }
+    }
+  }
+  std::array<int32_t, 256> byte_tokens;
+  byte_tokens.fill(-1);
+  for (size_t i = 0; i < n; ++i) {
+    if (type_[i] != TokenType::kByte) continue;
+    const int b = parse_byte_token(text_[i]);
+    if (b >= 0 && byte_tokens[b] < 0) byte_tokens[b] = static_cast<int32_t>(i);
+  }
+  spm_ = std::make_unique<SpmModel>(text_to_id_, std::move(scores), byte_tokens, unk_);
+}
+
+void Tokenizer::load_wordpiece(const TensorSource& f) {
+  // BOS is the classifier token [CLS]; llama.cpp's converter stores it as cls_token_id.
+  if (bos_ < 0 && f.has("tokenizer.ggml.cls_token_id")) {
+    const uint64_t v = f.get_uint("tokenizer.ggml.cls_token_id");
+    if (v >= text_.size()) f.fail("tokenizer.ggml.cls_token_id", str_cat("token id ", v, " is out of range"));
+    bos_ = static_cast<int32_t>(v);
+  }
+  constexpr const char* kKeySep = "tokenizer.ggml.seperator_token_id";  // llama.cpp's spelling
+  if (f.has(kKeySep)) {
+    const uint64_t v = f.get_uint(kKeySep);
+    if (v >= text_.size()) f.fail(kKeySep, str_cat("token id ", v, " is out of range"));
+    sep_ = static_cast<int32_t>(v);
+  }
+  add_bos_ = f.get_bool("tokenizer.ggml.add_bos_token", true) && bos_ >= 0;
+  add_sep_ = f.get_bool("tokenizer.ggml.add_sep_token", true) && sep_ >= 0;
+  bert_normalizer_.lowercase = f.get_bool("tokenizer.ggml.normalizer.lowercase", true);
+  bert_normalizer_.strip_accents =
+      f.get_bool("tokenizer.ggml.normalizer.strip_accents", bert_normalizer_.lowercase);
+  strip_leading_space_ = true;
+  wordpiece_ = std::make_unique<WordPieceModel>(text_, unk_);
 }
 
 void Tokenizer::check_id(int32_t id) const {
@@ -216,15 +329,30 @@ int32_t Tokenizer::match_special(const char* s, size_t n, size_t i, bool parse_s
   return best;
 }
 
-void Tokenizer::encode_text(const char* s, size_t n, bool parse_special, BpeWorkspace* ws,
+void Tokenizer::encode_plain(const char* s, size_t n, EncodeWorkspace* ws, std::vector<int32_t>* out) const {
+  if (n == 0) return;
+  if (bpe_) {
+    ws->pieces.clear();
+    pre_.split(s, n, &ws->pieces);
+    for (const TextPiece& p : ws->pieces) bpe_->encode(s + p.begin, p.end - p.begin, &ws->bpe, out);
+  } else if (spm_) {
+    // Every stretch of text follows the start or a special token, so each gets the prefix space
+    // (llama.cpp; Hugging Face's Prepend normalizer, which runs between added tokens, agrees).
+    ws->text.clear();
+    if (add_space_prefix_) ws->text += kSpmSpace;
+    spm_escape_spaces(s, n, &ws->text);
+    spm_->encode(ws->text.data(), ws->text.size(), &ws->spm, out);
+  } else if (wordpiece_) {
+    ws->text.clear();
+    bert_normalizer_.normalize(s, n, &ws->text);
+    ws->pieces.clear();
+    split_bert_words(ws->text.data(), ws->text.size(), &ws->pieces);
+    for (const TextPiece& p : ws->pieces) wordpiece_->encode(ws->text.data() + p.begin, p.end - p.begin, out);
+  }
+}
+
+void Tokenizer::encode_text(const char* s, size_t n, bool parse_special, EncodeWorkspace* ws,
                             std::vector<int32_t>* out) const {
-  std::vector<TextPiece> pieces;
-  const auto encode_plain = [&](size_t begin, size_t end) {
-    if (end <= begin) return;
-    pieces.clear();
-    pre_.split(s + begin, end - begin, &pieces);
-    for (const TextPiece& p : pieces) bpe_->encode(s + begin + p.begin, p.end - p.begin, ws, out);
-  };
   size_t plain_begin = 0;
   size_t i = 0;
   while (i < n) {
@@ -232,24 +360,28 @@ void Tokenizer::encode_text(const char* s, size_t n, bool parse_special, BpeWork
       size_t len = 0;
       const int32_t id = match_special(s, n, i, parse_special, &len);
       if (id >= 0) {
-        encode_plain(plain_begin, i);
+        encode_plain(s + plain_begin, i - plain_begin, ws, out);
         out->push_back(id);
         i += len;
+        if (rstrip_[id])
+          while (i < n && is_c_space(s[i])) ++i;
         plain_begin = i;
         continue;
       }
     }
     ++i;
   }
-  encode_plain(plain_begin, n);
+  encode_plain(s + plain_begin, n - plain_begin, ws, out);
 }
 
 std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_bos, bool parse_special) const {
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
   if (add_bos && add_bos_ && bos_ >= 0) out.push_back(bos_);
-  BpeWorkspace ws;
+  EncodeWorkspace ws;
   encode_text(text.data(), text.size(), parse_special, &ws, &out);
+  if (add_bos && add_eos_) out.push_back(eos_);
+  if (add_bos && add_sep_) out.push_back(sep_);
   return out;
 }
 
@@ -266,6 +398,7 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
     if (skip_special && (t == TokenType::kControl || t == TokenType::kUnknown)) continue;
     out += bytes_[id];
   }
+  if (strip_leading_space_ && !out.empty() && out[0] == ' ') out.erase(0, 1);
   return out;
 }
 

@@ -1,10 +1,14 @@
-// Tokenizer: text <-> token ids for the byte-level BPE vocabularies stored in GGUF files.
+// Tokenizer: text <-> token ids for the vocabularies stored in GGUF files, picked by
+// `tokenizer.ggml.model`:
+//   gpt2   byte-level BPE: PreTokenizer (stages chosen by `tokenizer.ggml.pre`) -> BpeModel;
+//   llama  SentencePiece BPE: spaces written as U+2581 (plus one in front of each stretch of text
+//          when add_space_prefix) -> SpmModel (merges by token score, byte fallback <0xXX>);
+//   bert   WordPiece: BertNormalizer -> split_bert_words -> WordPieceModel; [CLS] ... [SEP].
 //
-// Pipeline (encode): special tokens are cut out first (longest match) -> each stretch of text
-// in between is split by the PreTokenizer (stages chosen by `tokenizer.ggml.pre`) -> each piece
-// is merged by the BpeModel. Decode maps each token back to its bytes (GPT-2 byte mapping for
-// normal tokens, the literal text for control / user-defined ones). A Tokenizer is immutable
-// after loading: every method is const and safe to call from several threads at once.
+// Pipeline (encode): special tokens are cut out first (longest match) -> each stretch of text in
+// between goes through the model's own stages. Decode maps each token back to its bytes (computed
+// once per token at load time for the model kind) and joins them. A Tokenizer is immutable after
+// loading: every method is const and safe to call from several threads at once.
 #pragma once
 
 #include <array>
@@ -15,11 +19,15 @@
 #include <vector>
 
 #include "tokenizer/bpe.h"
+#include "tokenizer/normalizer.h"
 #include "tokenizer/pre_tokenizer.h"
+#include "tokenizer/spm.h"
+#include "tokenizer/wordpiece.h"
 
 namespace wren {
 
 class TensorSource;
+struct EncodeWorkspace;
 
 // Values of `tokenizer.ggml.token_type` (llama.cpp's llama_token_type).
 enum class TokenType : uint8_t {
@@ -39,13 +47,18 @@ class Tokenizer {
   // pre-tokenizer that is not implemented (naming it and listing the supported ones).
   static std::unique_ptr<Tokenizer> from_source(const TensorSource& f);
 
-  // Text (UTF-8) to ids. BOS is prepended only when add_bos is true and the file asks for it
-  // (tokenizer.ggml.add_bos_token). parse_special: control tokens written literally in the text
+  // Text (UTF-8) to ids. add_bos: add the special tokens the file asks for around a text: BOS
+  // (tokenizer.ggml.add_bos_token; for BERT, [CLS]), EOS (tokenizer.ggml.add_eos_token), and for
+  // BERT the separator [SEP] (tokenizer.ggml.add_sep_token, default true). parse_special: control tokens written literally in the text
   // ("<|im_start|>") become those tokens; when false they are encoded as plain text.
   // User-defined tokens are matched either way (as llama.cpp and HF tokenizers do).
   std::vector<int32_t> encode(const std::string& text, bool add_bos, bool parse_special) const;
   // Ids to raw bytes (not necessarily valid UTF-8: a character may be split across calls).
-  // skip_special drops control and unknown tokens. Throws InvalidArgument for an id out of range.
+  // skip_special drops control and unknown tokens. For SentencePiece (with add_space_prefix) and
+  // WordPiece, the one leading space of the result is dropped (as Hugging Face's decoders do).
+  // WordPiece tokens decode as HF's WordPiece decoder does: a space before each token but
+  // continuations, none before . , ! ? (its cleanup).
+  // Throws InvalidArgument for an id out of range.
   std::string decode(const std::vector<int32_t>& ids, bool skip_special) const;
   // The bytes one token stands for (control tokens: their text).
   std::string token_bytes(int32_t id) const;
@@ -63,14 +76,23 @@ class Tokenizer {
 
   TokenType token_type(int32_t id) const;
   const std::string& token_text(int32_t id) const;  // as stored in the file
-  const PreTokenizer& pre_tokenizer() const { return pre_; }
+  // tokenizer.ggml.model ("gpt2", "llama") and tokenizer.ggml.pre ("default" when absent).
+  const std::string& model_name() const { return model_; }
+  const std::string& pre_name() const { return pre_name_; }
 
  private:
   Tokenizer() = default;
   void check_id(int32_t id) const;
-  // Cuts special tokens out of text; BPE-encodes the rest.
-  void encode_text(const char* s, size_t n, bool parse_special, BpeWorkspace* ws,
+  // Loading stages: the vocabulary and special tokens, then the model kind's own data.
+  void load_vocab(const TensorSource& f);
+  void load_byte_level_bpe(const TensorSource& f);
+  void load_spm(const TensorSource& f);
+  void load_wordpiece(const TensorSource& f);
+  // Cuts special tokens out of text; encodes the rest with encode_plain.
+  void encode_text(const char* s, size_t n, bool parse_special, EncodeWorkspace* ws,
                    std::vector<int32_t>* out) const;
+  // One stretch of text with no special token in it.
+  void encode_plain(const char* s, size_t n, EncodeWorkspace* ws, std::vector<int32_t>* out) const;
   // Longest special token starting at s[i], or -1; *len gets its length.
   int32_t match_special(const char* s, size_t n, size_t i, bool parse_special, size_t* len) const;
 
@@ -78,9 +100,15 @@ class Tokenizer {
   std::vector<std::string> bytes_;  // what each token decodes to
   std::vector<TokenType> type_;
   std::unordered_map<std::string, int32_t> text_to_id_;
-  std::vector<uint8_t> eog_;  // 1 for end-of-generation ids
-  PreTokenizer pre_;
-  std::unique_ptr<BpeModel> bpe_;
+  std::vector<uint8_t> eog_;     // 1 for end-of-generation ids
+  std::vector<uint8_t> rstrip_;  // 1 for special tokens that eat the whitespace after them
+  std::string model_;          // tokenizer.ggml.model
+  std::string pre_name_;       // tokenizer.ggml.pre
+  PreTokenizer pre_;           // gpt2
+  std::unique_ptr<BpeModel> bpe_;  // gpt2
+  std::unique_ptr<SpmModel> spm_;  // llama
+  BertNormalizer bert_normalizer_;              // bert
+  std::unique_ptr<WordPieceModel> wordpiece_;  // bert
 
   // Byte trie over the texts of control / user-defined / unknown tokens.
   struct TrieNode {
@@ -92,6 +120,11 @@ class Tokenizer {
 
   int32_t bos_ = -1, eos_ = -1, unk_ = -1, eot_ = -1, eom_ = -1;
   bool add_bos_ = false;
+  bool add_eos_ = false;
+  bool add_space_prefix_ = false;  // SentencePiece: a space in front of each stretch of text
+  bool strip_leading_space_ = false;  // decode drops the first space of its result
+  int32_t sep_ = -1;
+  bool add_sep_ = false;
 
   friend class Detokenizer;
 };

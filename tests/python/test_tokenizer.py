@@ -231,7 +231,16 @@ def test_big_corpus_matches_llama_cpp(tok, llama):
 
 # ---------------------------------------------------------------- oracle 3: llama.cpp vocab vectors
 
-VOCAB_FILES = ["starcoder", "gpt-2", "refact", "command-r", "falcon", "mpt", "llama-bpe", "qwen2"]
+VOCAB_FILES = ["starcoder", "gpt-2", "refact", "command-r", "falcon", "mpt", "llama-bpe", "qwen2",
+               "llama-spm", "phi-3", "bert-bge"]
+# Vector files whose tokenizer is not implemented, with the reason (checked below, so a new vocab
+# file in llama.cpp's folder cannot go untested silently).
+UNTESTED_VOCAB_FILES = {
+    "deepseek-coder": "pre-tokenizer 'deepseek-coder' not implemented",
+    "deepseek-llm": "pre-tokenizer 'deepseek-llm' not implemented",
+    "qwen35": "pre-tokenizer 'qwen35' not implemented",
+    "gemma-4": "tokenizer model 'gemma4' (SentencePiece-style BPE with merges) not implemented",
+}
 
 
 def read_vectors(inp: Path, out: Path):
@@ -268,6 +277,16 @@ def test_llama_cpp_vocab_vectors(llama_vocab_dir, name):
     print(f"\n{name}: {len(cases) - len(failures)}/{len(cases)} vectors pass")
     assert not failures, f"{len(failures)}/{len(cases)} fail, first: {failures[0]!r}"
     assert len(cases) > 30
+
+
+def test_every_vector_file_is_accounted_for(llama_vocab_dir):
+    names = sorted(p.name[len("ggml-vocab-"):-len(".gguf.inp")] for p in llama_vocab_dir.glob("ggml-vocab-*.gguf.inp"))
+    assert names, f"no .inp files in {llama_vocab_dir}"
+    missing = [n for n in names if n not in VOCAB_FILES and n not in UNTESTED_VOCAB_FILES]
+    assert not missing, f"vector files neither tested nor listed as unsupported: {missing}"
+    for name in UNTESTED_VOCAB_FILES:  # they really are unsupported
+        with pytest.raises(core.UnsupportedError):
+            core.Tokenizer(str(llama_vocab_dir / f"ggml-vocab-{name}.gguf"))
 
 
 # ---------------------------------------------------------------- oracle 4: incremental detokenizer
@@ -457,8 +476,10 @@ def test_unknown_pre_tokenizer(tmp_path):
 
 
 def test_unsupported_tokenizer_model(tmp_path):
-    with pytest.raises(core.UnsupportedError, match="'llama'"):
-        core.Tokenizer(write_vocab(tmp_path / "d.gguf", model="llama"))
+    with pytest.raises(core.UnsupportedError, match="'made-up-model'") as e:
+        core.Tokenizer(write_vocab(tmp_path / "d.gguf", model="made-up-model"))
+    msg = str(e.value)
+    assert "tokenizer.ggml.model" in msg and "gpt2" in msg and "llama" in msg and "d.gguf" in msg
 
 
 def test_missing_model_key(tmp_path):

@@ -9,6 +9,7 @@ files hold the same weights; transformers on the folder is the oracle for both.
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -33,9 +34,33 @@ def smollm2_tokenizer(smollm2_path: str) -> Any:
                                                       gguf_file=os.path.basename(smollm2_path))
 
 
-def save_hf_model(out_dir: Path, config: Any, model_class: Callable[[Any], Any], tokenizer: Any,
+# Training text for the SentencePiece tokenizer below (fixed, so the tokenizer is reproducible).
+_SPM_CORPUS = ("The quick brown fox jumps over the lazy dog. 12345 + 678 = ?\n  def f(x): return x**2\n"
+               "Once upon a time there was a little model that learned to count: one, two, three, four, five.\n"
+               "Tokenizers split text into pieces; transformers turn pieces into vectors and back into text.\n") * 20
+SPM_VOCAB_SIZE = 384
+
+
+def write_spm_tokenizer(out_dir: Path) -> Path:
+    """Writes tokenizer.model: a small SentencePiece BPE model (384 pieces, byte fallback; ids
+    pad 0, eos 1, bos 2, unk 3 as Gemma's) trained offline on a fixed text, single-threaded, so the
+    bytes are the same on every run. For converters that read only SentencePiece (Gemma 1/2, Phi-3)."""
+    spm = require_module("sentencepiece")
+    buf = io.BytesIO()
+    spm.SentencePieceTrainer.train(sentence_iterator=iter(_SPM_CORPUS.splitlines()), model_writer=buf,
+                                   vocab_size=SPM_VOCAB_SIZE, model_type="bpe", character_coverage=1.0,
+                                   byte_fallback=True, num_threads=1, pad_id=0, eos_id=1, bos_id=2, unk_id=3,
+                                   minloglevel=2)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "tokenizer.model"
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+def save_hf_model(out_dir: Path, config: Any, model_class: Callable[[Any], Any], tokenizer: Any | None,
                   seed: int = 0, init_std: float | None = None) -> Path:
-    """Writes a randomly initialised transformers model (float32, safetensors) and its tokenizer.
+    """Writes a randomly initialised transformers model (float32, safetensors) and its tokenizer
+    (tokenizer None: the SentencePiece model of `write_spm_tokenizer`).
 
     init_std rescales every weight to that standard deviation: transformers' default init (0.02) leaves
     tiny models with near-uniform logits, which would hide errors; larger weights make them peaked."""
@@ -52,15 +77,33 @@ def save_hf_model(out_dir: Path, config: Any, model_class: Callable[[Any], Any],
                 else:  # norm weights stay near 1 so activations keep their scale
                     p.copy_(1.0 + 0.1 * torch.randn_like(p))
     model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    if tokenizer is None:
+        write_spm_tokenizer(out_dir)
+    else:
+        tokenizer.save_pretrained(out_dir)
     return out_dir
 
 
-def convert_to_gguf(hf_dir: Path, out_path: Path, outtype: str = "f32") -> Path:
-    """Runs llama.cpp's converter on a model folder (outtype: f32, f16, bf16, q8_0)."""
+def convert_to_gguf(hf_dir: Path, out_path: Path, outtype: str = "f32", bpe_pre: str | None = None) -> Path:
+    """Runs llama.cpp's converter on a model folder (outtype: f32, f16, bf16, q8_0).
+
+    bpe_pre names the BPE pre-tokenizer outright instead of letting the converter recognise it by
+    hashing a test string's tokens. transformers picks the tokenizer class from the model type, so
+    SmolLM2's tokenizer saved beside, say, a Qwen2 config is re-wrapped with Qwen2's pre-tokenizer and
+    no longer hashes as "smollm"; the vocabulary and merges written are SmolLM2's either way."""
     script = converter_script()
-    proc = subprocess.run([sys.executable, str(script), str(hf_dir), "--outtype", outtype, "--outfile", str(out_path)],
-                          capture_output=True, text=True, timeout=600)
+    argv = [str(script), str(hf_dir), "--outtype", outtype, "--outfile", str(out_path)]
+    if bpe_pre is None:
+        cmd = [sys.executable, *argv]
+    else:
+        cmd = [sys.executable, "-c",
+               "import runpy, sys\n"
+               f"sys.argv = {argv!r}\n"
+               f"sys.path.insert(0, {str(script.parent)!r})\n"
+               "from conversion import base\n"
+               f"base.TextModel.get_vocab_base_pre = lambda self, tokenizer: {bpe_pre!r}\n"
+               f"runpy.run_path({str(script)!r}, run_name='__main__')\n"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     if proc.returncode != 0:
         raise RuntimeError(f"convert_hf_to_gguf.py failed for {hf_dir}:\n{proc.stderr[-4000:]}")
     return out_path
@@ -74,3 +117,53 @@ def transformers_logits(hf_dir: Path, ids: list[int]) -> Any:
     model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32).eval()
     with torch.no_grad():
         return model(torch.tensor([ids])).logits[0].numpy()
+
+
+def transformers_greedy(hf_dir: Path, ids: list[int], n_new: int) -> list[int]:
+    """n_new greedy (argmax) tokens after ids under transformers, recomputing the whole sequence each
+    step (no cache), so the oracle shares nothing with an incremental decode."""
+    torch = require_module("torch")
+    transformers = require_module("transformers")
+    torch.set_num_threads(2)
+    model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32).eval()
+    seq = list(ids)
+    with torch.no_grad():
+        for _ in range(n_new):
+            seq.append(int(model(torch.tensor([seq])).logits[0, -1].argmax()))
+    return seq[len(ids):]
+
+
+def replace_vocab(gguf_path: Path, vocab_gguf: str, out_path: Path) -> Path:
+    """A copy of gguf_path whose tokenizer.* metadata is vocab_gguf's (same tensors, same other keys).
+
+    For converters that only write SentencePiece vocabularies (Gemma 1/2): the model is made with
+    vocab_gguf's vocabulary size and a placeholder tokenizer.model, then given the real BPE vocabulary
+    here, so the file loads with a tokenizer wrenlm supports. Logits tests pass token ids to both sides,
+    so which vocabulary the file holds does not change what they compare."""
+    gguf = require_module("gguf")
+    src = gguf.GGUFReader(str(gguf_path))
+    voc = gguf.GGUFReader(vocab_gguf)
+    arch = src.fields["general.architecture"].contents()
+    w = gguf.GGUFWriter(str(out_path), arch)
+
+    def copy(field: Any) -> None:
+        vtype = field.types[0]
+        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+        w.add_key_value(field.name, field.contents(), vtype, sub_type=sub)
+
+    for field in src.fields.values():
+        if field.name == "general.architecture" or field.name.startswith(("GGUF.", "tokenizer.")):
+            continue
+        copy(field)
+    for field in voc.fields.values():
+        if field.name.startswith("tokenizer.") and field.name != "tokenizer.chat_template":
+            copy(field)
+    for t in src.tensors:
+        w.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    for t in src.tensors:
+        w.write_tensor_data(t.data)
+    w.close()
+    return out_path

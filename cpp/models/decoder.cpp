@@ -1,0 +1,249 @@
+#include "models/decoder.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <map>
+
+#include "format/tensor_source.h"
+#include "util/errors.h"
+#include "util/profile.h"
+
+namespace wren {
+namespace {
+
+// "decode.mlp" etc.: profile labels are string literals, so build the pairs once.
+const char* label(const char* phase, const char* op) {
+  static const std::map<std::string, std::string>* table = [] {
+    auto* t = new std::map<std::string, std::string>();
+    for (const char* ph : {"decode", "prefill"})
+      for (const char* o : {"norm", "qkv", "rope", "attention", "attn_out", "mlp", "output"})
+        (*t)[std::string(ph) + "/" + o] = std::string(ph) + "." + o;
+    return t;
+  }();
+  return table->at(std::string(phase) + "/" + op).c_str();
+}
+
+class Decoder : public Model {
+ public:
+  Decoder(const TensorSource& f, const DecoderConfig& c, ThreadPool& pool, int64_t n_ctx, const LayerBinder& bind)
+      : pool_(pool),
+        cfg_(c),
+        rope_(cfg_.rope_dim, cfg_.rope_base, cfg_.rope_scale, {}, cfg_.rope_style),
+        rope_swa_(cfg_.rope_dim, cfg_.rope_base_swa > 0 ? cfg_.rope_base_swa : cfg_.rope_base, 1.0, {},
+                  cfg_.rope_style),
+        max_batch_(std::min<int64_t>(512, n_ctx)),
+        ws_(max_batch_, cfg_.dim, cfg_.attn, cfg_.ffn_dim, n_ctx, pool.size()) {
+    WeightBinder w(f, &arena_, &pool_);
+    const int64_t dim = cfg_.dim;
+    const GgufTensor* emb = f.find_tensor("token_embd.weight");
+    if (!emb || emb->shape.size() != 2 || emb->shape[0] != static_cast<uint64_t>(dim))
+      f.fail("tensor 'token_embd.weight'", str_cat("expected shape [", dim, ", n_vocab]"));
+    cfg_.n_vocab = static_cast<int64_t>(emb->shape[1]);
+    tok_embd_ = w.matrix("token_embd.weight", cfg_.n_vocab, dim);
+    output_norm_ = w.vector("output_norm.weight", dim);
+    // Tied embeddings when there is no separate output head.
+    output_ = w.has("output.weight") ? w.matrix("output.weight", cfg_.n_vocab, dim) : tok_embd_;
+    if (w.has("rope_freqs.weight"))
+      rope_ = Rope(cfg_.rope_dim, cfg_.rope_base, cfg_.rope_scale, w.vector("rope_freqs.weight", cfg_.rope_dim / 2),
+                   cfg_.rope_style);
+    layers_.resize(static_cast<size_t>(cfg_.n_layers));
+    for (int64_t l = 0; l < cfg_.n_layers; ++l)
+      bind(w, str_cat("blk.", l, "."), cfg_, layers_[static_cast<size_t>(l)]);
+    if (cfg_.n_experts > 0)
+      moe_ = std::make_unique<MoeScratch>(max_batch_, dim, cfg_.n_experts, cfg_.n_experts_used);
+    info_.n_vocab = cfg_.n_vocab;
+    info_.n_ctx_train = cfg_.n_ctx_train;
+    info_.n_layers = cfg_.n_layers;
+    info_.dim = dim;
+    info_.kv_dim = cfg_.attn.kv_dim();
+  }
+
+  int64_t max_batch() const override { return max_batch_; }
+
+  void forward(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* logits, bool all_logits,
+               bool exact, const CancelFn& cancel) override {
+    const int64_t dim = cfg_.dim;
+    ws_.mm.float_activations = exact;
+    float* x = ws_.x.get();    // (n, dim) residual stream
+    float* xb = ws_.xb.get();  // (n, dim)
+    const char* phase = n == 1 ? "decode" : "prefill";
+    {
+      profile::Scope p(n == 1 ? "decode.embed" : "prefill.embed");
+      for (int64_t t = 0; t < n; ++t) dequantize_matrix_row(tok_embd_, tokens[t], x + t * dim);
+      if (cfg_.embed_scale > 0.f) Eigen::Map<Eigen::ArrayXf>(x, n * dim) *= cfg_.embed_scale;
+      rope_.prepare(pos0, n);
+      if (cfg_.rope_base_swa > 0) rope_swa_.prepare(pos0, n);
+    }
+    auto timed = [&](const char* op) { return profile::Scope(profile::enabled() ? label(phase, op) : op); };
+
+    for (int64_t l = 0; l < cfg_.n_layers; ++l) {
+      const DecoderLayer& L = layers_[static_cast<size_t>(l)];
+      {
+        auto p = timed("norm");
+        rms_norm(x, L.attn_norm.data(), n, dim, cfg_.rms_eps, xb);
+      }
+      self_attention(L, l, xb, n, pos0, cache, timed);  // xb = attention output
+      if (!L.attn_post_norm.empty()) rms_norm(xb, L.attn_post_norm.data(), n, dim, cfg_.rms_eps, xb);
+      add_in_place(x, xb, n * dim);
+
+      {
+        auto p = timed("norm");
+        rms_norm(x, L.ffn_norm.data(), n, dim, cfg_.rms_eps, xb);
+      }
+      {
+        auto p = timed("mlp");
+        if (L.moe.n_experts() > 0)
+          moe_mlp(L.moe, xb, n, dim, xb, *moe_, ws_, pool_);
+        else
+          gated_mlp(L.mlp, cfg_.act, xb, n, xb, ws_, pool_);
+      }
+      if (!L.ffn_post_norm.empty()) rms_norm(xb, L.ffn_post_norm.data(), n, dim, cfg_.rms_eps, xb);
+      add_in_place(x, xb, n * dim);
+
+      if (cancel && cancel()) throw Interrupted();
+    }
+
+    auto p = timed("output");
+    const int64_t first = all_logits ? 0 : n - 1;
+    const int64_t rows = n - first;
+    rms_norm(x + first * dim, output_norm_.data(), rows, dim, cfg_.rms_eps, xb);
+    matmul(output_, xb, rows, logits, pool_, ws_.mm);
+    if (cfg_.final_softcap > 0.f) soft_cap(logits, rows * cfg_.n_vocab, cfg_.final_softcap);
+  }
+
+ private:
+  // xb (n, dim): normed input -> wo(attention(rope(q), rope(k), v)).
+  template <typename Timed>
+  void self_attention(const DecoderLayer& L, int64_t l, float* xb, int64_t n, int64_t pos0, KvCache& cache,
+                      const Timed& timed) {
+    const AttentionShape& a = cfg_.attn;
+    const int64_t q_dim = a.q_dim(), kv_dim = a.kv_dim();
+    float* q = ws_.q.get();  // (n, q_dim)
+    float* k = ws_.k.get();  // (n, kv_dim) new keys, F32 until stored in the cache
+    float* v = ws_.v.get();  // (n, kv_dim) new values
+    {
+      auto p = timed("qkv");
+      matmul_shared_input({{&L.attn.wq, q}, {&L.attn.wk, k}, {&L.attn.wv, v}}, xb, n, pool_, ws_.mm);
+      if (!L.attn.bq.empty()) add_bias(q, L.attn.bq.data(), n, q_dim);
+      if (!L.attn.bk.empty()) add_bias(k, L.attn.bk.data(), n, kv_dim);
+      if (!L.attn.bv.empty()) add_bias(v, L.attn.bv.data(), n, kv_dim);
+    }
+    {
+      auto p = timed("rope");
+      if (!L.q_norm.empty()) rms_norm(q, L.q_norm.data(), n * a.n_heads, a.head_dim, cfg_.rms_eps, q);
+      if (!L.k_norm.empty()) rms_norm(k, L.k_norm.data(), n * a.n_kv_heads, a.head_dim, cfg_.rms_eps, k);
+      const bool sliding = cfg_.is_sliding(l);
+      const Rope& rope = sliding && cfg_.rope_base_swa > 0 ? rope_swa_ : rope_;
+      rope.apply(q, n, a.n_heads, a.head_dim, q_dim);
+      rope.apply(k, n, a.n_kv_heads, a.head_dim, kv_dim);
+    }
+    {
+      auto p = timed("attention");
+      cache.store(l, pos0, n, k, v);  // converted to the cache's type (F16 by default)
+      AttentionMask mask;
+      mask.scale = cfg_.attn_scale;
+      mask.softcap = cfg_.attn_softcap;
+      mask.window = cfg_.is_sliding(l) ? cfg_.window : 0;
+      attention(q, cache, l, n, pos0, a, mask, ws_.att.get(), ws_, pool_);
+    }
+    {
+      auto p = timed("attn_out");
+      matmul(L.attn.wo, ws_.att.get(), n, xb, pool_, ws_.mm);
+      if (!L.attn.bo.empty()) add_bias(xb, L.attn.bo.data(), n, cfg_.dim);
+    }
+  }
+
+  ThreadPool& pool_;
+  DecoderConfig cfg_;
+  Rope rope_;      // global layers (all layers when nothing slides)
+  Rope rope_swa_;  // sliding layers, when they have a base of their own
+  int64_t max_batch_;
+  Workspace ws_;
+  std::unique_ptr<MoeScratch> moe_;  // when the feed-forward is a mixture of experts
+  WeightArena arena_;                // packed copies of the quantized matrices
+  QuantMatrix tok_embd_;             // (n_vocab, dim)
+  std::vector<float> output_norm_;   // (dim)
+  QuantMatrix output_;               // (n_vocab, dim), may alias tok_embd_
+  std::vector<DecoderLayer> layers_;
+};
+
+}  // namespace
+
+DecoderConfig DecoderConfig::read(const TensorSource& f, const std::string& arch) {
+  auto key = [&](const char* k) { return arch + "." + k; };
+  DecoderConfig c;
+  c.dim = static_cast<int64_t>(f.get_uint(key("embedding_length")));
+  c.n_layers = static_cast<int64_t>(f.get_uint(key("block_count")));
+  c.ffn_dim = static_cast<int64_t>(f.get_uint(key("feed_forward_length")));
+  c.attn.n_heads = static_cast<int64_t>(f.get_uint(key("attention.head_count")));
+  c.attn.n_kv_heads = static_cast<int64_t>(f.get_uint(key("attention.head_count_kv"), c.attn.n_heads));
+  c.n_ctx_train = static_cast<int64_t>(f.get_uint(key("context_length"), 2048));
+  c.rms_eps = static_cast<float>(f.get_float(key("attention.layer_norm_rms_epsilon"), 1e-5));
+  c.rope_base = f.get_float(key("rope.freq_base"), 10000.0);
+  auto check = [&](bool ok, const std::string& field, const std::string& what) {
+    if (!ok) f.fail(key(field.c_str()), what);
+  };
+  check(c.dim > 0 && c.dim <= (1 << 20), "embedding_length", str_cat("must be in 1..2^20, found ", c.dim));
+  check(c.n_layers > 0 && c.n_layers <= 1024, "block_count", str_cat("must be in 1..1024, found ", c.n_layers));
+  check(c.ffn_dim > 0 && c.ffn_dim <= (1 << 22), "feed_forward_length", str_cat("found ", c.ffn_dim));
+  check(c.attn.n_heads > 0 && c.attn.n_heads <= 4096, "attention.head_count",
+        str_cat("must be in 1..4096, found ", c.attn.n_heads));
+  check(c.attn.n_kv_heads > 0 && c.attn.n_heads % c.attn.n_kv_heads == 0, "attention.head_count_kv",
+        str_cat(c.attn.n_kv_heads, " must divide head_count ", c.attn.n_heads));
+  // The head size is its own key for families whose heads do not split the width (Gemma).
+  const bool has_key_length = f.has(key("attention.key_length"));
+  check(has_key_length || c.dim % c.attn.n_heads == 0, "attention.head_count",
+        str_cat(c.attn.n_heads, " heads do not divide embedding_length ", c.dim));
+  c.attn.head_dim = static_cast<int64_t>(f.get_uint(key("attention.key_length"), c.dim / c.attn.n_heads));
+  check(c.attn.head_dim > 0 && c.attn.head_dim % 2 == 0 && c.attn.head_dim <= 4096, "attention.key_length",
+        str_cat("head size must be even and at most 4096, found ", c.attn.head_dim));
+  c.rope_dim = static_cast<int64_t>(f.get_uint(key("rope.dimension_count"), c.attn.head_dim));
+  check(c.rope_dim > 0 && c.rope_dim <= c.attn.head_dim && c.rope_dim % 2 == 0, "rope.dimension_count",
+        str_cat("must be even and <= head size ", c.attn.head_dim, ", found ", c.rope_dim));
+  check(c.rope_base > 0, "rope.freq_base", "must be positive");
+  const std::string scaling = f.get_string(key("rope.scaling.type"), "none");
+  if (scaling == "linear") {
+    c.rope_scale = f.get_float(key("rope.scaling.factor"), 1.0);
+    check(c.rope_scale > 0, "rope.scaling.factor", "must be positive");
+  } else if (scaling != "none" && !scaling.empty()) {
+    throw UnsupportedError(str_cat(f.path(), ": ", key("rope.scaling.type"), " = '", scaling,
+                                   "' is not supported (supported: none, linear)"));
+  }
+  c.n_experts = static_cast<int64_t>(f.get_uint(key("expert_count"), 0));
+  if (c.n_experts > 0) {
+    c.n_experts_used = static_cast<int64_t>(f.get_uint(key("expert_used_count")));
+    check(c.n_experts <= 1024, "expert_count", str_cat("must be at most 1024, found ", c.n_experts));
+    check(c.n_experts_used > 0 && c.n_experts_used <= c.n_experts, "expert_used_count",
+          str_cat("must be in 1..expert_count ", c.n_experts, ", found ", c.n_experts_used));
+  }
+  return c;
+}
+
+void bind_attention(const WeightBinder& w, const std::string& p, const DecoderConfig& c, AttentionWeights& a) {
+  const int64_t dim = c.dim, q_dim = c.attn.q_dim(), kv_dim = c.attn.kv_dim();
+  a.wq = w.matrix(p + "attn_q.weight", q_dim, dim);
+  a.wk = w.matrix(p + "attn_k.weight", kv_dim, dim);
+  a.wv = w.matrix(p + "attn_v.weight", kv_dim, dim);
+  a.wo = w.matrix(p + "attn_output.weight", dim, q_dim);
+  if (w.has(p + "attn_q.bias")) a.bq = w.vector(p + "attn_q.bias", q_dim);
+  if (w.has(p + "attn_k.bias")) a.bk = w.vector(p + "attn_k.bias", kv_dim);
+  if (w.has(p + "attn_v.bias")) a.bv = w.vector(p + "attn_v.bias", kv_dim);
+  if (w.has(p + "attn_output.bias")) a.bo = w.vector(p + "attn_output.bias", dim);
+}
+
+void bind_feed_forward(const WeightBinder& w, const std::string& p, const DecoderConfig& c, DecoderLayer& L) {
+  if (c.n_experts > 0) {
+    L.moe = bind_moe(w, p, c.n_experts, c.n_experts_used, c.dim, c.ffn_dim);
+    return;
+  }
+  L.mlp.gate = w.matrix(p + "ffn_gate.weight", c.ffn_dim, c.dim);
+  L.mlp.up = w.matrix(p + "ffn_up.weight", c.ffn_dim, c.dim);
+  L.mlp.down = w.matrix(p + "ffn_down.weight", c.dim, c.ffn_dim);
+}
+
+std::unique_ptr<Model> make_decoder(const TensorSource& f, const DecoderConfig& c, ThreadPool& pool, int64_t n_ctx,
+                                    const LayerBinder& bind_layer) {
+  return std::make_unique<Decoder>(f, c, pool, n_ctx, bind_layer);
+}
+
+}  // namespace wren

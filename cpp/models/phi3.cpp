@@ -1,0 +1,49 @@
+// Phi-3: the Llama layer with Q/K/V fused into attn_qkv and gate/up fused into ffn_up (gate rows
+// first), NeoX RoPE, and an optional sliding window on every layer.
+#include "format/tensor_source.h"
+#include "util/errors.h"
+#include "models/decoder.h"
+#include "models/registry.h"
+
+namespace wren {
+
+std::unique_ptr<Model> make_phi3(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx) {
+  DecoderConfig c = DecoderConfig::read(f, arch);
+  c.rope_style = RopeStyle::kNeox;
+  // The 128k-context models scale RoPE per frequency (LongRoPE: rope_factors_short/long and an
+  // attention factor); not implemented.
+  if (f.find_tensor("rope_factors_long.weight") || f.find_tensor("rope_factors_short.weight"))
+    throw UnsupportedError(str_cat(f.path(), ": Phi-3 LongRoPE scaling (rope_factors_long/short) is not supported "
+                                             "(supported: the default, unscaled RoPE)"));
+  c.window = static_cast<int64_t>(f.get_uint(arch + ".attention.sliding_window", 0));
+  if (c.window < 0 || c.window > (int64_t(1) << 30))
+    f.fail(arch + ".attention.sliding_window", str_cat("out of range: ", c.window));
+  if (c.window > 0) c.sliding.assign(static_cast<size_t>(c.n_layers), true);
+
+  return make_decoder(f, c, pool, n_ctx, [](const WeightBinder& w, const std::string& p, const DecoderConfig& c,
+                                            DecoderLayer& L) {
+    const int64_t dim = c.dim, q_dim = c.attn.q_dim(), kv_dim = c.attn.kv_dim(), ffn = c.ffn_dim;
+    L.attn_norm = w.vector(p + "attn_norm.weight", dim);
+    if (w.has(p + "attn_qkv.weight")) {
+      const std::string qkv = p + "attn_qkv.weight";  // (q_dim + 2 kv_dim, dim): Q rows, K rows, V rows
+      const int64_t total = q_dim + 2 * kv_dim;
+      L.attn.wq = w.matrix_rows(qkv, total, 0, q_dim, dim);
+      L.attn.wk = w.matrix_rows(qkv, total, q_dim, kv_dim, dim);
+      L.attn.wv = w.matrix_rows(qkv, total, q_dim + kv_dim, kv_dim, dim);
+      L.attn.wo = w.matrix(p + "attn_output.weight", dim, q_dim);
+    } else {
+      bind_attention(w, p, c, L.attn);
+    }
+    L.ffn_norm = w.vector(p + "ffn_norm.weight", dim);
+    if (w.has(p + "ffn_gate.weight")) {
+      bind_feed_forward(w, p, c, L);
+    } else {
+      const std::string up = p + "ffn_up.weight";  // (2 ffn, dim): gate rows, then up rows
+      L.mlp.gate = w.matrix_rows(up, 2 * ffn, 0, ffn, dim);
+      L.mlp.up = w.matrix_rows(up, 2 * ffn, ffn, ffn, dim);
+      L.mlp.down = w.matrix(p + "ffn_down.weight", dim, ffn);
+    }
+  });
+}
+
+}  // namespace wren
