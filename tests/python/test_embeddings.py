@@ -9,9 +9,9 @@ Tolerances: hidden states of F32 models differ from transformers' only by summat
 ~1 - 1e-7, so it holds with a wide margin while any error in pooling, normalization or a layer
 falls far below it).
 
-Until wrenlm's WordPiece tokenizer lands, BERT inputs are token ids from the Hugging Face tokenizer
-(the same ids sentence-transformers feeds its model); the text path runs once the file's tokenizer
-loads."""
+BERT inputs are given both as token ids from the Hugging Face tokenizer (the ids
+sentence-transformers feeds its model: isolates the network) and as text through wrenlm's own
+WordPiece tokenizer (must give the same ids)."""
 
 from __future__ import annotations
 
@@ -228,27 +228,22 @@ def check_cosines(ours: np.ndarray, ref: np.ndarray) -> None:
 
 
 @pytest.mark.parametrize("source", ["gguf", "folder"])
-def test_minilm_matches_sentence_transformers(minilm, source):
+def test_minilm_matches_sentence_transformers(minilm, minilm_dir, source):
     """The converter's F32 GGUF, and the model folder read directly (safetensors + modules.json)."""
     gguf, ref, ids = minilm
     assert len(SENTENCES) == 100 and sum(any("가" <= c <= "힣" for c in s) for s in SENTENCES) == 50
-    with wrenlm.Model(gguf if source == "gguf" else minilm_dir(), n_threads=2) as m:
+    with wrenlm.Model(gguf if source == "gguf" else minilm_dir, n_threads=2) as m:
         assert m.info["architecture"] == "bert" and m.pooling == "mean"
         ours = m.embed(ids, batch_size=16)
     check_cosines(ours, ref)
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, rtol=1e-5)
 
 
-def test_minilm_embed_text(minilm):
-    """Texts through wrenlm's own tokenizer: needs the WordPiece tokenizer ("bert" GGUF vocabularies)."""
+@pytest.mark.parametrize("source", ["gguf", "folder"])
+def test_minilm_embed_text(minilm, minilm_dir, source):
+    """Texts through wrenlm's own WordPiece tokenizer: the same ids as sentence-transformers', the same vectors."""
     gguf, ref, ids = minilm
-    with wrenlm.Model(gguf, n_threads=2) as m:
-        try:
-            m.tokenize("probe")
-        except wrenlm.UnsupportedError as e:
-            if "'bert'" in str(e):
-                pytest.skip("wrenlm's WordPiece tokenizer is not in this build yet")
-            raise
+    with wrenlm.Model(gguf if source == "gguf" else minilm_dir, n_threads=2) as m:
         assert [list(m._embed_ids(s, 0, False)) for s in SENTENCES] == ids
         check_cosines(m.embed(SENTENCES), ref)
 
