@@ -192,6 +192,27 @@ def test_gpt2_hidden_states_and_last_token_pooling(tmp_path, smollm2_path):
         assert float(got[0] @ unit(ref[-1])) >= MIN_COSINE
 
 
+def test_llama_hidden_states_and_embed(tmp_path, smollm2_path):
+    """The shared decoder skeleton (Llama, Qwen2, Gemma, Phi-3, Mixtral) gives hidden states too."""
+    torch = require_module("torch")
+    transformers = require_module("transformers")
+    tok = smollm2_tokenizer(smollm2_path)
+    cfg = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                                   rms_norm_eps=1e-5)
+    hf = save_hf_model(tmp_path / "hf", cfg, transformers.LlamaForCausalLM, tok, init_std=0.2)
+    gguf = convert_to_gguf(hf, tmp_path / "llama.gguf")
+    with wrenlm.Model(gguf, kv_cache="f32", n_threads=2) as m:
+        ids = m.tokenize(SENTENCE)
+        model = transformers.LlamaForCausalLM.from_pretrained(hf, torch_dtype=torch.float32).eval()
+        with torch.no_grad():
+            ref = model(torch.tensor([ids]), output_hidden_states=True).hidden_states[-1][0].numpy()  # after norm
+        assert_states_close(m.hidden_states(ids), ref)
+        assert m.pooling == "last"
+        assert float(m.embed([SENTENCE])[0] @ unit(ref[-1])) >= MIN_COSINE
+        assert float(m.embed([SENTENCE], pooling="mean")[0] @ unit(ref.mean(0))) >= MIN_COSINE
+
+
 # -- all-MiniLM-L6-v2 vs sentence-transformers -------------------------------------------------
 
 ENGLISH_SUBJECTS = ["The cat", "A young engineer", "Our small team", "The old library", "My neighbour",
