@@ -62,6 +62,28 @@ class Decoder : public Model {
 
   void forward(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* logits, bool all_logits,
                bool exact, const CancelFn& cancel) override {
+    run_layers(tokens, n, pos0, cache, exact, cancel);
+    const int64_t dim = cfg_.dim;
+    float* x = ws_.x.get();    // (n, dim) residual stream
+    float* xb = ws_.xb.get();  // (n, dim)
+    profile::Scope p(n == 1 ? "decode.output" : "prefill.output");
+    const int64_t first = all_logits ? 0 : n - 1;
+    const int64_t rows = n - first;
+    rms_norm(x + first * dim, output_norm_.data(), rows, dim, cfg_.rms_eps, xb);
+    matmul(output_, xb, rows, logits, pool_, ws_.mm);
+    if (cfg_.final_softcap > 0.f) soft_cap(logits, rows * cfg_.n_vocab, cfg_.final_softcap);
+  }
+
+  void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* out, bool exact,
+                     const CancelFn& cancel) override {
+    run_layers(tokens, n, pos0, cache, exact, cancel);
+    rms_norm(ws_.x.get(), output_norm_.data(), n, cfg_.dim, cfg_.rms_eps, out);
+  }
+
+ private:
+  // Embeddings and every layer: leaves the residual stream of the n tokens in ws_.x (n, dim).
+  void run_layers(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, bool exact,
+                  const CancelFn& cancel) {
     const int64_t dim = cfg_.dim;
     ws_.mm.float_activations = exact;
     float* x = ws_.x.get();    // (n, dim) residual stream
@@ -102,16 +124,8 @@ class Decoder : public Model {
 
       if (cancel && cancel()) throw Interrupted();
     }
-
-    auto p = timed("output");
-    const int64_t first = all_logits ? 0 : n - 1;
-    const int64_t rows = n - first;
-    rms_norm(x + first * dim, output_norm_.data(), rows, dim, cfg_.rms_eps, xb);
-    matmul(output_, xb, rows, logits, pool_, ws_.mm);
-    if (cfg_.final_softcap > 0.f) soft_cap(logits, rows * cfg_.n_vocab, cfg_.final_softcap);
   }
 
- private:
   // xb (n, dim): normed input -> wo(attention(rope(q), rope(k), v)).
   template <typename Timed>
   void self_attention(const DecoderLayer& L, int64_t l, float* xb, int64_t n, int64_t pos0, KvCache& cache,

@@ -326,10 +326,7 @@ class Model:
     def _embed_ids(self, text: Prompt, k: int, truncate: bool) -> list[int]:
         e = self._e
         if isinstance(text, str):
-            ids = e.tokenize(text, add_bos=True, special=False)
-            eos = e.eos_id
-            if e.add_eos_token and eos >= 0 and (not ids or ids[-1] != eos):
-                ids.append(eos)
+            ids = e.tokenize(text, add_bos=True, special=False)  # BOS/CLS, EOS/SEP as the file asks
         elif isinstance(text, bytes) or not isinstance(text, Sequence):
             raise ValueError(f"texts[{k}] must be a str or a list of token ids, got {type(text).__name__}")
         else:

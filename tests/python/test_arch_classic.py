@@ -44,12 +44,16 @@ def transformers_greedy(hf_dir, ids: list[int], n: int) -> list[int]:
 
 
 def check_family(hf, gguf) -> None:
-    model = wrenlm.Model(gguf, kv_cache="f32", n_threads=2)
-    ids = model.tokenize(PROMPT)
-    assert_close(model.logits(ids), transformers_logits(hf, ids))
-    # Greedy decoding runs the one-token (decode) path over the cache, unlike logits().
-    ours = model.generate_ids(ids, max_tokens=N_GREEDY, ignore_eos=True)
-    assert ours == transformers_greedy(hf, ids, N_GREEDY)
+    """The GGUF file and the Hugging Face folder itself, each against transformers on the folder."""
+    ids = wrenlm.Model(gguf, n_threads=2).tokenize(PROMPT)
+    ref_logits = transformers_logits(hf, ids)
+    ref_greedy = transformers_greedy(hf, ids, N_GREEDY)
+    for path in (gguf, hf):
+        model = wrenlm.Model(path, kv_cache="f32", n_threads=2)
+        assert model.tokenize(PROMPT) == ids
+        assert_close(model.logits(ids), ref_logits)
+        # Greedy decoding runs the one-token (decode) path over the cache, unlike logits().
+        assert model.generate_ids(ids, max_tokens=N_GREEDY, ignore_eos=True) == ref_greedy
 
 
 @pytest.fixture(scope="module")

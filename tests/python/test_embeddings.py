@@ -9,9 +9,9 @@ Tolerances: hidden states of F32 models differ from transformers' only by summat
 ~1 - 1e-7, so it holds with a wide margin while any error in pooling, normalization or a layer
 falls far below it).
 
-Until wrenlm's WordPiece tokenizer lands, BERT inputs are token ids from the Hugging Face tokenizer
-(the same ids sentence-transformers feeds its model); the text path runs once the file's tokenizer
-loads."""
+BERT inputs are given both as token ids from the Hugging Face tokenizer (the ids
+sentence-transformers feeds its model: isolates the network) and as text through wrenlm's own
+WordPiece tokenizer (must give the same ids)."""
 
 from __future__ import annotations
 
@@ -83,11 +83,14 @@ def bert_states(hf: Path, ids: list[int]) -> np.ndarray:
 
 
 def test_tiny_bert_hidden_states(tiny_bert, bert_tokenizer):
+    """From the converter's GGUF and from the Hugging Face folder itself."""
     hf, gguf = tiny_bert
     ids = bert_tokenizer(SENTENCE)["input_ids"]
-    with wrenlm.Model(gguf, kv_cache="f32", n_threads=2) as m:
-        assert m.info["causal"] is False
-        assert_states_close(m.hidden_states(ids), bert_states(hf, ids))
+    ref = bert_states(hf, ids)
+    for path in (gguf, hf):
+        with wrenlm.Model(path, kv_cache="f32", n_threads=2) as m:
+            assert m.info["causal"] is False
+            assert_states_close(m.hidden_states(ids), ref)
 
 
 def test_tiny_bert_pooling(tiny_bert, bert_tokenizer):
@@ -189,6 +192,27 @@ def test_gpt2_hidden_states_and_last_token_pooling(tmp_path, smollm2_path):
         assert float(got[0] @ unit(ref[-1])) >= MIN_COSINE
 
 
+def test_llama_hidden_states_and_embed(tmp_path, smollm2_path):
+    """The shared decoder skeleton (Llama, Qwen2, Gemma, Phi-3, Mixtral) gives hidden states too."""
+    torch = require_module("torch")
+    transformers = require_module("transformers")
+    tok = smollm2_tokenizer(smollm2_path)
+    cfg = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                                   rms_norm_eps=1e-5)
+    hf = save_hf_model(tmp_path / "hf", cfg, transformers.LlamaForCausalLM, tok, init_std=0.2)
+    gguf = convert_to_gguf(hf, tmp_path / "llama.gguf")
+    with wrenlm.Model(gguf, kv_cache="f32", n_threads=2) as m:
+        ids = m.tokenize(SENTENCE)
+        model = transformers.LlamaForCausalLM.from_pretrained(hf, torch_dtype=torch.float32).eval()
+        with torch.no_grad():
+            ref = model(torch.tensor([ids]), output_hidden_states=True).hidden_states[-1][0].numpy()  # after norm
+        assert_states_close(m.hidden_states(ids), ref)
+        assert m.pooling == "last"
+        assert float(m.embed([SENTENCE])[0] @ unit(ref[-1])) >= MIN_COSINE
+        assert float(m.embed([SENTENCE], pooling="mean")[0] @ unit(ref.mean(0))) >= MIN_COSINE
+
+
 # -- all-MiniLM-L6-v2 vs sentence-transformers -------------------------------------------------
 
 ENGLISH_SUBJECTS = ["The cat", "A young engineer", "Our small team", "The old library", "My neighbour",
@@ -224,26 +248,23 @@ def check_cosines(ours: np.ndarray, ref: np.ndarray) -> None:
     assert cos.min() >= MIN_COSINE, f"sentence {worst} ({SENTENCES[worst]!r}): cosine {cos[worst]:.6f}"
 
 
-def test_minilm_matches_sentence_transformers(minilm):
+@pytest.mark.parametrize("source", ["gguf", "folder"])
+def test_minilm_matches_sentence_transformers(minilm, minilm_dir, source):
+    """The converter's F32 GGUF, and the model folder read directly (safetensors + modules.json)."""
     gguf, ref, ids = minilm
     assert len(SENTENCES) == 100 and sum(any("가" <= c <= "힣" for c in s) for s in SENTENCES) == 50
-    with wrenlm.Model(gguf, n_threads=2) as m:
+    with wrenlm.Model(gguf if source == "gguf" else minilm_dir, n_threads=2) as m:
         assert m.info["architecture"] == "bert" and m.pooling == "mean"
         ours = m.embed(ids, batch_size=16)
     check_cosines(ours, ref)
     np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, rtol=1e-5)
 
 
-def test_minilm_embed_text(minilm):
-    """Texts through wrenlm's own tokenizer: needs the WordPiece tokenizer ("bert" GGUF vocabularies)."""
+@pytest.mark.parametrize("source", ["gguf", "folder"])
+def test_minilm_embed_text(minilm, minilm_dir, source):
+    """Texts through wrenlm's own WordPiece tokenizer: the same ids as sentence-transformers', the same vectors."""
     gguf, ref, ids = minilm
-    with wrenlm.Model(gguf, n_threads=2) as m:
-        try:
-            m.tokenize("probe")
-        except wrenlm.UnsupportedError as e:
-            if "'bert'" in str(e):
-                pytest.skip("wrenlm's WordPiece tokenizer is not in this build yet")
-            raise
+    with wrenlm.Model(gguf if source == "gguf" else minilm_dir, n_threads=2) as m:
         assert [list(m._embed_ids(s, 0, False)) for s in SENTENCES] == ids
         check_cosines(m.embed(SENTENCES), ref)
 
