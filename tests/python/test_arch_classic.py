@@ -105,7 +105,7 @@ def write_gpt_neo_gguf(hf_dir, out, vocab_gguf: str):
     w.add_layer_norm_eps(cfg["layer_norm_epsilon"])
     w.add_uint32(f"{arch}.attention.sliding_window", cfg["window_size"])
     local = [kind == "local" for kinds, repeat in cfg["attention_types"] for _ in range(repeat) for kind in kinds]
-    w.add_array(f"{arch}.attention.sliding_window_layers", local)
+    w.add_array(f"{arch}.attention.sliding_window_pattern", local)
     reader = gguf.GGUFReader(vocab_gguf)
     for key, field in reader.fields.items():
         if key.startswith("tokenizer."):
