@@ -7,7 +7,7 @@
 #include <optional>
 
 #include "bindings/register.h"
-#include "format/gguf.h"
+#include "format/tensor_source.h"
 #include "tokenizer/tokenizer.h"
 #include "util/errors.h"
 
@@ -65,8 +65,8 @@ Example:
 )doc")
       .def(py::init([](const std::string& path) {
              py::gil_scoped_release release;
-             GgufFile f(path);
-             return Tokenizer::from_source(f);
+             const std::unique_ptr<TensorSource> source = open_model_source(path);
+             return Tokenizer::from_source(*source);
            }),
            py::arg("path"))
       .def(

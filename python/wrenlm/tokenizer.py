@@ -20,13 +20,14 @@ __all__ = ["Tokenizer"]
 
 
 class Tokenizer:
-    """Byte-level BPE tokenizer read from a GGUF file's metadata.
+    """The tokenizer of a GGUF file or a Hugging Face model folder (``tokenizer.json``).
 
-    Gives the same ids as llama.cpp and Hugging Face ``tokenizers`` for the same vocabulary.
-    Only the metadata is read; no weights are loaded.
+    Byte-level BPE (GPT-2, Llama 3, Qwen2, SmolLM2, ...), SentencePiece-style BPE with byte fallback
+    (Llama 2, Mistral, Phi-3, Gemma), WordPiece (BERT) and Unigram (T5-style), giving the same ids
+    as llama.cpp and Hugging Face ``tokenizers`` for the same vocabulary. No weights are used.
 
     Args:
-        path: a GGUF file.
+        path: a GGUF file or a model folder.
 
     Raises:
         wrenlm.FormatError: the vocabulary is missing or inconsistent.
