@@ -403,7 +403,9 @@ void gpt_neo_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
   for (const JsonValue& group : c.root().at("attention_types").as_array()) {
     const auto& g = group.as_array();
     if (g.size() != 2) group.fail("expected [[kinds...], repeat]");
-    for (int64_t r = 0; r < g[1].as_int(); ++r)
+    const int64_t repeat = g[1].as_int();
+    if (repeat < 0 || repeat > 1024) g[1].fail("expected a repeat count in 0..1024");
+    for (int64_t r = 0; r < repeat; ++r)
       for (const JsonValue& kind : g[0].as_array()) {
         GgufValue b;
         b.type = GgufType::BOOL;
@@ -411,7 +413,7 @@ void gpt_neo_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
         pattern.arr.push_back(b);
       }
   }
-  w.put(k(arch, "attention.sliding_window_layers"), std::move(pattern));
+  w.put(k(arch, "attention.sliding_window_pattern"), std::move(pattern));
 }
 
 void bloom_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {

@@ -592,7 +592,7 @@ def test_corrupted_folder_files_never_crash(llama_dir, tmp_path):
 
 def test_gpt_neo_folder(tmp_path, tok):
     """GPT-Neo has no llama.cpp converter to compare with: its names follow GPT-2's, its local layers
-    are a bool per layer in gpt_neo.attention.sliding_window_layers, and every HF tensor is mapped
+    are a bool per layer in gpt_neo.attention.sliding_window_pattern, and every HF tensor is mapped
     with its shape reversed (ggml order)."""
     transformers = require_module("transformers")
     cfg = transformers.GPTNeoConfig(vocab_size=len(tok), hidden_size=64, num_layers=4, num_heads=4, window_size=32,
@@ -603,7 +603,7 @@ def test_gpt_neo_folder(tmp_path, tok):
     assert m["general.architecture"] == "gpt_neo"
     assert (m["gpt_neo.block_count"], m["gpt_neo.embedding_length"], m["gpt_neo.attention.head_count"]) == (4, 64, 4)
     assert m["gpt_neo.attention.sliding_window"] == 32
-    assert m["gpt_neo.attention.sliding_window_layers"] == [False, True, False, True]
+    assert m["gpt_neo.attention.sliding_window_pattern"] == [False, True, False, True]
     st = require_module("safetensors.numpy")
     hf_tensors = st.load_file(str(hf / "model.safetensors"))
     ours = {n: s for n, _, s in src.tensors}
