@@ -39,11 +39,8 @@ class Bert : public Model {
         ws_(max_batch_, cfg_.dim, cfg_.attn, cfg_.ffn_dim, max_batch_, pool.size()) {
     WeightBinder w(f, &arena_, &pool_);
     const int64_t dim = cfg_.dim;
-    const GgufTensor* emb = f.find_tensor("token_embd.weight");
-    if (!emb || emb->shape.size() != 2 || emb->shape[0] != static_cast<uint64_t>(dim))
-      f.fail("tensor 'token_embd.weight'", str_cat("expected shape [", dim, ", n_vocab]"));
-    cfg_.n_vocab = static_cast<int64_t>(emb->shape[1]);
-    tok_embd_ = w.matrix("token_embd.weight", cfg_.n_vocab, dim);
+    tok_embd_ = w.token_embedding(dim);  // (n_vocab, dim)
+    cfg_.n_vocab = tok_embd_.rows;
     pos_embd_ = w.matrix("position_embd.weight", n_positions(f, dim), dim);
     const GgufTensor* types = f.find_tensor("token_types.weight");
     if (types) {

@@ -121,6 +121,13 @@ QuantMatrix WeightBinder::bind(const GgufTensor& t, const uint8_t* data, int64_t
   return m;
 }
 
+QuantMatrix WeightBinder::token_embedding(int64_t dim) const {
+  const GgufTensor* emb = f_.find_tensor("token_embd.weight");
+  if (!emb || emb->shape.size() != 2 || emb->shape[0] != static_cast<uint64_t>(dim))
+    f_.fail("tensor 'token_embd.weight'", str_cat("expected shape [", dim, ", n_vocab]"));
+  return matrix("token_embd.weight", static_cast<int64_t>(emb->shape[1]), dim);
+}
+
 std::vector<float> WeightBinder::vector(const std::string& name, int64_t n) const {
   const GgufTensor& t = get(name);
   if (t.n_elements() != static_cast<uint64_t>(n))

@@ -51,6 +51,8 @@ class WeightBinder {
   // from the per-expert 2-D tensor `per_expert` with "{e}" replaced by e (blk.N.ffn_gate.{e}.weight).
   QuantMatrix expert(const std::string& stacked, const std::string& per_expert, int64_t e, int64_t n_experts,
                      int64_t rows, int64_t cols) const;
+  // token_embd.weight: (n_vocab, dim), n_vocab read from the tensor's shape.
+  QuantMatrix token_embedding(int64_t dim) const;
   // A 1-D float vector of length n (F32/F16/BF16 are converted once; they are tiny).
   std::vector<float> vector(const std::string& name, int64_t n) const;
 

@@ -11,36 +11,21 @@ enough that float noise cannot flip it, checked below)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import wrenlm
 from conftest import require_module
-from tiny_models import convert_to_gguf, save_hf_model, smollm2_tokenizer, transformers_logits
+from tiny_models import (
+    assert_close,
+    convert_to_gguf,
+    save_hf_model,
+    smollm2_tokenizer,
+    transformers_greedy,
+    transformers_logits,
+)
 
 PROMPT = ("The quick brown fox jumps over the lazy dog. 12345 + 678 = ?\n  def f(x): return x**2 "
           "and then some more words so that the prompt is longer than the local attention window.")
-RTOL = 1e-4
 N_GREEDY = 12
-
-
-def assert_close(ours: np.ndarray, ref: np.ndarray) -> None:
-    assert ours.shape == ref.shape
-    scale = float(np.abs(ref).max())
-    err = float(np.abs(ours - ref).max())
-    assert err <= RTOL * scale + 1e-5, f"max |diff| {err:.3g} > {RTOL} x max|logit| {scale:.3g}"
-    assert (ours.argmax(-1) == ref.argmax(-1)).all()
-
-
-def transformers_greedy(hf_dir, ids: list[int], n: int) -> list[int]:
-    torch = require_module("torch")
-    transformers = require_module("transformers")
-    model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32).eval()
-    out = list(ids)
-    with torch.no_grad():
-        for _ in range(n):
-            logits = model(torch.tensor([out])).logits[0, -1]
-            out.append(int(logits.argmax()))
-    return out[len(ids):]
 
 
 def check_family(hf, gguf) -> None:

@@ -15,6 +15,7 @@ import pytest
 import wrenlm
 from conftest import load_transformers_gguf, require_module
 from tiny_models import (
+    assert_close,
     convert_to_gguf,
     replace_vocab,
     save_hf_model,
@@ -26,14 +27,6 @@ from tiny_models import (
 PROMPT = "The quick brown fox jumps over the lazy dog. 12345 + 678 = ?\n  def f(x): return x**2"
 RTOL = 1e-4
 N_GREEDY = 16
-
-
-def assert_close(ours: np.ndarray, ref: np.ndarray) -> None:
-    assert ours.shape == ref.shape
-    scale = float(np.abs(ref).max())
-    err = float(np.abs(ours - ref).max())
-    assert err <= RTOL * scale + 1e-5, f"max |diff| {err:.3g} > {RTOL} x max|logit| {scale:.3g}"
-    assert (ours.argmax(-1) == ref.argmax(-1)).all()
 
 
 @pytest.fixture(scope="module")

@@ -24,17 +24,9 @@ import numpy as np
 import pytest
 import wrenlm
 from conftest import require_module
-from tiny_models import convert_to_gguf, save_hf_model, smollm2_tokenizer
+from tiny_models import assert_close, convert_to_gguf, save_hf_model, smollm2_tokenizer
 
-RTOL = 1e-4
 MIN_COSINE = 0.9999
-
-
-def assert_states_close(ours: np.ndarray, ref: np.ndarray) -> None:
-    assert ours.shape == ref.shape
-    scale = float(np.abs(ref).max())
-    err = float(np.abs(ours - ref).max())
-    assert err <= RTOL * scale + 1e-5, f"max |diff| {err:.3g} > {RTOL} x max|state| {scale:.3g}"
 
 
 def unit(v: np.ndarray) -> np.ndarray:
@@ -91,7 +83,7 @@ def test_tiny_bert_hidden_states(tiny_bert, bert_tokenizer):
     for path in (gguf, hf):
         with wrenlm.Model(path, kv_cache="f32", n_threads=2) as m:
             assert m.info["causal"] is False
-            assert_states_close(m.hidden_states(ids), ref)
+            assert_close(m.hidden_states(ids), ref, argmax=False)
 
 
 def test_tiny_bert_pooling(tiny_bert, bert_tokenizer):
@@ -106,7 +98,7 @@ def test_tiny_bert_pooling(tiny_bert, bert_tokenizer):
             assert float(got[0] @ unit(want)) >= MIN_COSINE
             assert abs(float(np.linalg.norm(got[0])) - 1) < 1e-5
         raw = m.embed([ids], pooling="mean", normalize=False)[0]
-        assert_states_close(raw, ref.mean(0))
+        assert_close(raw, ref.mean(0), argmax=False)
 
 
 def test_tiny_bert_is_bidirectional(tiny_bert, bert_tokenizer):
@@ -189,7 +181,7 @@ def test_gpt2_hidden_states_and_last_token_pooling(tmp_path, smollm2_path):
         model = transformers.GPT2LMHeadModel.from_pretrained(hf, torch_dtype=torch.float32).eval()
         with torch.no_grad():
             ref = model(torch.tensor([ids]), output_hidden_states=True).hidden_states[-1][0].numpy()  # after ln_f
-        assert_states_close(m.hidden_states(ids), ref)
+        assert_close(m.hidden_states(ids), ref, argmax=False)
         assert m.pooling == "last"
         got = m.embed([SENTENCE])
         assert float(got[0] @ unit(ref[-1])) >= MIN_COSINE
@@ -210,7 +202,7 @@ def test_llama_hidden_states_and_embed(tmp_path, smollm2_path):
         model = transformers.LlamaForCausalLM.from_pretrained(hf, torch_dtype=torch.float32).eval()
         with torch.no_grad():
             ref = model(torch.tensor([ids]), output_hidden_states=True).hidden_states[-1][0].numpy()  # after norm
-        assert_states_close(m.hidden_states(ids), ref)
+        assert_close(m.hidden_states(ids), ref, argmax=False)
         assert m.pooling == "last"
         assert float(m.embed([SENTENCE])[0] @ unit(ref[-1])) >= MIN_COSINE
         assert float(m.embed([SENTENCE], pooling="mean")[0] @ unit(ref.mean(0))) >= MIN_COSINE

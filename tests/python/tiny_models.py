@@ -167,3 +167,16 @@ def replace_vocab(gguf_path: Path, vocab_gguf: str, out_path: Path) -> Path:
         w.write_tensor_data(t.data)
     w.close()
     return out_path
+
+
+def assert_close(ours: Any, ref: Any, rtol: float = 1e-4, argmax: bool = True) -> None:
+    """ours within rtol x max|ref| (+1e-5 absolute) of ref everywhere, and (for logits) the same
+    argmax at every position. The tests state why 1e-4 suits F32 weights and an F32 cache."""
+    import numpy as np
+
+    assert ours.shape == ref.shape
+    scale = float(np.abs(ref).max())
+    err = float(np.abs(ours - ref).max())
+    assert err <= rtol * scale + 1e-5, f"max |diff| {err:.3g} > {rtol} x max|ref| {scale:.3g}"
+    if argmax:
+        assert (ours.argmax(-1) == ref.argmax(-1)).all()
