@@ -5,6 +5,7 @@
 #include <cstring>
 #include <unordered_set>
 
+#include "tokenizer/unicode.h"  // utf8_append
 #include "util/errors.h"
 #include "util/mmap_file.h"
 
@@ -132,24 +133,6 @@ class JsonParser {
     }
   }
 
-  static void append_utf8(uint32_t cp, std::string* out) {
-    if (cp < 0x80) {
-      out->push_back(static_cast<char>(cp));
-    } else if (cp < 0x800) {
-      out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else if (cp < 0x10000) {
-      out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    } else {
-      out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-      out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-    }
-  }
-
   uint32_t parse_hex4() {
     if (n_ - pos_ < 4) fail("expected 4 hex digits after \\u");
     uint32_t cp = 0;
@@ -237,7 +220,7 @@ class JsonParser {
             if (lo < 0xDC00 || lo > 0xDFFF) fail("expected a low surrogate (\\uDC00..\\uDFFF)");
             cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
           }
-          append_utf8(cp, out);
+          utf8_append(out, cp);
           break;
         }
         default:

@@ -5,6 +5,7 @@
 
 #include "format/tensor_source.h"
 #include "models/dense_blocks.h"
+#include "models/hparams.h"
 #include "models/weights.h"
 #include "util/errors.h"
 
@@ -15,23 +16,15 @@ ClassicConfig ClassicConfig::read(const TensorSource& f, const std::string& arch
   auto check = [&](bool ok, const char* field, const std::string& what) {
     if (!ok) f.fail(key(field), what);
   };
+  const TransformerDims d = TransformerDims::read(f, arch);
   ClassicConfig c;
-  c.dim = static_cast<int64_t>(f.get_uint(key("embedding_length")));
-  c.n_layers = static_cast<int64_t>(f.get_uint(key("block_count")));
-  c.ffn_dim = static_cast<int64_t>(f.get_uint(key("feed_forward_length")));
-  c.attn.n_heads = static_cast<int64_t>(f.get_uint(key("attention.head_count")));
-  c.attn.n_kv_heads = static_cast<int64_t>(f.get_uint(key("attention.head_count_kv"), c.attn.n_heads));
-  c.n_ctx_train = static_cast<int64_t>(f.get_uint(key("context_length"), 2048));
+  c.dim = d.dim;
+  c.n_layers = d.n_layers;
+  c.ffn_dim = d.ffn_dim;
+  c.n_ctx_train = d.n_ctx_train;
+  c.attn = d.attn;
   c.norm_eps = static_cast<float>(f.get_float(key("attention.layer_norm_epsilon"), 1e-5));
-  check(c.dim > 0 && c.dim <= (1 << 20), "embedding_length", str_cat("must be in 1..2^20, found ", c.dim));
-  check(c.n_layers > 0 && c.n_layers <= 1024, "block_count", str_cat("must be in 1..1024, found ", c.n_layers));
-  check(c.ffn_dim > 0 && c.ffn_dim <= (1 << 22), "feed_forward_length", str_cat("found ", c.ffn_dim));
-  check(c.attn.n_heads > 0 && c.dim % c.attn.n_heads == 0, "attention.head_count",
-        str_cat(c.attn.n_heads, " heads do not divide embedding_length ", c.dim));
-  check(c.attn.n_kv_heads > 0 && c.attn.n_heads % c.attn.n_kv_heads == 0, "attention.head_count_kv",
-        str_cat(c.attn.n_kv_heads, " must divide head_count ", c.attn.n_heads));
   check(c.norm_eps > 0 && c.norm_eps < 1, "attention.layer_norm_epsilon", str_cat("out of range: ", c.norm_eps));
-  c.attn.head_dim = c.dim / c.attn.n_heads;
   return c;
 }
 

@@ -5,6 +5,7 @@
 #include <map>
 
 #include "format/tensor_source.h"
+#include "models/hparams.h"
 #include "util/errors.h"
 #include "util/profile.h"
 
@@ -182,32 +183,19 @@ class Decoder : public Model {
 
 DecoderConfig DecoderConfig::read(const TensorSource& f, const std::string& arch) {
   auto key = [&](const char* k) { return arch + "." + k; };
+  const TransformerDims d = TransformerDims::read(f, arch);
   DecoderConfig c;
-  c.dim = static_cast<int64_t>(f.get_uint(key("embedding_length")));
-  c.n_layers = static_cast<int64_t>(f.get_uint(key("block_count")));
-  c.ffn_dim = static_cast<int64_t>(f.get_uint(key("feed_forward_length")));
-  c.attn.n_heads = static_cast<int64_t>(f.get_uint(key("attention.head_count")));
-  c.attn.n_kv_heads = static_cast<int64_t>(f.get_uint(key("attention.head_count_kv"), c.attn.n_heads));
-  c.n_ctx_train = static_cast<int64_t>(f.get_uint(key("context_length"), 2048));
+  c.dim = d.dim;
+  c.n_layers = d.n_layers;
+  c.ffn_dim = d.ffn_dim;
+  c.n_ctx_train = d.n_ctx_train;
+  c.attn = d.attn;
   c.rms_eps = static_cast<float>(f.get_float(key("attention.layer_norm_rms_epsilon"), 1e-5));
   c.rope_base = f.get_float(key("rope.freq_base"), 10000.0);
   auto check = [&](bool ok, const std::string& field, const std::string& what) {
     if (!ok) f.fail(key(field.c_str()), what);
   };
-  check(c.dim > 0 && c.dim <= (1 << 20), "embedding_length", str_cat("must be in 1..2^20, found ", c.dim));
-  check(c.n_layers > 0 && c.n_layers <= 1024, "block_count", str_cat("must be in 1..1024, found ", c.n_layers));
-  check(c.ffn_dim > 0 && c.ffn_dim <= (1 << 22), "feed_forward_length", str_cat("found ", c.ffn_dim));
-  check(c.attn.n_heads > 0 && c.attn.n_heads <= 4096, "attention.head_count",
-        str_cat("must be in 1..4096, found ", c.attn.n_heads));
-  check(c.attn.n_kv_heads > 0 && c.attn.n_heads % c.attn.n_kv_heads == 0, "attention.head_count_kv",
-        str_cat(c.attn.n_kv_heads, " must divide head_count ", c.attn.n_heads));
-  // The head size is its own key for families whose heads do not split the width (Gemma).
-  const bool has_key_length = f.has(key("attention.key_length"));
-  check(has_key_length || c.dim % c.attn.n_heads == 0, "attention.head_count",
-        str_cat(c.attn.n_heads, " heads do not divide embedding_length ", c.dim));
-  c.attn.head_dim = static_cast<int64_t>(f.get_uint(key("attention.key_length"), c.dim / c.attn.n_heads));
-  check(c.attn.head_dim > 0 && c.attn.head_dim % 2 == 0 && c.attn.head_dim <= 4096, "attention.key_length",
-        str_cat("head size must be even and at most 4096, found ", c.attn.head_dim));
+  check(c.attn.head_dim % 2 == 0, "attention.key_length", str_cat("head size must be even, found ", c.attn.head_dim));
   c.rope_dim = static_cast<int64_t>(f.get_uint(key("rope.dimension_count"), c.attn.head_dim));
   check(c.rope_dim > 0 && c.rope_dim <= c.attn.head_dim && c.rope_dim % 2 == 0, "rope.dimension_count",
         str_cat("must be even and <= head size ", c.attn.head_dim, ", found ", c.rope_dim));
