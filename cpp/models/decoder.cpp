@@ -5,6 +5,7 @@
 #include <map>
 
 #include "format/tensor_source.h"
+#include "models/dense_blocks.h"
 #include "models/hparams.h"
 #include "util/errors.h"
 #include "util/profile.h"
@@ -219,15 +220,7 @@ DecoderConfig DecoderConfig::read(const TensorSource& f, const std::string& arch
 }
 
 void bind_attention(const WeightBinder& w, const std::string& p, const DecoderConfig& c, AttentionWeights& a) {
-  const int64_t dim = c.dim, q_dim = c.attn.q_dim(), kv_dim = c.attn.kv_dim();
-  a.wq = w.matrix(p + "attn_q.weight", q_dim, dim);
-  a.wk = w.matrix(p + "attn_k.weight", kv_dim, dim);
-  a.wv = w.matrix(p + "attn_v.weight", kv_dim, dim);
-  a.wo = w.matrix(p + "attn_output.weight", dim, q_dim);
-  if (w.has(p + "attn_q.bias")) a.bq = w.vector(p + "attn_q.bias", q_dim);
-  if (w.has(p + "attn_k.bias")) a.bk = w.vector(p + "attn_k.bias", kv_dim);
-  if (w.has(p + "attn_v.bias")) a.bv = w.vector(p + "attn_v.bias", kv_dim);
-  if (w.has(p + "attn_output.bias")) a.bo = w.vector(p + "attn_output.bias", dim);
+  a = bind_biased_attention(w, p, c.attn, c.dim);
 }
 
 void bind_feed_forward(const WeightBinder& w, const std::string& p, const DecoderConfig& c, DecoderLayer& L) {

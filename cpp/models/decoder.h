@@ -57,7 +57,8 @@ struct DecoderLayer {
 using LayerBinder = std::function<void(const WeightBinder& w, const std::string& prefix, const DecoderConfig& c,
                                        DecoderLayer& layer)>;
 
-// The common bindings: attn_q/k/v (with their biases when the file has them) and attn_output.
+// The common bindings: attn_q/k/v or the fused attn_qkv (Phi-3), with their biases when the file has
+// them, and attn_output (see bind_biased_attention).
 void bind_attention(const WeightBinder& w, const std::string& prefix, const DecoderConfig& c, AttentionWeights& a);
 // ffn_gate/ffn_up/ffn_down, or the experts when c.n_experts > 0.
 void bind_feed_forward(const WeightBinder& w, const std::string& prefix, const DecoderConfig& c, DecoderLayer& layer);

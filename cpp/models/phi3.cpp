@@ -22,18 +22,9 @@ std::unique_ptr<Model> make_phi3(const TensorSource& f, const std::string& arch,
 
   return make_decoder(f, c, pool, n_ctx, [](const WeightBinder& w, const std::string& p, const DecoderConfig& c,
                                             DecoderLayer& L) {
-    const int64_t dim = c.dim, q_dim = c.attn.q_dim(), kv_dim = c.attn.kv_dim(), ffn = c.ffn_dim;
+    const int64_t dim = c.dim, ffn = c.ffn_dim;
     L.attn_norm = w.vector(p + "attn_norm.weight", dim);
-    if (w.has(p + "attn_qkv.weight")) {
-      const std::string qkv = p + "attn_qkv.weight";  // (q_dim + 2 kv_dim, dim): Q rows, K rows, V rows
-      const int64_t total = q_dim + 2 * kv_dim;
-      L.attn.wq = w.matrix_rows(qkv, total, 0, q_dim, dim);
-      L.attn.wk = w.matrix_rows(qkv, total, q_dim, kv_dim, dim);
-      L.attn.wv = w.matrix_rows(qkv, total, q_dim + kv_dim, kv_dim, dim);
-      L.attn.wo = w.matrix(p + "attn_output.weight", dim, q_dim);
-    } else {
-      bind_attention(w, p, c, L.attn);
-    }
+    bind_attention(w, p, c, L.attn);  // fused attn_qkv: Q rows, K rows, V rows
     L.ffn_norm = w.vector(p + "ffn_norm.weight", dim);
     if (w.has(p + "ffn_gate.weight")) {
       bind_feed_forward(w, p, c, L);
