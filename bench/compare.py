@@ -449,9 +449,11 @@ def run_block(key: str, path: Path, threads: int, args, corpus: list[int], raw: 
             for e in list(workers):
                 w = workers[e]
                 time.sleep(args.settle)
-                rep = w.request(op="load")
+                # A fresh prompt slice each time, so no engine answers from a cache.
+                ids = corpus[(args.runs + 1 + run) * 13 : (args.runs + 1 + run) * 13 + args.short_prompt]
+                rep = w.request(op="load", ids=ids)
                 if rep.get("ok"):
-                    block["loads"].append({"engine": e, "run": run, "load_s": rep["load_s"]})
+                    block["loads"].append({"engine": e, "run": run, "load_s": rep["load_s"], "cold_s": rep.get("cold_s")})
                     cells.append(f"{LABEL[e][:5]} {rep['load_s']:.2f}s")
                 else:
                     block["loads"].append({"engine": e, "run": run, "error": rep.get("error")})
@@ -480,6 +482,8 @@ def _stat(values: list[float]) -> dict | None:
 def figure_defs(args) -> list[tuple[str, str, str, bool]]:
     defs = [
         ("load_s", "load", "s", False),
+        # Loading may leave work for the first request (page-ins, weight re-layout): this one counts it.
+        ("cold_s", f"load + first token ({args.short_prompt}-token prompt)", "s", False),
         ("ttft_s", f"time to first token ({args.short_prompt}-token prompt)", "ms", False),
     ]
     sizes = list(args.prompts) + (
@@ -523,6 +527,7 @@ def summarize(block: dict) -> dict:
                 else:
                     figs.setdefault(f"prefill_{r['size']}", []).append(r["size"] / t[0])
         figs["load_s"] = [x["load_s"] for x in block["loads"] if x["engine"] == e and "load_s" in x]
+        figs["cold_s"] = [x["cold_s"] for x in block["loads"] if x["engine"] == e and x.get("cold_s") is not None]
         st = info.get("stats")
         if st:
             figs["peak_rss"] = [st["peak_rss_kb"] / 1024]
@@ -877,7 +882,7 @@ def main(argv: list[str] | None = None) -> int:
             key, path = resolve_model(spec)
             raw["models"][key] = model_facts(path)
             mf = raw["models"][key]
-            need = max([*args.prompts, args.short_prompt, args.long_context]) + (args.runs + 1) * 13 + 8
+            need = max([*args.prompts, args.short_prompt, args.long_context]) + (args.runs + 1 + args.load_runs) * 13 + 8
             corpus = corpus_tokens(path, need)
             bad = [t for t in corpus if t >= (mf["n_vocab"] or 1 << 30)]
             if bad:

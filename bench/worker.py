@@ -235,7 +235,12 @@ def main() -> int:
                 gc.collect()
                 t = perf()
                 eng.load()
-                reply({"ok": True, "load_s": perf() - t})
+                load_s = perf() - t
+                rep = {"ok": True, "load_s": load_s}
+                if req.get("ids"):  # cold start: the first token right after loading
+                    times, _ = eng.gen(req["ids"], 1)
+                    rep["cold_s"] = load_s + times[0]
+                reply(rep)
             elif op == "stats":
                 reply({"ok": True, "peak_rss_kb": _peak_rss_kb(), "rss_kb": _rss_kb(),
                        "ru_maxrss_kb": int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)})

@@ -19,7 +19,7 @@ class GgufFile : public TensorSource {
   uint32_t version() const { return version_; }
   uint64_t alignment() const { return alignment_; }
   uint64_t file_size() const override { return file_->size(); }
-  void release(const GgufTensor& t) const override { file_->release(t.data, static_cast<size_t>(t.nbytes)); }
+  void release(const uint8_t* p, uint64_t n) const override { file_->release(p, static_cast<size_t>(n)); }
 
  private:
   std::unique_ptr<MappedFile> file_;

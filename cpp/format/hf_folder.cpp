@@ -233,8 +233,8 @@ const SafetensorsFile* HfFolder::shard_of(const uint8_t* p) const {
   return nullptr;
 }
 
-void HfFolder::release(const GgufTensor& t) const {
-  if (const SafetensorsFile* s = shard_of(t.data)) s->release(t.data, t.nbytes);
+void HfFolder::release(const uint8_t* p, uint64_t n) const {
+  if (const SafetensorsFile* s = shard_of(p)) s->release(p, n);
 }
 
 }  // namespace wren

@@ -54,8 +54,9 @@ class TensorSource {
   const std::string& path() const { return path_; }
   // Bytes on disk (all files of the model).
   virtual uint64_t file_size() const = 0;
-  // Drops the resident pages of a tensor whose data was copied (see MappedFile::release).
-  virtual void release(const GgufTensor& t) const {}
+  // Drops the resident pages of bytes [p, p + n) of a tensor's data once they were copied (see
+  // MappedFile::release: only whole pages inside the range go, so neighbours are never touched).
+  virtual void release(const uint8_t* p, uint64_t n) const {}
 
   const std::map<std::string, GgufValue>& metadata() const { return kv_; }
   const std::vector<GgufTensor>& tensors() const { return tensors_; }

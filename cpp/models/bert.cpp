@@ -37,9 +37,9 @@ class Bert : public Model {
         cfg_(ClassicConfig::read(f, arch)),
         max_batch_(std::min(n_ctx, n_positions(f, cfg_.dim))),
         ws_(max_batch_, cfg_.dim, cfg_.attn, cfg_.ffn_dim, max_batch_, pool.size()) {
-    WeightBinder w(f, &arena_, &pool_);
+    WeightBinder w(f, &arena_);
     const int64_t dim = cfg_.dim;
-    tok_embd_ = w.token_embedding(dim);  // (n_vocab, dim)
+    tok_embd_ = w.token_embedding(dim, /*output_head=*/false);  // (n_vocab, dim)
     cfg_.n_vocab = tok_embd_.rows;
     pos_embd_ = w.matrix("position_embd.weight", n_positions(f, dim), dim);
     const GgufTensor* types = f.find_tensor("token_types.weight");
@@ -120,7 +120,6 @@ class Bert : public Model {
   ClassicConfig cfg_;
   int64_t max_batch_;
   Workspace ws_;
-  WeightArena arena_;
   QuantMatrix tok_embd_;     // (n_vocab, dim)
   QuantMatrix pos_embd_;     // (n_positions, dim)
   QuantMatrix token_types_;  // (n_types, dim), or rows == 0

@@ -56,9 +56,9 @@ class ClassicDecoder : public Model {
         cfg_(c),
         max_batch_(std::min<int64_t>(512, n_ctx)),
         ws_(max_batch_, cfg_.dim, cfg_.attn, cfg_.ffn_dim, n_ctx, pool.size()) {
-    WeightBinder w(f, &arena_, &pool_);
+    WeightBinder w(f, &arena_);
     const int64_t dim = cfg_.dim;
-    tok_embd_ = w.token_embedding(dim);  // (n_vocab, dim)
+    tok_embd_ = w.token_embedding(dim, /*output_head=*/!w.has("output.weight"));  // (n_vocab, dim)
     cfg_.n_vocab = tok_embd_.rows;
     if (cfg_.learned_positions) {
       const GgufTensor* pos = f.find_tensor("position_embd.weight");
@@ -148,7 +148,6 @@ class ClassicDecoder : public Model {
   ClassicConfig cfg_;
   int64_t max_batch_;
   Workspace ws_;
-  WeightArena arena_;               // packed copies of the quantized matrices
   QuantMatrix tok_embd_;            // (n_vocab, dim)
   QuantMatrix pos_embd_;            // (n_positions, dim), when learned_positions
   LayerNormWeights embd_norm_;      // (dim), when embedding_norm

@@ -35,9 +35,9 @@ class Decoder : public Model {
                   cfg_.rope_style),
         max_batch_(std::min<int64_t>(512, n_ctx)),
         ws_(max_batch_, cfg_.dim, cfg_.attn, cfg_.ffn_dim, n_ctx, pool.size()) {
-    WeightBinder w(f, &arena_, &pool_);
+    WeightBinder w(f, &arena_);
     const int64_t dim = cfg_.dim;
-    tok_embd_ = w.token_embedding(dim);  // (n_vocab, dim)
+    tok_embd_ = w.token_embedding(dim, /*output_head=*/!w.has("output.weight"));  // (n_vocab, dim)
     cfg_.n_vocab = tok_embd_.rows;
     output_norm_ = w.vector("output_norm.weight", dim);
     // Tied embeddings when there is no separate output head.
@@ -173,7 +173,6 @@ class Decoder : public Model {
   int64_t max_batch_;
   Workspace ws_;
   std::unique_ptr<MoeScratch> moe_;  // when the feed-forward is a mixture of experts
-  WeightArena arena_;                // packed copies of the quantized matrices
   QuantMatrix tok_embd_;             // (n_vocab, dim)
   std::vector<float> output_norm_;   // (dim)
   QuantMatrix output_;               // (n_vocab, dim), may alias tok_embd_

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "models/weights.h"
 #include "runtime/kv_cache.h"
 #include "util/thread_pool.h"
 
@@ -52,8 +53,13 @@ class Model {
   virtual void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* out, bool exact,
                              const CancelFn& cancel);
 
+  // Finishes loading: runs the weight re-layouts recorded while binding (WeightArena). The runtime
+  // calls it before every forward() / hidden_states(); after the first, it returns at once.
+  void prepare_weights(ThreadPool& pool) { arena_.pack_pending(&pool); }
+
  protected:
   ModelInfo info_;
+  WeightArena arena_;  // packed copies of the quantized matrices (bind with WeightBinder(file, &arena_))
 };
 
 // Builds the architecture named by general.architecture (models/registry.cpp).

@@ -47,6 +47,38 @@ uint8_t* WeightArena::alloc(size_t bytes) {
   return out;
 }
 
+void WeightArena::defer_pack(const PackedMatrix& layout, uint8_t* dst, const uint8_t* src, size_t src_stride,
+                             const TensorSource* release_from) {
+  jobs_.push_back({layout, dst, src, src_stride, release_from});
+}
+
+void WeightArena::pack_pending(ThreadPool* pool) {
+  if (jobs_.empty()) return;
+  constexpr int64_t kGroupsPerTask = 8;  // 128 rows: small matrices still split across threads
+  std::vector<int64_t> first_task(jobs_.size() + 1, 0);  // task offset of each job
+  for (size_t j = 0; j < jobs_.size(); ++j)
+    first_task[j + 1] = first_task[j] + (jobs_[j].layout.n_groups + kGroupsPerTask - 1) / kGroupsPerTask;
+  auto pack = [&](int64_t task, int) {
+    const size_t j = static_cast<size_t>(std::upper_bound(first_task.begin(), first_task.end(), task) -
+                                         first_task.begin() - 1);
+    const PackJob& job = jobs_[j];
+    const PackedMatrix& p = job.layout;
+    const int64_t g0 = (task - first_task[j]) * kGroupsPerTask, g1 = std::min(p.n_groups, g0 + kGroupsPerTask);
+    pack_groups(p, job.src, job.src_stride, g0, g1, job.dst);
+    if (job.release_from) {
+      const int64_t r0 = g0 * kPackRows, r1 = std::min(p.rows, g1 * kPackRows);
+      job.release_from->release(job.src + static_cast<size_t>(r0) * job.src_stride,
+                                static_cast<uint64_t>(r1 - r0) * job.src_stride);
+    }
+  };
+  if (pool)
+    pool->parallel_for(first_task.back(), pack);
+  else
+    for (int64_t task = 0; task < first_task.back(); ++task) pack(task, 0);
+  jobs_.clear();
+  jobs_.shrink_to_fit();
+}
+
 const GgufTensor& WeightBinder::get(const std::string& name) const {
   const GgufTensor* t = f_.find_tensor(name);
   if (!t) f_.fail("tensor '" + name + "'", "required tensor is missing");
@@ -93,39 +125,30 @@ QuantMatrix WeightBinder::expert(const std::string& stacked, const std::string& 
   return bind(t, t.data + static_cast<size_t>(e * rows) * stride, rows, cols, false);
 }
 
-QuantMatrix WeightBinder::bind(const GgufTensor& t, const uint8_t* data, int64_t rows, int64_t cols,
-                               bool release) const {
+QuantMatrix WeightBinder::bind(const GgufTensor& t, const uint8_t* data, int64_t rows, int64_t cols, bool release,
+                               bool pack) const {
   QuantMatrix m;
   m.dtype = t.dtype;
   m.rows = rows;
   m.cols = cols;
   m.data = data;
   m.row_stride = row_bytes(t.dtype, static_cast<size_t>(cols));
-  if (arena_ && packable(t.dtype) && cols % kQK == 0) {
+  if (pack && arena_ && packable(t.dtype) && cols % kQK == 0) {
     m.packed = packed_layout(t.dtype, rows, cols);
     uint8_t* dst = arena_->alloc(packed_bytes(m.packed));
-    constexpr int64_t kGroupsPerTask = 8;  // small matrices still split across threads
-    const int64_t n_tasks = (m.packed.n_groups + kGroupsPerTask - 1) / kGroupsPerTask;
-    auto pack = [&](int64_t task, int) {
-      const int64_t g0 = task * kGroupsPerTask;
-      pack_groups(m.packed, data, m.row_stride, g0, std::min(m.packed.n_groups, g0 + kGroupsPerTask), dst);
-    };
-    if (pool_)
-      pool_->parallel_for(n_tasks, pack);
-    else
-      for (int64_t task = 0; task < n_tasks; ++task) pack(task, 0);
     m.packed.data = dst;
+    arena_->defer_pack(m.packed, dst, data, m.row_stride, release ? &f_ : nullptr);
     m.data = nullptr;  // the packed copy is the only one used from here on
-    if (release) f_.release(t);
   }
   return m;
 }
 
-QuantMatrix WeightBinder::token_embedding(int64_t dim) const {
+QuantMatrix WeightBinder::token_embedding(int64_t dim, bool output_head) const {
   const GgufTensor* emb = f_.find_tensor("token_embd.weight");
   if (!emb || emb->shape.size() != 2 || emb->shape[0] != static_cast<uint64_t>(dim))
     f_.fail("tensor 'token_embd.weight'", str_cat("expected shape [", dim, ", n_vocab]"));
-  return matrix("token_embd.weight", static_cast<int64_t>(emb->shape[1]), dim);
+  const GgufTensor& t = get("token_embd.weight");
+  return bind(t, t.data, static_cast<int64_t>(emb->shape[1]), dim, true, output_head);
 }
 
 std::vector<float> WeightBinder::vector(const std::string& name, int64_t n) const {

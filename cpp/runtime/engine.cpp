@@ -82,6 +82,7 @@ void Engine::eval(Session& s, const int32_t* tokens, int64_t n, float* all_logit
     float* out = all_logits ? all_logits + done * n_vocab : s.logits.data();
     {
       std::lock_guard<std::mutex> lock(mu_);
+      model_->prepare_weights(*pool_);
       model_->forward(tokens + done, m, s.n_past, s.cache, out, all_logits != nullptr, exact, cancel);
     }
     s.n_past += m;
@@ -113,6 +114,7 @@ void Engine::hidden_states(Session& s, const int32_t* tokens, int64_t n, float* 
   for (int64_t done = 0; done < n; done += batch) {
     const int64_t m = std::min(batch, n - done);
     std::lock_guard<std::mutex> lock(mu_);
+    model_->prepare_weights(*pool_);
     model_->hidden_states(tokens + done, m, done, s.cache, out + done * dim, exact, cancel);
   }
   s.n_past = n;
