@@ -453,7 +453,9 @@ def run_block(key: str, path: Path, threads: int, args, corpus: list[int], raw: 
                 ids = corpus[(args.runs + 1 + run) * 13 : (args.runs + 1 + run) * 13 + args.short_prompt]
                 rep = w.request(op="load", ids=ids)
                 if rep.get("ok"):
-                    block["loads"].append({"engine": e, "run": run, "load_s": rep["load_s"], "cold_s": rep.get("cold_s")})
+                    block["loads"].append(
+                        {"engine": e, "run": run, "load_s": rep["load_s"], "cold_s": rep.get("cold_s")}
+                    )
                     cells.append(f"{LABEL[e][:5]} {rep['load_s']:.2f}s")
                 else:
                     block["loads"].append({"engine": e, "run": run, "error": rep.get("error")})
@@ -882,7 +884,8 @@ def main(argv: list[str] | None = None) -> int:
             key, path = resolve_model(spec)
             raw["models"][key] = model_facts(path)
             mf = raw["models"][key]
-            need = max([*args.prompts, args.short_prompt, args.long_context]) + (args.runs + 1 + args.load_runs) * 13 + 8
+            longest = max([*args.prompts, args.short_prompt, args.long_context])
+            need = longest + (args.runs + 1 + args.load_runs) * 13 + 8
             corpus = corpus_tokens(path, need)
             bad = [t for t in corpus if t >= (mf["n_vocab"] or 1 << 30)]
             if bad:
