@@ -41,9 +41,11 @@ class Cursor {
     return v;
   }
 
+  // The field's name is only extended into a message on failure: vocabularies hold ~10^5 strings.
   std::string read_string(const std::string& field) {
-    const uint64_t len = read<uint64_t>(field + " (string length)");
-    need(len, field + str_cat(" (string of ", len, " bytes)"));
+    if (remaining() < sizeof(uint64_t)) need(sizeof(uint64_t), field + " (string length)");
+    const uint64_t len = read<uint64_t>(field);
+    if (len > remaining()) need(len, field + str_cat(" (string of ", len, " bytes)"));
     std::string s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(len));
     pos_ += len;
     return s;
