@@ -50,8 +50,8 @@ int parse_byte_token(const std::string& text) {
   return v;
 }
 
-// What a token decodes to, by model kind.
-std::string token_to_bytes(const std::string& text, TokenType type, const std::string& model) {
+// What a token decodes to, by model kind (spm_spaces: a BPE vocabulary spelled SentencePiece-style).
+std::string token_to_bytes(const std::string& text, TokenType type, const std::string& model, bool spm_spaces) {
   switch (type) {
     case TokenType::kControl:
     case TokenType::kUserDefined:
@@ -63,7 +63,7 @@ std::string token_to_bytes(const std::string& text, TokenType type, const std::s
       return text;
     }
     default: {
-      if (model == "llama" || model == "t5") return spm_unescape_spaces(text);
+      if (model == "llama" || model == "t5" || spm_spaces) return spm_unescape_spaces(text);
       if (model == "bert") {
         // A continuation joins the previous token; bracketed tokens ("[unused0]") are words.
         const bool bracketed = text.size() >= 2 && text.front() == '[' && text.back() == ']';
@@ -81,7 +81,8 @@ std::string token_to_bytes(const std::string& text, TokenType type, const std::s
 
 // The tokenizer models from_source accepts, for the error message.
 constexpr const char* kSupportedModels =
-    "gpt2 (byte-level BPE), llama (SentencePiece BPE), bert (WordPiece), t5 (Unigram)";
+    "gpt2 (byte-level BPE), llama (SentencePiece BPE), gemma4 (SentencePiece-style BPE with merges), "
+    "bert (WordPiece), t5 (Unigram)";
 
 // tokenizer.ggml.scores: one number per token (0 for every token when the key is absent).
 std::vector<float> read_scores(const TensorSource& f, size_t n) {
@@ -119,7 +120,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_source(const TensorSource& f) {
   t->model_ = f.get_string(kKeyModel);
   t->pre_name_ = f.get_string(kKeyPre, "");
   if (t->pre_name_.empty()) t->pre_name_ = "default";
-  if (t->model_ == "gpt2") {
+  // Gemma 4's model name stands for its pre-tokenizer too (llama.cpp ignores tokenizer.ggml.pre).
+  if (t->model_ == "gemma4") t->pre_name_ = "gemma4";
+  if (t->model_ == "gpt2" || t->model_ == "gemma4") {
     try {
       t->pre_ = PreTokenizer::by_name(t->pre_name_ == "default" ? "" : t->pre_name_);
     } catch (const UnsupportedError& e) {
@@ -180,7 +183,7 @@ void Tokenizer::load_vocab(const TensorSource& f) {
   add_eos_ = f.get_bool("tokenizer.ggml.add_eos_token", false) && eos_ >= 0;
 
   bytes_.resize(n);
-  for (size_t i = 0; i < n; ++i) bytes_[i] = token_to_bytes(text_[i], type_[i], model_);
+  for (size_t i = 0; i < n; ++i) bytes_[i] = token_to_bytes(text_[i], type_[i], model_, pre_.spm_spaces());
 
   eog_.assign(n, 0);
   for (int32_t id : {eos_, eot_, eom_})
@@ -243,9 +246,13 @@ void Tokenizer::load_vocab(const TensorSource& f) {
 
 void Tokenizer::load_byte_level_bpe(const TensorSource& f) {
   add_bos_ = f.get_bool("tokenizer.ggml.add_bos_token", pre_.add_bos_default());
+  if (pre_.add_bos_always()) add_bos_ = bos_ >= 0;
   const std::vector<std::string> merges = f.get_string_array(kKeyMerges);
+  const std::array<int32_t, 256> byte_tokens = byte_token_ids();
   try {
-    bpe_ = std::make_unique<BpeModel>(n_vocab(), text_to_id_, merges, pre_.ignore_merges());
+    bpe_ = std::make_unique<BpeModel>(n_vocab(), text_to_id_, merges, pre_.ignore_merges(),
+                                      pre_.spm_spaces() ? BpeAlphabet::kUtf8 : BpeAlphabet::kByteLevel,
+                                      &byte_tokens);
   } catch (const FormatError& e) {
     f.fail(kKeyMerges, e.what());
   }
@@ -258,14 +265,18 @@ void Tokenizer::load_spm(const TensorSource& f) {
   strip_leading_space_ = add_space_prefix_;
   const size_t n = text_.size();
   std::vector<float> scores = read_scores(f, n);
+  spm_ = std::make_unique<SpmModel>(text_to_id_, std::move(scores), byte_token_ids(), unk_);
+}
+
+std::array<int32_t, 256> Tokenizer::byte_token_ids() const {
   std::array<int32_t, 256> byte_tokens;
   byte_tokens.fill(-1);
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < text_.size(); ++i) {
     if (type_[i] != TokenType::kByte) continue;
     const int b = parse_byte_token(text_[i]);
     if (b >= 0 && byte_tokens[b] < 0) byte_tokens[b] = static_cast<int32_t>(i);
   }
-  spm_ = std::make_unique<SpmModel>(text_to_id_, std::move(scores), byte_tokens, unk_);
+  return byte_tokens;
 }
 
 void Tokenizer::load_wordpiece(const TensorSource& f) {
@@ -366,7 +377,26 @@ int32_t Tokenizer::match_special(const char* s, size_t n, size_t i, bool parse_s
 
 void Tokenizer::encode_plain(const char* s, size_t n, EncodeWorkspace* ws, std::vector<int32_t>* out) const {
   if (n == 0) return;
-  if (bpe_) {
+  if (bpe_ && pre_.spm_spaces()) {
+    ws->text.clear();
+    spm_escape_spaces(s, n, &ws->text);
+    ws->pieces.clear();
+    pre_.split(ws->text.data(), ws->text.size(), &ws->pieces);
+    for (const TextPiece& p : ws->pieces) {
+      const char* piece = ws->text.data() + p.begin;
+      const size_t len = p.end - p.begin;
+      // A run of newlines that is a token is that token, whatever the merges say (llama.cpp's rule
+      // for Gemma 4, whose merges do not build every newline run it has a token for).
+      if (piece[0] == '\n') {
+        const int32_t id = token_id(std::string(piece, len));
+        if (id >= 0) {
+          out->push_back(id);
+          continue;
+        }
+      }
+      bpe_->encode(piece, len, &ws->bpe, out);
+    }
+  } else if (bpe_) {
     ws->pieces.clear();
     pre_.split(s, n, &ws->pieces);
     for (const TextPiece& p : ws->pieces) bpe_->encode(s + p.begin, p.end - p.begin, &ws->bpe, out);

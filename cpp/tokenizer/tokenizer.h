@@ -1,6 +1,8 @@
 // Tokenizer: text <-> token ids for the vocabularies stored in GGUF files, picked by
 // `tokenizer.ggml.model`:
 //   gpt2   byte-level BPE: PreTokenizer (stages chosen by `tokenizer.ggml.pre`) -> BpeModel;
+//   gemma4 SentencePiece-style BPE: spaces written as U+2581, cut at newline runs -> BpeModel over
+//          UTF-8 characters with merges, byte fallback <0xXX>;
 //   llama  SentencePiece BPE: spaces written as U+2581 (plus one in front of each stretch of text
 //          when add_space_prefix) -> SpmModel (merges by token score, byte fallback <0xXX>);
 //   bert   WordPiece: BertNormalizer -> split_bert_words -> WordPieceModel; [CLS] ... [SEP];
@@ -91,6 +93,8 @@ class Tokenizer {
   void load_spm(const TensorSource& f);
   void load_wordpiece(const TensorSource& f);
   void load_unigram(const TensorSource& f);
+  // The id of each byte token <0xXX>, -1 where the vocabulary has none.
+  std::array<int32_t, 256> byte_token_ids() const;
   // Cuts special tokens out of text; encodes the rest with encode_plain.
   void encode_text(const char* s, size_t n, bool parse_special, EncodeWorkspace* ws,
                    std::vector<int32_t>* out) const;
@@ -107,8 +111,8 @@ class Tokenizer {
   std::vector<uint8_t> rstrip_;  // 1 for special tokens that eat the whitespace after them
   std::string model_;          // tokenizer.ggml.model
   std::string pre_name_;       // tokenizer.ggml.pre
-  PreTokenizer pre_;           // gpt2
-  std::unique_ptr<BpeModel> bpe_;  // gpt2
+  PreTokenizer pre_;           // gpt2, gemma4
+  std::unique_ptr<BpeModel> bpe_;  // gpt2, gemma4
   std::unique_ptr<SpmModel> spm_;  // llama
   BertNormalizer bert_normalizer_;              // bert
   std::unique_ptr<WordPieceModel> wordpiece_;  // bert

@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 import wrenlm
 from conftest import require_module
+from hf_pre_tokenizers import GPT2_RE, PRE_TOKENIZERS, byte_level, seq, split
+from test_tokenizer import CORPUS as HOSTILE_CORPUS
 from tiny_models import converter_script, save_hf_model, smollm2_tokenizer, transformers_logits
 from wrenlm import _core
 
@@ -434,33 +436,6 @@ def test_bert_wordpiece_tokens(family_models):
 
 # ---- tokenizer.json -> tokenizer keys --------------------------------------------------------------
 
-LLAMA3_RE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
-             r"\s*[\r\n]+|\s+(?!\S)|\s+")
-QWEN2_RE = LLAMA3_RE.replace(r"\p{N}{1,3}", r"\p{N}")
-GPT2_RE = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
-
-
-def byte_level(use_regex: bool, add_prefix_space: bool = False) -> dict:
-    return {"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": True, "use_regex": use_regex}
-
-
-def split(regex: str, behavior: str = "Isolated") -> dict:
-    return {"type": "Split", "pattern": {"Regex": regex}, "behavior": behavior, "invert": False}
-
-
-def seq(*steps: dict) -> dict:
-    return {"type": "Sequence", "pretokenizers": list(steps)}
-
-
-PRE_TOKENIZERS = {
-    "gpt-2": byte_level(True),
-    "gpt-2 as split": seq(split(GPT2_RE), byte_level(False)),
-    "llama-bpe": seq(split(LLAMA3_RE), byte_level(False)),
-    "qwen2": seq(split(QWEN2_RE), byte_level(False)),
-    "smollm": seq({"type": "Digits", "individual_digits": True}, byte_level(True)),
-}
-
-
 def with_tokenizer(llama_dir: Path, out: Path, edit) -> Path:
     out.mkdir()
     for f in llama_dir.iterdir():
@@ -481,7 +456,9 @@ def test_byte_level_pre_tokenizers_from_tokenizer_json(llama_dir, tmp_path, name
     assert _core.open_source(str(d)).metadata["tokenizer.ggml.pre"] == name.split(" ")[0]
     ref = tokenizers.Tokenizer.from_file(str(d / "tokenizer.json"))
     model = wrenlm.Model(d, n_threads=1)
-    for text in CORPUS + ["12 345 6789 1234567", "don't DON'T we'VE", "x\r\n\r\ny  \n z"]:
+    extra = ["12 345 6789 1234567", "don't DON'T we'VE", "x\r\n\r\ny  \n z",
+             "\u3000。 ａｂ１ K\u212a\u1fd3 \u0301e ٣ (a|b) …  नमस्ते। 가나 ترجمة، ok.  "]
+    for text in CORPUS + list(HOSTILE_CORPUS.values()) + extra:
         assert model.tokenize(text) == ref.encode(text).ids, (name, text)
 
 
