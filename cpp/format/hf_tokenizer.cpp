@@ -284,9 +284,11 @@ void special_tokens(const JsonValue& tok, const JsonValue* tcfg, const JsonValue
       w.put_bool("tokenizer.ggml.add_" + kv.first + "_token", kv.second);
 }
 
-// Whether a SentencePiece-style tokenizer.json puts U+2581 before the text: a Metaspace
-// pre-tokenizer that prepends (first/always), or the older Prepend normalizer.
-bool spm_adds_space_prefix(const JsonValue& tok) {
+// Where a SentencePiece-style tokenizer.json puts U+2581 before the text: "prepend" (the older
+// Prepend normalizer: before every stretch between added tokens, as llama.cpp does), the Metaspace
+// pre-tokenizer's prepend_scheme "first" or "always" (an older add_prefix_space: true is "always"),
+// or "never".
+std::string spm_prepend_scheme(const JsonValue& tok) {
   std::vector<const JsonValue*> steps;
   for (const char* key : {"pre_tokenizer", "normalizer"}) {
     const JsonValue* v = tok.find_non_null(key);
@@ -299,15 +301,19 @@ bool spm_adds_space_prefix(const JsonValue& tok) {
   }
   for (const JsonValue* st : steps) {
     const std::string type = st->at("type").as_string();
-    if (type == "Prepend") return true;
+    if (type == "Prepend") return "prepend";
     if (type == "Metaspace") {
-      const JsonValue* scheme = st->find_non_null("prepend_scheme");
-      if (scheme) return scheme->as_string() != "never";
+      if (const JsonValue* scheme = st->find_non_null("prepend_scheme")) {
+        const std::string s = scheme->as_string();
+        if (s != "first" && s != "always" && s != "never")
+          scheme->fail(str_cat("expected first, always or never, found '", s, "'"));
+        return s;
+      }
       const JsonValue* add = st->find_non_null("add_prefix_space");
-      return !add || add->as_bool();
+      return !add || add->as_bool() ? "always" : "never";
     }
   }
-  return false;
+  return "never";
 }
 
 // Lowercasing and accent stripping, as the WordPiece tokenizer needs them.
@@ -486,7 +492,13 @@ void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWrit
   special_tokens(tok, tcfg, config, added, static_cast<size_t>(n_vocab), kind != "gpt2", w);
 
   normalizer_flags(tok.find_non_null("normalizer"), w);
-  if (kind == "llama") w.put_bool("tokenizer.ggml.add_space_prefix", spm_adds_space_prefix(tok));
+  if (kind == "llama") {
+    const std::string scheme = spm_prepend_scheme(tok);
+    w.put_bool("tokenizer.ggml.add_space_prefix", scheme != "never");
+    // Metaspace's rules differ from llama.cpp's (which the Prepend normalizer follows): no prefix for
+    // a stretch that starts with a space, and with "first" none after an added token.
+    if (scheme == "first" || scheme == "always") w.put_str("wrenlm.tokenizer.prepend_scheme", scheme);
+  }
 
   if (tcfg)
     if (const JsonValue* v = tcfg->find_non_null("add_prefix_space"))

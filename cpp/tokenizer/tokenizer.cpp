@@ -261,8 +261,16 @@ void Tokenizer::load_byte_level_bpe(const TensorSource& f) {
 void Tokenizer::load_spm(const TensorSource& f) {
   // llama.cpp's defaults for a SentencePiece vocabulary, each overridden by its key.
   add_bos_ = f.get_bool("tokenizer.ggml.add_bos_token", true) && bos_ >= 0;
-  add_space_prefix_ = f.get_bool("tokenizer.ggml.add_space_prefix", true);
-  strip_leading_space_ = add_space_prefix_;
+  const bool add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix", true);
+  strip_leading_space_ = add_space_prefix;
+  // No GGUF key says how HF's Metaspace places the prefix; the tokenizer.json reader writes this one.
+  constexpr const char* kKeyScheme = "wrenlm.tokenizer.prepend_scheme";
+  const std::string scheme = f.get_string(kKeyScheme, "");
+  if (!add_space_prefix) space_prefix_ = SpacePrefix::kNone;
+  else if (scheme.empty()) space_prefix_ = SpacePrefix::kEvery;
+  else if (scheme == "always") space_prefix_ = SpacePrefix::kEveryUnlessSpace;
+  else if (scheme == "first") space_prefix_ = SpacePrefix::kFirstUnlessSpace;
+  else f.fail(kKeyScheme, str_cat("is '", scheme, "'; expected 'first' or 'always'"));
   const size_t n = text_.size();
   std::vector<float> scores = read_scores(f, n);
   spm_ = std::make_unique<SpmModel>(text_to_id_, std::move(scores), byte_token_ids(), unk_);
@@ -305,9 +313,9 @@ void Tokenizer::load_unigram(const TensorSource& f) {
   // llama.cpp's defaults for a unigram vocabulary, each overridden by its key.
   add_bos_ = f.get_bool("tokenizer.ggml.add_bos_token", false) && bos_ >= 0;
   add_eos_ = f.get_bool("tokenizer.ggml.add_eos_token", true) && eos_ >= 0;
-  add_space_prefix_ = f.get_bool("tokenizer.ggml.add_space_prefix", false);
-  strip_leading_space_ = add_space_prefix_;
-  spm_normalizer_.add_space_prefix = add_space_prefix_;
+  const bool add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix", false);
+  strip_leading_space_ = add_space_prefix;
+  spm_normalizer_.add_space_prefix = add_space_prefix;
   spm_normalizer_.remove_extra_whitespaces = f.get_bool("tokenizer.ggml.remove_extra_whitespaces", false);
   constexpr const char* kKeyCharsMap = "tokenizer.ggml.precompiled_charsmap";
   if (const GgufValue* v = f.find(kKeyCharsMap)) {
@@ -375,7 +383,8 @@ int32_t Tokenizer::match_special(const char* s, size_t n, size_t i, bool parse_s
   return best;
 }
 
-void Tokenizer::encode_plain(const char* s, size_t n, EncodeWorkspace* ws, std::vector<int32_t>* out) const {
+void Tokenizer::encode_plain(const char* s, size_t n, bool at_start, EncodeWorkspace* ws,
+                             std::vector<int32_t>* out) const {
   if (n == 0) return;
   if (bpe_ && pre_.spm_spaces()) {
     ws->text.clear();
@@ -401,10 +410,13 @@ void Tokenizer::encode_plain(const char* s, size_t n, EncodeWorkspace* ws, std::
     pre_.split(s, n, &ws->pieces);
     for (const TextPiece& p : ws->pieces) bpe_->encode(s + p.begin, p.end - p.begin, &ws->bpe, out);
   } else if (spm_) {
-    // Every stretch of text follows the start or a special token, so each gets the prefix space
-    // (llama.cpp; Hugging Face's Prepend normalizer, which runs between added tokens, agrees).
+    // Each stretch of text follows the start or a special token; which ones get the prefix space
+    // depends on where the vocabulary came from (see SpacePrefix).
     ws->text.clear();
-    if (add_space_prefix_) ws->text += kSpmSpace;
+    const bool prefix = space_prefix_ == SpacePrefix::kEvery ||
+                        (space_prefix_ == SpacePrefix::kEveryUnlessSpace && s[0] != ' ') ||
+                        (space_prefix_ == SpacePrefix::kFirstUnlessSpace && at_start && s[0] != ' ');
+    if (prefix) ws->text += kSpmSpace;
     spm_escape_spaces(s, n, &ws->text);
     spm_->encode(ws->text.data(), ws->text.size(), &ws->spm, out);
   } else if (unigram_) {
@@ -429,7 +441,7 @@ void Tokenizer::encode_text(const char* s, size_t n, bool parse_special, EncodeW
       size_t len = 0;
       const int32_t id = match_special(s, n, i, parse_special, &len);
       if (id >= 0) {
-        encode_plain(s + plain_begin, i - plain_begin, ws, out);
+        encode_plain(s + plain_begin, i - plain_begin, plain_begin == 0, ws, out);
         out->push_back(id);
         i += len;
         if (rstrip_[id])
@@ -440,7 +452,7 @@ void Tokenizer::encode_text(const char* s, size_t n, bool parse_special, EncodeW
     }
     ++i;
   }
-  encode_plain(s + plain_begin, n - plain_begin, ws, out);
+  encode_plain(s + plain_begin, n - plain_begin, plain_begin == 0, ws, out);
 }
 
 std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_bos, bool parse_special) const {
