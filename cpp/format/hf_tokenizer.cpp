@@ -7,6 +7,7 @@
 #include <sstream>
 
 #include "format/hf_folder.h"
+#include "tokenizer/pre_tokenizer.h"
 #include "util/errors.h"
 
 namespace wren {
@@ -44,20 +45,15 @@ bool is_byte_token(const std::string& t) {
   return t.size() == 6 && starts_with(t, "<0x") && t[5] == '>' && hex(t[3]) && hex(t[4]);
 }
 
-// Regexes of the byte-level pre-tokenizers we run, as tokenizer.json spells them -> llama.cpp names.
-struct KnownSplit {
-  const char* regex;
-  const char* pre;
+// The split stages a tokenizer.json Split regex can stand for.
+constexpr SplitStage kSplitRegexStages[] = {
+    SplitStage::kGpt2,          SplitStage::kLlama3,          SplitStage::kQwen2,
+    SplitStage::kQwen35,        SplitStage::kBloom,           SplitStage::kEachCrLf,
+    SplitStage::kSpacedLetterRun, SplitStage::kSpacedPunctRun, SplitStage::kSpacedLatinRun,
+    SplitStage::kSpacedAsciiPunct, SplitStage::kTrailingSpace, SplitStage::kCjkRun,
 };
-const KnownSplit kKnownSplits[] = {
-    {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
-     "llama-bpe"},
-    {"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
-     "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
-     "qwen2"},
-    {"'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+", "gpt-2"},
-};
+
+std::string split_step(SplitStage s) { return "Split(" + split_stage_regex(s) + ")"; }
 
 // One pre-tokenizer step, summarised.
 std::string describe(const JsonValue& p) {
@@ -79,8 +75,8 @@ std::string describe(const JsonValue& p) {
       return "Split(not isolated)";
     const JsonValue& pat = p.at("pattern");
     if (const JsonValue* re = pat.find("Regex")) {
-      for (const KnownSplit& k : kKnownSplits)
-        if (re->as_string() == k.regex) return std::string("Split(") + k.pre + ")";
+      for (SplitStage s : kSplitRegexStages)
+        if (re->as_string() == split_stage_regex(s)) return split_step(s);
       return "Split(unknown regex " + re->as_string() + ")";
     }
     return "Split(string)";
@@ -104,22 +100,32 @@ std::string byte_level_pre(const JsonValue& tok, const std::string& file) {
   } else {
     steps.push_back(describe(*p));
   }
-  auto is = [&](std::initializer_list<const char*> want) {
-    if (steps.size() != want.size()) return false;
-    size_t i = 0;
-    for (const char* w : want)
-      if (steps[i++] != w) return false;
-    return true;
+  // The pre-tokenizer sequences we run, by llama.cpp's name for them.
+  using S = SplitStage;
+  const std::string byte_level = "ByteLevel(no regex)";
+  const std::pair<const char*, std::vector<std::string>> known[] = {
+      {"gpt-2", {"ByteLevel(regex)"}},
+      {"gpt-2", {split_step(S::kGpt2), byte_level}},
+      {"llama-bpe", {split_step(S::kLlama3), byte_level}},
+      {"qwen2", {split_step(S::kQwen2), byte_level}},
+      {"qwen35", {split_step(S::kQwen35), byte_level}},
+      {"smollm", {"Digits(individual)", "ByteLevel(regex)"}},
+      {"bloom", {split_step(S::kBloom), byte_level}},
+      {"deepseek-llm",
+       {split_step(S::kEachCrLf), split_step(S::kSpacedLatinRun), split_step(S::kSpacedAsciiPunct),
+        split_step(S::kTrailingSpace), split_step(S::kCjkRun), "Digits", byte_level}},
+      {"deepseek-coder",
+       {split_step(S::kEachCrLf), split_step(S::kSpacedLetterRun), split_step(S::kSpacedPunctRun),
+        split_step(S::kCjkRun), "Digits(individual)", byte_level}},
   };
-  if (is({"ByteLevel(regex)"}) || is({"Split(gpt-2)", "ByteLevel(no regex)"})) return "gpt-2";
-  if (is({"Split(llama-bpe)", "ByteLevel(no regex)"})) return "llama-bpe";
-  if (is({"Split(qwen2)", "ByteLevel(no regex)"})) return "qwen2";
-  if (is({"Digits(individual)", "ByteLevel(regex)"})) return "smollm";
+  for (const auto& k : known)
+    if (steps == k.second) return k.first;
   std::string seen;
   for (const std::string& s : steps) seen += (seen.empty() ? "" : ", ") + s;
   throw UnsupportedError(str_cat(file, ": $.pre_tokenizer: [", seen,
-                                 "] is not a pre-tokenizer we support (supported: GPT-2 byte-level regex, "
-                                 "Llama 3 / Qwen2 split regexes, individual digits + byte-level)"));
+                                 "] is not a pre-tokenizer we support (supported: GPT-2 byte-level regex, the split "
+                                 "regexes of Llama 3, Qwen2, Qwen3.5, BLOOM, DeepSeek LLM and DeepSeek Coder, "
+                                 "individual digits + byte-level)"));
 }
 
 struct AddedToken {
@@ -278,9 +284,11 @@ void special_tokens(const JsonValue& tok, const JsonValue* tcfg, const JsonValue
       w.put_bool("tokenizer.ggml.add_" + kv.first + "_token", kv.second);
 }
 
-// Whether a SentencePiece-style tokenizer.json puts U+2581 before the text: a Metaspace
-// pre-tokenizer that prepends (first/always), or the older Prepend normalizer.
-bool spm_adds_space_prefix(const JsonValue& tok) {
+// Where a SentencePiece-style tokenizer.json puts U+2581 before the text: "prepend" (the older
+// Prepend normalizer: before every stretch between added tokens, as llama.cpp does), the Metaspace
+// pre-tokenizer's prepend_scheme "first" or "always" (an older add_prefix_space: true is "always"),
+// or "never".
+std::string spm_prepend_scheme(const JsonValue& tok) {
   std::vector<const JsonValue*> steps;
   for (const char* key : {"pre_tokenizer", "normalizer"}) {
     const JsonValue* v = tok.find_non_null(key);
@@ -293,15 +301,19 @@ bool spm_adds_space_prefix(const JsonValue& tok) {
   }
   for (const JsonValue* st : steps) {
     const std::string type = st->at("type").as_string();
-    if (type == "Prepend") return true;
+    if (type == "Prepend") return "prepend";
     if (type == "Metaspace") {
-      const JsonValue* scheme = st->find_non_null("prepend_scheme");
-      if (scheme) return scheme->as_string() != "never";
+      if (const JsonValue* scheme = st->find_non_null("prepend_scheme")) {
+        const std::string s = scheme->as_string();
+        if (s != "first" && s != "always" && s != "never")
+          scheme->fail(str_cat("expected first, always or never, found '", s, "'"));
+        return s;
+      }
       const JsonValue* add = st->find_non_null("add_prefix_space");
-      return !add || add->as_bool();
+      return !add || add->as_bool() ? "always" : "never";
     }
   }
-  return false;
+  return "never";
 }
 
 // Lowercasing and accent stripping, as the WordPiece tokenizer needs them.
@@ -480,7 +492,13 @@ void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWrit
   special_tokens(tok, tcfg, config, added, static_cast<size_t>(n_vocab), kind != "gpt2", w);
 
   normalizer_flags(tok.find_non_null("normalizer"), w);
-  if (kind == "llama") w.put_bool("tokenizer.ggml.add_space_prefix", spm_adds_space_prefix(tok));
+  if (kind == "llama") {
+    const std::string scheme = spm_prepend_scheme(tok);
+    w.put_bool("tokenizer.ggml.add_space_prefix", scheme != "never");
+    // Metaspace's rules differ from llama.cpp's (which the Prepend normalizer follows): no prefix for
+    // a stretch that starts with a space, and with "first" none after an added token.
+    if (scheme == "first" || scheme == "always") w.put_str("wrenlm.tokenizer.prepend_scheme", scheme);
+  }
 
   if (tcfg)
     if (const JsonValue* v = tcfg->find_non_null("add_prefix_space"))

@@ -63,22 +63,28 @@ bool byte_level_decode(const std::string& text, std::string* out) {
 }
 
 BpeModel::BpeModel(int32_t n_vocab, const std::unordered_map<std::string, int32_t>& token_to_id,
-                   const std::vector<std::string>& merges, bool ignore_merges)
-    : n_vocab_(n_vocab), ignore_merges_(ignore_merges), token_to_id_(&token_to_id) {
+                   const std::vector<std::string>& merges, bool ignore_merges, BpeAlphabet alphabet,
+                   const std::array<int32_t, 256>* byte_tokens)
+    : n_vocab_(n_vocab), ignore_merges_(ignore_merges), alphabet_(alphabet), token_to_id_(&token_to_id) {
   // Strings that appear in merges but not in the vocabulary get ids past the vocabulary, so a
   // merge chain through them works as it does with string symbols; a piece that ends on one is
   // emitted byte by byte.
-  std::unordered_map<std::string, int32_t> extra;
   const auto symbol = [&](const std::string& s) -> int32_t {
     auto it = token_to_id.find(s);
     if (it != token_to_id.end()) return it->second;
-    auto ins = extra.emplace(s, n_vocab_ + static_cast<int32_t>(extra.size()));
+    auto ins = extra_.emplace(s, n_vocab_ + static_cast<int32_t>(extra_.size()));
     return ins.first->second;
   };
-  const auto& fwd = byte_to_codepoint();
-  for (int b = 0; b < 256; ++b) {
-    utf8_append(&byte_text_[b], fwd[b]);
-    byte_symbol_[b] = symbol(byte_text_[b]);
+  if (alphabet_ == BpeAlphabet::kByteLevel) {
+    const auto& fwd = byte_to_codepoint();
+    for (int b = 0; b < 256; ++b) {
+      utf8_append(&byte_text_[b], fwd[b]);
+      byte_symbol_[b] = symbol(byte_text_[b]);
+    }
+  } else if (byte_tokens != nullptr) {
+    byte_fallback_ = *byte_tokens;
+  } else {
+    byte_fallback_.fill(-1);
   }
   WREN_CHECK(merges.size() < static_cast<size_t>(INT32_MAX), FormatError, merges.size(),
              " merges are too many");
@@ -94,7 +100,7 @@ BpeModel::BpeModel(int32_t n_vocab, const std::unordered_map<std::string, int32_
     joined = left;
     joined += right;
     const int32_t a = symbol(left), b = symbol(right), r = symbol(joined);
-    WREN_CHECK(extra.size() < static_cast<size_t>(INT32_MAX - n_vocab_), FormatError,
+    WREN_CHECK(extra_.size() < static_cast<size_t>(INT32_MAX - n_vocab_), FormatError,
                "too many merge symbols");
     // On a repeated pair the first (highest priority) entry stays, as in llama.cpp.
     pairs_.emplace(pair_key(a, b), Merge{static_cast<int32_t>(k), r});
@@ -117,12 +123,42 @@ void BpeModel::emit(const char* bytes, const BpeWorkspace::Symbol& s, std::vecto
     out->push_back(s.id);
     return;
   }
-  // A merge result with no token: fall back to one token per byte. A byte with no token of its
-  // own is dropped, as llama.cpp and HF tokenizers (without an unk token) do: some byte-level
+  // A symbol with no token: fall back to one token per byte. A byte with no token of its own is
+  // dropped, as llama.cpp and HF tokenizers (without an unk token) do: some byte-level
   // vocabularies lack a few control bytes.
   for (uint32_t i = s.start; i < s.start + s.len; ++i) {
-    const int32_t id = byte_symbol_[static_cast<uint8_t>(bytes[i])];
-    if (id < n_vocab_) out->push_back(id);
+    const uint8_t b = static_cast<uint8_t>(bytes[i]);
+    const int32_t id = alphabet_ == BpeAlphabet::kByteLevel ? byte_symbol_[b] : byte_fallback_[b];
+    if (id >= 0 && id < n_vocab_) out->push_back(id);
+  }
+}
+
+void BpeModel::start_symbols(const char* bytes, size_t n, BpeWorkspace* ws) const {
+  auto& syms = ws->symbols;
+  syms.clear();
+  size_t i = 0;
+  while (i < n) {
+    size_t len = 1;
+    int32_t id;
+    if (alphabet_ == BpeAlphabet::kByteLevel) {
+      id = byte_symbol_[static_cast<uint8_t>(bytes[i])];
+    } else {
+      // One character (an ill-formed byte is one of its own); a character that is neither a
+      // token nor part of a merge gets an id no merge mentions.
+      const Utf8Step st = utf8_next(bytes, n, i);
+      if (st.kind == Utf8Step::kValid) len = st.len;
+      ws->text.assign(bytes + i, len);
+      auto it = token_to_id_->find(ws->text);
+      if (it != token_to_id_->end()) {
+        id = it->second;
+      } else {
+        auto ex = extra_.find(ws->text);
+        id = ex != extra_.end() ? ex->second : INT32_MAX;
+      }
+    }
+    const int32_t idx = static_cast<int32_t>(syms.size());
+    syms.push_back({id, idx - 1, i + len < n ? idx + 1 : -1, static_cast<uint32_t>(i), static_cast<uint32_t>(len)});
+    i += len;
   }
 }
 
@@ -130,21 +166,21 @@ void BpeModel::encode(const char* bytes, size_t n, BpeWorkspace* ws, std::vector
   if (n == 0) return;
   if (ignore_merges_) {
     ws->text.clear();
-    for (size_t i = 0; i < n; ++i) ws->text += byte_text_[static_cast<uint8_t>(bytes[i])];
+    if (alphabet_ == BpeAlphabet::kByteLevel) {
+      for (size_t i = 0; i < n; ++i) ws->text += byte_text_[static_cast<uint8_t>(bytes[i])];
+    } else {
+      ws->text.assign(bytes, n);
+    }
     auto it = token_to_id_->find(ws->text);
     if (it != token_to_id_->end()) {
       out->push_back(it->second);
       return;
     }
   }
+  start_symbols(bytes, n, ws);
   auto& syms = ws->symbols;
-  syms.clear();
-  for (size_t i = 0; i < n; ++i) {
-    syms.push_back({byte_symbol_[static_cast<uint8_t>(bytes[i])], static_cast<int32_t>(i) - 1,
-                    i + 1 < n ? static_cast<int32_t>(i + 1) : -1, static_cast<uint32_t>(i), 1});
-  }
   ws->heap.clear();
-  for (size_t i = 0; i + 1 < n; ++i) push_candidate(ws, static_cast<int32_t>(i));
+  for (size_t i = 0; i + 1 < syms.size(); ++i) push_candidate(ws, static_cast<int32_t>(i));
   while (!ws->heap.empty()) {
     std::pop_heap(ws->heap.begin(), ws->heap.end(), later);
     const BpeWorkspace::Candidate c = ws->heap.back();

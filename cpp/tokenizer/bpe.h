@@ -33,18 +33,29 @@ struct BpeWorkspace {
   };
   std::vector<Symbol> symbols;
   std::vector<Candidate> heap;
-  std::string text;  // byte-level form of a piece (ignore_merges lookups)
+  std::string text;  // byte-level form of a piece (ignore_merges lookups), or one character (kUtf8)
+};
+
+// What BPE starts from: the symbols a piece is cut into, and what a symbol left without a token
+// at the end becomes.
+enum class BpeAlphabet : uint8_t {
+  kByteLevel,  // one symbol per byte, spelled as GPT-2's byte-level character; its bytes' own
+               // tokens as fallback (a byte with no token is dropped)
+  kUtf8,       // one symbol per UTF-8 character, spelled as itself (SentencePiece-style BPE, Gemma 4);
+               // the byte tokens <0xXX> as fallback
 };
 
 class BpeModel {
  public:
-  // n_vocab: ids at or above it are not tokens. token_to_id: byte-level token text -> id (the
-  // caller decides which id wins for duplicate texts; it must outlive the model). merges:
-  // "left right" strings, highest priority first. ignore_merges: a piece that is a token as a
-  // whole is emitted as that token (llama3 family). Bytes with no token of their own are dropped.
-  // Throws FormatError naming the merge entry when one is not of the form "a b".
+  // n_vocab: ids at or above it are not tokens. token_to_id: token text -> id (byte-level text for
+  // kByteLevel; the caller decides which id wins for duplicate texts; it must outlive the model).
+  // merges: "left right" strings, highest priority first. ignore_merges: a piece that is a token
+  // as a whole is emitted as that token (llama3 family). byte_tokens (kUtf8): the id of <0xXX>
+  // for each byte, -1 when missing (such bytes are dropped). Throws FormatError naming the merge
+  // entry when one is not of the form "a b".
   BpeModel(int32_t n_vocab, const std::unordered_map<std::string, int32_t>& token_to_id,
-           const std::vector<std::string>& merges, bool ignore_merges);
+           const std::vector<std::string>& merges, bool ignore_merges,
+           BpeAlphabet alphabet = BpeAlphabet::kByteLevel, const std::array<int32_t, 256>* byte_tokens = nullptr);
 
   // Appends the tokens of one pre-tokenized piece (raw bytes). O(n log n) in the piece length.
   void encode(const char* bytes, size_t n, BpeWorkspace* ws, std::vector<int32_t>* out) const;
@@ -61,12 +72,17 @@ class BpeModel {
   }
   void push_candidate(BpeWorkspace* ws, int32_t left) const;
   void emit(const char* bytes, const BpeWorkspace::Symbol& s, std::vector<int32_t>* out) const;
+  // Cuts bytes[0, n) into the alphabet's starting symbols.
+  void start_symbols(const char* bytes, size_t n, BpeWorkspace* ws) const;
 
   int32_t n_vocab_;
   bool ignore_merges_;
+  BpeAlphabet alphabet_;
   const std::unordered_map<std::string, int32_t>* token_to_id_;  // owned by the Tokenizer
-  std::array<int32_t, 256> byte_symbol_{};    // symbol id of each single byte
-  std::array<std::string, 256> byte_text_{};  // byte-level text of each byte
+  std::array<int32_t, 256> byte_symbol_{};    // kByteLevel: symbol id of each single byte
+  std::array<std::string, 256> byte_text_{};  // kByteLevel: byte-level text of each byte
+  std::array<int32_t, 256> byte_fallback_{};  // kUtf8: token <0xXX> of each byte, -1 if none
+  std::unordered_map<std::string, int32_t> extra_;  // symbols of merges that are not tokens -> ids >= n_vocab
   std::unordered_map<uint64_t, Merge> pairs_;  // (left id, right id) -> rank and result
 };
 

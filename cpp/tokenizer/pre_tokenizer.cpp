@@ -1,6 +1,8 @@
 #include "tokenizer/pre_tokenizer.h"
 
 #include <algorithm>
+#include <cstring>
+#include <iterator>
 
 #include "tokenizer/unicode.h"
 #include "util/errors.h"
@@ -90,6 +92,35 @@ void isolate_runs(Piece& p, Pred pred, uint32_t min_len, uint32_t max_len) {
   }
 }
 
+// Isolates the leftmost-first matches of `prefix?body+` (the regexes `\s?\p{L}+`, ` ?[...]+`):
+// an optional unit satisfying `prefix` that is followed by a body unit, then the longest body run.
+template <typename Prefix, typename Body>
+void isolate_prefixed_runs(Piece& p, Prefix prefix, Body body) {
+  uint32_t pos = p.begin();
+  while (pos < p.end()) {
+    uint32_t run_end;
+    if (prefix(p, pos) && body(p, pos + 1)) {
+      run_end = pos + 1;
+    } else if (body(p, pos)) {
+      run_end = pos;
+    } else {
+      ++pos;
+      continue;
+    }
+    while (run_end < p.end() && body(p, run_end)) ++run_end;
+    p.cut(pos);
+    p.cut(run_end);
+    pos = run_end;
+  }
+}
+
+// `\s+$`: the whitespace that ends the piece, if any, becomes a piece of its own.
+void isolate_trailing_space(Piece& p) {
+  uint32_t start = p.end();
+  while (start > p.begin() && p.has(start - 1, kUcWhitespace)) --start;
+  p.cut(start);
+}
+
 bool pred_number(const Piece& p, uint32_t pos) { return p.has(pos, kUcNumber); }
 bool pred_ascii_digit(const Piece& p, uint32_t pos) { return p.cp(pos) >= '0' && p.cp(pos) <= '9'; }
 bool pred_punct(const Piece& p, uint32_t pos) {
@@ -98,6 +129,87 @@ bool pred_punct(const Piece& p, uint32_t pos) {
          c == '^' || c == '~' || c == '|';
 }
 bool pred_punct_backtick(const Piece& p, uint32_t pos) { return pred_punct(p, pos) || p.cp(pos) == '`'; }
+bool pred_cr_lf(const Piece& p, uint32_t pos) { return is_cr_or_lf(p.cp(pos)); }
+bool pred_newline(const Piece& p, uint32_t pos) { return p.cp(pos) == '\n'; }
+bool pred_whitespace(const Piece& p, uint32_t pos) { return p.has(pos, kUcWhitespace); }
+bool pred_space(const Piece& p, uint32_t pos) { return p.cp(pos) == ' '; }
+bool pred_letter(const Piece& p, uint32_t pos) { return p.has(pos, kUcLetter); }
+bool pred_punct_category(const Piece& p, uint32_t pos) { return p.has(pos, kUcPunct); }
+
+// A bracketed character class of a regex, read from the text between its brackets as the
+// tokenizer.json spells it: single code points, ranges `a-z` and `\s` (no other escapes, no
+// negation).
+class CharClass {
+ public:
+  explicit CharClass(const char* spec) {
+    std::vector<uint32_t> cps;
+    const size_t n = std::strlen(spec);
+    for (size_t i = 0; i < n;) {
+      if (spec[i] == '\\' && i + 1 < n && spec[i + 1] == 's') {
+        whitespace_ = true;
+        i += 2;
+        continue;
+      }
+      const Utf8Step st = utf8_next(spec, n, i);
+      cps.push_back(st.cp);
+      i += st.len;
+    }
+    for (size_t k = 0; k < cps.size(); ++k) {
+      if (k + 2 < cps.size() && cps[k + 1] == '-') {
+        ranges_.push_back({cps[k], cps[k + 2]});
+        k += 2;
+      } else {
+        ranges_.push_back({cps[k], cps[k]});
+      }
+    }
+    std::sort(ranges_.begin(), ranges_.end());
+  }
+  bool contains(uint32_t cp) const {
+    if (whitespace_ && is_whitespace(cp)) return true;
+    auto it = std::upper_bound(ranges_.begin(), ranges_.end(), std::make_pair(cp, UINT32_MAX));
+    return it != ranges_.begin() && cp <= std::prev(it)->second;
+  }
+
+ private:
+  std::vector<std::pair<uint32_t, uint32_t>> ranges_;  // [first, last], sorted by first
+  bool whitespace_ = false;                            // \s is in the class
+};
+
+// The bracketed classes of the split regexes below, as their tokenizer.json spells them (between
+// the brackets). DeepSeek LLM's alphabetic scripts; U+1F7D U+1FBE U+1FD3 U+1FDB U+2126 U+212A are
+// escaped because Unicode normalization would change them (and reverse their ranges).
+constexpr char kLatinClass[] =
+      "A-Za-zµÀ-ÖØ-öø-ƺƼ-ƿǄ-ʓʕ-ʯͰ-ͳͶͷͻ-ͽͿΆ"
+      "Έ-ΊΌΎ-ΡΣ-ϵϷ-ҁҊ-ԯԱ-ՖႠ-ჅᎠ-Ᏽᏸ-ᏽᲐ-ᲺᲽ-Ჿ"
+      "ᴀ-ᴫᵫ-ᵷᵹ-ᶚḀ-ἕἘ-Ἕἠ-ὅὈ-Ὅὐ-ὗὙὛὝὟ-\xE1\xBD\xBD" "ᾀ-ᾴᾶ-ᾼ"
+      "\xE1\xBE\xBE" "ῂ-ῄῆ-ῌῐ-\xE1\xBF\x93" "ῖ-\xE1\xBF\x9B" "ῠ-Ῥῲ-ῴῶ-ῼℂℇℊ-ℓℕℙ-ℝℤ\xE2\x84\xA6" "ℨ"
+      "\xE2\x84\xAA" "-ℭℯ-ℴℹℼ-ℿⅅ-ⅉⅎↃↄⰀ-ⱻⱾ-ⳤⳫ-ⳮⳲⳳꙀ-ꙭꚀ-ꚛꜢ-ꝯ"
+      "ꝱ-ꞇꞋ-ꞎꭰ-ꮿﬀ-ﬆﬓ-ﬗＡ-Ｚａ-ｚ𐐀-𐑏𐒰-𐓓𐓘-𐓻𐲀-𐲲𐳀-𐳲"
+      "𑢠-𑣟𞤀-𞥃";
+constexpr char kAsciiPunctClass[] = "!-/:-~！-／：-～‘-‟　-。";  // DeepSeek LLM
+constexpr char kCjkClass[] = "一-龥ࠀ-一가-퟿";                // DeepSeek
+constexpr char kBloomNonWord[] = "(\\s|.,!?…。，、।۔،)";    // BLOOM's, negated in its regex
+
+// Oniguruma, which HF tokenizers runs these with, matches the ranges on the code points as they are
+// (whitespace such as U+3000 included).
+bool pred_latin(const Piece& p, uint32_t pos) {
+  static const CharClass cls(kLatinClass);
+  return cls.contains(p.cp(pos));
+}
+bool pred_ascii_punct(const Piece& p, uint32_t pos) {
+  static const CharClass cls(kAsciiPunctClass);
+  return cls.contains(p.cp(pos));
+}
+bool pred_cjk(const Piece& p, uint32_t pos) {
+  static const CharClass cls(kCjkClass);
+  return cls.contains(p.cp(pos));
+}
+// BLOOM's word class [^(\s|.,!?…。，、।۔،)] (the parentheses and bar are literal characters in it).
+bool pred_bloom_word(const Piece& p, uint32_t pos) {
+  static const CharClass non_word(kBloomNonWord);
+  const uint32_t c = p.cp(pos);
+  return c != kOutOfRange && !non_word.contains(c);
+}
 
 // 's|'t|'re|'ve|'m|'ll|'d (case-sensitive, or ASCII-case-insensitive for the llama3 family).
 // Returns the contraction's length (2 or 3) at pos, or 0.
@@ -153,8 +265,10 @@ void split_gpt2(Piece& p) {
 
 // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,max_digits}|
 //  ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-void split_llama3(Piece& p, uint32_t max_digits) {
-  constexpr uint16_t kWLN = kUcWhitespace | kUcLetter | kUcNumber;
+// with_marks: [\p{L}\p{M}]+ instead of \p{L}+, and marks also left out of [^\s\p{L}\p{N}] (Qwen3.5).
+void split_llama3(Piece& p, uint32_t max_digits, bool with_marks) {
+  const uint16_t kLetter = with_marks ? (kUcLetter | kUcMark) : kUcLetter;
+  const uint16_t kWLN = kUcWhitespace | kLetter | kUcNumber;
   uint32_t pos = p.begin();
   while (pos < p.end()) {
     const uint32_t c = p.cp(pos);
@@ -165,9 +279,9 @@ void split_llama3(Piece& p, uint32_t max_digits) {
       continue;
     }
     // `[^\r\n\p{L}\p{N}]?\p{L}+`
-    if (!is_cr_or_lf(c) && !(f & kUcNumber) && ((f & kUcLetter) || p.has(pos + 1, kUcLetter))) {
+    if (!is_cr_or_lf(c) && !(f & kUcNumber) && ((f & kLetter) || p.has(pos + 1, kLetter))) {
       ++pos;
-      while (p.has(pos, kUcLetter)) ++pos;
+      while (p.has(pos, kLetter)) ++pos;
       p.cut(pos);
       continue;
     }
@@ -220,11 +334,58 @@ void run_stage(SplitStage stage, Piece& p) {
     case SplitStage::kPunctRun: isolate_runs(p, pred_punct, 1, UINT32_MAX); break;
     case SplitStage::kPunctRunBacktick: isolate_runs(p, pred_punct_backtick, 1, UINT32_MAX); break;
     case SplitStage::kGpt2: split_gpt2(p); break;
-    case SplitStage::kLlama3: split_llama3(p, 3); break;
-    case SplitStage::kQwen2: split_llama3(p, 1); break;
+    case SplitStage::kLlama3: split_llama3(p, 3, false); break;
+    case SplitStage::kQwen2: split_llama3(p, 1, false); break;
+    case SplitStage::kQwen35: split_llama3(p, 1, true); break;
+    case SplitStage::kEachCrLf: isolate_runs(p, pred_cr_lf, 1, 1); break;
+    case SplitStage::kSpacedLetterRun: isolate_prefixed_runs(p, pred_whitespace, pred_letter); break;
+    case SplitStage::kSpacedPunctRun: isolate_prefixed_runs(p, pred_whitespace, pred_punct_category); break;
+    case SplitStage::kSpacedLatinRun: isolate_prefixed_runs(p, pred_whitespace, pred_latin); break;
+    case SplitStage::kSpacedAsciiPunct: isolate_prefixed_runs(p, pred_whitespace, pred_ascii_punct); break;
+    case SplitStage::kTrailingSpace: isolate_trailing_space(p); break;
+    case SplitStage::kCjkRun: isolate_runs(p, pred_cjk, 1, UINT32_MAX); break;
+    case SplitStage::kBloom: isolate_prefixed_runs(p, pred_space, pred_bloom_word); break;
+    case SplitStage::kNewlineRun: isolate_runs(p, pred_newline, 1, UINT32_MAX); break;
   }
   p.cut(p.end());
 }
+
+}  // namespace
+
+const std::string& split_stage_regex(SplitStage stage) {
+  using S = SplitStage;
+  static const std::vector<std::pair<SplitStage, std::string>> table = {
+      {S::kEachNumber, "\\p{N}"},
+      {S::kNumberRun, "\\p{N}+"},
+      {S::kAsciiDigitTriple, "[0-9][0-9][0-9]"},
+      {S::kPunctRun, "[\\p{P}\\$\\+<=>\\^~\\|]+"},
+      {S::kPunctRunBacktick, "[\\p{P}\\$\\+<=>\\^~\\|`]+"},
+      {S::kGpt2, "'s|'t|'re|'ve|'m|'ll|'d| ?\\p{L}+| ?\\p{N}+| ?[^\\s\\p{L}\\p{N}]+|\\s+(?!\\S)|\\s+"},
+      {S::kLlama3,
+       "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+       "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+      {S::kQwen2,
+       "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|"
+       "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+      {S::kQwen35,
+       "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?[\\p{L}\\p{M}]+|\\p{N}| ?[^\\s\\p{L}\\p{M}\\p{N}]+[\\r\\n]*|"
+       "\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},
+      {S::kEachCrLf, "[\r\n]"},  // the two characters themselves, not escapes
+      {S::kSpacedLetterRun, "\\s?\\p{L}+"},
+      {S::kSpacedPunctRun, "\\s?\\p{P}+"},
+      {S::kSpacedLatinRun, std::string("\\s?[") + kLatinClass + "]+"},
+      {S::kSpacedAsciiPunct, std::string("\\s?[") + kAsciiPunctClass + "]+"},
+      {S::kTrailingSpace, "\\s+$"},
+      {S::kCjkRun, std::string("[") + kCjkClass + "]+"},
+      {S::kBloom, std::string(" ?[^") + kBloomNonWord + "]+"},
+      {S::kNewlineRun, "[^\\n]+|[\\n]+"},
+  };
+  for (const auto& e : table)
+    if (e.first == stage) return e.second;
+  throw InvalidArgument(str_cat("split stage ", static_cast<int>(stage), " has no regex"));
+}
+
+namespace {
 
 // The table: pre-tokenizer names (as llama.cpp's convert scripts write them) -> split stages.
 // A new family is a new row (plus a new SplitStage when its regex is new).
@@ -233,6 +394,8 @@ struct Family {
   std::vector<SplitStage> stages;
   bool ignore_merges;
   bool add_bos_default;
+  bool add_bos_always = false;
+  bool spm_spaces = false;
 };
 
 const std::vector<Family>& families() {
@@ -249,6 +412,16 @@ const std::vector<Family>& families() {
       {{"llama3", "llama-v3", "llama-bpe", "falcon3", "pixtral"}, {S::kLlama3}, true, true},
       {{"dbrx", "smaug-bpe"}, {S::kLlama3}, false, false},
       {{"qwen2", "deepseek-r1-qwen", "stablelm2"}, {S::kQwen2}, false, false},
+      {{"qwen35"}, {S::kQwen35}, false, false},
+      {{"deepseek-llm"},
+       {S::kEachCrLf, S::kSpacedLatinRun, S::kSpacedAsciiPunct, S::kTrailingSpace, S::kCjkRun, S::kNumberRun},
+       false, false},
+      {{"deepseek-coder"},
+       {S::kEachCrLf, S::kSpacedLetterRun, S::kSpacedPunctRun, S::kCjkRun, S::kEachNumber}, false, false},
+      {{"bloom", "poro-chat", "gpt3-finnish"}, {S::kBloom}, false, false},
+      // Gemma 4 (tokenizer.ggml.model "gemma4", which names no pre-tokenizer): BPE over the whole
+      // text, cut only where newline runs begin and end.
+      {{"gemma4"}, {S::kNewlineRun}, false, true, true, true},
   };
   return table;
 }
@@ -273,6 +446,8 @@ PreTokenizer PreTokenizer::by_name(const std::string& name) {
         p.stages_ = f.stages;
         p.ignore_merges_ = f.ignore_merges;
         p.add_bos_default_ = f.add_bos_default;
+        p.add_bos_always_ = f.add_bos_always;
+        p.spm_spaces_ = f.spm_spaces;
         return p;
       }
     }

@@ -24,7 +24,21 @@ enum class SplitStage : uint8_t {
   kLlama3,            // (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
                       //   ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
   kQwen2,             // as kLlama3, with \p{N} instead of \p{N}{1,3}
+  kQwen35,            // as kQwen2, with [\p{L}\p{M}]+ for \p{L}+ and [^\s\p{L}\p{M}\p{N}] for [^\s\p{L}\p{N}]
+  kEachCrLf,          // [\r\n]
+  kSpacedLetterRun,   // \s?\p{L}+
+  kSpacedPunctRun,    // \s?\p{P}+
+  kSpacedLatinRun,    // \s?[A-Za-zµÀ-Ö...]+  (DeepSeek LLM's alphabetic scripts; the class is in the .cpp)
+  kSpacedAsciiPunct,  // \s?[!-/:-~！-／：-～‘-‟　-。]+
+  kTrailingSpace,     // \s+$
+  kCjkRun,            // [一-龥ࠀ-一가-퟿]+
+  kBloom,             //  ?[^(\s|.,!?…。，、।۔،)]+
+  kNewlineRun,        // [^\n]+|[\n]+
 };
+
+// The regex a stage stands for, as the Split pre-tokenizers of tokenizer.json spell it (after JSON
+// unescaping), so a tokenizer.json can be matched to the stages.
+const std::string& split_stage_regex(SplitStage stage);
 
 // A byte range [begin, end) of the text given to PreTokenizer::split.
 struct TextPiece {
@@ -49,14 +63,21 @@ class PreTokenizer {
   // Family properties that travel with the pre-tokenizer name in llama.cpp:
   // a piece that is itself a vocabulary token is emitted without merging (llama3),
   bool ignore_merges() const { return ignore_merges_; }
-  // and whether BOS is added when the GGUF has no tokenizer.ggml.add_bos_token.
+  // whether BOS is added when the GGUF has no tokenizer.ggml.add_bos_token,
   bool add_bos_default() const { return add_bos_default_; }
+  // whether BOS is added whatever the GGUF says (llama.cpp overrides the key for Gemma 4),
+  bool add_bos_always() const { return add_bos_always_; }
+  // and whether BPE runs on raw UTF-8 with spaces written as U+2581 and byte-fallback tokens
+  // <0xXX> (SentencePiece-style BPE, Gemma 4) instead of on GPT-2's byte-level characters.
+  bool spm_spaces() const { return spm_spaces_; }
 
  private:
   std::string name_;
   std::vector<SplitStage> stages_;
   bool ignore_merges_ = false;
   bool add_bos_default_ = false;
+  bool add_bos_always_ = false;
+  bool spm_spaces_ = false;
 };
 
 // BERT's pre-tokenizer: words are separated by whitespace, and every punctuation character (\p{P},

@@ -50,8 +50,8 @@ int parse_byte_token(const std::string& text) {
   return v;
 }
 
-// What a token decodes to, by model kind.
-std::string token_to_bytes(const std::string& text, TokenType type, const std::string& model) {
+// What a token decodes to, by model kind (spm_spaces: a BPE vocabulary spelled SentencePiece-style).
+std::string token_to_bytes(const std::string& text, TokenType type, const std::string& model, bool spm_spaces) {
   switch (type) {
     case TokenType::kControl:
     case TokenType::kUserDefined:
@@ -63,7 +63,7 @@ std::string token_to_bytes(const std::string& text, TokenType type, const std::s
       return text;
     }
     default: {
-      if (model == "llama" || model == "t5") return spm_unescape_spaces(text);
+      if (model == "llama" || model == "t5" || spm_spaces) return spm_unescape_spaces(text);
       if (model == "bert") {
         // A continuation joins the previous token; bracketed tokens ("[unused0]") are words.
         const bool bracketed = text.size() >= 2 && text.front() == '[' && text.back() == ']';
@@ -81,7 +81,8 @@ std::string token_to_bytes(const std::string& text, TokenType type, const std::s
 
 // The tokenizer models from_source accepts, for the error message.
 constexpr const char* kSupportedModels =
-    "gpt2 (byte-level BPE), llama (SentencePiece BPE), bert (WordPiece), t5 (Unigram)";
+    "gpt2 (byte-level BPE), llama (SentencePiece BPE), gemma4 (SentencePiece-style BPE with merges), "
+    "bert (WordPiece), t5 (Unigram)";
 
 // tokenizer.ggml.scores: one number per token (0 for every token when the key is absent).
 std::vector<float> read_scores(const TensorSource& f, size_t n) {
@@ -119,7 +120,9 @@ std::unique_ptr<Tokenizer> Tokenizer::from_source(const TensorSource& f) {
   t->model_ = f.get_string(kKeyModel);
   t->pre_name_ = f.get_string(kKeyPre, "");
   if (t->pre_name_.empty()) t->pre_name_ = "default";
-  if (t->model_ == "gpt2") {
+  // Gemma 4's model name stands for its pre-tokenizer too (llama.cpp ignores tokenizer.ggml.pre).
+  if (t->model_ == "gemma4") t->pre_name_ = "gemma4";
+  if (t->model_ == "gpt2" || t->model_ == "gemma4") {
     try {
       t->pre_ = PreTokenizer::by_name(t->pre_name_ == "default" ? "" : t->pre_name_);
     } catch (const UnsupportedError& e) {
@@ -180,7 +183,7 @@ void Tokenizer::load_vocab(const TensorSource& f) {
   add_eos_ = f.get_bool("tokenizer.ggml.add_eos_token", false) && eos_ >= 0;
 
   bytes_.resize(n);
-  for (size_t i = 0; i < n; ++i) bytes_[i] = token_to_bytes(text_[i], type_[i], model_);
+  for (size_t i = 0; i < n; ++i) bytes_[i] = token_to_bytes(text_[i], type_[i], model_, pre_.spm_spaces());
 
   eog_.assign(n, 0);
   for (int32_t id : {eos_, eot_, eom_})
@@ -243,9 +246,13 @@ void Tokenizer::load_vocab(const TensorSource& f) {
 
 void Tokenizer::load_byte_level_bpe(const TensorSource& f) {
   add_bos_ = f.get_bool("tokenizer.ggml.add_bos_token", pre_.add_bos_default());
+  if (pre_.add_bos_always()) add_bos_ = bos_ >= 0;
   const std::vector<std::string> merges = f.get_string_array(kKeyMerges);
+  const std::array<int32_t, 256> byte_tokens = byte_token_ids();
   try {
-    bpe_ = std::make_unique<BpeModel>(n_vocab(), text_to_id_, merges, pre_.ignore_merges());
+    bpe_ = std::make_unique<BpeModel>(n_vocab(), text_to_id_, merges, pre_.ignore_merges(),
+                                      pre_.spm_spaces() ? BpeAlphabet::kUtf8 : BpeAlphabet::kByteLevel,
+                                      &byte_tokens);
   } catch (const FormatError& e) {
     f.fail(kKeyMerges, e.what());
   }
@@ -254,18 +261,30 @@ void Tokenizer::load_byte_level_bpe(const TensorSource& f) {
 void Tokenizer::load_spm(const TensorSource& f) {
   // llama.cpp's defaults for a SentencePiece vocabulary, each overridden by its key.
   add_bos_ = f.get_bool("tokenizer.ggml.add_bos_token", true) && bos_ >= 0;
-  add_space_prefix_ = f.get_bool("tokenizer.ggml.add_space_prefix", true);
-  strip_leading_space_ = add_space_prefix_;
+  const bool add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix", true);
+  strip_leading_space_ = add_space_prefix;
+  // No GGUF key says how HF's Metaspace places the prefix; the tokenizer.json reader writes this one.
+  constexpr const char* kKeyScheme = "wrenlm.tokenizer.prepend_scheme";
+  const std::string scheme = f.get_string(kKeyScheme, "");
+  if (!add_space_prefix) space_prefix_ = SpacePrefix::kNone;
+  else if (scheme.empty()) space_prefix_ = SpacePrefix::kEvery;
+  else if (scheme == "always") space_prefix_ = SpacePrefix::kEveryUnlessSpace;
+  else if (scheme == "first") space_prefix_ = SpacePrefix::kFirstUnlessSpace;
+  else f.fail(kKeyScheme, str_cat("is '", scheme, "'; expected 'first' or 'always'"));
   const size_t n = text_.size();
   std::vector<float> scores = read_scores(f, n);
+  spm_ = std::make_unique<SpmModel>(text_to_id_, std::move(scores), byte_token_ids(), unk_);
+}
+
+std::array<int32_t, 256> Tokenizer::byte_token_ids() const {
   std::array<int32_t, 256> byte_tokens;
   byte_tokens.fill(-1);
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < text_.size(); ++i) {
     if (type_[i] != TokenType::kByte) continue;
     const int b = parse_byte_token(text_[i]);
     if (b >= 0 && byte_tokens[b] < 0) byte_tokens[b] = static_cast<int32_t>(i);
   }
-  spm_ = std::make_unique<SpmModel>(text_to_id_, std::move(scores), byte_tokens, unk_);
+  return byte_tokens;
 }
 
 void Tokenizer::load_wordpiece(const TensorSource& f) {
@@ -294,9 +313,9 @@ void Tokenizer::load_unigram(const TensorSource& f) {
   // llama.cpp's defaults for a unigram vocabulary, each overridden by its key.
   add_bos_ = f.get_bool("tokenizer.ggml.add_bos_token", false) && bos_ >= 0;
   add_eos_ = f.get_bool("tokenizer.ggml.add_eos_token", true) && eos_ >= 0;
-  add_space_prefix_ = f.get_bool("tokenizer.ggml.add_space_prefix", false);
-  strip_leading_space_ = add_space_prefix_;
-  spm_normalizer_.add_space_prefix = add_space_prefix_;
+  const bool add_space_prefix = f.get_bool("tokenizer.ggml.add_space_prefix", false);
+  strip_leading_space_ = add_space_prefix;
+  spm_normalizer_.add_space_prefix = add_space_prefix;
   spm_normalizer_.remove_extra_whitespaces = f.get_bool("tokenizer.ggml.remove_extra_whitespaces", false);
   constexpr const char* kKeyCharsMap = "tokenizer.ggml.precompiled_charsmap";
   if (const GgufValue* v = f.find(kKeyCharsMap)) {
@@ -364,17 +383,40 @@ int32_t Tokenizer::match_special(const char* s, size_t n, size_t i, bool parse_s
   return best;
 }
 
-void Tokenizer::encode_plain(const char* s, size_t n, EncodeWorkspace* ws, std::vector<int32_t>* out) const {
+void Tokenizer::encode_plain(const char* s, size_t n, bool at_start, EncodeWorkspace* ws,
+                             std::vector<int32_t>* out) const {
   if (n == 0) return;
-  if (bpe_) {
+  if (bpe_ && pre_.spm_spaces()) {
+    ws->text.clear();
+    spm_escape_spaces(s, n, &ws->text);
+    ws->pieces.clear();
+    pre_.split(ws->text.data(), ws->text.size(), &ws->pieces);
+    for (const TextPiece& p : ws->pieces) {
+      const char* piece = ws->text.data() + p.begin;
+      const size_t len = p.end - p.begin;
+      // A run of newlines that is a token is that token, whatever the merges say (llama.cpp's rule
+      // for Gemma 4, whose merges do not build every newline run it has a token for).
+      if (piece[0] == '\n') {
+        const int32_t id = token_id(std::string(piece, len));
+        if (id >= 0) {
+          out->push_back(id);
+          continue;
+        }
+      }
+      bpe_->encode(piece, len, &ws->bpe, out);
+    }
+  } else if (bpe_) {
     ws->pieces.clear();
     pre_.split(s, n, &ws->pieces);
     for (const TextPiece& p : ws->pieces) bpe_->encode(s + p.begin, p.end - p.begin, &ws->bpe, out);
   } else if (spm_) {
-    // Every stretch of text follows the start or a special token, so each gets the prefix space
-    // (llama.cpp; Hugging Face's Prepend normalizer, which runs between added tokens, agrees).
+    // Each stretch of text follows the start or a special token; which ones get the prefix space
+    // depends on where the vocabulary came from (see SpacePrefix).
     ws->text.clear();
-    if (add_space_prefix_) ws->text += kSpmSpace;
+    const bool prefix = space_prefix_ == SpacePrefix::kEvery ||
+                        (space_prefix_ == SpacePrefix::kEveryUnlessSpace && s[0] != ' ') ||
+                        (space_prefix_ == SpacePrefix::kFirstUnlessSpace && at_start && s[0] != ' ');
+    if (prefix) ws->text += kSpmSpace;
     spm_escape_spaces(s, n, &ws->text);
     spm_->encode(ws->text.data(), ws->text.size(), &ws->spm, out);
   } else if (unigram_) {
@@ -399,7 +441,7 @@ void Tokenizer::encode_text(const char* s, size_t n, bool parse_special, EncodeW
       size_t len = 0;
       const int32_t id = match_special(s, n, i, parse_special, &len);
       if (id >= 0) {
-        encode_plain(s + plain_begin, i - plain_begin, ws, out);
+        encode_plain(s + plain_begin, i - plain_begin, plain_begin == 0, ws, out);
         out->push_back(id);
         i += len;
         if (rstrip_[id])
@@ -410,7 +452,7 @@ void Tokenizer::encode_text(const char* s, size_t n, bool parse_special, EncodeW
     }
     ++i;
   }
-  encode_plain(s + plain_begin, n - plain_begin, ws, out);
+  encode_plain(s + plain_begin, n - plain_begin, plain_begin == 0, ws, out);
 }
 
 std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_bos, bool parse_special) const {

@@ -1,8 +1,11 @@
 // Tokenizer: text <-> token ids for the vocabularies stored in GGUF files, picked by
 // `tokenizer.ggml.model`:
 //   gpt2   byte-level BPE: PreTokenizer (stages chosen by `tokenizer.ggml.pre`) -> BpeModel;
+//   gemma4 SentencePiece-style BPE: spaces written as U+2581, cut at newline runs -> BpeModel over
+//          UTF-8 characters with merges, byte fallback <0xXX>;
 //   llama  SentencePiece BPE: spaces written as U+2581 (plus one in front of each stretch of text
-//          when add_space_prefix) -> SpmModel (merges by token score, byte fallback <0xXX>);
+//          when add_space_prefix; for a tokenizer.json with HF's Metaspace, only where its
+//          prepend_scheme puts one) -> SpmModel (merges by token score, byte fallback <0xXX>);
 //   bert   WordPiece: BertNormalizer -> split_bert_words -> WordPieceModel; [CLS] ... [SEP];
 //   t5     Unigram: SpmNormalizer (precompiled charsmap, U+2581 for spaces) -> UnigramModel.
 //
@@ -91,11 +94,13 @@ class Tokenizer {
   void load_spm(const TensorSource& f);
   void load_wordpiece(const TensorSource& f);
   void load_unigram(const TensorSource& f);
+  // The id of each byte token <0xXX>, -1 where the vocabulary has none.
+  std::array<int32_t, 256> byte_token_ids() const;
   // Cuts special tokens out of text; encodes the rest with encode_plain.
   void encode_text(const char* s, size_t n, bool parse_special, EncodeWorkspace* ws,
                    std::vector<int32_t>* out) const;
-  // One stretch of text with no special token in it.
-  void encode_plain(const char* s, size_t n, EncodeWorkspace* ws, std::vector<int32_t>* out) const;
+  // One stretch of text with no special token in it; at_start: it begins the text.
+  void encode_plain(const char* s, size_t n, bool at_start, EncodeWorkspace* ws, std::vector<int32_t>* out) const;
   // Longest special token starting at s[i], or -1; *len gets its length.
   int32_t match_special(const char* s, size_t n, size_t i, bool parse_special, size_t* len) const;
 
@@ -107,8 +112,8 @@ class Tokenizer {
   std::vector<uint8_t> rstrip_;  // 1 for special tokens that eat the whitespace after them
   std::string model_;          // tokenizer.ggml.model
   std::string pre_name_;       // tokenizer.ggml.pre
-  PreTokenizer pre_;           // gpt2
-  std::unique_ptr<BpeModel> bpe_;  // gpt2
+  PreTokenizer pre_;           // gpt2, gemma4
+  std::unique_ptr<BpeModel> bpe_;  // gpt2, gemma4
   std::unique_ptr<SpmModel> spm_;  // llama
   BertNormalizer bert_normalizer_;              // bert
   std::unique_ptr<WordPieceModel> wordpiece_;  // bert
@@ -126,7 +131,14 @@ class Tokenizer {
   int32_t bos_ = -1, eos_ = -1, unk_ = -1, eot_ = -1, eom_ = -1;
   bool add_bos_ = false;
   bool add_eos_ = false;
-  bool add_space_prefix_ = false;  // SentencePiece: a space in front of each stretch of text
+  // SentencePiece: which stretches of text (between special tokens) get U+2581 put in front.
+  enum class SpacePrefix : uint8_t {
+    kNone,
+    kEvery,             // every one (llama.cpp; HF's Prepend normalizer)
+    kEveryUnlessSpace,  // every one that does not start with a space (HF Metaspace, prepend_scheme "always")
+    kFirstUnlessSpace,  // only the one that begins the text, unless it starts with a space ("first")
+  };
+  SpacePrefix space_prefix_ = SpacePrefix::kNone;
   bool strip_leading_space_ = false;  // decode drops the first space of its result
   int32_t sep_ = -1;
   bool add_sep_ = false;

@@ -22,9 +22,10 @@ __all__ = ["Tokenizer"]
 class Tokenizer:
     """The tokenizer of a GGUF file or a Hugging Face model folder (``tokenizer.json``).
 
-    Byte-level BPE (GPT-2, Llama 3, Qwen2, SmolLM2, ...), SentencePiece-style BPE with byte fallback
-    (Llama 2, Mistral, Phi-3, Gemma), WordPiece (BERT) and Unigram (T5-style), giving the same ids
-    as llama.cpp and Hugging Face ``tokenizers`` for the same vocabulary. No weights are used.
+    Byte-level BPE (GPT-2, Llama 3, Qwen2, Qwen3.5, SmolLM2, DeepSeek, BLOOM, ...), SentencePiece-style
+    BPE with byte fallback (Llama 2, Mistral, Phi-3, Gemma, Gemma 4), WordPiece (BERT) and Unigram
+    (T5-style), giving the same ids as llama.cpp and Hugging Face ``tokenizers`` for the same
+    vocabulary. No weights are used.
 
     Args:
         path: a GGUF file or a model folder.

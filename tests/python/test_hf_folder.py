@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 import wrenlm
 from conftest import require_module
+from hf_pre_tokenizers import GPT2_RE, PRE_TOKENIZERS, byte_level, seq, split
+from test_tokenizer import CORPUS as HOSTILE_CORPUS
 from tiny_models import converter_script, save_hf_model, smollm2_tokenizer, transformers_logits
 from wrenlm import _core
 
@@ -434,33 +436,6 @@ def test_bert_wordpiece_tokens(family_models):
 
 # ---- tokenizer.json -> tokenizer keys --------------------------------------------------------------
 
-LLAMA3_RE = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|"
-             r"\s*[\r\n]+|\s+(?!\S)|\s+")
-QWEN2_RE = LLAMA3_RE.replace(r"\p{N}{1,3}", r"\p{N}")
-GPT2_RE = r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+"
-
-
-def byte_level(use_regex: bool, add_prefix_space: bool = False) -> dict:
-    return {"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": True, "use_regex": use_regex}
-
-
-def split(regex: str, behavior: str = "Isolated") -> dict:
-    return {"type": "Split", "pattern": {"Regex": regex}, "behavior": behavior, "invert": False}
-
-
-def seq(*steps: dict) -> dict:
-    return {"type": "Sequence", "pretokenizers": list(steps)}
-
-
-PRE_TOKENIZERS = {
-    "gpt-2": byte_level(True),
-    "gpt-2 as split": seq(split(GPT2_RE), byte_level(False)),
-    "llama-bpe": seq(split(LLAMA3_RE), byte_level(False)),
-    "qwen2": seq(split(QWEN2_RE), byte_level(False)),
-    "smollm": seq({"type": "Digits", "individual_digits": True}, byte_level(True)),
-}
-
-
 def with_tokenizer(llama_dir: Path, out: Path, edit) -> Path:
     out.mkdir()
     for f in llama_dir.iterdir():
@@ -481,7 +456,9 @@ def test_byte_level_pre_tokenizers_from_tokenizer_json(llama_dir, tmp_path, name
     assert _core.open_source(str(d)).metadata["tokenizer.ggml.pre"] == name.split(" ")[0]
     ref = tokenizers.Tokenizer.from_file(str(d / "tokenizer.json"))
     model = wrenlm.Model(d, n_threads=1)
-    for text in CORPUS + ["12 345 6789 1234567", "don't DON'T we'VE", "x\r\n\r\ny  \n z"]:
+    extra = ["12 345 6789 1234567", "don't DON'T we'VE", "x\r\n\r\ny  \n z",
+             "\u3000。 ａｂ１ K\u212a\u1fd3 \u0301e ٣ (a|b) …  नमस्ते। 가나 ترجمة، ok.  "]
+    for text in CORPUS + list(HOSTILE_CORPUS.values()) + extra:
         assert model.tokenize(text) == ref.encode(text).ids, (name, text)
 
 
@@ -512,10 +489,11 @@ def test_malformed_tokenizer_json_is_format_error(llama_dir, tmp_path):
             _core.open_source(str(d))
 
 
-def sentencepiece_bpe_tokenizer(spm_model: Path, legacy: bool = False):
+def sentencepiece_bpe_tokenizer(spm_model: Path, prepend_scheme: str = "first"):
     """A Llama-2-style tokenizer.json (BPE with byte fallback) built from a SentencePiece model with HF
-    tokenizers, wrapped for transformers. legacy: the Prepend + Replace normalizer of Llama 2 and
-    Mistral's files; otherwise the newer Metaspace pre-tokenizer."""
+    tokenizers, wrapped for transformers. prepend_scheme "prepend": the Prepend + Replace normalizer of
+    Llama 2 and Mistral's original files; otherwise the newer Metaspace pre-tokenizer with that
+    prepend_scheme ("first", as recent tokenizers convert them, or "always")."""
     spm = require_module("sentencepiece")
     tokenizers = require_module("tokenizers")
     transformers = require_module("transformers")
@@ -527,11 +505,11 @@ def sentencepiece_bpe_tokenizer(spm_model: Path, legacy: bool = False):
         merges += sorted(((a, b) for a, b in splits if a in vocab and b in vocab),
                          key=lambda p: (vocab[p[0]], vocab[p[1]]))
     t = tokenizers.Tokenizer(tokenizers.models.BPE(vocab, merges, unk_token="<unk>", fuse_unk=True, byte_fallback=True))
-    if legacy:
+    if prepend_scheme == "prepend":
         n = tokenizers.normalizers
         t.normalizer = n.Sequence([n.Prepend("\u2581"), n.Replace(" ", "\u2581")])
     else:
-        t.pre_tokenizer = tokenizers.pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first",
+        t.pre_tokenizer = tokenizers.pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme=prepend_scheme,
                                                               split=False)
     d = tokenizers.decoders
     t.decoder = d.Sequence([d.Replace("\u2581", " "), d.ByteFallback(), d.Fuse(), d.Strip(" ", 1, 0)])
@@ -648,18 +626,27 @@ def test_bert_folder_tokenizer_and_embeddings(family_models):
         np.testing.assert_allclose(ours[k], h, rtol=1e-4, atol=1e-4 * float(np.abs(h).max()))
 
 
-@pytest.mark.parametrize("legacy", [True, False])
-def test_sentencepiece_bpe_folder_tokenizes_like_hf(tmp_path, legacy):
-    """A Llama-2-style tokenizer.json gives HF tokenizers' ids through our SentencePiece BPE. With the
-    newer Metaspace pre-tokenizer, HF does not add the leading U+2581 to a text that already starts with
-    a space, while llama.cpp's SentencePiece tokenizer (ours) always does: those texts are left out."""
+# Texts where the schemes differ: leading spaces, special tokens in the middle, and at the start.
+SPM_SECTION_TEXTS = ["Hello", " Hello", "  two  spaces", " ", "", "a</s>b", "a</s> b", "<s>Hello</s>x",
+                     "Hi <s> there</s>", "</s>", "</s> ", "x\n y", "<unk> <unk>x", "\t tab"]
+
+
+@pytest.mark.parametrize("prepend_scheme", ["prepend", "first", "always"])
+def test_sentencepiece_bpe_folder_tokenizes_like_hf(tmp_path, prepend_scheme):
+    """A Llama-2-style tokenizer.json gives HF tokenizers' ids and text through our SentencePiece BPE.
+    The Prepend normalizer puts U+2581 before every stretch between added tokens (as llama.cpp does);
+    Metaspace puts none before a stretch that starts with a space, and with "first" none after an
+    added token."""
     transformers = require_module("transformers")
     tokenizers = require_module("tokenizers")
-    tk = sentencepiece_bpe_tokenizer(train_sentencepiece(tmp_path / "sp.model"), legacy=legacy)
+    tk = sentencepiece_bpe_tokenizer(train_sentencepiece(tmp_path / "sp.model"), prepend_scheme=prepend_scheme)
     cfg = transformers.LlamaConfig(vocab_size=len(tk), **LLAMA)
     hf = save_hf_model(tmp_path / "hf", cfg, transformers.LlamaForCausalLM, tk, init_std=0.2)
     ref = tokenizers.Tokenizer.from_file(str(hf / "tokenizer.json"))
-    model = wrenlm.Model(hf, n_threads=1)
-    for text in CORPUS:
-        if legacy or not text.startswith(" "):
-            assert model.tokenize(text) == ref.encode(text).ids, text
+    t = _core.Tokenizer(str(hf))
+    for text in CORPUS + list(HOSTILE_CORPUS.values()) + SPM_SECTION_TEXTS:
+        for special in (True, False):
+            assert t.encode(text, add_bos=special) == ref.encode(text, add_special_tokens=special).ids, text
+        ids = ref.encode(text).ids
+        assert t.decode(ids) == ref.decode(ids, skip_special_tokens=False), text
+        assert t.decode(ids, skip_special=True) == ref.decode(ids, skip_special_tokens=True), text
