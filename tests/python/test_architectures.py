@@ -217,7 +217,7 @@ def transformers_greedy_cached(hf_dir, ids: list[int], n_new: int) -> list[int]:
     return new
 
 
-@pytest.mark.parametrize("source", ["gguf"])
+@pytest.mark.parametrize("source", ["gguf", "folder"])
 def test_phi3_longrope_short_factors(tiny_phi3_longrope, source):
     """A prompt and its continuation inside the original context: the short factors throughout."""
     hf, gguf = tiny_phi3_longrope
@@ -228,7 +228,7 @@ def test_phi3_longrope_short_factors(tiny_phi3_longrope, source):
     assert model.generate_ids(ids, max_tokens=N_GREEDY, ignore_eos=True) == transformers_greedy(hf, ids, N_GREEDY)
 
 
-@pytest.mark.parametrize("source", ["gguf"])
+@pytest.mark.parametrize("source", ["gguf", "folder"])
 def test_phi3_longrope_long_factors(tiny_phi3_longrope, source):
     """A 600-token prompt, past the original context: the long factors for every position, although
     our prefill takes it in two chunks (512 + 88) of which the first ends inside the original context."""
