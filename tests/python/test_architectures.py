@@ -194,9 +194,10 @@ def tiny_phi3_longrope(tmp_path_factory, smollm2_path):
     scaling = {"rope_type": "longrope", "short_factor": rng.uniform(1, 4, half).tolist(),
                "long_factor": rng.uniform(1, 4, half).tolist()}
     cfg = transformers.Phi3Config(vocab_size=len(tok), hidden_size=64, intermediate_size=160, num_hidden_layers=2,
-                                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4 * 520,
-                                  original_max_position_embeddings=LONGROPE_ORIG, rope_scaling=scaling,
-                                  pad_token_id=0, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+                                  num_attention_heads=4, num_key_value_heads=2, rope_scaling=scaling,
+                                  max_position_embeddings=4 * LONGROPE_ORIG,
+                                  original_max_position_embeddings=LONGROPE_ORIG, pad_token_id=0, bos_token_id=1,
+                                  eos_token_id=2, tie_word_embeddings=False)
     return make_tiny(tmp_path_factory, "tiny_phi3_longrope", cfg, transformers.Phi3ForCausalLM, tok,
                      tokenizer_class="GPT2Tokenizer")
 
