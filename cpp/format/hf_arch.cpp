@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "format/hf_config.h"
@@ -351,6 +352,50 @@ void gemma3_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
   w.put_u32(k(arch, "attention.head_count_kv"), c.opt_int({"num_key_value_heads"}).value_or(4));
 }
 
+// Phi-3's LongRoPE ("su"/"longrope" rope scaling with long_factor and short_factor): the factors
+// and the attention factor the converter writes (rope_factors_long/short, rope.scaling.attn_factor).
+struct LongRope {
+  std::vector<float> short_factors, long_factors;  // (rot_dim/2) each
+  double attn_factor;
+};
+std::optional<LongRope> longrope(const HfConfig& c) {
+  const JsonValue* long_json = c.rope("long_factor");
+  if (!long_json || (long_json->is_array() && long_json->as_array().empty())) return std::nullopt;
+  const JsonValue* type = c.rope("rope_type");
+  std::string t = type ? type->as_string() : "";
+  for (char& ch : t) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  if (t != "su" && t != "longrope")
+    throw UnsupportedError(str_cat(c.root().file(), ": rope scaling type '", t, "' with long_factor is not supported "
+                                   "(supported: longrope, su)"));
+  const JsonValue* short_json = c.rope("short_factor");
+  if (!short_json) c.root().fail("longrope scaling needs short_factor beside long_factor");
+  const int64_t n_embd = c.integer({"hidden_size", "n_embd"});
+  const int64_t n_head = c.integer({"num_attention_heads", "n_head"});
+  const JsonValue* pct = c.rope("partial_rotary_factor");
+  const int64_t half = static_cast<int64_t>((pct ? pct->as_double() : 1.0) * static_cast<double>(n_embd)) / n_head / 2;
+  auto factors = [&](const JsonValue& v) {
+    std::vector<float> out;
+    for (const JsonValue& x : v.as_array()) out.push_back(static_cast<float>(x.as_double()));
+    if (static_cast<int64_t>(out.size()) != half) v.fail(str_cat("expected ", half, " factors (half the rotated "
+                                                                 "dimensions), found ", out.size()));
+    return out;
+  };
+  LongRope lr{factors(*short_json), factors(*long_json), 1.0};
+  // As the converter and transformers: sqrt(1 + ln(s) / ln(original context)) for the extension
+  // s = max_position_embeddings / original_max_position_embeddings, when s > 1. A config's own
+  // attention_factor or factor wins, as in transformers (the converter ignores both).
+  const JsonValue* orig_json = c.rope("original_max_position_embeddings");
+  if (!orig_json) c.root().fail("longrope scaling needs original_max_position_embeddings");
+  const double orig = static_cast<double>(orig_json->as_int());
+  if (orig < 2) orig_json->fail("expected an original context of at least 2 positions");
+  const JsonValue* factor = c.rope("factor");
+  const double scale = factor ? factor->as_double()
+                              : static_cast<double>(c.integer({"n_positions", "max_position_embeddings"})) / orig;
+  if (scale > 1.0) lr.attn_factor = std::sqrt(1.0 + std::log(scale) / std::log(orig));
+  if (const JsonValue* attn = c.rope("attention_factor")) lr.attn_factor = attn->as_double();
+  return lr;
+}
+
 void phi3_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
   const int64_t n_embd = c.integer({"hidden_size", "n_embd"});
   const int64_t n_head = c.integer({"num_attention_heads", "n_head"});
@@ -371,9 +416,15 @@ void phi3_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
   if (!theta) c.root().fail("required key \"rope_theta\" is missing");
   w.put_f32(k(arch, "rope.freq_base"), theta->as_double());
   w.put_u32(k(arch, "attention.sliding_window"), c.opt_int({"sliding_window"}).value_or(0));
-  if (c.rope("long_factor"))
-    throw UnsupportedError(str_cat(w.dir(), ": config.json: Phi-3 long-context rope factors (long_factor/short_factor)"
-                                            " are not supported"));
+  if (const auto lr = longrope(c)) w.put_f32(k(arch, "rope.scaling.attn_factor"), lr->attn_factor);
+}
+
+void phi3_rope_factors(const HfConfig& c, HfWriter& w) {
+  if (auto lr = longrope(c)) {
+    const uint64_t n = lr->short_factors.size();
+    w.own("rope_factors_long.weight", {n}, std::move(lr->long_factors));
+    w.own("rope_factors_short.weight", {n}, std::move(lr->short_factors));
+  }
 }
 
 void gpt2_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
@@ -476,7 +527,7 @@ const std::vector<Family>& families() {
       {{"gemma"}, "gemma", kGemma, gemma_keys, false},
       {{"gemma2"}, "gemma2", kGemma2, gemma2_keys, false},
       {{"gemma3_text"}, "gemma3", kGemma3, gemma3_keys},
-      {{"phi3"}, "phi3", kPhi3, phi3_keys, false},
+      {{"phi3"}, "phi3", kPhi3, phi3_keys, false, false, nullptr, phi3_rope_factors},
       {{"gpt2"}, "gpt2", kGpt2, gpt2_keys, false},
       {{"gpt_neo"}, "gpt_neo", kGptNeo, gpt_neo_keys, false},
       {{"bloom"}, "bloom", kBloom, bloom_keys, false, false, "transformer."},

@@ -38,8 +38,9 @@ void add_bias(float* x, const float* b, int64_t n, int64_t dim) {
   Eigen::Map<Eigen::MatrixXf>(x, dim, n).colwise() += Eigen::Map<const Eigen::VectorXf>(b, dim);
 }
 
-Rope::Rope(int64_t rot_dim, double base, double scale, std::vector<float> freq_factors, RopeStyle style)
-    : rot_dim_(rot_dim), style_(style) {
+Rope::Rope(int64_t rot_dim, double base, double scale, std::vector<float> freq_factors, RopeStyle style,
+           float magnitude)
+    : rot_dim_(rot_dim), style_(style), magnitude_(magnitude) {
   const int64_t half = rot_dim / 2;
   inv_freq_.resize(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i) {
@@ -57,8 +58,8 @@ void Rope::prepare(int64_t pos0, int64_t n) {
     for (int64_t i = 0; i < half; ++i) {
       // Same rounding as the float32 reference: angle computed in float.
       const float angle = static_cast<float>(pos0 + t) * static_cast<float>(inv_freq_[static_cast<size_t>(i)]);
-      cos_[static_cast<size_t>(t * half + i)] = std::cos(angle);
-      sin_[static_cast<size_t>(t * half + i)] = std::sin(angle);
+      cos_[static_cast<size_t>(t * half + i)] = std::cos(angle) * magnitude_;
+      sin_[static_cast<size_t>(t * half + i)] = std::sin(angle) * magnitude_;
     }
 }
 

@@ -28,10 +28,12 @@ enum class RopeStyle {
 class Rope {
  public:
   // rot_dim: rotated dimensions (the first rot_dim of each head); base: frequency base; scale:
-  // positions are divided by it (linear scaling); freq_factors: optional per-pair divisors of the
-  // frequencies (Llama 3).
+  // positions are divided by it (linear scaling); freq_factors: optional (rot_dim/2) per-pair
+  // divisors of the frequencies (Llama 3's rope_freqs, Phi-3's LongRoPE short/long factors);
+  // magnitude: cos and sin are multiplied by it, scaling every rotated pair (LongRoPE's attention
+  // factor; 1: a pure rotation).
   Rope(int64_t rot_dim, double base, double scale, std::vector<float> freq_factors,
-       RopeStyle style = RopeStyle::kInterleaved);
+       RopeStyle style = RopeStyle::kInterleaved, float magnitude = 1.f);
   // Precomputes cos/sin for positions [pos0, pos0 + n).
   void prepare(int64_t pos0, int64_t n);
   // Rotates the pairs (see RopeStyle) of each head of n rows (row stride `stride`).
@@ -40,7 +42,8 @@ class Rope {
  private:
   int64_t rot_dim_;
   RopeStyle style_;
-  std::vector<double> inv_freq_;
+  float magnitude_;
+  std::vector<double> inv_freq_;  // (rot_dim/2)
   std::vector<float> cos_, sin_;  // (n, rot_dim/2)
 };
 

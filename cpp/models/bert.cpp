@@ -69,13 +69,13 @@ class Bert : public Model {
 
   int64_t max_batch() const override { return max_batch_; }
 
-  void forward(const int32_t*, int64_t, int64_t, KvCache&, float*, bool, bool, const CancelFn&) override {
+  void forward(const int32_t*, int64_t, int64_t, int64_t, KvCache&, float*, bool, bool, const CancelFn&) override {
     throw UnsupportedError(str_cat("'", info_.architecture, "' is an encoder without a language-model head: "
                                    "it gives embeddings (embed(), hidden_states()), not logits"));
   }
 
-  void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* out, bool exact,
-                     const CancelFn& cancel) override {
+  void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, int64_t /*seq_len*/, KvCache& cache, float* out,
+                     bool exact, const CancelFn& cancel) override {
     WREN_CHECK(pos0 == 0 && n <= max_batch_, InvalidArgument, "an encoder takes one whole input of at most ",
                max_batch_, " tokens at position 0 (got ", n, " at ", pos0, ")");
     const int64_t dim = cfg_.dim;

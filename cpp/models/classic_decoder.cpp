@@ -88,8 +88,8 @@ class ClassicDecoder : public Model {
 
   int64_t max_batch() const override { return max_batch_; }
 
-  void forward(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* logits, bool all_logits,
-               bool exact, const CancelFn& cancel) override {
+  void forward(const int32_t* tokens, int64_t n, int64_t pos0, int64_t /*seq_len*/, KvCache& cache, float* logits,
+               bool all_logits, bool exact, const CancelFn& cancel) override {
     run_layers(tokens, n, pos0, cache, exact, cancel);
     const int64_t first = all_logits ? 0 : n - 1;
     float* xb = ws_.xb.get();  // (n - first, dim)
@@ -97,8 +97,8 @@ class ClassicDecoder : public Model {
     matmul(output_, xb, n - first, logits, pool_, ws_.mm);
   }
 
-  void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* out, bool exact,
-                     const CancelFn& cancel) override {
+  void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, int64_t /*seq_len*/, KvCache& cache, float* out,
+                     bool exact, const CancelFn& cancel) override {
     run_layers(tokens, n, pos0, cache, exact, cancel);
     apply_layer_norm(output_norm_, ws_.x.get(), n, cfg_.dim, cfg_.norm_eps, out);
   }

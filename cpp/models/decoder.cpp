@@ -2,6 +2,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <cmath>
 #include <map>
 
 #include "format/tensor_source.h"
@@ -30,9 +31,9 @@ class Decoder : public Model {
   Decoder(const TensorSource& f, const DecoderConfig& c, ThreadPool& pool, int64_t n_ctx, const LayerBinder& bind)
       : pool_(pool),
         cfg_(c),
-        rope_(cfg_.rope_dim, cfg_.rope_base, cfg_.rope_scale, {}, cfg_.rope_style),
+        rope_(cfg_.rope_dim, cfg_.rope_base, cfg_.rope_scale, {}, cfg_.rope_style, cfg_.rope_attn_factor),
         rope_swa_(cfg_.rope_dim, cfg_.rope_base_swa > 0 ? cfg_.rope_base_swa : cfg_.rope_base, 1.0, {},
-                  cfg_.rope_style),
+                  cfg_.rope_style, cfg_.rope_attn_factor),
         max_batch_(std::min<int64_t>(512, n_ctx)),
         ws_(max_batch_, cfg_.dim, cfg_.attn, cfg_.ffn_dim, n_ctx, pool.size()) {
     WeightBinder w(f, &arena_);
@@ -42,9 +43,7 @@ class Decoder : public Model {
     output_norm_ = w.vector("output_norm.weight", dim);
     // Tied embeddings when there is no separate output head.
     output_ = w.has("output.weight") ? w.matrix("output.weight", cfg_.n_vocab, dim) : tok_embd_;
-    if (w.has("rope_freqs.weight"))
-      rope_ = Rope(cfg_.rope_dim, cfg_.rope_base, cfg_.rope_scale, w.vector("rope_freqs.weight", cfg_.rope_dim / 2),
-                   cfg_.rope_style);
+    bind_rope_factors(f, w);
     layers_.resize(static_cast<size_t>(cfg_.n_layers));
     for (int64_t l = 0; l < cfg_.n_layers; ++l)
       bind(w, str_cat("blk.", l, "."), cfg_, layers_[static_cast<size_t>(l)]);
@@ -59,9 +58,9 @@ class Decoder : public Model {
 
   int64_t max_batch() const override { return max_batch_; }
 
-  void forward(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* logits, bool all_logits,
-               bool exact, const CancelFn& cancel) override {
-    run_layers(tokens, n, pos0, cache, exact, cancel);
+  void forward(const int32_t* tokens, int64_t n, int64_t pos0, int64_t seq_len, KvCache& cache, float* logits,
+               bool all_logits, bool exact, const CancelFn& cancel) override {
+    run_layers(tokens, n, pos0, seq_len, cache, exact, cancel);
     const int64_t dim = cfg_.dim;
     float* x = ws_.x.get();    // (n, dim) residual stream
     float* xb = ws_.xb.get();  // (n, dim)
@@ -73,15 +72,47 @@ class Decoder : public Model {
     if (cfg_.final_softcap > 0.f) soft_cap(logits, rows * cfg_.n_vocab, cfg_.final_softcap);
   }
 
-  void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* out, bool exact,
-                     const CancelFn& cancel) override {
-    run_layers(tokens, n, pos0, cache, exact, cancel);
+  void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, int64_t seq_len, KvCache& cache, float* out,
+                     bool exact, const CancelFn& cancel) override {
+    run_layers(tokens, n, pos0, seq_len, cache, exact, cancel);
     rms_norm(ws_.x.get(), output_norm_.data(), n, cfg_.dim, cfg_.rms_eps, out);
   }
 
  private:
+  // Per-frequency divisors, as llama.cpp picks them: Llama 3's rope_freqs; else LongRoPE's
+  // rope_factors_short and rope_factors_long, one set for a whole sequence (see rope_for).
+  void bind_rope_factors(const TensorSource& f, const WeightBinder& w) {
+    auto rope = [&](const char* name) {
+      std::vector<float> factors = w.vector(name, cfg_.rope_dim / 2);  // (rot_dim/2) divisors
+      for (float x : factors)
+        if (!(std::isfinite(x) && x > 0.f)) f.fail(name, str_cat("frequency factors must be positive, found ", x));
+      return Rope(cfg_.rope_dim, cfg_.rope_base, cfg_.rope_scale, std::move(factors), cfg_.rope_style,
+                  cfg_.rope_attn_factor);
+    };
+    if (w.has("rope_freqs.weight")) {
+      rope_ = rope("rope_freqs.weight");
+      return;
+    }
+    const bool has_short = w.has("rope_factors_short.weight"), has_long = w.has("rope_factors_long.weight");
+    if (has_short != has_long)
+      f.fail(has_short ? "rope_factors_long.weight" : "rope_factors_short.weight",
+             "missing: LongRoPE needs both the short and the long factors");
+    if (!has_short) return;
+    if (cfg_.rope_orig_ctx <= 0)
+      f.fail("rope_factors_long.weight", "LongRoPE needs rope.scaling.original_context_length (or context_length)");
+    rope_ = rope("rope_factors_short.weight");
+    rope_long_ = std::make_unique<Rope>(rope("rope_factors_long.weight"));
+  }
+
+  // The rotation of a sequence that will be seq_len tokens long once its current input is in. As
+  // transformers (longrope_frequency_update): the long factors when seq_len exceeds the original
+  // context, else the short ones, for every position of the forward pass. Decoding token by token
+  // past the original context therefore adds long-rotated keys to short-rotated ones already in
+  // the cache, as transformers' own cached generation does (llama.cpp instead fixes the set by n_ctx).
+  Rope& rope_for(int64_t seq_len) { return rope_long_ && seq_len > cfg_.rope_orig_ctx ? *rope_long_ : rope_; }
+
   // Embeddings and every layer: leaves the residual stream of the n tokens in ws_.x (n, dim).
-  void run_layers(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, bool exact,
+  void run_layers(const int32_t* tokens, int64_t n, int64_t pos0, int64_t seq_len, KvCache& cache, bool exact,
                   const CancelFn& cancel) {
     const int64_t dim = cfg_.dim;
     ws_.mm.float_activations = exact;
@@ -92,7 +123,8 @@ class Decoder : public Model {
       profile::Scope p(n == 1 ? "decode.embed" : "prefill.embed");
       for (int64_t t = 0; t < n; ++t) dequantize_matrix_row(tok_embd_, tokens[t], x + t * dim);
       if (cfg_.embed_scale > 0.f) Eigen::Map<Eigen::ArrayXf>(x, n * dim) *= cfg_.embed_scale;
-      rope_.prepare(pos0, n);
+      rope_now_ = &rope_for(std::max(seq_len, pos0 + n));
+      rope_now_->prepare(pos0, n);
       if (cfg_.rope_base_swa > 0) rope_swa_.prepare(pos0, n);
     }
     auto timed = [&](const char* op) { return profile::Scope(profile::enabled() ? label(phase, op) : op); };
@@ -146,7 +178,7 @@ class Decoder : public Model {
       if (!L.q_norm.empty()) rms_norm(q, L.q_norm.data(), n * a.n_heads, a.head_dim, cfg_.rms_eps, q);
       if (!L.k_norm.empty()) rms_norm(k, L.k_norm.data(), n * a.n_kv_heads, a.head_dim, cfg_.rms_eps, k);
       const bool sliding = cfg_.is_sliding(l);
-      const Rope& rope = sliding && cfg_.rope_base_swa > 0 ? rope_swa_ : rope_;
+      const Rope& rope = sliding && cfg_.rope_base_swa > 0 ? rope_swa_ : *rope_now_;
       rope.apply(q, n, a.n_heads, a.head_dim, q_dim);
       rope.apply(k, n, a.n_kv_heads, a.head_dim, kv_dim);
     }
@@ -168,8 +200,10 @@ class Decoder : public Model {
 
   ThreadPool& pool_;
   DecoderConfig cfg_;
-  Rope rope_;      // global layers (all layers when nothing slides)
-  Rope rope_swa_;  // sliding layers, when they have a base of their own
+  Rope rope_;                        // global layers (all when nothing slides); LongRoPE's short factors
+  std::unique_ptr<Rope> rope_long_;  // LongRoPE's long factors, or null
+  Rope* rope_now_ = &rope_;          // what rope_for() chose for the current forward call
+  Rope rope_swa_;                    // sliding layers, when they have a base of their own
   int64_t max_batch_;
   Workspace ws_;
   std::unique_ptr<MoeScratch> moe_;  // when the feed-forward is a mixture of experts
@@ -204,10 +238,23 @@ DecoderConfig DecoderConfig::read(const TensorSource& f, const std::string& arch
   if (scaling == "linear") {
     c.rope_scale = f.get_float(key("rope.scaling.factor"), 1.0);
     check(c.rope_scale > 0, "rope.scaling.factor", "must be positive");
+  } else if (scaling == "longrope") {
+    check(f.find_tensor("rope_factors_short.weight") != nullptr, "rope.scaling.type",
+          "'longrope' needs the tensors rope_factors_short.weight and rope_factors_long.weight");
   } else if (scaling != "none" && !scaling.empty()) {
     throw UnsupportedError(str_cat(f.path(), ": ", key("rope.scaling.type"), " = '", scaling,
-                                   "' is not supported (supported: none, linear)"));
+                                   "' is not supported (supported: none, linear, longrope)"));
   }
+  // As llama.cpp: the original context defaults to the training context, and the attention factor
+  // applies whatever the scaling.
+  c.rope_orig_ctx = static_cast<int64_t>(f.get_uint(key("rope.scaling.original_context_length"),
+                                                    static_cast<uint64_t>(c.n_ctx_train)));
+  check(c.rope_orig_ctx >= 0 && c.rope_orig_ctx <= (int64_t(1) << 40), "rope.scaling.original_context_length",
+        str_cat("out of range: ", c.rope_orig_ctx));
+  const double attn_factor = f.get_float(key("rope.scaling.attn_factor"), 1.0);
+  check(std::isfinite(attn_factor) && attn_factor > 0 && attn_factor < 1e3, "rope.scaling.attn_factor",
+        str_cat("must be in (0, 1000), found ", attn_factor));
+  c.rope_attn_factor = static_cast<float>(attn_factor);
   c.n_experts = static_cast<int64_t>(f.get_uint(key("expert_count"), 0));
   if (c.n_experts > 0) {
     c.n_experts_used = static_cast<int64_t>(f.get_uint(key("expert_used_count")));

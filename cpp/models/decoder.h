@@ -25,6 +25,10 @@ struct DecoderConfig {
   float rms_eps = 1e-5f;
   double rope_base = 10000.0, rope_scale = 1.0;
   RopeStyle rope_style = RopeStyle::kNeox;
+  // LongRoPE (Phi-3, when the file has rope_factors_short/long): a sequence longer than
+  // rope_orig_ctx rotates with the long factors, a shorter one with the short factors.
+  int64_t rope_orig_ctx = 0;
+  float rope_attn_factor = 1.f;  // cos and sin scaled by it (every family; LongRoPE's attention factor)
   // Family features; the defaults are plain Llama.
   GateActivation act = GateActivation::kSilu;
   float embed_scale = 0.f;     // > 0: token embeddings are multiplied by it (Gemma: sqrt(dim))
@@ -36,8 +40,8 @@ struct DecoderConfig {
   double rope_base_swa = 0.0;  // > 0: sliding layers rotate with this base, unscaled (Gemma 3)
   int64_t n_experts = 0, n_experts_used = 0;  // > 0: the feed-forward is a mixture of experts
 
-  // The keys every family writes ("<arch>.embedding_length", ...), validated; rope_style is the
-  // caller's to set.
+  // The keys every family writes ("<arch>.embedding_length", ...), validated, and the RoPE scaling
+  // keys llama.cpp reads for any family; rope_style is the caller's to set.
   static DecoderConfig read(const TensorSource& f, const std::string& arch);
   bool is_sliding(int64_t layer) const { return !sliding.empty() && sliding[static_cast<size_t>(layer)]; }
 };

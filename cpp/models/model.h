@@ -40,18 +40,21 @@ class Model {
   virtual int64_t max_batch() const = 0;
 
   // Runs tokens[0..n) at positions pos0.. through the network, appending to the cache.
+  // seq_len: the sequence's length once the caller's whole input is in (pos0 + n, or more when the
+  // caller splits a longer input into several calls), for choices that must hold for the whole input
+  // (Phi-3's LongRoPE picks its frequency factors by it).
   // logits: (n, n_vocab) if all_logits, else (1, n_vocab) for the last token.
   // exact: float activations against dequantized weights (reference numerics, slower) instead of
   // 8-bit activations on the quantized blocks.
-  virtual void forward(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* logits,
-                       bool all_logits, bool exact, const CancelFn& cancel) = 0;
+  virtual void forward(const int32_t* tokens, int64_t n, int64_t pos0, int64_t seq_len, KvCache& cache,
+                       float* logits, bool all_logits, bool exact, const CancelFn& cancel) = 0;
 
   // Like forward(), but writes the final hidden states out (n, dim) — after the last normalization,
   // what an output head would read — instead of logits: the input of embedding pooling. An encoder
   // (info().causal == false) must get a whole sequence in one call, at pos0 = 0. Families without
   // it throw UnsupportedError.
-  virtual void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, float* out, bool exact,
-                             const CancelFn& cancel);
+  virtual void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, int64_t seq_len, KvCache& cache,
+                             float* out, bool exact, const CancelFn& cancel);
 
   // Finishes loading: runs the weight re-layouts recorded while binding (WeightArena). The runtime
   // calls it before every forward() / hidden_states(); after the first, it returns at once.

@@ -1,5 +1,6 @@
 // Phi-3: the Llama layer with Q/K/V fused into attn_qkv and gate/up fused into ffn_up (gate rows
-// first), NeoX RoPE, and an optional sliding window on every layer.
+// first), NeoX RoPE (LongRoPE-scaled in the long-context models), and an optional sliding window on
+// every layer.
 #include "format/tensor_source.h"
 #include "util/errors.h"
 #include "models/decoder.h"
@@ -10,11 +11,8 @@ namespace wren {
 std::unique_ptr<Model> make_phi3(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx) {
   DecoderConfig c = DecoderConfig::read(f, arch);
   c.rope_style = RopeStyle::kNeox;
-  // The 128k-context models scale RoPE per frequency (LongRoPE: rope_factors_short/long and an
-  // attention factor); not implemented.
-  if (f.find_tensor("rope_factors_long.weight") || f.find_tensor("rope_factors_short.weight"))
-    throw UnsupportedError(str_cat(f.path(), ": Phi-3 LongRoPE scaling (rope_factors_long/short) is not supported "
-                                             "(supported: the default, unscaled RoPE)"));
+  // The long-context models' LongRoPE (rope_factors_short/long, rope.scaling.attn_factor) is the
+  // decoder's: see DecoderConfig::rope_orig_ctx.
   c.window = static_cast<int64_t>(f.get_uint(arch + ".attention.sliding_window", 0));
   if (c.window < 0 || c.window > (int64_t(1) << 30))
     f.fail(arch + ".attention.sliding_window", str_cat("out of range: ", c.window));

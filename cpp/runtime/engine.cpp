@@ -77,13 +77,14 @@ void Engine::eval(Session& s, const int32_t* tokens, int64_t n, float* all_logit
                                        " new) exceed the context window n_ctx=", n_ctx_,
                                        "; load the model with a larger n_ctx or shorten the input"));
   const int64_t batch = model_->max_batch();
+  const int64_t seq_len = s.n_past + n;  // every chunk learns where the whole input ends
   for (int64_t done = 0; done < n; done += batch) {
     const int64_t m = std::min(batch, n - done);
     float* out = all_logits ? all_logits + done * n_vocab : s.logits.data();
     {
       std::lock_guard<std::mutex> lock(mu_);
       model_->prepare_weights(*pool_);
-      model_->forward(tokens + done, m, s.n_past, s.cache, out, all_logits != nullptr, exact, cancel);
+      model_->forward(tokens + done, m, s.n_past, seq_len, s.cache, out, all_logits != nullptr, exact, cancel);
     }
     s.n_past += m;
     if (cancel && done + m < n && cancel()) throw Interrupted();
@@ -115,7 +116,7 @@ void Engine::hidden_states(Session& s, const int32_t* tokens, int64_t n, float* 
     const int64_t m = std::min(batch, n - done);
     std::lock_guard<std::mutex> lock(mu_);
     model_->prepare_weights(*pool_);
-    model_->hidden_states(tokens + done, m, done, s.cache, out + done * dim, exact, cancel);
+    model_->hidden_states(tokens + done, m, done, n, s.cache, out + done * dim, exact, cancel);
   }
   s.n_past = n;
 }

@@ -169,6 +169,89 @@ def test_phi3_gguf_matches_transformers(tiny_phi3):
     check_parity(*tiny_phi3)
 
 
+# -- Phi-3 LongRoPE: per-frequency short/long factors and an attention factor ----------------------------
+#
+# The rule (transformers' longrope_frequency_update): a forward pass over a sequence that is L tokens
+# long once its input is in rotates every position with the long factors when L exceeds
+# original_max_position_embeddings, else with the short ones; cos and sin are always scaled by
+# sqrt(1 + ln(max_position_embeddings / original) / ln(original)). We take L as the length after the
+# whole prompt, even when the prompt is evaluated in chunks of the model's max batch (512), so a long
+# prompt matches transformers' single forward. llama.cpp differs: it fixes the set by the context
+# size (long whenever n_ctx > original), so it disagrees with transformers on short sequences in a
+# large context. A generation that crosses the original context decodes its new tokens with the long
+# factors against cached keys rotated with the short ones, as transformers' own cached generation
+# does; transformers without a cache (recomputing every step) rotates all keys with the long factors
+# and so may continue differently from that point.
+LONGROPE_ORIG = 520  # above the 512-token prefill chunk, so the chunked long prompt below crosses it
+
+
+@pytest.fixture(scope="module")
+def tiny_phi3_longrope(tmp_path_factory, smollm2_path):
+    transformers = require_module("transformers")
+    tok = smollm2_tokenizer(smollm2_path)
+    rng = np.random.default_rng(7)
+    half = 64 // 4 // 2  # factors per head: half the rotated dimensions
+    scaling = {"rope_type": "longrope", "short_factor": rng.uniform(1, 4, half).tolist(),
+               "long_factor": rng.uniform(1, 4, half).tolist()}
+    cfg = transformers.Phi3Config(vocab_size=len(tok), hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, rope_scaling=scaling,
+                                  max_position_embeddings=4 * LONGROPE_ORIG,
+                                  original_max_position_embeddings=LONGROPE_ORIG, pad_token_id=0, bos_token_id=1,
+                                  eos_token_id=2, tie_word_embeddings=False)
+    return make_tiny(tmp_path_factory, "tiny_phi3_longrope", cfg, transformers.Phi3ForCausalLM, tok,
+                     tokenizer_class="GPT2Tokenizer")
+
+
+def transformers_greedy_cached(hf_dir, ids: list[int], n_new: int) -> list[int]:
+    """n_new greedy tokens under transformers with its KV cache (prefill, then one token per step)."""
+    torch = require_module("torch")
+    transformers = require_module("transformers")
+    model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32).eval()
+    cache, new = None, []
+    with torch.no_grad():
+        step = torch.tensor([ids])
+        for _ in range(n_new):
+            out = model(step, cache=cache, use_cache=True)
+            cache = out.cache
+            new.append(int(out.logits[0, -1].argmax()))
+            step = torch.tensor([[new[-1]]])
+    return new
+
+
+@pytest.mark.parametrize("source", ["gguf", "folder"])
+def test_phi3_longrope_short_factors(tiny_phi3_longrope, source):
+    """A prompt and its continuation inside the original context: the short factors throughout."""
+    hf, gguf = tiny_phi3_longrope
+    model = wrenlm.Model(gguf if source == "gguf" else hf, kv_cache="f32", n_threads=2)
+    ids = model.tokenize(PROMPT)
+    assert len(ids) + N_GREEDY <= LONGROPE_ORIG
+    assert_close(model.logits(ids), transformers_logits(hf, ids))
+    assert model.generate_ids(ids, max_tokens=N_GREEDY, ignore_eos=True) == transformers_greedy(hf, ids, N_GREEDY)
+
+
+@pytest.mark.parametrize("source", ["gguf", "folder"])
+def test_phi3_longrope_long_factors(tiny_phi3_longrope, source):
+    """A 600-token prompt, past the original context: the long factors for every position, although
+    our prefill takes it in two chunks (512 + 88) of which the first ends inside the original context."""
+    hf, gguf = tiny_phi3_longrope
+    model = wrenlm.Model(gguf if source == "gguf" else hf, kv_cache="f32", n_threads=2)
+    base = model.tokenize(PROMPT)
+    ids = (base * (600 // len(base) + 1))[:600]
+    assert_close(model.logits(ids), transformers_logits(hf, ids))
+    assert model.generate_ids(ids, max_tokens=N_GREEDY, ignore_eos=True) == transformers_greedy(hf, ids, N_GREEDY)
+
+
+def test_phi3_longrope_crossing_matches_cached_transformers(tiny_phi3_longrope):
+    """A prompt just inside the original context whose continuation crosses it: the same tokens as
+    transformers' cached generation (short-rotated keys kept, new tokens long-rotated)."""
+    hf, gguf = tiny_phi3_longrope
+    model = wrenlm.Model(gguf, kv_cache="f32", n_threads=2)
+    base = model.tokenize(PROMPT)
+    ids = (base * (LONGROPE_ORIG // len(base) + 1))[:LONGROPE_ORIG - 4]
+    ours = model.generate_ids(ids, max_tokens=N_GREEDY, ignore_eos=True)
+    assert ours == transformers_greedy_cached(hf, ids, N_GREEDY)
+
+
 # -- Mixtral: 4 SwiGLU experts, top-2 routing (written by llama.cpp as "llama" with stacked experts) -------
 
 @pytest.fixture(scope="module")

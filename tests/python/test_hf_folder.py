@@ -358,6 +358,11 @@ FAMILIES = {
     "gemma3_text": ("Gemma3TextConfig", "Gemma3ForCausalLM", dict(GEMMA, sliding_window=32), None, False),
     "phi3": ("Phi3Config", "Phi3ForCausalLM",
              dict(DECODER, num_key_value_heads=4, original_max_position_embeddings=512, pad_token_id=0), None, True),
+    # LongRoPE: rope_factors_short/long and rope.scaling.attn_factor from config.json
+    "phi3_longrope": ("Phi3Config", "Phi3ForCausalLM",
+                      dict(DECODER, original_max_position_embeddings=128, pad_token_id=0, rope_scaling={
+                          "type": "longrope", "short_factor": [1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0],
+                          "long_factor": [1.1, 1.7, 2.3, 2.9, 3.1, 3.3, 3.7, 3.9]}), None, True),
     "gpt2": ("GPT2Config", "GPT2LMHeadModel", dict(n_embd=64, n_layer=2, n_head=4, n_positions=512, n_ctx=512),
              "gpt-2", False),
     "bloom": ("BloomConfig", "BloomForCausalLM", dict(hidden_size=64, n_layer=2, n_head=4), "gpt-2", False),
@@ -602,6 +607,21 @@ def test_family_folder_logits_match_transformers(family_models, family):
     scale = float(np.abs(ref).max())
     err = float(np.abs(ours - ref).max())
     assert err <= RTOL * scale + 1e-5, f"{family}: max |diff| {err:.3g} > {RTOL} x max|logit| {scale:.3g}"
+
+
+@pytest.mark.parametrize("extra", [{"attention_factor": 1.3}, {"factor": 8.0}])
+def test_phi3_longrope_explicit_attention_factor(tmp_path, tok, extra):
+    """A config's own attention_factor, or a factor replacing max/original positions, sets LongRoPE's
+    attention factor as in transformers (llama.cpp's converter ignores both and would write
+    sqrt(1 + ln 4 / ln 128) here)."""
+    transformers = require_module("transformers")
+    kw = FAMILIES["phi3_longrope"][2]
+    cfg = transformers.Phi3Config(vocab_size=len(tok), **dict(kw, rope_scaling={**kw["rope_scaling"], **extra}))
+    hf = save_hf_model(tmp_path / "hf", cfg, transformers.Phi3ForCausalLM, tok, init_std=0.2)
+    model = wrenlm.Model(hf, kv_cache="f32", n_threads=2)
+    ids = model.tokenize(PROMPT)
+    ours, ref = model.logits(ids), transformers_logits(hf, ids)
+    assert float(np.abs(ours - ref).max()) <= RTOL * float(np.abs(ref).max()) + 1e-5
 
 
 def test_bert_folder_tokenizer_and_embeddings(family_models):
