@@ -38,7 +38,7 @@ class MatmulScratch {
   float* tile(int thread) { return tile_.get() + static_cast<size_t>(thread) * tile_stride_; }
   int64_t max_cols() const { return max_cols_; }
   int64_t max_batch() const { return max_batch_; }
-  static constexpr int64_t kTileRows = 64;
+  static constexpr int64_t kTileRows = 512;  // most weight rows one F32 tile holds (see matmul.cpp)
 
   // true: quantized weights are dequantized to F32 tiles and multiplied with F32 activations (the
   // reference numerics, for logits inspection); false: activations are quantized to 8 bits and
