@@ -6,11 +6,26 @@ from __future__ import annotations
 
 import importlib
 import os
+import time
 from pathlib import Path
 
 import pytest
 
 REQUIRE_REFERENCE = os.environ.get("WRENLM_REQUIRE_REFERENCE") == "1"
+
+
+def assert_megabyte_encodes_fast(encode, texts, min_ids: int, one_char_run: bool = True) -> None:
+    """encode() takes under 2 s on 1 MB of the texts repeated (and, with one_char_run, on 1 MB of a
+    single character): a tokenizer that is quadratic anywhere takes minutes."""
+    mixed = "\n".join(texts)
+    repeated = (mixed * (1_000_000 // len(mixed.encode()) + 1))[:1_000_000]
+    inputs = (["a" * 1_000_000] if one_char_run else []) + [repeated]
+    for text in inputs:
+        t0 = time.perf_counter()
+        ids = encode(text)
+        elapsed = time.perf_counter() - t0
+        assert len(ids) > min_ids
+        assert elapsed < 2.0, f"{elapsed:.2f} s for 1 MB"
 
 
 def need(what: str, reason: str):

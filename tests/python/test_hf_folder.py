@@ -24,7 +24,7 @@ import wrenlm
 from conftest import require_module
 from hf_pre_tokenizers import GPT2_RE, PRE_TOKENIZERS, byte_level, seq, split
 from test_tokenizer import CORPUS as HOSTILE_CORPUS
-from tiny_models import converter_script, save_hf_model, smollm2_tokenizer, transformers_logits
+from tiny_models import assert_close, converter_script, save_hf_model, smollm2_tokenizer, transformers_logits
 from wrenlm import _core
 
 RTOL = 1e-4  # see test_architectures.py: F32 weights, F32 KV cache, 2-layer models
@@ -32,6 +32,13 @@ PROMPT = "The quick brown fox jumps over the lazy dog. 12345 + 678 = ?\n  def f(
 CORPUS = [PROMPT, "Hello world!", "  leading spaces\tand\ttabs\n\nnew lines  ", "Ünïcödé façade naïve café",
           "日本語のテキスト 😀 emoji 🦙🦙", "I've been 'told' he's there, 'RE you sure?", "3.14159 1,000,000 0x1F",
           "<|im_start|>user\nhi<|im_end|>", "", " ", "a" * 300]
+
+
+def assert_folder_logits(hf: Path, argmax: bool) -> None:
+    """The folder's logits on PROMPT within RTOL x max|logit| of transformers' (F32 KV cache)."""
+    model = wrenlm.Model(hf, kv_cache="f32", n_threads=2)
+    ids = model.tokenize(PROMPT)
+    assert_close(model.logits(ids), transformers_logits(hf, ids), RTOL, argmax=argmax)
 
 
 def convert(hf_dir: Path, out: Path, pre: str | None = None) -> Path:
@@ -192,13 +199,7 @@ def test_llama_folder_logits_match_transformers(tmp_path, tok, dtype):
     src = _core.open_source(str(hf))
     want = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}[dtype]
     assert {d for n, d, _ in src.tensors if n.endswith("attn_q.weight")} == {want}
-    model = wrenlm.Model(hf, kv_cache="f32", n_threads=2)
-    ids = model.tokenize(PROMPT)
-    ours, ref = model.logits(ids), transformers_logits(hf, ids)
-    scale = float(np.abs(ref).max())
-    err = float(np.abs(ours - ref).max())
-    assert err <= RTOL * scale + 1e-5, f"max |diff| {err:.3g} > {RTOL} x max|logit| {scale:.3g}"
-    assert (ours.argmax(-1) == ref.argmax(-1)).all()
+    assert_folder_logits(hf, argmax=True)
 
 
 def test_llama_folder_tokenizer_matches_hf_tokenizers(llama_dir):
@@ -601,12 +602,7 @@ def test_gpt_neo_folder(tmp_path, tok):
 def test_family_folder_logits_match_transformers(family_models, family):
     """Each decoder family runs straight from its folder, within test_architectures.py's tolerance."""
     hf, _ = family_models[family]
-    model = wrenlm.Model(hf, kv_cache="f32", n_threads=2)
-    ids = model.tokenize(PROMPT)
-    ours, ref = model.logits(ids), transformers_logits(hf, ids)
-    scale = float(np.abs(ref).max())
-    err = float(np.abs(ours - ref).max())
-    assert err <= RTOL * scale + 1e-5, f"{family}: max |diff| {err:.3g} > {RTOL} x max|logit| {scale:.3g}"
+    assert_folder_logits(hf, argmax=False)
 
 
 @pytest.mark.parametrize("extra", [{"attention_factor": 1.3}, {"factor": 8.0}])
@@ -618,10 +614,7 @@ def test_phi3_longrope_explicit_attention_factor(tmp_path, tok, extra):
     kw = FAMILIES["phi3_longrope"][2]
     cfg = transformers.Phi3Config(vocab_size=len(tok), **dict(kw, rope_scaling={**kw["rope_scaling"], **extra}))
     hf = save_hf_model(tmp_path / "hf", cfg, transformers.Phi3ForCausalLM, tok, init_std=0.2)
-    model = wrenlm.Model(hf, kv_cache="f32", n_threads=2)
-    ids = model.tokenize(PROMPT)
-    ours, ref = model.logits(ids), transformers_logits(hf, ids)
-    assert float(np.abs(ours - ref).max()) <= RTOL * float(np.abs(ref).max()) + 1e-5
+    assert_folder_logits(hf, argmax=False)
 
 
 def test_bert_folder_tokenizer_and_embeddings(family_models):
