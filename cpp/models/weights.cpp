@@ -144,11 +144,10 @@ QuantMatrix WeightBinder::bind(const GgufTensor& t, const uint8_t* data, int64_t
 }
 
 QuantMatrix WeightBinder::token_embedding(int64_t dim, bool output_head) const {
-  const GgufTensor* emb = f_.find_tensor("token_embd.weight");
-  if (!emb || emb->shape.size() != 2 || emb->shape[0] != static_cast<uint64_t>(dim))
-    f_.fail("tensor 'token_embd.weight'", str_cat("expected shape [", dim, ", n_vocab]"));
   const GgufTensor& t = get("token_embd.weight");
-  return bind(t, t.data, static_cast<int64_t>(emb->shape[1]), dim, true, output_head);
+  if (t.shape.size() != 2 || t.shape[0] != static_cast<uint64_t>(dim))
+    f_.fail("tensor 'token_embd.weight'", str_cat("expected shape [", dim, ", n_vocab], found ", t.shape_str()));
+  return bind(t, t.data, static_cast<int64_t>(t.shape[1]), dim, true, output_head);
 }
 
 std::vector<float> WeightBinder::vector(const std::string& name, int64_t n) const {
