@@ -170,7 +170,12 @@ def measure_bandwidth(threads: list[int], mb: int) -> dict | None:
     except (OSError, subprocess.SubprocessError, json.JSONDecodeError) as e:
         log(f"[bw] failed: {e}")
         return None
-    log("[bw] " + ", ".join(f"{t}t: {res[str(t)]['best_gbs']:.1f} GB/s" for t in threads))
+    log(
+        "[bw] "
+        + ", ".join(
+            f"{t}t: {res[str(t)]['best_gbs']:.1f} GB/s ({res[str(t)].get('best_kernel', 'sgemv')})" for t in threads
+        )
+    )
     return res
 
 
@@ -290,25 +295,17 @@ def corpus_tokens(tokenizer_path: Path, n_min: int) -> list[int]:
 
 # ---------------------------------------------------------------------------------------------
 # Workers
-class Worker:
-    def __init__(self, engine: str, path: Path, threads: int, n_ctx: int, tag: str, timeout: float) -> None:
-        self.engine, self.timeout = engine, timeout
+class Child:
+    """A child process that answers one JSON line on stdout per JSON-line request on stdin: a ready
+    line first, then one reply per request; {"op": "quit"} ends it."""
+
+    def __init__(self, cmd: list[str], log_path: Path, timeout: float, env: dict | None = None) -> None:
+        self.timeout = timeout
         LOG_DIR.mkdir(parents=True, exist_ok=True)
-        self.log_path = LOG_DIR / f"{tag}-{engine}-t{threads}.log"
+        self.log_path = log_path
         self.logf = open(self.log_path, "w")
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "python"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-        env.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        env.setdefault("HF_HUB_OFFLINE", "1")
-        env.setdefault("TOKENIZERS_PARALLELISM", "false")
         self.proc = subprocess.Popen(
-            [sys.executable, str(HERE / "worker.py"), engine, str(path), str(threads), str(n_ctx)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self.logf,
-            text=True,
-            bufsize=1,
-            env=env,
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.logf, text=True, bufsize=1, env=env
         )
         self.ready = self._read()
         self.alive = bool(self.ready.get("ok"))
@@ -321,7 +318,7 @@ class Worker:
         line = self.proc.stdout.readline()
         if not line:
             code = self.proc.wait()
-            return {"ok": False, "error": f"worker exited with code {code}; see {self.log_path}: {self.log_tail()}"}
+            return {"ok": False, "error": f"exited with code {code}; see {self.log_path}: {self.log_tail()}"}
         return json.loads(line)
 
     def log_tail(self, n: int = 600) -> str:
@@ -333,13 +330,13 @@ class Worker:
 
     def request(self, **req) -> dict:
         if not self.alive:
-            return {"ok": False, "error": "worker not running"}
+            return {"ok": False, "error": "not running"}
         try:
             self.proc.stdin.write(json.dumps(req) + "\n")
             self.proc.stdin.flush()
         except (BrokenPipeError, OSError) as e:
             self.alive = False
-            return {"ok": False, "error": f"worker pipe: {e}; {self.log_tail()}"}
+            return {"ok": False, "error": f"pipe: {e}; {self.log_tail()}"}
         rep = self._read()
         if not rep.get("ok") and self.proc.poll() is not None:
             self.alive = False
@@ -362,6 +359,38 @@ class Worker:
         self.alive = False
 
 
+class Worker(Child):
+    """One engine with one model loaded (bench/worker.py)."""
+
+    def __init__(self, engine: str, path: Path, threads: int, n_ctx: int, tag: str, timeout: float) -> None:
+        self.engine = engine
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "python"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        env.setdefault("HF_HUB_OFFLINE", "1")
+        env.setdefault("TOKENIZERS_PARALLELISM", "false")
+        super().__init__(
+            [sys.executable, str(HERE / "worker.py"), engine, str(path), str(threads), str(n_ctx)],
+            LOG_DIR / f"{tag}-{engine}-t{threads}.log",
+            timeout,
+            env,
+        )
+
+
+class BandwidthProbe(Child):
+    """bench/membw.py --serve: the array is allocated and touched once, so a probe (every kernel,
+    a few passes) costs a fraction of a second and can run in every round, right before the decode
+    runs whose ceiling it gives."""
+
+    def __init__(self, mb: int, tag: str, timeout: float) -> None:
+        super().__init__(
+            [sys.executable, str(HERE / "membw.py"), "--serve", "--mb", str(mb)], LOG_DIR / f"{tag}-membw.log", timeout
+        )
+
+    def probe(self, threads: int, passes: int) -> dict:
+        return self.request(threads=threads, passes=passes)
+
+
 # ---------------------------------------------------------------------------------------------
 # One model at one thread count
 def run_block(key: str, path: Path, threads: int, args, corpus: list[int], raw: dict, save) -> None:
@@ -369,11 +398,17 @@ def run_block(key: str, path: Path, threads: int, args, corpus: list[int], raw: 
     # A prefill run generates one token after its prompt, so the context needs room for it.
     need = max([*(p + 1 for p in prompts), short + n_dec + 1, (long_ctx + n_dec + 1) if long_ctx else 0])
     n_ctx = args.n_ctx or int(math.ceil(need / 256) * 256)
-    block = {"model": key, "threads": threads, "n_ctx": n_ctx, "engines": {}, "runs": [], "loads": []}
+    block = {"model": key, "threads": threads, "n_ctx": n_ctx, "engines": {}, "runs": [], "loads": [], "bw_probes": []}
     raw["blocks"].append(block)
     tag = f"{key}"
     workers: dict[str, Worker] = {}
+    probe: BandwidthProbe | None = None
     try:
+        log(f"[{key} t={threads}] starting the bandwidth probe ({args.bw_mb} MiB array) ...")
+        probe = BandwidthProbe(args.bw_mb, f"{tag}-t{threads}", args.timeout)
+        block["bw_probe"] = {**probe.ready, "mb": args.bw_mb, "passes": args.probe_passes, "log": str(probe.log_path)}
+        if not probe.alive:
+            log(f"[{key} t={threads}]   bandwidth probe FAILED: {probe.ready.get('error')}")
         for e in args.engines:
             log(f"[{key} t={threads}] starting {LABEL[e]} worker (import + first load) ...")
             t = time.perf_counter()
@@ -407,6 +442,24 @@ def run_block(key: str, path: Path, threads: int, args, corpus: list[int], raw: 
                 ids = corpus[run * stride : run * stride + size]
                 n = 1 if op == "prefill" else 1 + n_dec
                 cells = []
+                if op != "prefill" and probe.alive:
+                    # The ceiling for this round's decode runs, measured right before them.
+                    time.sleep(args.settle)
+                    rep = probe.probe(threads, args.probe_passes)
+                    rec = {"run": run, "warmup": warm, "op": op, "size": size}
+                    if rep.get("ok"):
+                        rec.update(
+                            gbs=rep["best_gbs"],
+                            median_gbs=rep["median_gbs"],
+                            kernel=rep["best_kernel"],
+                            kernels={k: v["best_gbs"] for k, v in rep["kernels"].items()},
+                            wall_s=rep["wall_s"],
+                        )
+                        cells.append(f"bw {rep['best_gbs']:.1f}")
+                    else:
+                        rec["error"] = rep.get("error")
+                        log(f"[{key} t={threads}] bandwidth probe before {op} failed: {rep.get('error')}")
+                    block["bw_probes"].append(rec)
                 for e in order:
                     w = workers[e]
                     if not w.alive:
@@ -469,6 +522,8 @@ def run_block(key: str, path: Path, threads: int, args, corpus: list[int], raw: 
     finally:
         for w in workers.values():
             w.close()
+        if probe is not None:
+            probe.close()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -509,6 +564,11 @@ def figure_defs(args) -> list[tuple[str, str, str, bool]]:
     return defs
 
 
+def _decode_rate(t: list[float]) -> float | None:
+    """Decode tok/s of one run from its token timestamps: tokens after the first ÷ their time."""
+    return (len(t) - 1) / (t[-1] - t[0]) if len(t) > 1 and t[-1] > t[0] else None
+
+
 def summarize(block: dict) -> dict:
     """engine -> figure key -> stat."""
     out: dict[str, dict] = {}
@@ -522,8 +582,8 @@ def summarize(block: dict) -> dict:
                 figs.setdefault(f"prefill_{r['size']}", []).append(r["size"] / t[0])
             else:
                 which = "decode_short" if r["op"] == "decode_short" else "decode_long"
-                if len(t) > 1 and t[-1] > t[0]:
-                    figs.setdefault(which, []).append((len(t) - 1) / (t[-1] - t[0]))
+                if (rate := _decode_rate(t)) is not None:
+                    figs.setdefault(which, []).append(rate)
                 if r["op"] == "decode_short":
                     figs.setdefault("ttft_s", []).append(t[0] * 1000.0)
                 else:
@@ -588,8 +648,57 @@ def _cell(s: dict | None) -> str:
 
 
 def _bw_for(raw: dict, threads: int) -> float | None:
+    """The best of the whole-run measurements (start and end) at this thread count."""
     vals = [m[str(threads)]["best_gbs"] for m in raw.get("bandwidth", []) if m and str(threads) in m]
     return max(vals) if vals else None
+
+
+def _probes(block: dict, which: str) -> dict[int, float]:
+    """run -> GB/s of the block's probe before that measured round's `which` decode."""
+    return {
+        p["run"]: p["gbs"]
+        for p in block.get("bw_probes", [])
+        if not p.get("warmup") and p["op"] == which and p.get("gbs")
+    }
+
+
+def roofline(block: dict, which: str, nbytes: float, fallback_gbs: float | None) -> dict | None:
+    """The block's decode roofline for `which` (decode_short / decode_long) at `nbytes` read per token.
+
+    With per-round probes: bandwidth = median (min–max) of the measured rounds' probes, and each
+    engine's fraction = median over its measured runs of run tok/s × nbytes ÷ that round's probe.
+    Without (a results file from before the probes): the whole-run `fallback_gbs` for every run."""
+    probes = _probes(block, which)
+    if not probes and not fallback_gbs:
+        return None
+    bw = _stat(list(probes.values())) if probes else _stat([fallback_gbs])
+    engines: dict[str, dict] = {}
+    for e in block["engines"]:
+        rates, fracs = [], []
+        for r in block["runs"]:
+            if r["engine"] != e or r["op"] != which or r.get("warmup") or "t" not in r:
+                continue
+            rate = _decode_rate(r["t"])
+            gbs = probes.get(r["run"]) if probes else fallback_gbs
+            if rate is None or not gbs:
+                continue
+            rates.append(rate)
+            fracs.append(rate * nbytes / (gbs * 1e9))
+        if rates:
+            engines[e] = {"tok_s": _stat(rates), "fraction": _stat(fracs)}
+    return {"probed": bool(probes), "gbs": bw, "engines": engines}
+
+
+def _probe_kernels(raw: dict) -> list[str]:
+    for b in raw.get("blocks", []):
+        ks = b.get("bw_probe", {}).get("kernels")
+        if ks:
+            return ks
+    return next((m["kernels"] for m in raw.get("bandwidth", []) if m and m.get("kernels")), ["sgemv"])
+
+
+def _gbs_cell(st: dict) -> str:
+    return f"{st['median']:.1f}" if st["n"] == 1 else f"{st['median']:.1f} ({st['min']:.1f}–{st['max']:.1f})"
 
 
 def render_markdown(raw: dict, args) -> str:
@@ -620,13 +729,44 @@ def render_markdown(raw: dict, args) -> str:
         f"round-robin; load average at start {la.get('start')}, at end {la.get('end')}"
         f" (values near or above the core count mean other processes competed for the CPU)"
     )
-    bws = [(t, _bw_for(raw, t)) for t in args.threads]
-    mib = next((m["array_bytes"] / 2**20 for m in raw.get("bandwidth", []) if m), 0)
-    L.append(
-        f"- **Memory bandwidth** (streaming read: float32 sgemv over a {mib:.0f} MiB array, best pass): "
-        + ", ".join(f"{t} thread{'s' if t > 1 else ''}: {b:.1f} GB/s" for t, b in bws if b)
-        + "\n"
+    whole = [(t, [m[str(t)]["best_gbs"] for m in raw.get("bandwidth", []) if m and str(t) in m]) for t in args.threads]
+    whole_txt = "; ".join(
+        f"{t} thread{'s' if t > 1 else ''}: " + " / ".join(f"{x:.1f}" for x in v) + " GB/s" for t, v in whole if v
     )
+    mib = next((m["array_bytes"] / 2**20 for m in raw.get("bandwidth", []) if m), 0)
+    probed = [b for b in raw.get("blocks", []) if any("gbs" in p for p in b.get("bw_probes", []))]
+    if probed:
+        kernels = ", ".join(_probe_kernels(raw))
+        mib = probed[0]["bw_probe"].get("array_bytes", mib * 2**20) / 2**20
+        per_t = []
+        for t in args.threads:
+            st = _stat(
+                [
+                    p["gbs"]
+                    for b in probed
+                    if b["threads"] == t
+                    for p in b["bw_probes"]
+                    if "gbs" in p and not p.get("warmup")
+                ]
+            )
+            if st:
+                per_t.append(f"{t} thread{'s' if t > 1 else ''}: {_gbs_cell(st)} GB/s")
+        L.append(
+            f"- **Memory bandwidth** (streaming read, the best of {kernels} over a {mib:.0f} MiB float32 array): "
+            "probed at the block's thread count in every round, right before the decode runs, by a process that "
+            "lives next to the engine workers; the roofline tables use each block's own probes. Probes of the "
+            "measured rounds, all models, median (min–max): "
+            + "; ".join(per_t)
+            + (f". Whole run, at start / end: {whole_txt}" if whole_txt else "")
+            + "\n"
+        )
+    else:
+        L.append(
+            f"- **Memory bandwidth** (streaming read: float32 sgemv over a {mib:.0f} MiB array, best pass, measured "
+            "once at the start and once at the end of the whole run; this results file has no per-round probes): "
+            + (whole_txt or "not measured")
+            + "\n"
+        )
     L.append(
         "Cells: median (min–max) over the measured runs. **Ratio = wrenlm ÷ peer** on the medians: for ↑ figures "
         "(tok/s) a ratio > 1 means wrenlm is faster; for ↓ figures (seconds, ms, MiB) a ratio < 1 means wrenlm "
@@ -677,36 +817,58 @@ def render_markdown(raw: dict, args) -> str:
         # roofline
         L.append(
             "\n**Decode roofline**: ceiling tok/s = bandwidth ÷ bytes read per token; the cells give measured "
-            "decode tok/s as a fraction of the ceiling. Short: weights only. Long context: weights + the KV "
-            "cache read for attention (counted at F16, the mean context length of the run). transformers "
-            "runs in float32 and reads ~"
+            "decode tok/s and, in parentheses, its fraction of the ceiling. Short: weights only. Long context: "
+            "weights + the KV cache read for attention (counted at F16, the mean context length of the run). "
+            "transformers runs in float32 and reads ~"
             f"{mfacts['f32_weight_bytes_per_token'] / 2**20:.0f} MiB per token, so its own ceiling is lower.\n"
         )
         head = ["decode", "threads", "GB/s", "MiB/token", "ceiling tok/s", *[LABEL[e] for e in engines]]
         L.append("| " + " | ".join(head) + " |")
         L.append("|" + "---|" * len(head))
+        fallback = []
         for which in ("decode_short", "decode_long"):
             if which == "decode_long" and not args.long_context:
                 continue
             for b in blocks:
-                bw = _bw_for(raw, b["threads"])
-                if not bw:
-                    continue
                 nbytes = mfacts["weight_bytes_per_token"]
                 if which == "decode_long":
                     nbytes += mfacts["kv_bytes_per_position_f16"] * (args.long_context + args.decode_tokens / 2)
-                ceil = bw * 1e9 / nbytes
-                s = sums[b["threads"]]
+                rl = roofline(b, which, nbytes, _bw_for(raw, b["threads"]))
+                if rl is None:
+                    continue
+                if not rl["probed"]:
+                    fallback.append(b["threads"])
+                bw = rl["gbs"]
+                ceil = {k: bw[k] * 1e9 / nbytes for k in ("median", "min", "max")}
+                ceil_txt = f"{ceil['median']:.0f}" + ("" if bw["n"] == 1 else f" ({ceil['min']:.0f}–{ceil['max']:.0f})")
                 cells = []
                 for e in engines:
-                    st = s.get(e, {}).get(which)
-                    cells.append(f"{st['median']:.1f} ({st['median'] / ceil:.0%})" if st else "—")
+                    st = rl["engines"].get(e)
+                    cells.append(f"{st['tok_s']['median']:.1f} ({st['fraction']['median']:.0%})" if st else "—")
                 name = "short prompt" if which == "decode_short" else f"after {args.long_context} ctx"
                 L.append(
-                    f"| {name} | {b['threads']} | {bw:.1f} | {nbytes / 2**20:.1f} | {ceil:.0f} | "
-                    + " | ".join(cells)
-                    + " |"
+                    f"| {name} | {b['threads']} | {_gbs_cell(bw)}{'' if rl['probed'] else ' †'} | "
+                    f"{nbytes / 2**20:.1f} | {ceil_txt} | " + " | ".join(cells) + " |"
                 )
+        probe_info = next((b["bw_probe"] for b in blocks if b.get("bw_probe", {}).get("ok")), None)
+        if any(_probes(b, w) for b in blocks for w in ("decode_short", "decode_long")) and probe_info:
+            L.append(
+                f"\nGB/s: streaming-read bandwidth probed in every round, right before that round's decode runs "
+                f"(after the same {args.settle:g} s settle pause the engines get, at the block's thread count), as "
+                f"the best of the {', '.join(probe_info.get('kernels', []))} kernels over "
+                f"{probe_info.get('passes')} passes each on a {probe_info.get('array_bytes', 0) / 2**20:.0f} MiB "
+                "array; median (min–max) over the measured rounds. A fraction is the median over the engine's "
+                "measured runs of run tok/s × bytes per token ÷ the same round's probe, so it is not exactly the "
+                "median tok/s ÷ the median ceiling."
+            )
+        if fallback:
+            L.append(
+                "\n† No per-round probes in this results file (threads "
+                + ", ".join(map(str, sorted(set(fallback))))
+                + "): the bandwidth is the best of the whole-run measurements at its start and end ("
+                + next((m["kernel"] for m in raw.get("bandwidth", []) if m and m.get("kernel")), "float32 sgemv")
+                + "), which may be minutes away from the decode runs."
+            )
         ag = [(b["threads"], agreement(b)) for b in blocks]
         parts = []
         for t, g in ag:
@@ -811,7 +973,17 @@ def parse_args(argv: list[str] | None = None):
         "--settle", type=float, default=0.05, help="pause before each request, seconds (spinning threads calm down)"
     )
     ap.add_argument("--timeout", type=float, default=3600, help="seconds to wait for one worker reply")
-    ap.add_argument("--bw-mb", type=int, help="bandwidth test array, MiB (default 1024; quick 512)")
+    ap.add_argument(
+        "--bw-mb",
+        type=int,
+        help="bandwidth array, MiB, for the whole-run measurements and each block's probe (default 1024; quick 512)",
+    )
+    ap.add_argument(
+        "--probe-passes",
+        type=int,
+        default=3,
+        help="passes of every kernel in each per-round bandwidth probe before the decode runs (3)",
+    )
     ap.add_argument("--out-dir", type=Path, default=RESULTS)
     ap.add_argument("--report-only", type=Path, metavar="JSON", help="re-render latest.md/png from a results JSON")
     a = ap.parse_args(argv)
@@ -824,8 +996,8 @@ def parse_args(argv: list[str] | None = None):
     a.decode_tokens = a.decode_tokens or (32 if q else 128)
     a.long_context = a.long_context if a.long_context is not None else (512 if q else 2048)
     a.bw_mb = a.bw_mb or (512 if q else 1024)
-    if a.runs < 1 or a.decode_tokens < 2 or min(a.threads) < 1:
-        ap.error("--runs >= 1, --decode-tokens >= 2, --threads >= 1")
+    if a.runs < 1 or a.decode_tokens < 2 or min(a.threads) < 1 or a.probe_passes < 1:
+        ap.error("--runs >= 1, --decode-tokens >= 2, --threads >= 1, --probe-passes >= 1")
     return a
 
 
@@ -847,7 +1019,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.report_only:
         raw = json.loads(args.report_only.read_text())
         for k, v in raw.get("args", {}).items():
-            if k in ("prompts", "threads", "engines", "runs", "decode_tokens", "short_prompt", "long_context"):
+            if k in (
+                "prompts",
+                "threads",
+                "engines",
+                "runs",
+                "decode_tokens",
+                "short_prompt",
+                "long_context",
+                "settle",
+            ):
                 setattr(args, k, v)
         write_reports(raw, args, out_dir)
         return 0
