@@ -75,7 +75,10 @@ def test_one_model_many_threads_is_correct(smollm2):
 
 
 CHILD = r"""
-import sys, time, wrenlm
+import signal, sys, time, wrenlm
+# Ctrl-C as a terminal delivers it, even when this test runs as a background job (which starts
+# with SIGINT ignored, and Python then never raises KeyboardInterrupt).
+signal.signal(signal.SIGINT, signal.default_int_handler)
 m = wrenlm.Model(sys.argv[1], n_ctx=4096, n_threads=2)
 mode = sys.argv[2]
 n = 0
