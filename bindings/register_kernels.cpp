@@ -3,6 +3,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "bindings/register.h"
@@ -63,6 +64,21 @@ void register_kernels(py::module_& m) {
     }
   }, py::arg("isa"), py::arg("type_id"), py::arg("row"), py::arg("x"),
      "Dot product of one weight row with x using the given ISA's kernel ('generic', 'avx2', 'active').");
+
+  // One ISA's F16 product of a (rows, cols) F16 matrix (given as uint16 bits) with x (n, cols),
+  // over the rows [r0, r1) (default: all): returns (n, rows), zero outside [r0, r1).
+  k.def("gemm_f16", [](const std::string& isa, py::array_t<uint16_t, py::array::c_style | py::array::forcecast> w,
+                       Floats x, int64_t r0, int64_t r1) {
+    WREN_CHECK(w.ndim() == 2 && x.ndim() == 2 && x.shape(1) == w.shape(1), InvalidArgument,
+               "w must be (rows, cols) and x (n, cols)");
+    const int64_t rows = w.shape(0), cols = w.shape(1), n = x.shape(0);
+    if (r1 < 0) r1 = rows;
+    WREN_CHECK(0 <= r0 && r0 <= r1 && r1 <= rows, InvalidArgument, "bad row range [", r0, ", ", r1, ")");
+    py::array_t<float> y({n, rows});
+    std::fill(y.mutable_data(), y.mutable_data() + n * rows, 0.f);
+    table(isa).gemm_f16(w.data(), cols, r0, r1, x.data(), n, y.mutable_data(), rows);
+    return y;
+  }, py::arg("isa"), py::arg("w"), py::arg("x"), py::arg("r0") = 0, py::arg("r1") = -1);
 
   // Packs `rows` file-order rows of a Q4_0/Q4_1/Q8_0 matrix, then runs one ISA's packed product
   // with the rows of x (n, cols) quantized to 8 bits: returns (n, rows).

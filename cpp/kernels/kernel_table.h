@@ -18,6 +18,11 @@ using GemmPackedFn = void (*)(const PackedMatrix& w, int64_t g0, int64_t g1, con
                               int64_t n, float* y, int64_t ldy);
 // Dot product of one float-typed weight row (F32/F16/BF16) with a float activation.
 using DotF32Fn = float (*)(const void* row, const float* x, int64_t n);
+// Products of F16 weight rows [r0, r1) (row-major, `cols` elements a row) with n F32 activation
+// rows x (n, cols):  y[t * ldy + r] = w[r] . x_t. Few-token and prefill products of F16 models,
+// without converting the weights to an F32 copy first.
+using GemmF16Fn = void (*)(const uint16_t* w, int64_t cols, int64_t r0, int64_t r1, const float* x, int64_t n,
+                           float* y, int64_t ldy);
 // F32 <-> F16 (round to nearest even) for n elements: KV cache writes and prefill tiles.
 using ToF16Fn = void (*)(const float* x, uint16_t* y, int64_t n);
 using FromF16Fn = void (*)(const uint16_t* x, float* y, int64_t n);
@@ -35,6 +40,7 @@ struct KernelTable {
   GemmPackedFn gemm_packed;  // Q4_0, Q4_1, Q8_0
   DotF32Fn dot_f32;
   DotF32Fn dot_f16;
+  GemmF16Fn gemm_f16;
   // KV cache and attention (set by name, see fill_attention_kernels_*; null entries fall back to
   // the scalar twins in dispatch.cpp).
   ToF16Fn f32_to_f16 = nullptr;

@@ -26,6 +26,9 @@ constexpr int64_t kRowsPerTask = 16;
 constexpr int64_t kDecodeGroupsPerTask = 2;
 constexpr int64_t kPrefillGroupsPerTask = 4;
 constexpr int64_t kPrefillTokensPerTask = 64;
+// F16 products: a task is a run of weight rows times up to 64 tokens (a 512 KB activation slice at
+// 2048 columns, kept in L2 while the rows stream past). Few tokens: short row runs, to balance.
+constexpr int64_t kF16TokensPerTask = 64;
 
 // Products of packed matrices with one input x (n, cols): x is quantized to 8-bit blocks once, then
 // one parallel job covers (groups of rows) x (runs of tokens) of every matrix.
@@ -74,6 +77,21 @@ void matvec(const QuantMatrix& w, const float* x, float* y, ThreadPool& pool, Ma
   });
 }
 
+// F16 weights straight from their rows (no F32 copy): tasks are row runs x token runs, row-major
+// so that a task's rows stay in cache over the token runs that follow it.
+void matmul_f16(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
+  const GemmF16Fn gemm = active_kernels().gemm_f16;
+  const auto* rows = reinterpret_cast<const uint16_t*>(w.row(0));
+  const int64_t rows_per_task = n <= 16 ? kRowsPerTask : 4 * kRowsPerTask;
+  const int64_t row_tasks = (w.rows + rows_per_task - 1) / rows_per_task;
+  const int64_t token_tasks = (n + kF16TokensPerTask - 1) / kF16TokensPerTask;
+  pool.parallel_for(row_tasks * token_tasks, [&](int64_t task, int) {
+    const int64_t r0 = task / token_tasks * rows_per_task, r1 = std::min(w.rows, r0 + rows_per_task);
+    const int64_t t0 = task % token_tasks * kF16TokensPerTask, nt = std::min(kF16TokensPerTask, n - t0);
+    gemm(rows, w.cols, r0, r1, x + t0 * w.cols, nt, y + t0 * w.rows, w.rows);
+  });
+}
+
 // Weight rows per F32 tile. OpenBLAS's sgemm (0.3.x, Haswell kernels, one thread) is about three
 // times slower when the product has fewer than ~384 columns (here: weight rows): measured on a
 // 512 x 2048 activation block, 11 GFLOP/s at 64-320 rows per tile against 31-35 at 384 and more,
@@ -115,14 +133,20 @@ void matmul_tiled(const QuantMatrix& w, const float* x, int64_t n, float* y, Thr
 
 }  // namespace
 
+MatmulPath matmul_path(const QuantMatrix& w, int64_t n, const MatmulScratch& s) {
+  if (w.is_packed()) return s.float_activations ? MatmulPath::kTiles : MatmulPath::kPacked;
+  if (n > 1 && w.dtype == DType::F16 && w.row_stride == 2 * static_cast<size_t>(w.cols)) return MatmulPath::kF16;
+  return n == 1 ? MatmulPath::kMatvec : MatmulPath::kTiles;
+}
+
 void matmul(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s) {
   WREN_CHECK(w.cols <= s.max_cols() && n <= s.max_batch(), InvalidArgument, "matmul: scratch too small");
-  if (w.is_packed() && !s.float_activations)
-    matmul_packed({{&w, y}}, x, n, pool, s);
-  else if (n == 1 && !w.is_packed())
-    matvec(w, x, y, pool, s);
-  else
-    matmul_tiled(w, x, n, y, pool, s);
+  switch (matmul_path(w, n, s)) {
+    case MatmulPath::kPacked: return matmul_packed({{&w, y}}, x, n, pool, s);
+    case MatmulPath::kF16: return matmul_f16(w, x, n, y, pool);
+    case MatmulPath::kMatvec: return matvec(w, x, y, pool, s);
+    case MatmulPath::kTiles: return matmul_tiled(w, x, n, y, pool, s);
+  }
 }
 
 void matmul_shared_input(std::initializer_list<std::pair<const QuantMatrix*, float*>> products, const float* x,

@@ -52,10 +52,16 @@ class MatmulScratch {
   std::unique_ptr<float[]> tile_;
 };
 
-// y (n x w.rows) = x (n x w.cols) * w^T.
-// Packed weights: activations quantized once to 8 bits, integer dot products on the blocks (for
-// any n), unless s.float_activations. Otherwise n == 1 is a matrix x vector on the stored rows,
-// and n > 1 dequantizes 64-row tiles of w to F32 for BLAS sgemm.
+// How matmul multiplies w by n activation rows:
+//   kPacked  packed weights: activations quantized once to 8 bits, integer dot products on the
+//            blocks (any n; what llama.cpp does), unless s.float_activations;
+//   kF16     F16 rows times tokens with the F16 kernel (KernelTable::gemm_f16), n > 1;
+//   kMatvec  n == 1 on the stored rows (float dot products, other types dequantized row by row);
+//   kTiles   tiles of w dequantized to F32 for BLAS sgemm, each tile serving all n rows.
+enum class MatmulPath { kPacked, kF16, kMatvec, kTiles };
+MatmulPath matmul_path(const QuantMatrix& w, int64_t n, const MatmulScratch& s);
+
+// y (n x w.rows) = x (n x w.cols) * w^T, by matmul_path.
 void matmul(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s);
 
 // Several products of the same input: ys[i] (n x ws[i]->rows) = x (n x cols) * ws[i]^T, for

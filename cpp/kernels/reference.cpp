@@ -49,6 +49,12 @@ float dot_f16_ref(const void* row, const float* x, int64_t n) {
   return acc;
 }
 
+void gemm_f16_ref(const uint16_t* w, int64_t cols, int64_t r0, int64_t r1, const float* x, int64_t n, float* y,
+                  int64_t ldy) {
+  for (int64_t r = r0; r < r1; ++r)
+    for (int64_t t = 0; t < n; ++t) y[t * ldy + r] = dot_f16_ref(w + r * cols, x + t * cols, cols);
+}
+
 void f32_to_f16_ref(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = f32_to_fp16(x[i]);
 }
@@ -90,7 +96,7 @@ void attn_values_ref(const float* p, int64_t p_stride, int64_t n_q, const void* 
 
 const KernelTable& reference_kernels() {
   static const KernelTable table = [] {
-    KernelTable t{"generic", gemm_packed_ref, dot_f32_ref, dot_f16_ref};
+    KernelTable t{"generic", gemm_packed_ref, dot_f32_ref, dot_f16_ref, gemm_f16_ref};
     t.f32_to_f16 = f32_to_f16_ref;
     t.f16_to_f32 = f16_to_f32_ref;
     t.attn_scores_f16 = attn_scores_ref<uint16_t>;

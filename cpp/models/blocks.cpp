@@ -20,6 +20,8 @@ constexpr int64_t kKeyTile = 512;
 // per thread, but never into pieces shorter than kSplitMinKeys.
 constexpr int64_t kTasksPerThread = 4;
 constexpr int64_t kSplitMinKeys = 128;
+// Tokens per MLP pass when the weights are packed (see mlp_tokens).
+constexpr int64_t kMlpTokens = 128;
 
 static int64_t attention_scratch_floats(const AttentionShape& a, int64_t n_ctx) {
   const int64_t group = a.n_heads / a.n_kv_heads;
@@ -277,15 +279,24 @@ void swiglu_mlp(const GatedMlpWeights& w, const float* x, int64_t n, float* out,
   gated_mlp(w, GateActivation::kSilu, x, n, out, ws, pool);
 }
 
+int64_t mlp_tokens(const QuantMatrix& first_weight, const Workspace& ws, int64_t n) {
+  return matmul_path(first_weight, n, ws.mm) == MatmulPath::kTiles ? n : std::min(n, kMlpTokens);
+}
+
 void gated_mlp(const GatedMlpWeights& w, GateActivation act, const float* x, int64_t n, float* out, Workspace& ws,
                ThreadPool& pool) {
-  const int64_t ffn = w.gate.rows;
-  matmul_shared_input({{&w.gate, ws.hb.get()}, {&w.up, ws.hb2.get()}}, x, n, pool, ws.mm);  // (n, ffn) each
-  if (act == GateActivation::kGeluTanh)
-    gelu_tanh_mul(ws.hb.get(), ws.hb2.get(), n * ffn);
-  else
-    silu_mul(ws.hb.get(), ws.hb2.get(), n * ffn);
-  matmul(w.down, ws.hb.get(), n, out, pool, ws.mm);  // (n, dim)
+  const int64_t ffn = w.gate.rows, dim = w.down.rows;
+  const int64_t step = mlp_tokens(w.gate, ws, n);
+  for (int64_t t0 = 0; t0 < n; t0 += step) {
+    const int64_t m = std::min(step, n - t0);
+    const float* xs = x + t0 * w.gate.cols;  // (m, dim)
+    matmul_shared_input({{&w.gate, ws.hb.get()}, {&w.up, ws.hb2.get()}}, xs, m, pool, ws.mm);  // (m, ffn) each
+    if (act == GateActivation::kGeluTanh)
+      gelu_tanh_mul(ws.hb.get(), ws.hb2.get(), m * ffn);
+    else
+      silu_mul(ws.hb.get(), ws.hb2.get(), m * ffn);
+    matmul(w.down, ws.hb.get(), m, out + t0 * dim, pool, ws.mm);  // (m, dim)
+  }
 }
 
 void add_in_place(float* x, const float* y, int64_t count) {

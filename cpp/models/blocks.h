@@ -45,7 +45,7 @@ struct Workspace {
   std::unique_ptr<float[]> k;       // (batch, kv_dim) new keys, F32 staging before the cache
   std::unique_ptr<float[]> v;       // (batch, kv_dim) new values, likewise
   std::unique_ptr<float[]> att;     // (batch, q_dim) attention output before wo
-  std::unique_ptr<float[]> hb;      // (batch, ffn_dim)
+  std::unique_ptr<float[]> hb;      // (batch, ffn_dim); only (mlp_tokens(...), ffn_dim) touched per pass
   std::unique_ptr<float[]> hb2;     // (batch, ffn_dim)
   std::unique_ptr<float[]> attn;      // (n_threads, attn_stride) attention scratch, see blocks.cpp
   std::unique_ptr<float[]> partials;  // (max tasks, group, head_dim + 2) split-key decode results
@@ -54,6 +54,13 @@ struct Workspace {
   int64_t max_partials;    // tasks `partials` holds
   float* attn_scratch(int thread) { return attn.get() + thread * attn_stride; }
 };
+
+// Tokens an MLP takes per pass over its weights, out of n. The packed and F16 products work in
+// 64-token tasks anyway, so slices of kMlpTokens cost nothing and keep the (tokens, ffn_dim)
+// intermediates small: only the pages of one slice are ever touched (peak memory). Weights
+// converted to F32 tiles for sgemm (MatmulPath::kTiles) use each tile for the whole batch: no
+// slicing there.
+int64_t mlp_tokens(const QuantMatrix& first_weight, const Workspace& ws, int64_t n);
 
 // What each query row may see, and how its scores are shaped before the softmax. The default is
 // plain causal attention scaled by 1/sqrt(head_dim).

@@ -1,5 +1,7 @@
 #include "models/dense_blocks.h"
 
+#include <algorithm>
+
 #include "kernels/ops.h"
 #include "util/errors.h"
 
@@ -30,12 +32,18 @@ void project_out(const AttentionWeights& a, const float* att, int64_t n, float* 
 
 void dense_mlp(const DenseMlpWeights& w, Gelu act, const float* x, int64_t n, float* out, Workspace& ws,
                ThreadPool& pool) {
-  float* h = ws.hb.get();  // (n, ffn_dim)
-  matmul(w.up, x, n, h, pool, ws.mm);
-  add_bias_if(h, w.up_b, n);
-  gelu(h, n * w.up.rows, act);
-  matmul(w.down, h, n, out, pool, ws.mm);
-  add_bias_if(out, w.down_b, n);
+  const int64_t ffn = w.up.rows, dim = w.down.rows;
+  const int64_t step = mlp_tokens(w.up, ws, n);
+  for (int64_t t0 = 0; t0 < n; t0 += step) {
+    const int64_t m = std::min(step, n - t0);
+    float* h = ws.hb.get();  // (m, ffn_dim)
+    matmul(w.up, x + t0 * w.up.cols, m, h, pool, ws.mm);
+    add_bias_if(h, w.up_b, m);
+    gelu(h, m * ffn, act);
+    float* o = out + t0 * dim;  // (m, dim)
+    matmul(w.down, h, m, o, pool, ws.mm);
+    add_bias_if(o, w.down_b, m);
+  }
 }
 
 void add_positions(const QuantMatrix& table, int64_t pos0, int64_t n, float* x, float* scratch) {

@@ -51,6 +51,24 @@ def test_dot_twins_and_numpy(name, n):
     assert_twins(lambda isa: _core.kernels.dot(isa, tid, raw, x), expected, bound)
 
 
+@pytest.mark.parametrize("rows,cols,n,r0,r1", [(1, 16, 1, 0, 1), (7, 37, 5, 0, 7), (13, 96, 4, 2, 11),
+                                             (64, 576, 9, 0, 64), (9, 2048, 17, 1, 9)])
+def test_gemm_f16_twins_and_numpy(rows, cols, n, r0, r1):
+    """The F16 rows-times-tokens product (few-token and prefill steps of F16 models): every ISA vs the
+    scalar twin and vs numpy in float64, for column counts that leave SIMD tails, row counts that
+    leave register-block tails and a sub-range of rows (untouched rows stay 0)."""
+    from wrenlm import _core
+
+    rng = np.random.default_rng(rows * cols + n)
+    w = rng.standard_normal((rows, cols)).astype(np.float16)
+    x = (rng.standard_normal((n, cols)) * 2).astype(np.float32)
+    wa = w.astype(np.float64)
+    expected = np.zeros((n, rows))
+    expected[:, r0:r1] = x.astype(np.float64) @ wa[r0:r1].T
+    bound = 1e-5 * (np.abs(x).astype(np.float64) @ np.abs(wa).T) + 1e-6
+    assert_twins(lambda isa: _core.kernels.gemm_f16(isa, w.view(np.uint16), x, r0, r1), expected, bound)
+
+
 def make_matrix(gguf, name, rows, cols, rng):
     qt = getattr(gguf.GGMLQuantizationType, name)
     w = rng.standard_normal((rows, cols)).astype(np.float32)
