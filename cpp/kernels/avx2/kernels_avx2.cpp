@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "kernels/f16_blocks.h"
 #include "kernels/kernel_table.h"
 #include "tensor/fp16.h"
 
@@ -229,45 +230,33 @@ float dot_f16_avx2(const void* row, const float* x, int64_t n) {
 // accumulators and weights in 12 of the 16 registers (4 x 3 spills one accumulator a step and
 // runs at half speed).
 template <int R, int T>
-inline void f16_block(const uint16_t* w, int64_t cols, const float* x, float* y, int64_t ldy) {
-  __m256 acc[R][T];
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
-  int64_t k = 0;
-  for (; k + 8 <= cols; k += 8) {
-    __m256 wv[R];
+struct F16Block {
+  static void run(const uint16_t* w, int64_t cols, const float* x, float* y, int64_t ldy) {
+    __m256 acc[R][T];
     for (int r = 0; r < R; ++r)
-      wv[r] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + r * cols + k)));
-    for (int t = 0; t < T; ++t) {
-      const __m256 xv = _mm256_loadu_ps(x + t * cols + k);
-      for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+      for (int t = 0; t < T; ++t) acc[r][t] = _mm256_setzero_ps();
+    int64_t k = 0;
+    for (; k + 8 <= cols; k += 8) {
+      __m256 wv[R];
+      for (int r = 0; r < R; ++r)
+        wv[r] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w + r * cols + k)));
+      for (int t = 0; t < T; ++t) {
+        const __m256 xv = _mm256_loadu_ps(x + t * cols + k);
+        for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+      }
     }
+    for (int r = 0; r < R; ++r)
+      for (int t = 0; t < T; ++t) {
+        float s = hsum(acc[r][t]);
+        for (int64_t j = k; j < cols; ++j) s += fp16_to_f32(w[r * cols + j]) * x[t * cols + j];
+        y[t * ldy + r] = s;
+      }
   }
-  for (int r = 0; r < R; ++r)
-    for (int t = 0; t < T; ++t) {
-      float s = hsum(acc[r][t]);
-      for (int64_t j = k; j < cols; ++j) s += fp16_to_f32(w[r * cols + j]) * x[t * cols + j];
-      y[t * ldy + r] = s;
-    }
-}
-
-template <int R>
-inline void f16_rows(const uint16_t* w, int64_t cols, const float* x, int64_t n, float* y, int64_t ldy) {
-  constexpr int kT = 2;
-  int64_t t = 0;
-  for (; t + kT <= n; t += kT) f16_block<R, kT>(w, cols, x + t * cols, y + t * ldy, ldy);
-  switch (n - t) {
-    case 1: f16_block<R, 1>(w, cols, x + t * cols, y + t * ldy, ldy); break;
-    default: break;
-  }
-}
+};
 
 void gemm_f16_avx2(const uint16_t* w, int64_t cols, int64_t r0, int64_t r1, const float* x, int64_t n, float* y,
                    int64_t ldy) {
-  constexpr int kR = 4;
-  int64_t r = r0;
-  for (; r + kR <= r1; r += kR) f16_rows<kR>(w + r * cols, cols, x, n, y + r, ldy);
-  for (; r < r1; ++r) f16_rows<1>(w + r * cols, cols, x, n, y + r, ldy);
+  f16_rows_times_tokens<F16Block, 4, 2>(w, cols, r0, r1, x, n, y, ldy);
 }
 
 }  // namespace
