@@ -44,7 +44,7 @@ void register_attention(py::module_& m) {
     Floats out({n, s.q_dim()});
     {
       py::gil_scoped_release nogil;
-      KvCache cache(1, n_keys, s.kv_dim(), parse_kv_dtype(kv_cache));
+      KvCache cache(1, n_keys, s.kv_dim(), s.head_dim, parse_kv_dtype(kv_cache));
       cache.store(0, 0, n_keys, k.data(), v.data());
       ThreadPool pool(n_threads);
       Workspace ws(n, s.q_dim(), s, 1, n_keys, n_threads);

@@ -63,6 +63,7 @@ class Bert : public Model {
     info_.n_layers = cfg_.n_layers;
     info_.dim = dim;
     info_.kv_dim = cfg_.attn.kv_dim();
+    info_.head_dim = cfg_.attn.head_dim;
     info_.causal = false;
     info_.max_positions = pos_embd_.rows;
   }

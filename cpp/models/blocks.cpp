@@ -54,16 +54,18 @@ Workspace::Workspace(int64_t b, int64_t dim, const AttentionShape& a, int64_t ff
 
 namespace {
 
-// Where one KV head's rows start in a layer of the cache, and how to read them.
+// One KV head's rows in a layer of the cache (contiguous: row j at j * stride elements).
 struct KvHead {
   const uint8_t* k;  // row j of the head at k + j * row_bytes
   const uint8_t* v;
-  size_t row_bytes;  // kv_dim elements
+  int64_t stride;    // elements from one row to the next (head_dim)
+  size_t row_bytes;
   bool f16;
-  KvHead(const KvCache& c, int64_t layer, int64_t g, int64_t head_dim)
-      : k(static_cast<const uint8_t*>(c.k(layer)) + g * head_dim * c.element_size()),
-        v(static_cast<const uint8_t*>(c.v(layer)) + g * head_dim * c.element_size()),
-        row_bytes(c.kv_dim() * c.element_size()),
+  KvHead(const KvCache& c, int64_t layer, int64_t g)
+      : k(static_cast<const uint8_t*>(c.k(layer, g))),
+        v(static_cast<const uint8_t*>(c.v(layer, g))),
+        stride(c.head_dim()),
+        row_bytes(c.head_dim() * c.element_size()),
         f16(c.dtype() == KvDtype::F16) {}
   const void* k_row(int64_t j) const { return k + j * row_bytes; }
   const void* v_row(int64_t j) const { return v + j * row_bytes; }
@@ -111,7 +113,7 @@ std::pair<float, float> exp_shifted(float* p, int64_t len) {
 void attention_decode(const float* q, const KvCache& cache, int64_t layer, int64_t n, int64_t pos0,
                       const AttentionShape& s, const AttentionMask& mask, float* out, Workspace& ws,
                       ThreadPool& pool) {
-  const int64_t hd = s.head_dim, q_dim = s.q_dim(), kv_dim = s.kv_dim();
+  const int64_t hd = s.head_dim, q_dim = s.q_dim();
   const int64_t group = s.n_heads / s.n_kv_heads;
   const float scale = score_scale(mask, hd);
   const KernelTable& kt = active_kernels();
@@ -131,10 +133,10 @@ void attention_decode(const float* q, const KvCache& cache, int64_t layer, int64
     const int64_t visible = keys.hi - keys.lo;
     const int64_t j0 = keys.lo + split * visible / n_splits, j1 = keys.lo + (split + 1) * visible / n_splits;
     const int64_t len = j1 - j0;
-    const KvHead kv(cache, layer, g, hd);
+    const KvHead kv(cache, layer, g);
     const float* qg = q + i * q_dim + g * group * hd;  // (group, hd)
     float* p = ws.attn_scratch(thread);                 // (group, len)
-    scores(qg, hd, group, kv.k_row(j0), kv_dim, len, hd, scale, p, len);
+    scores(qg, hd, group, kv.k_row(j0), kv.stride, len, hd, scale, p, len);
     if (shapes_scores(mask))
       for (int64_t a = 0; a < group; ++a) shape_scores(mask, g * group + a, j0, p + a * len, len);
     if (n_splits == 1) {
@@ -142,7 +144,7 @@ void attention_decode(const float* q, const KvCache& cache, int64_t layer, int64
         const float sum = exp_shifted(p + a * len, len).second;
         Row(p + a * len, len) /= sum;
       }
-      values(p, len, group, kv.v_row(j0), kv_dim, len, hd, out + i * q_dim + g * group * hd, hd);
+      values(p, len, group, kv.v_row(j0), kv.stride, len, hd, out + i * q_dim + g * group * hd, hd);
       return;
     }
     float* o = ws.partials.get() + task * part;  // (group, hd), then (group) max, (group) sum
@@ -151,7 +153,7 @@ void attention_decode(const float* q, const KvCache& cache, int64_t layer, int64
       o[group * hd + a] = mx;
       o[group * hd + group + a] = sum;
     }
-    values(p, len, group, kv.v_row(j0), kv_dim, len, hd, o, hd);
+    values(p, len, group, kv.v_row(j0), kv.stride, len, hd, o, hd);
   });
   if (n_splits == 1) return;
 
@@ -182,7 +184,7 @@ void attention_decode(const float* q, const KvCache& cache, int64_t layer, int64
 void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int64_t n, int64_t pos0,
                        const AttentionShape& s, const AttentionMask& mask, float* out, Workspace& ws,
                        ThreadPool& pool) {
-  const int64_t hd = s.head_dim, q_dim = s.q_dim(), kv_dim = s.kv_dim();
+  const int64_t hd = s.head_dim, q_dim = s.q_dim();
   const int64_t group = s.n_heads / s.n_kv_heads;
   const float scale = score_scale(mask, hd);
   const FromF16Fn from_f16 = active_kernels().f16_to_f32;
@@ -196,7 +198,7 @@ void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int6
     // Keys [keys_lo, keys_hi) cover what any row of the block sees.
     const int64_t keys_lo = visible_keys(mask, pos0 + r0, pos0 + n).lo;
     const int64_t keys_hi = visible_keys(mask, pos0 + r0 + rows - 1, pos0 + n).hi;
-    const KvHead kv(cache, layer, g, hd);
+    const KvHead kv(cache, layer, g);
     float* S = ws.attn_scratch(thread);   // (rows, kKeyTile) scores, then probabilities
     float* kf = S + kQueryBlock * kKeyTile;  // (kKeyTile, hd) K tile in F32 (F16 cache)
     float* vf = kf + kKeyTile * hd;          // (kKeyTile, hd)
@@ -221,7 +223,7 @@ void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int6
       } else {
         K = static_cast<const float*>(kv.k_row(t0));
         V = static_cast<const float*>(kv.v_row(t0));
-        ld = kv_dim;
+        ld = kv.stride;
       }
       // Rows before `first` see none of this tile (causal: their last key comes before it).
       const int64_t first = mask.causal ? std::clamp<int64_t>(t0 - pos0 - r0, 0, rows) : 0;

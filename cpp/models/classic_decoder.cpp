@@ -83,6 +83,7 @@ class ClassicDecoder : public Model {
     info_.n_layers = cfg_.n_layers;
     info_.dim = dim;
     info_.kv_dim = cfg_.attn.kv_dim();
+    info_.head_dim = cfg_.attn.head_dim;
     info_.max_positions = cfg_.learned_positions ? pos_embd_.rows : 0;
   }
 

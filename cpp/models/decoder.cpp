@@ -54,6 +54,7 @@ class Decoder : public Model {
     info_.n_layers = cfg_.n_layers;
     info_.dim = dim;
     info_.kv_dim = cfg_.attn.kv_dim();
+    info_.head_dim = cfg_.attn.head_dim;
   }
 
   int64_t max_batch() const override { return max_batch_; }

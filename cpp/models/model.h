@@ -24,6 +24,7 @@ struct ModelInfo {
   int64_t n_layers = 0;
   int64_t dim = 0;
   int64_t kv_dim = 0;  // per layer, keys (and values) per position
+  int64_t head_dim = 0;  // elements of one head's key (kv_dim / KV heads)
   bool causal = true;         // false: an encoder (bidirectional attention over one forward call's tokens)
   int64_t max_positions = 0;  // > 0: learned position embeddings end there (the context cannot exceed it)
 };

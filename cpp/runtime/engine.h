@@ -19,7 +19,7 @@ namespace wren {
 
 struct Session {
   Session(const ModelInfo& info, int64_t n_ctx, KvDtype kv_dtype)
-      : cache(info.n_layers, n_ctx, info.kv_dim, kv_dtype), logits(info.n_vocab) {}
+      : cache(info.n_layers, n_ctx, info.kv_dim, info.head_dim, kv_dtype), logits(info.n_vocab) {}
   KvCache cache;
   int64_t n_past = 0;
   std::vector<float> logits;  // (n_vocab) of the last evaluated token

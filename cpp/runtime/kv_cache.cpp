@@ -15,24 +15,35 @@ KvDtype parse_kv_dtype(const std::string& name) {
 
 const char* kv_dtype_name(KvDtype t) { return t == KvDtype::F16 ? "f16" : "f32"; }
 
-KvCache::KvCache(int64_t n_layers, int64_t n_ctx, int64_t kv_dim, KvDtype dtype)
-    : n_layers_(n_layers), n_ctx_(n_ctx), kv_dim_(kv_dim), dtype_(dtype),
-      k_(new uint8_t[static_cast<size_t>(n_layers) * layer_bytes()]),
-      v_(new uint8_t[static_cast<size_t>(n_layers) * layer_bytes()]) {}
+KvCache::KvCache(int64_t n_layers, int64_t n_ctx, int64_t kv_dim, int64_t head_dim, KvDtype dtype)
+    : n_layers_(n_layers), n_ctx_(n_ctx), kv_dim_(kv_dim), head_dim_(head_dim), dtype_(dtype) {
+  WREN_CHECK(head_dim > 0 && kv_dim % head_dim == 0, InvalidArgument, "KV cache: kv_dim ", kv_dim,
+             " is not a multiple of head_dim ", head_dim);
+  const size_t bytes = static_cast<size_t>(n_layers) * static_cast<size_t>(n_ctx * kv_dim) * element_size();
+  k_.reset(new uint8_t[bytes]);
+  v_.reset(new uint8_t[bytes]);
+}
 
 void KvCache::store(int64_t layer, int64_t pos0, int64_t n, const float* k, const float* v) {
   WREN_CHECK(layer >= 0 && layer < n_layers_ && pos0 >= 0 && n >= 0 && pos0 + n <= n_ctx_, InvalidArgument,
              "KV cache store of positions [", pos0, ", ", pos0 + n, ") in layer ", layer, " is outside (",
              n_layers_, " layers, n_ctx=", n_ctx_, ")");
-  const size_t offset = layer * layer_bytes() + static_cast<size_t>(pos0 * kv_dim_) * element_size();
-  const int64_t count = n * kv_dim_;  // the positions are consecutive rows
-  if (dtype_ == KvDtype::F32) {
-    std::copy(k, k + count, reinterpret_cast<float*>(k_.get() + offset));
-    std::copy(v, v + count, reinterpret_cast<float*>(v_.get() + offset));
-  } else {
-    const ToF16Fn to_f16 = active_kernels().f32_to_f16;
-    to_f16(k, reinterpret_cast<uint16_t*>(k_.get() + offset), count);
-    to_f16(v, reinterpret_cast<uint16_t*>(v_.get() + offset), count);
+  const ToF16Fn to_f16 = active_kernels().f32_to_f16;
+  const size_t row = static_cast<size_t>(head_dim_) * element_size();
+  for (int64_t h = 0; h < kv_dim_ / head_dim_; ++h) {
+    uint8_t* kh = k_.get() + head_offset(layer, h) + static_cast<size_t>(pos0) * row;  // (n, head_dim)
+    uint8_t* vh = v_.get() + head_offset(layer, h) + static_cast<size_t>(pos0) * row;
+    for (int64_t t = 0; t < n; ++t) {
+      const float* kt = k + t * kv_dim_ + h * head_dim_;
+      const float* vt = v + t * kv_dim_ + h * head_dim_;
+      if (dtype_ == KvDtype::F32) {
+        std::copy(kt, kt + head_dim_, reinterpret_cast<float*>(kh + t * row));
+        std::copy(vt, vt + head_dim_, reinterpret_cast<float*>(vh + t * row));
+      } else {
+        to_f16(kt, reinterpret_cast<uint16_t*>(kh + t * row), head_dim_);
+        to_f16(vt, reinterpret_cast<uint16_t*>(vh + t * row), head_dim_);
+      }
+    }
   }
 }
 

@@ -1,5 +1,8 @@
 // Per-session key/value cache: for each layer, keys and values of every position so far,
-// stored as F16 (default: half the memory and bandwidth) or F32.
+// stored as F16 (default: half the memory and bandwidth) or F32. Head-major: each KV head's rows
+// are contiguous, so decode attention streams one head's keys (and values) as one linear read
+// (position-major rows would make it read head_dim of every kv_dim elements, a strided pattern the
+// hardware prefetchers follow poorly: 2-3x slower from DRAM at long contexts).
 #pragma once
 
 #include <cstddef>
@@ -18,26 +21,31 @@ const char* kv_dtype_name(KvDtype t);
 class KvCache {
  public:
   // Memory is reserved, not touched: pages are committed as positions are written.
-  KvCache(int64_t n_layers, int64_t n_ctx, int64_t kv_dim, KvDtype dtype = KvDtype::F16);
+  // kv_dim = KV heads x head_dim.
+  KvCache(int64_t n_layers, int64_t n_ctx, int64_t kv_dim, int64_t head_dim, KvDtype dtype = KvDtype::F16);
 
   // Converts n positions of F32 keys and values, k and v (n, kv_dim), into the cache rows of
-  // positions pos0..pos0+n-1 of a layer.
+  // positions pos0..pos0+n-1 of a layer (each head's slice into that head's rows).
   void store(int64_t layer, int64_t pos0, int64_t n, const float* k, const float* v);
 
-  // Rows of a layer, elements of dtype(): (n_ctx, kv_dim), row r at r * kv_dim elements.
-  const void* k(int64_t layer) const { return k_.get() + layer * layer_bytes(); }
-  const void* v(int64_t layer) const { return v_.get() + layer * layer_bytes(); }
+  // Rows of one KV head of a layer, elements of dtype(): (n_ctx, head_dim), row r at r * head_dim.
+  const void* k(int64_t layer, int64_t head) const { return k_.get() + head_offset(layer, head); }
+  const void* v(int64_t layer, int64_t head) const { return v_.get() + head_offset(layer, head); }
   KvDtype dtype() const { return dtype_; }
   size_t element_size() const { return dtype_ == KvDtype::F16 ? 2 : 4; }
   int64_t n_ctx() const { return n_ctx_; }
   int64_t kv_dim() const { return kv_dim_; }
+  int64_t head_dim() const { return head_dim_; }
 
  private:
-  size_t layer_bytes() const { return static_cast<size_t>(n_ctx_ * kv_dim_) * element_size(); }
+  size_t head_bytes() const { return static_cast<size_t>(n_ctx_ * head_dim_) * element_size(); }
+  size_t head_offset(int64_t layer, int64_t head) const {
+    return static_cast<size_t>(layer * (kv_dim_ / head_dim_) + head) * head_bytes();
+  }
 
-  int64_t n_layers_, n_ctx_, kv_dim_;
+  int64_t n_layers_, n_ctx_, kv_dim_, head_dim_;
   KvDtype dtype_;
-  std::unique_ptr<uint8_t[]> k_, v_;  // (n_layers, n_ctx, kv_dim) of dtype_
+  std::unique_ptr<uint8_t[]> k_, v_;  // (n_layers, kv_dim / head_dim, n_ctx, head_dim) of dtype_
 };
 
 }  // namespace wren

@@ -44,7 +44,9 @@ void f16_to_f32_avx2(const uint16_t* x, float* y, int64_t n) {
 }
 
 // Key rows prefetched ahead of the one being scored.
-constexpr int64_t kKeysAhead = 8;
+constexpr int64_t kKeysAhead = 32;
+// Bytes of a value row prefetched (128: a 64-element F16 head).
+constexpr int64_t kRowBytesAhead = 128;
 
 // NQ query heads against each key row: the row is loaded (and converted) once for all of them.
 template <typename T, int NQ>
@@ -95,7 +97,10 @@ inline void values_tile(const float* p, int64_t p_stride, const T* v, int64_t kv
   for (int a = 0; a < NQ; ++a)
     for (int c = 0; c < NC; ++c) acc[a][c] = _mm256_loadu_ps(out + a * out_stride + d + 8 * c);
   for (int64_t j = j0; j < j1; ++j) {
-    if (d == 0) _mm_prefetch(reinterpret_cast<const char*>(v + (j + kKeysAhead) * kv_stride), _MM_HINT_T0);
+    if (d == 0) {  // the whole row of the key ahead (head_dim elements may span several lines)
+      const char* ahead = reinterpret_cast<const char*>(v + (j + kKeysAhead) * kv_stride);
+      for (int64_t b = 0; b < kRowBytesAhead; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+    }
     __m256 vj[NC];
     for (int c = 0; c < NC; ++c) vj[c] = load8(v + j * kv_stride + d + 8 * c);
     for (int a = 0; a < NQ; ++a) {
