@@ -45,8 +45,6 @@ void f16_to_f32_avx2(const uint16_t* x, float* y, int64_t n) {
 
 // Key rows prefetched ahead of the one being scored.
 constexpr int64_t kKeysAhead = 32;
-// Bytes of a value row prefetched (128: a 64-element F16 head).
-constexpr int64_t kRowBytesAhead = 128;
 
 // NQ query heads against each key row: the row is loaded (and converted) once for all of them.
 template <typename T, int NQ>
@@ -92,14 +90,14 @@ void attn_scores_avx2(const float* q, int64_t q_stride, int64_t n_q, const void*
 // out_a += sum_j p_a[j] * v_j over keys [j0, j1) for NQ query heads, NC*8 columns at d.
 template <typename T, int NQ, int NC>
 inline void values_tile(const float* p, int64_t p_stride, const T* v, int64_t kv_stride, int64_t j0, int64_t j1,
-                        int64_t d, float* out, int64_t out_stride) {
+                        int64_t d, int64_t hd, float* out, int64_t out_stride) {
   __m256 acc[NQ][NC];
   for (int a = 0; a < NQ; ++a)
     for (int c = 0; c < NC; ++c) acc[a][c] = _mm256_loadu_ps(out + a * out_stride + d + 8 * c);
   for (int64_t j = j0; j < j1; ++j) {
-    if (d == 0) {  // the whole row of the key ahead (head_dim elements may span several lines)
+    if (d == 0) {  // the whole row of the key ahead (hd elements may span several cache lines)
       const char* ahead = reinterpret_cast<const char*>(v + (j + kKeysAhead) * kv_stride);
-      for (int64_t b = 0; b < kRowBytesAhead; b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
+      for (int64_t b = 0; b < hd * static_cast<int64_t>(sizeof(T)); b += 64) _mm_prefetch(ahead + b, _MM_HINT_T0);
     }
     __m256 vj[NC];
     for (int c = 0; c < NC; ++c) vj[c] = load8(v + j * kv_stride + d + 8 * c);
@@ -119,8 +117,8 @@ void values_block(const float* p, int64_t p_stride, const T* v, int64_t kv_strid
   for (int64_t j0 = 0; j0 < n_keys; j0 += kValueKeyBlock) {
     const int64_t j1 = std::min(n_keys, j0 + kValueKeyBlock);
     int64_t d = 0;
-    for (; d + 16 <= hd; d += 16) values_tile<T, NQ, 2>(p, p_stride, v, kv_stride, j0, j1, d, out, out_stride);
-    for (; d + 8 <= hd; d += 8) values_tile<T, NQ, 1>(p, p_stride, v, kv_stride, j0, j1, d, out, out_stride);
+    for (; d + 16 <= hd; d += 16) values_tile<T, NQ, 2>(p, p_stride, v, kv_stride, j0, j1, d, hd, out, out_stride);
+    for (; d + 8 <= hd; d += 8) values_tile<T, NQ, 1>(p, p_stride, v, kv_stride, j0, j1, d, hd, out, out_stride);
     for (; d < hd; ++d)
       for (int a = 0; a < NQ; ++a) {
         float r = out[a * out_stride + d];
