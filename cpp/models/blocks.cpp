@@ -213,17 +213,13 @@ void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int6
 
     for (int64_t t0 = keys_lo; t0 < keys_hi; t0 += kKeyTile) {
       const int64_t tk = std::min(kKeyTile, keys_hi - t0);
-      const float *K = kf, *V = vf;  // (tk, hd), rows ld apart
-      int64_t ld = hd;
+      const float *K = kf, *V = vf;  // (tk, hd): a head's cached rows are contiguous
       if (kv.f16) {
-        for (int64_t j = 0; j < tk; ++j) {
-          from_f16(static_cast<const uint16_t*>(kv.k_row(t0 + j)), kf + j * hd, hd);
-          from_f16(static_cast<const uint16_t*>(kv.v_row(t0 + j)), vf + j * hd, hd);
-        }
+        from_f16(static_cast<const uint16_t*>(kv.k_row(t0)), kf, tk * hd);
+        from_f16(static_cast<const uint16_t*>(kv.v_row(t0)), vf, tk * hd);
       } else {
         K = static_cast<const float*>(kv.k_row(t0));
         V = static_cast<const float*>(kv.v_row(t0));
-        ld = kv.stride;
       }
       // Rows before `first` see none of this tile (causal: their last key comes before it).
       const int64_t first = mask.causal ? std::clamp<int64_t>(t0 - pos0 - r0, 0, rows) : 0;
@@ -233,7 +229,7 @@ void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int6
         float* Sa = S + first * kKeyTile;                  // (active, tk)
         float* O = out + (r0 + first) * q_dim + h * hd;    // (active, hd), rows q_dim apart
         blas::sgemm(true, static_cast<int>(active), static_cast<int>(tk), static_cast<int>(hd), scale,
-                    q + (r0 + first) * q_dim + h * hd, static_cast<int>(q_dim), K, static_cast<int>(ld), 0.f, Sa,
+                    q + (r0 + first) * q_dim + h * hd, static_cast<int>(q_dim), K, static_cast<int>(hd), 0.f, Sa,
                     static_cast<int>(kKeyTile));
         for (int64_t r = first; r < rows; ++r) {
           // This row's keys within the tile: [lo, hi); the rest get probability 0.
@@ -258,7 +254,7 @@ void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int6
           if (keep != 1.f) Row(out + (r0 + r) * q_dim + h * hd, hd) *= keep;
         }
         blas::sgemm(false, static_cast<int>(active), static_cast<int>(hd), static_cast<int>(tk), 1.f, Sa,
-                    static_cast<int>(kKeyTile), V, static_cast<int>(ld), 1.f, O, static_cast<int>(q_dim));
+                    static_cast<int>(kKeyTile), V, static_cast<int>(hd), 1.f, O, static_cast<int>(q_dim));
       }
     }
     for (int64_t a = 0; a < group; ++a)
