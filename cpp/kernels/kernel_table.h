@@ -54,7 +54,8 @@ struct KernelTable {
 const KernelTable& reference_kernels();
 const KernelTable* avx2_kernels();    // nullptr when not compiled in
 const KernelTable* avx512_kernels();  // AVX-512 F/BW/VL + VNNI; nullptr when not compiled in
-void fill_attention_kernels_avx2(KernelTable& t);  // kernels/avx2/attention_avx2.cpp (also used by avx512)
+void fill_attention_kernels_avx2(KernelTable& t);    // kernels/avx2/attention_avx2.cpp (also used by avx512)
+void fill_attention_kernels_avx512(KernelTable& t);  // kernels/avx512/attention_avx512.cpp
 const KernelTable& active_kernels();  // chosen once
 // Whether the named table is compiled in and this CPU can run it.
 bool isa_available(const char* name);

@@ -130,7 +130,9 @@ def test_active_isa_is_known():
 
 @pytest.mark.parametrize("cache_dtype", [np.float16, np.float32])
 @pytest.mark.parametrize("n_q", [1, 3, 4, 7])
-@pytest.mark.parametrize("head_dim,n_keys", [(64, 1), (64, 130), (8, 5), (36, 70), (128, 300)])
+# head_dim 64 and 128 take AVX-512's unrolled paths, 48 and 80 its general one, 8 and 36 the AVX2
+# kernels on every SIMD table; key counts off a multiple of 16 exercise the last partial block.
+@pytest.mark.parametrize("head_dim,n_keys", [(64, 1), (64, 130), (8, 5), (36, 70), (48, 37), (80, 16), (128, 300)])
 def test_attention_scores_twins(cache_dtype, n_q, head_dim, n_keys):
     from wrenlm import _core
 
@@ -148,7 +150,9 @@ def test_attention_scores_twins(cache_dtype, n_q, head_dim, n_keys):
 
 @pytest.mark.parametrize("cache_dtype", [np.float16, np.float32])
 @pytest.mark.parametrize("n_q", [1, 3, 4, 6])
-@pytest.mark.parametrize("head_dim,n_keys", [(64, 1), (64, 200), (8, 5), (36, 70), (128, 65)])
+# 256 needs several column tiles and key blocks; 48 and 80 end on a single-vector tile.
+@pytest.mark.parametrize("head_dim,n_keys", [(64, 1), (64, 200), (8, 5), (36, 70), (48, 37), (80, 9), (128, 65),
+                                             (256, 150)])
 def test_attention_values_twins(cache_dtype, n_q, head_dim, n_keys):
     from wrenlm import _core
 

@@ -155,7 +155,8 @@ void gemm_f16_avx512(const uint16_t* w, int64_t cols, int64_t r0, int64_t r1, co
 const KernelTable* avx512_kernels() {
   static const KernelTable table = [] {
     KernelTable t{"avx512", gemm_packed_avx512, dot_f32_avx512, dot_f16_avx512, gemm_f16_avx512};
-    fill_attention_kernels_avx2(t);  // AVX-512 machines run the AVX2/F16C attention kernels
+    fill_attention_kernels_avx2(t);    // F16 conversions
+    fill_attention_kernels_avx512(t);  // decode attention
     return t;
   }();
   return &table;
