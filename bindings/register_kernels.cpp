@@ -164,6 +164,12 @@ void register_kernels(py::module_& m) {
     return out;
   }, py::arg("isa"), py::arg("p"), py::arg("values"), py::arg("offset"), py::arg("head_dim"),
      "p @ values[:, offset:offset+head_dim] with the given ISA's attention kernel.");
+  k.def("exp_sum", [](const std::string& isa, Floats x, float shift) {
+    Floats y(x.size());
+    std::copy(x.data(), x.data() + x.size(), y.mutable_data());
+    const float sum = table(isa).exp_sum(y.mutable_data(), y.size(), shift);
+    return py::make_tuple(y, sum);
+  }, py::arg("isa"), py::arg("x"), py::arg("shift"), "(exp(x - shift), its sum) with the given ISA's softmax kernel.");
   k.def("f32_to_f16", [](const std::string& isa, Floats x) {
     py::array_t<uint16_t> y(x.size());
     table(isa).f32_to_f16(x.data(), y.mutable_data(), x.size());

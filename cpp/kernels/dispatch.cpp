@@ -58,6 +58,7 @@ KernelTable with_fallbacks(const KernelTable& t) {
   if (!c.attn_scores_f32) c.attn_scores_f32 = r.attn_scores_f32;
   if (!c.attn_values_f16) c.attn_values_f16 = r.attn_values_f16;
   if (!c.attn_values_f32) c.attn_values_f32 = r.attn_values_f32;
+  if (!c.exp_sum) c.exp_sum = r.exp_sum;
   return c;
 }
 

@@ -1,5 +1,6 @@
 // Scalar reference kernels: the twins every SIMD kernel is tested against, and the generic path.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "kernels/kernel_table.h"
@@ -92,6 +93,12 @@ void attn_values_ref(const float* p, int64_t p_stride, int64_t n_q, const void* 
   }
 }
 
+float exp_sum_ref(float* x, int64_t n, float shift) {
+  float sum = 0.f;
+  for (int64_t i = 0; i < n; ++i) sum += x[i] = std::exp(x[i] - shift);
+  return sum;
+}
+
 }  // namespace
 
 const KernelTable& reference_kernels() {
@@ -103,6 +110,7 @@ const KernelTable& reference_kernels() {
     t.attn_scores_f32 = attn_scores_ref<float>;
     t.attn_values_f16 = attn_values_ref<uint16_t>;
     t.attn_values_f32 = attn_values_ref<float>;
+    t.exp_sum = exp_sum_ref;
     return t;
   }();
   return table;

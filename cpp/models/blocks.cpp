@@ -101,11 +101,9 @@ float score_scale(const AttentionMask& m, int64_t head_dim) {
 }
 
 // In place p = exp(p - max); returns {max, sum} of the row's len entries.
-std::pair<float, float> exp_shifted(float* p, int64_t len) {
-  Row r(p, len);
-  const float mx = r.maxCoeff();
-  r = (r - mx).exp();
-  return {mx, r.sum()};
+std::pair<float, float> exp_shifted(const KernelTable& kt, float* p, int64_t len) {
+  const float mx = Row(p, len).maxCoeff();
+  return {mx, kt.exp_sum(p, len, mx)};
 }
 
 // Decode: few query rows. One task per (row, KV head, key split); the group's query heads are
@@ -141,7 +139,7 @@ void attention_decode(const float* q, const KvCache& cache, int64_t layer, int64
       for (int64_t a = 0; a < group; ++a) shape_scores(mask, g * group + a, j0, p + a * len, len);
     if (n_splits == 1) {
       for (int64_t a = 0; a < group; ++a) {
-        const float sum = exp_shifted(p + a * len, len).second;
+        const float sum = exp_shifted(kt, p + a * len, len).second;
         Row(p + a * len, len) /= sum;
       }
       values(p, len, group, kv.v_row(j0), kv.stride, len, hd, out + i * q_dim + g * group * hd, hd);
@@ -149,7 +147,7 @@ void attention_decode(const float* q, const KvCache& cache, int64_t layer, int64
     }
     float* o = ws.partials.get() + task * part;  // (group, hd), then (group) max, (group) sum
     for (int64_t a = 0; a < group; ++a) {
-      const auto [mx, sum] = exp_shifted(p + a * len, len);
+      const auto [mx, sum] = exp_shifted(kt, p + a * len, len);
       o[group * hd + a] = mx;
       o[group * hd + group + a] = sum;
     }
@@ -187,7 +185,7 @@ void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int6
   const int64_t hd = s.head_dim, q_dim = s.q_dim();
   const int64_t group = s.n_heads / s.n_kv_heads;
   const float scale = score_scale(mask, hd);
-  const FromF16Fn from_f16 = active_kernels().f16_to_f32;
+  const KernelTable& kt = active_kernels();
   const int64_t n_blocks = (n + kQueryBlock - 1) / kQueryBlock;
   const float neg_inf = -std::numeric_limits<float>::infinity();
 
@@ -215,8 +213,8 @@ void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int6
       const int64_t tk = std::min(kKeyTile, keys_hi - t0);
       const float *K = kf, *V = vf;  // (tk, hd): a head's cached rows are contiguous
       if (kv.f16) {
-        from_f16(static_cast<const uint16_t*>(kv.k_row(t0)), kf, tk * hd);
-        from_f16(static_cast<const uint16_t*>(kv.v_row(t0)), vf, tk * hd);
+        kt.f16_to_f32(static_cast<const uint16_t*>(kv.k_row(t0)), kf, tk * hd);
+        kt.f16_to_f32(static_cast<const uint16_t*>(kv.v_row(t0)), vf, tk * hd);
       } else {
         K = static_cast<const float*>(kv.k_row(t0));
         V = static_cast<const float*>(kv.v_row(t0));
@@ -243,13 +241,11 @@ void attention_prefill(const float* q, const KvCache& cache, int64_t layer, int6
           if (shapes_scores(mask)) shape_scores(mask, h, t0 + lo, p + lo, hi - lo);
           float& mr = m[a * kQueryBlock + r];
           float& lr = l[a * kQueryBlock + r];
-          Row pr(p + lo, hi - lo);
-          const float m_new = std::max(mr, pr.maxCoeff());
+          const float m_new = std::max(mr, Row(p + lo, hi - lo).maxCoeff());
           const float keep = std::exp(mr - m_new);  // 0 on the first visible tile (mr = -inf)
-          pr = (pr - m_new).exp();
           std::fill(p, p + lo, 0.f);
           std::fill(p + hi, p + tk, 0.f);
-          lr = lr * keep + pr.sum();
+          lr = lr * keep + kt.exp_sum(p + lo, hi - lo, m_new);
           mr = m_new;
           if (keep != 1.f) Row(out + (r0 + r) * q_dim + h * hd, hd) *= keep;
         }

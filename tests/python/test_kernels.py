@@ -168,6 +168,26 @@ def test_attention_values_twins(cache_dtype, n_q, head_dim, n_keys):
     assert_twins(lambda isa: _core.kernels.attn_values(isa, p, values, offset, head_dim), expected, bound)
 
 
+# Softmax numerators exp(x - shift) and their sum. Oracle: float64 exp of the float32 difference (the
+# kernels subtract in float32 too). Each value within 2 ulps (2**-22 relative) of it, or 1.2e-38
+# absolute: the AVX2 kernel returns 0 below the normal range (e^-87.33), where the true value is
+# smaller than that. The sum within its worst-case float32 rounding, n * 2**-24 relative.
+@pytest.mark.parametrize("n", [1, 7, 8, 15, 16, 17, 100, 1000])
+def test_exp_sum_twins_and_numpy(n):
+    from wrenlm import _core
+
+    rng = np.random.default_rng(n)
+    x = (rng.random(n) * -110 + 3).astype(np.float32)  # e^... down to the subnormal range and below
+    if n >= 3:  # a masked-out score, the maximum, just below the normal range
+        x[:3] = [-np.inf, 3.0, -87.34]
+    shift = np.float32(x.max())
+    expected = np.exp((x - shift).astype(np.float64))
+    bound = 2.0**-22 * expected + 1.2e-38
+    assert_twins(lambda isa: _core.kernels.exp_sum(isa, x, shift)[0], expected, bound)
+    total = expected.sum()
+    assert_twins(lambda isa: _core.kernels.exp_sum(isa, x, shift)[1], total, n * 2.0**-24 * total)
+
+
 def test_f16_conversions_match_numpy_exactly():
     from wrenlm import _core
 

@@ -144,6 +144,43 @@ void attn_values_avx2(const float* p, int64_t p_stride, int64_t n_q, const void*
   }
 }
 
+// e^x for x <= 88: 2^n e^r with n = round(x log2 e), r = x - n ln 2 in two parts (ln 2's high part
+// has few bits, so n * hi is exact), |r| <= ln2/2; e^r by Taylor to r^7, whose remainder is under
+// 1e-8 relative. Below -87.33, where 2^n leaves the normal range, the result is 0 (the true value
+// is under 1.2e-38). NaN stays NaN.
+inline __m256 exp8(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.33f);
+  const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  x = _mm256_min_ps(_mm256_set1_ps(88.3f), _mm256_max_ps(lo, x));  // (max, min) keep a NaN x
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187e-6f), r);
+  __m256 p = _mm256_set1_ps(1.f / 5040);
+  for (const float c : {1.f / 720, 1.f / 120, 1.f / 24, 1.f / 6, 0.5f, 1.f, 1.f}) p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+  const __m256i two_n = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(two_n)));
+}
+
+float exp_sum_avx2(float* x, int64_t n, float shift) {
+  const __m256 s = _mm256_set1_ps(shift);
+  __m256 acc = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + i), s));
+    _mm256_storeu_ps(x + i, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  if (i < n) {  // the last 1-7: masked load and store, masked-off lanes add 0
+    const __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - i)), idx);
+    const __m256 e = _mm256_and_ps(_mm256_castsi256_ps(m), exp8(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), s)));
+    _mm256_maskstore_ps(x + i, m, e);
+    acc = _mm256_add_ps(acc, e);
+  }
+  return hsum(acc);
+}
+
 }  // namespace
 
 void fill_attention_kernels_avx2(KernelTable& t) {
@@ -153,6 +190,7 @@ void fill_attention_kernels_avx2(KernelTable& t) {
   t.attn_scores_f32 = attn_scores_avx2<float>;
   t.attn_values_f16 = attn_values_avx2<uint16_t>;
   t.attn_values_f32 = attn_values_avx2<float>;
+  t.exp_sum = exp_sum_avx2;
 }
 
 }  // namespace wren

@@ -1,6 +1,8 @@
 // AVX-512 decode attention over one KV head's cache rows (F16 or F32): scores q . k_j and the
 // probability-weighted sum of value rows, for the group of query heads sharing the head.
-// Head dims that are not a multiple of 16 keep the AVX2 kernels. Scalar twins live in
+// Head dims that are not a multiple of 16 keep the AVX2 kernels. Each head's rows are one linear
+// stream, which the hardware prefetchers follow: software prefetches measured slower (2048 keys x
+// 360 heads, 1 thread: 2.1 ms without, 2.4-2.9 with them 2-16 KB ahead). Scalar twins live in
 // kernels/reference.cpp; tests/python/test_kernels.py compares them.
 #include <immintrin.h>
 
@@ -29,14 +31,6 @@ const AttnPair& avx2_kernels_of() {
     return sizeof(T) == 2 ? AttnPair{t.attn_scores_f16, t.attn_values_f16} : AttnPair{t.attn_scores_f32, t.attn_values_f32};
   }();
   return pair;
-}
-
-// Key rows fetched ahead of the one being read (bytes), so DRAM latency overlaps the math.
-constexpr int64_t kAheadBytes = 4096;
-template <typename T>
-inline void fetch_ahead(const T* row, int64_t hd) {
-  const char* p = reinterpret_cast<const char*>(row) + kAheadBytes;
-  for (int64_t b = 0; b < hd * static_cast<int64_t>(sizeof(T)); b += 64) _mm_prefetch(p + b, _MM_HINT_T0);
 }
 
 // Horizontal sums of several vectors at once, as a tree: each step halves the vectors and
@@ -88,8 +82,6 @@ inline void scores16(const float* q, int64_t q_stride, const T* k, int64_t kv_st
         const int j = 8 * h + 4 * p4 + 2 * p2;
         const T* k0 = k + j * kv_stride;
         const T* k1 = k0 + kv_stride;
-        if (j < n_keys) fetch_ahead(k0, chunks_of<NCH>(hd));
-        if (j + 1 < n_keys) fetch_ahead(k1, chunks_of<NCH>(hd));
 #pragma GCC unroll 4
         for (int a = 0; a < NQ; ++a) {
           const float* qa = q + a * q_stride;
@@ -162,7 +154,6 @@ inline void values_tile(const float* p, int64_t p_stride, const T* v, int64_t kv
     for (int c = 0; c < NC; ++c) acc[a][c] = _mm512_loadu_ps(out + a * out_stride + d + 16 * c);
   for (int64_t j = j0; j < j1; ++j) {
     const T* vj = v + j * kv_stride;
-    if (d == 0) fetch_ahead(vj, hd);
     __m512 x[NC];
     for (int c = 0; c < NC; ++c) x[c] = load16(vj + d + 16 * c);
     for (int a = 0; a < NQ; ++a) {
@@ -206,6 +197,37 @@ void attn_values_avx512(const float* p, int64_t p_stride, int64_t n_q, const voi
   }
 }
 
+// e^x for x <= 88: 2^n e^r as in the AVX2 file (n = round(x log2 e), two-part ln 2, Taylor to r^7),
+// with scalef applying 2^n, which also gives the subnormal results and 0 below them. NaN stays NaN.
+inline __m512 exp16(__m512 x) {
+  x = _mm512_max_ps(_mm512_set1_ps(-104.f), x);  // e^-104 is 0 in float; (max, x) keeps a NaN x
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-6f), r);
+  __m512 p = _mm512_set1_ps(1.f / 5040);
+  for (const float c : {1.f / 720, 1.f / 120, 1.f / 24, 1.f / 6, 0.5f, 1.f, 1.f}) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  return _mm512_scalef_ps(p, n);
+}
+
+float exp_sum_avx512(float* x, int64_t n, float shift) {
+  const __m512 s = _mm512_set1_ps(shift);
+  __m512 acc = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(x + i), s));
+    _mm512_storeu_ps(x + i, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  if (i < n) {  // the last 1-15: masked load, store and sum
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
+    const __m512 e = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s));
+    _mm512_mask_storeu_ps(x + i, m, e);
+    acc = _mm512_mask_add_ps(acc, m, acc, e);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
 }  // namespace
 
 void fill_attention_kernels_avx512(KernelTable& t) {
@@ -213,6 +235,7 @@ void fill_attention_kernels_avx512(KernelTable& t) {
   t.attn_scores_f32 = attn_scores_avx512<float>;
   t.attn_values_f16 = attn_values_avx512<uint16_t>;
   t.attn_values_f32 = attn_values_avx512<float>;
+  t.exp_sum = exp_sum_avx512;
 }
 
 }  // namespace wren
