@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "kernels/kernel_table.h"
+#include "kernels/query_blocks.h"
 #include "tensor/fp16.h"
 
 namespace wren {
@@ -75,16 +76,10 @@ template <typename T>
 void attn_scores_avx2(const float* q, int64_t q_stride, int64_t n_q, const void* k, int64_t kv_stride,
                       int64_t n_keys, int64_t hd, float scale, float* s, int64_t s_stride) {
   const T* keys = static_cast<const T*>(k);
-  for (int64_t a = 0; a < n_q;) {  // query heads in blocks of 4, then 3, 2 or 1
-    const int64_t nb = std::min<int64_t>(4, n_q - a);
-    const float* qa = q + a * q_stride;
-    float* sa = s + a * s_stride;
-    if (nb == 4) scores_block<T, 4>(qa, q_stride, keys, kv_stride, n_keys, hd, scale, sa, s_stride);
-    if (nb == 3) scores_block<T, 3>(qa, q_stride, keys, kv_stride, n_keys, hd, scale, sa, s_stride);
-    if (nb == 2) scores_block<T, 2>(qa, q_stride, keys, kv_stride, n_keys, hd, scale, sa, s_stride);
-    if (nb == 1) scores_block<T, 1>(qa, q_stride, keys, kv_stride, n_keys, hd, scale, sa, s_stride);
-    a += nb;
-  }
+  for_query_blocks(n_q, [&](auto nq, int64_t a) {
+    scores_block<T, decltype(nq)::value>(q + a * q_stride, q_stride, keys, kv_stride, n_keys, hd, scale,
+                                         s + a * s_stride, s_stride);
+  });
 }
 
 // out_a += sum_j p_a[j] * v_j over keys [j0, j1) for NQ query heads, NC*8 columns at d.
@@ -132,16 +127,10 @@ template <typename T>
 void attn_values_avx2(const float* p, int64_t p_stride, int64_t n_q, const void* v, int64_t kv_stride,
                       int64_t n_keys, int64_t hd, float* out, int64_t out_stride) {
   const T* values = static_cast<const T*>(v);
-  for (int64_t a = 0; a < n_q;) {  // query heads in blocks of 4, then 3, 2 or 1
-    const int64_t nb = std::min<int64_t>(4, n_q - a);
-    const float* pa = p + a * p_stride;
-    float* oa = out + a * out_stride;
-    if (nb == 4) values_block<T, 4>(pa, p_stride, values, kv_stride, n_keys, hd, oa, out_stride);
-    if (nb == 3) values_block<T, 3>(pa, p_stride, values, kv_stride, n_keys, hd, oa, out_stride);
-    if (nb == 2) values_block<T, 2>(pa, p_stride, values, kv_stride, n_keys, hd, oa, out_stride);
-    if (nb == 1) values_block<T, 1>(pa, p_stride, values, kv_stride, n_keys, hd, oa, out_stride);
-    a += nb;
-  }
+  for_query_blocks(n_q, [&](auto nq, int64_t a) {
+    values_block<T, decltype(nq)::value>(p + a * p_stride, p_stride, values, kv_stride, n_keys, hd,
+                                         out + a * out_stride, out_stride);
+  });
 }
 
 // e^x for x <= 88: 2^n e^r with n = round(x log2 e), r = x - n ln 2 in two parts (ln 2's high part

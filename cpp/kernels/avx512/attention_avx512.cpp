@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "kernels/kernel_table.h"
+#include "kernels/query_blocks.h"
 
 namespace wren {
 namespace {
@@ -37,8 +38,8 @@ const AttnPair& avx2_kernels_of() {
 // doubles the keys a 128-bit lane holds.
 //   fold2(a, b):   lane L = [a0+a2, b0+b2, a1+a3, b1+b3] of lane L of a and b
 //   fold4(ab, cd): lane L = the sums of lane L of a, b, c, d
-//   fold8(w0, w1): [w0 lanes 0+1, w0 lanes 2+3, w1 lanes 0+1, w1 lanes 2+3]
-//   fold16(x, y):  the 16 totals, in key order, when x and y are fold8s of keys 0-7 and 8-15
+//   fold8(w0, w1): [w0 lanes 0+1, w0 lanes 2+3, w1 lanes 0+1, w1 lanes 2+3]; applied once more to
+//                  the fold8s of keys 0-7 and 8-15, it gives the 16 totals in key order
 inline __m512 fold2(__m512 a, __m512 b) { return _mm512_add_ps(_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b)); }
 inline __m512 fold4(__m512 ab, __m512 cd) {
   const __m512d x = _mm512_castps_pd(ab), y = _mm512_castps_pd(cd);
@@ -48,7 +49,6 @@ inline __m512 fold8(__m512 w0, __m512 w1) {
   return _mm512_add_ps(_mm512_shuffle_f32x4(w0, w1, _MM_SHUFFLE(2, 0, 2, 0)),
                        _mm512_shuffle_f32x4(w0, w1, _MM_SHUFFLE(3, 1, 3, 1)));
 }
-inline __m512 fold16(__m512 x, __m512 y) { return fold8(x, y); }
 
 // Head dims the score kernel is unrolled for (in 16-float chunks); others loop over hd at run time.
 template <int NCH>
@@ -97,7 +97,7 @@ inline void scores16(const float* q, int64_t q_stride, const T* k, int64_t kv_st
     for (int a = 0; a < NQ; ++a) {
       const __m512 eight = fold8(quad[a][0], quad[a][1]);
       if (h == 0) half[a] = eight;
-      else out[a] = fold16(half[a], eight);
+      else out[a] = fold8(half[a], eight);
     }
   }
 }
@@ -118,16 +118,10 @@ void scores_block(const float* q, int64_t q_stride, const T* k, int64_t kv_strid
 template <typename T, int NCH>
 void scores_heads(const float* q, int64_t q_stride, int64_t n_q, const T* keys, int64_t kv_stride, int64_t n_keys,
                   int64_t hd, float scale, float* s, int64_t s_stride) {
-  for (int64_t a = 0; a < n_q;) {  // query heads in blocks of 4, then 3, 2 or 1
-    const int64_t nb = std::min<int64_t>(4, n_q - a);
-    const float* qa = q + a * q_stride;
-    float* sa = s + a * s_stride;
-    if (nb == 4) scores_block<T, 4, NCH>(qa, q_stride, keys, kv_stride, n_keys, hd, scale, sa, s_stride);
-    if (nb == 3) scores_block<T, 3, NCH>(qa, q_stride, keys, kv_stride, n_keys, hd, scale, sa, s_stride);
-    if (nb == 2) scores_block<T, 2, NCH>(qa, q_stride, keys, kv_stride, n_keys, hd, scale, sa, s_stride);
-    if (nb == 1) scores_block<T, 1, NCH>(qa, q_stride, keys, kv_stride, n_keys, hd, scale, sa, s_stride);
-    a += nb;
-  }
+  for_query_blocks(n_q, [&](auto nq, int64_t a) {
+    scores_block<T, decltype(nq)::value, NCH>(q + a * q_stride, q_stride, keys, kv_stride, n_keys, hd, scale,
+                                              s + a * s_stride, s_stride);
+  });
 }
 
 template <typename T>
@@ -185,16 +179,10 @@ void attn_values_avx512(const float* p, int64_t p_stride, int64_t n_q, const voi
                         int64_t n_keys, int64_t hd, float* out, int64_t out_stride) {
   if (hd % 16 != 0) return avx2_kernels_of<T>().values(p, p_stride, n_q, v, kv_stride, n_keys, hd, out, out_stride);
   const T* values = static_cast<const T*>(v);
-  for (int64_t a = 0; a < n_q;) {  // query heads in blocks of 4, then 3, 2 or 1
-    const int64_t nb = std::min<int64_t>(4, n_q - a);
-    const float* pa = p + a * p_stride;
-    float* oa = out + a * out_stride;
-    if (nb == 4) values_block<T, 4>(pa, p_stride, values, kv_stride, n_keys, hd, oa, out_stride);
-    if (nb == 3) values_block<T, 3>(pa, p_stride, values, kv_stride, n_keys, hd, oa, out_stride);
-    if (nb == 2) values_block<T, 2>(pa, p_stride, values, kv_stride, n_keys, hd, oa, out_stride);
-    if (nb == 1) values_block<T, 1>(pa, p_stride, values, kv_stride, n_keys, hd, oa, out_stride);
-    a += nb;
-  }
+  for_query_blocks(n_q, [&](auto nq, int64_t a) {
+    values_block<T, decltype(nq)::value>(p + a * p_stride, p_stride, values, kv_stride, n_keys, hd,
+                                         out + a * out_stride, out_stride);
+  });
 }
 
 // e^x for x <= 88: 2^n e^r as in the AVX2 file (n = round(x log2 e), two-part ln 2, Taylor to r^7),
