@@ -34,8 +34,9 @@ using AttnScoresFn = void (*)(const float* q, int64_t q_stride, int64_t n_q, con
 // values: out_a = sum_j p[a*p_stride + j] * v_j (overwrites out_a, rows out_stride floats apart).
 using AttnValuesFn = void (*)(const float* p, int64_t p_stride, int64_t n_q, const void* v, int64_t kv_stride,
                               int64_t n_keys, int64_t head_dim, float* out, int64_t out_stride);
-// Softmax numerators: in place x[i] = exp(x[i] - shift) for n floats; returns their sum. With
-// shift >= max(x) nothing overflows; arguments below the float range's end give 0.
+// Softmax numerators: in place x[i] = exp(x[i] - shift) for n floats; returns their sum. Callers
+// pass shift >= max(x), so no argument exceeds 0; results under float's normal range (e^-87.3)
+// may come back as 0 instead of a subnormal (AVX2).
 using ExpSumFn = float (*)(float* x, int64_t n, float shift);
 
 struct KernelTable {
