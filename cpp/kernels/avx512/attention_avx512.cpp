@@ -142,7 +142,7 @@ constexpr int64_t kValueKeyBlock = 64;
 // accumulator chains, enough to cover the FMA latency.
 template <typename T, int NQ, int NC>
 inline void values_tile(const float* p, int64_t p_stride, const T* v, int64_t kv_stride, int64_t j0, int64_t j1,
-                        int64_t d, int64_t hd, float* out, int64_t out_stride) {
+                        int64_t d, float* out, int64_t out_stride) {
   __m512 acc[NQ][NC];
   for (int a = 0; a < NQ; ++a)
     for (int c = 0; c < NC; ++c) acc[a][c] = _mm512_loadu_ps(out + a * out_stride + d + 16 * c);
@@ -169,8 +169,8 @@ void values_block(const float* p, int64_t p_stride, const T* v, int64_t kv_strid
     const int64_t j1 = std::min(n_keys, j0 + key_block);
     int64_t d = 0;
     for (; d + 16 * kCols <= hd; d += 16 * kCols)
-      values_tile<T, NQ, kCols>(p, p_stride, v, kv_stride, j0, j1, d, hd, out, out_stride);
-    for (; d < hd; d += 16) values_tile<T, NQ, 1>(p, p_stride, v, kv_stride, j0, j1, d, hd, out, out_stride);
+      values_tile<T, NQ, kCols>(p, p_stride, v, kv_stride, j0, j1, d, out, out_stride);
+    for (; d < hd; d += 16) values_tile<T, NQ, 1>(p, p_stride, v, kv_stride, j0, j1, d, out, out_stride);
   }
 }
 
