@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "kernels/exp_poly.h"
 #include "kernels/kernel_table.h"
 #include "kernels/query_blocks.h"
 
@@ -185,16 +186,16 @@ void attn_values_avx512(const float* p, int64_t p_stride, int64_t n_q, const voi
   });
 }
 
-// e^x for x <= 88: 2^n e^r as in the AVX2 file (n = round(x log2 e), two-part ln 2, Taylor to r^7),
-// with scalef applying 2^n, which also gives the subnormal results and 0 below them. NaN stays NaN.
+// e^x for x <= 88 (kernels/exp_poly.h), with scalef applying 2^n, which also gives the subnormal
+// results and 0 below them. NaN stays NaN.
 inline __m512 exp16(__m512 x) {
   x = _mm512_max_ps(_mm512_set1_ps(-104.f), x);  // e^-104 is 0 in float; (max, x) keeps a NaN x
-  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504f)),
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(exp_poly::kLog2e)),
                                         _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
-  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.428606765330187e-6f), r);
-  __m512 p = _mm512_set1_ps(1.f / 5040);
-  for (const float c : {1.f / 720, 1.f / 120, 1.f / 24, 1.f / 6, 0.5f, 1.f, 1.f}) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(exp_poly::kLn2Hi), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(exp_poly::kLn2Lo), r);
+  __m512 p = _mm512_set1_ps(exp_poly::kTaylor[0]);
+  for (int i = 1; i < exp_poly::kTerms; ++i) p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(exp_poly::kTaylor[i]));
   return _mm512_scalef_ps(p, n);
 }
 
