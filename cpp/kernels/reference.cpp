@@ -11,24 +11,29 @@ namespace {
 
 void gemm_packed_ref(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x, int64_t x_stride, int64_t n,
                      float* y, int64_t ldy) {
-  const bool has_m = w.dtype == DType::Q4_1;
+  const PackFormat f = pack_format(w.dtype);
+  const int subs = f.tile_cols / kQK;
   for (int64_t g = g0; g < g1; ++g) {
     const int rows = static_cast<int>(std::min<int64_t>(kPackRows, w.rows - g * kPackRows));
     for (int64_t t = 0; t < n; ++t) {
       const ActQ8* xt = x + t * x_stride;
       float acc[kPackRows] = {};
-      for (int64_t b = 0; b < w.n_blocks; ++b) {
-        const uint8_t* tile = w.tile(g, b);
-        const uint8_t* q = tile + w.scale_bytes;
-        for (int r = 0; r < kPackRows; ++r) {
-          uint16_t dh, mh = 0;
-          std::memcpy(&dh, tile + 2 * r, 2);
-          if (has_m) std::memcpy(&mh, tile + 2 * kPackRows + 2 * r, 2);
-          const float d = fp16_to_f32(dh);
-          int32_t s = 0;  // sum of u * qx: the integer part every ISA computes exactly
-          for (int e = 0; e < kQK; ++e) s += static_cast<int32_t>(packed_quant(w.dtype, q, r, e)) * xt[b].qs[e];
-          acc[r] += static_cast<float>(s) * (d * xt[b].d);
-          acc[r] += packed_offset(w.dtype, d, fp16_to_f32(mh)) * xt[b].sum;
+      for (int64_t tl = 0; tl < w.n_tiles; ++tl) {
+        const uint8_t* tile = w.tile(g, tl);
+        for (int j = 0; j < subs; ++j) {
+          const uint8_t* q = tile + w.header_bytes + static_cast<size_t>(j) * f.sub_bytes();
+          const ActQ8& xb = xt[tl * subs + j];
+          for (int r = 0; r < kPackRows; ++r)
+            for (int half = 0; half < 2; ++half) {
+              // The integer part every ISA computes exactly, then the row's scale and offset.
+              int32_t s = 0;
+              for (int e = 16 * half; e < 16 * half + 16; ++e)
+                s += packed_value(f, packed_u(f, q, r, e)) * xb.qs[e];
+              float sc, off;
+              packed_scale_offset(f, tile, r, kQK * j + 16 * half, &sc, &off);
+              acc[r] += static_cast<float>(s) * (sc * xb.d);
+              acc[r] += off * xb.half[half];
+            }
         }
       }
       for (int r = 0; r < rows; ++r) y[t * ldy + g * kPackRows + r] = acc[r];

@@ -133,7 +133,7 @@ QuantMatrix WeightBinder::bind(const GgufTensor& t, const uint8_t* data, int64_t
   m.cols = cols;
   m.data = data;
   m.row_stride = row_bytes(t.dtype, static_cast<size_t>(cols));
-  if (pack && arena_ && packable(t.dtype) && cols % kQK == 0) {
+  if (pack && arena_ && packable(t.dtype) && cols % pack_format(t.dtype).tile_cols == 0) {
     m.packed = packed_layout(t.dtype, rows, cols);
     uint8_t* dst = arena_->alloc(packed_bytes(m.packed));
     m.packed.data = dst;

@@ -93,10 +93,12 @@ static_assert(sizeof(BlockIQ4_XS) == 136, "IQ4_XS layout");
 static_assert(sizeof(BlockQ6_K) == 210, "Q6_K layout");
 
 // An activation vector quantized once per matmul: blocks of 32 int8 with a float scale, plus the
-// block sum (scaled) that the offset formats (Q4_1, Q4_K) need.
+// block sums (scaled) that the offset formats (Q4_1, K-quants) need: of the whole block, and of its
+// two 16-column halves (the K-quants with 16-column sub-blocks).
 struct ActQ8 {
   float d;
-  float sum;  // d * sum(qs)
+  float sum;       // d * sum(qs)
+  float half[2];   // d * sum(qs[0..16)), d * sum(qs[16..32))
   int8_t qs[kQK];
 };
 

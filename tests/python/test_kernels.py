@@ -11,9 +11,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import require_module
+from quant_blocks import block_size, raw_matrix
 
 DOT_TYPES = ["F32", "F16"]
-PACKED_TYPES = ["Q8_0", "Q4_0", "Q4_1"]
+PACKED_TYPES = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS"]
 
 
 def assert_twins(run, expected, bound):
@@ -70,10 +71,18 @@ def test_gemm_f16_twins_and_numpy(rows, cols, n, r0, r1):
 
 
 def make_matrix(gguf, name, rows, cols, rng):
+    """A rows x cols matrix of type `name` (cols rounded up to whole blocks): type id, raw bytes and
+    gguf-py's dequantization (float64)."""
     qt = getattr(gguf.GGMLQuantizationType, name)
-    w = rng.standard_normal((rows, cols)).astype(np.float32)
-    raw = np.ascontiguousarray(gguf.quants.quantize(w, qt)).view(np.uint8)
-    return int(qt), raw.reshape(-1), gguf.quants.dequantize(raw.reshape(rows, -1), qt).astype(np.float64)
+    raw = raw_matrix(gguf, name, rows, cols, rng)
+    return int(qt), raw.reshape(-1), gguf.quants.dequantize(raw, qt).astype(np.float64)
+
+
+def packed_cols(gguf, name, cols):
+    """cols for the 32-column types; the same number of 256-column blocks' worth, scaled down, for the
+    K-quants (at least one block, and more than one where cols spans several 32-blocks)."""
+    block = block_size(gguf, name)
+    return cols if block == 32 else block * max(1, cols // 96)
 
 
 @pytest.mark.parametrize("name", PACKED_TYPES)
@@ -84,7 +93,7 @@ def test_packed_layout_round_trip(name, rows):
     gguf = require_module("gguf")
     from wrenlm import _core
 
-    tid, raw, ref = make_matrix(gguf, name, rows, 96, np.random.default_rng(rows))
+    tid, raw, ref = make_matrix(gguf, name, rows, packed_cols(gguf, name, 96), np.random.default_rng(rows))
     np.testing.assert_array_equal(_core.kernels.dequantize_packed(tid, raw, rows), ref.astype(np.float32))
 
 
@@ -97,6 +106,7 @@ def test_packed_gemm_twins_and_numpy(name, rows, cols, n):
     from wrenlm import _core
 
     rng = np.random.default_rng(rows * cols + n)
+    cols = packed_cols(gguf, name, cols)
     tid, raw, w = make_matrix(gguf, name, rows, cols, rng)
     x = (rng.standard_normal((n, cols)) * 2).astype(np.float32)
     xa = np.stack([_core.kernels.quantize_act_q8(r) for r in x]).astype(np.float64)

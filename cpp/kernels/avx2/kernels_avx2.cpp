@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "kernels/f16_blocks.h"
 #include "kernels/kernel_table.h"
+#include "tensor/packed.h"
 #include "tensor/fp16.h"
 
 namespace wren {
@@ -37,49 +39,164 @@ inline __m256i broadcast4(const int8_t* qs, int i) {
   return _mm256_set1_epi32(v);
 }
 
-// Integer sums of one half tile (8 rows) with one activation block, written without arrays so the
-// compiler keeps everything in registers; two accumulators per half shorten the dependency chains.
+// maddubs wants an unsigned first operand and saturates pairs at int16: the 8-bit formats (Q8_0,
+// and the IQ4 levels) are multiplied as signed values, value - 128, with the activation's sign
+// moved onto them; the others as unsigned u.
 template <DType T>
-inline __m256i half_tile_sums(const uint8_t* q, int h, const int8_t* qs) {
-  const __m256i ones = _mm256_set1_epi16(1);
-  if constexpr (T == DType::Q8_0) {
-    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));
-    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
-    for (int i = 0; i < 8; i += 2) {
-      const __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * i + 32 * h)), flip);
-      const __m256i w1 =
-          _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * (i + 1) + 32 * h)), flip);
-      const __m256i x0 = broadcast4(qs, i), x1 = broadcast4(qs, i + 1);
-      // |x| times w with x's sign: maddubs wants its first operand unsigned.
-      s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x0, x0), _mm256_sign_epi8(w0, x0)), ones));
-      s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x1, x1), _mm256_sign_epi8(w1, x1)), ones));
-    }
-    return _mm256_add_epi32(s0, s1);
-  } else {
+constexpr bool kSignedValues = pack_format(T).base == PackBase::kBytes || pack_format(T).lut;
+
+// The values of one 32-column sub-block (tensor/packed.h) for rows 8h..8h+7 of the group: vector k
+// holds columns 4k..4k+3 (bytes 32h..32h+31 of each 64-byte vector of the layout).
+template <DType T>
+inline void load_half_values(const uint8_t* q, int h, __m256i (&wv)[8]) {
+  constexpr PackFormat F = pack_format(T);
+  auto load = [&](size_t at) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + at + 32 * h)); };
+  if constexpr (F.base == PackBase::kBytes) {
+    const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));  // u = q + 128 -> q
+    for (int k = 0; k < 8; ++k) wv[k] = _mm256_xor_si256(load(64 * k), flip);
+  } else if constexpr (F.base == PackBase::kNibbles) {
     const __m256i nib = _mm256_set1_epi8(0x0f);
-    __m256i p0 = _mm256_setzero_si256(), p1 = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
-      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 64 * c + 32 * h));
-      const __m256i lo = _mm256_and_si256(packed, nib);                        // columns 4c..4c+3
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nib);  // columns 16+4c..
-      p0 = _mm256_add_epi16(p0, _mm256_maddubs_epi16(lo, broadcast4(qs, c)));
-      p1 = _mm256_add_epi16(p1, _mm256_maddubs_epi16(hi, broadcast4(qs, c + 4)));
+      const __m256i packed = load(64 * c);
+      wv[c] = _mm256_and_si256(packed, nib);
+      wv[c + 4] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nib);
     }
-    return _mm256_madd_epi16(_mm256_add_epi16(p0, p1), ones);  // 8 pairs of <= 2*15*127 fit in int16
+  } else {
+    const __m256i three = _mm256_set1_epi8(3);
+    for (int c = 0; c < 2; ++c) {
+      const __m256i packed = load(64 * c);
+      for (int sh = 0; sh < 4; ++sh) wv[4 * c + sh] = _mm256_and_si256(_mm256_srli_epi16(packed, 2 * sh), three);
+    }
+  }
+  if constexpr (F.n_planes > 0) {
+    for (int p = 0; p < F.n_planes; ++p) {
+      const __m256i plane = load(F.sub_bytes() - 64 * (F.n_planes - p));
+      const int to = F.plane_bit + p;
+      const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << to));
+      for (int k = 0; k < 8; ++k) {  // bit k of the plane's byte belongs to vector k
+        const __m256i moved = k > to ? _mm256_srli_epi16(plane, k - to) : _mm256_slli_epi16(plane, to - k);
+        wv[k] = _mm256_or_si256(wv[k], _mm256_and_si256(moved, bit));
+      }
+    }
+  }
+  if constexpr (F.lut) {
+    const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4Values)));
+    for (int k = 0; k < 8; ++k) wv[k] = _mm256_shuffle_epi8(table, wv[k]);
   }
 }
 
-// The offset term mw of rows 8h..8h+7 (see tensor/packed.h), given their scales d. Only the 4-bit
-// formats have one here: Q8_0's integer sums are taken over the signed values directly.
-template <DType T>
-inline __m256 half_offsets(const uint8_t* tile, int h, __m256 d) {
-  if constexpr (T == DType::Q4_1)
-    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 2 * kPackRows + 16 * h)));
-  else
-    return _mm256_mul_ps(d, _mm256_set1_ps(-8.f));
+// Integer dot products of the 8 rows with an activation block over vectors [K0, K1) (columns
+// 4*K0..4*K1-1): 8 int32 lanes, exact.
+template <DType T, int K0, int K1>
+inline __m256i int_sums(const __m256i (&wv)[8], const int8_t* qs) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc = _mm256_setzero_si256();
+  if constexpr (kSignedValues<T>) {
+    for (int k = K0; k < K1; ++k) {
+      const __m256i xk = broadcast4(qs, k);
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(xk, xk),
+                                                                         _mm256_sign_epi8(wv[k], xk)), ones));
+    }
+  } else {
+    // Runs of products that cannot overflow the int16 lanes of maddubs (u * 127 * 2 per product).
+    constexpr int kRun = std::min(8, 32767 / (254 * pack_format(T).max_value()));
+    for (int k = K0; k < K1; k += kRun) {
+      __m256i p = _mm256_maddubs_epi16(wv[k], broadcast4(qs, k));
+      for (int i = 1; i < kRun && k + i < K1; ++i)
+        p = _mm256_add_epi16(p, _mm256_maddubs_epi16(wv[k + i], broadcast4(qs, k + i)));
+      acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+    }
+  }
+  return acc;
 }
 
-// 4-bit weights, rows 8h..8h+7 of group g times NT tokens (prefill). Each 32-byte chunk of the half
+// Per-row scale S and offset O of rows 8h..8h+7 for sub-block j of a tile (tensor/packed.h): one
+// pair, or two (columns 0..15, 16..31) for 16-column sub-scales. The signed formats need no offset.
+template <DType T>
+inline void half_sub_scales(const uint8_t* tile, int h, int j, __m256 d, __m256 dmin, __m256 (&s)[2],
+                            __m256 (&o)[2]) {
+  constexpr PackFormat F = pack_format(T);
+  constexpr int kHalves = F.sub_cols == 16 ? 2 : 1;
+  for (int c = 0; c < kHalves; ++c) {
+    const int sub = F.sub_cols ? (kQK * j + 16 * c) / F.sub_cols : 0;
+    if constexpr (F.sub_cols != 0) {
+      const __m128i sc = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(tile + F.sc_offset() + 16 * sub + 8 * h));
+      s[c] = _mm256_mul_ps(d, _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(sc)));
+    } else {
+      s[c] = d;
+    }
+    if constexpr (kSignedValues<T>) {
+      o[c] = _mm256_setzero_ps();
+    } else if constexpr (!F.has_min) {
+      o[c] = _mm256_mul_ps(s[c], _mm256_set1_ps(-static_cast<float>(F.center)));
+    } else if constexpr (F.sub_min) {
+      const __m128i m = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(tile + F.m_offset() + 16 * sub + 8 * h));
+      o[c] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m)));
+    } else {
+      o[c] = dmin;
+    }
+  }
+}
+
+// Bytes ahead of the tile being read that decode prefetches.
+constexpr size_t kPrefetchAhead = 4096;
+
+// Rows 8*H0..8*H1-1 of group g (one half, or both) times NT tokens, any packed format. Decode runs
+// both halves of each sub-block in turn, so the weights stream through memory in order.
+template <DType T, int NT, int H0, int H1>
+inline void rows_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x, int64_t x_stride, float* y,
+                              int64_t ldy, int64_t valid) {
+  constexpr PackFormat F = pack_format(T);
+  constexpr int kSubs = F.tile_cols / kQK;
+  constexpr bool kHalves = F.sub_cols == 16;
+  constexpr bool kOffsets = !kSignedValues<T>;
+  __m256 acc[H1 - H0][NT];
+  for (int h = 0; h < H1 - H0; ++h)
+    for (int t = 0; t < NT; ++t) acc[h][t] = _mm256_setzero_ps();
+  for (int64_t tl = 0; tl < w.n_tiles; ++tl) {
+    const uint8_t* tile = w.tile(g, tl);
+    if constexpr (NT == 1) {
+      // The packed matrix is one linear stream; ask for it well ahead (prefetches never fault, so
+      // running past the end of the matrix is harmless).
+      for (size_t off = 0; off < w.tile_bytes; off += 64)
+        _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchAhead + off), _MM_HINT_T0);
+    }
+    for (int j = 0; j < kSubs; ++j) {
+      const uint8_t* q = tile + F.header_bytes() + static_cast<size_t>(j) * F.sub_bytes();
+      for (int h = H0; h < H1; ++h) {
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
+        __m256 dmin = _mm256_setzero_ps();
+        if constexpr (F.has_min)
+          dmin = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 32 + 16 * h))),
+                               _mm256_set1_ps(static_cast<float>(F.min_sign)));
+        __m256i wv[8];
+        load_half_values<T>(q, h, wv);
+        __m256 s[2], o[2];
+        half_sub_scales<T>(tile, h, j, d, dmin, s, o);
+        for (int t = 0; t < NT; ++t) {
+          const ActQ8& xb = x[t * x_stride + tl * kSubs + j];
+          const __m256 dx = _mm256_set1_ps(xb.d);
+          __m256& a = acc[h - H0][t];
+          if constexpr (kHalves) {
+            a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int_sums<T, 0, 4>(wv, xb.qs)), _mm256_mul_ps(s[0], dx), a);
+            a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int_sums<T, 4, 8>(wv, xb.qs)), _mm256_mul_ps(s[1], dx), a);
+            if constexpr (kOffsets) {
+              a = _mm256_fmadd_ps(o[0], _mm256_set1_ps(xb.half[0]), a);
+              a = _mm256_fmadd_ps(o[1], _mm256_set1_ps(xb.half[1]), a);
+            }
+          } else {
+            a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int_sums<T, 0, 8>(wv, xb.qs)), _mm256_mul_ps(s[0], dx), a);
+            if constexpr (kOffsets) a = _mm256_fmadd_ps(o[0], _mm256_set1_ps(xb.sum), a);
+          }
+        }
+      }
+    }
+  }
+  for (int h = H0; h < H1; ++h)
+    for (int t = 0; t < NT; ++t) store_rows(y + t * ldy + g * kPackRows + 8 * h, acc[h - H0][t], valid - 8 * h);
+}
+
+// Q4_0 / Q4_1 prefill, rows 8h..8h+7 of group g times NT tokens: each 32-byte chunk of the half
 // tile is unpacked once and used by all NT tokens; per token one int16 accumulator per block (16
 // products of <= 15*127 each fit), so everything stays in the 16 vector registers.
 template <DType T, int NT>
@@ -88,9 +205,9 @@ inline void half_group_times_tokens_q4(const PackedMatrix& w, int64_t g, int h, 
   const __m256i nib = _mm256_set1_epi8(0x0f);
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < w.n_blocks; ++b) {
+  for (int64_t b = 0; b < w.n_tiles; ++b) {
     const uint8_t* tile = w.tile(g, b);
-    const uint8_t* q = tile + w.scale_bytes;
+    const uint8_t* q = tile + w.header_bytes;
     __m256i p[NT];
     for (int t = 0; t < NT; ++t) p[t] = _mm256_setzero_si256();
     for (int c = 0; c < 4; ++c) {
@@ -104,7 +221,9 @@ inline void half_group_times_tokens_q4(const PackedMatrix& w, int64_t g, int h, 
       }
     }
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
-    const __m256 mw = half_offsets<T>(tile, h, d);
+    const __m256 mw = T == DType::Q4_1
+                          ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 32 + 16 * h)))
+                          : _mm256_mul_ps(d, _mm256_set1_ps(-8.f));
     for (int t = 0; t < NT; ++t) {
       const ActQ8& xb = x[t * x_stride + b];
       const __m256 s = _mm256_cvtepi32_ps(_mm256_madd_epi16(p[t], _mm256_set1_epi16(1)));
@@ -115,87 +234,41 @@ inline void half_group_times_tokens_q4(const PackedMatrix& w, int64_t g, int h, 
   for (int t = 0; t < NT; ++t) store_rows(y + t * ldy + g * kPackRows + 8 * h, acc[t], valid - 8 * h);
 }
 
-// Rows 8h..8h+7 of group g times NT tokens, any format (Q8_0 prefill, and single leftover tokens).
-template <DType T, int NT>
-inline void half_group_times_tokens(const PackedMatrix& w, int64_t g, int h, const ActQ8* x, int64_t x_stride,
-                                    float* y, int64_t ldy, int64_t valid) {
-  __m256 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  for (int64_t b = 0; b < w.n_blocks; ++b) {
-    const uint8_t* tile = w.tile(g, b);
-    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
-    for (int t = 0; t < NT; ++t) {
-      const ActQ8& xb = x[t * x_stride + b];
-      const __m256 s = _mm256_cvtepi32_ps(half_tile_sums<T>(tile + w.scale_bytes, h, xb.qs));  // (8)
-      acc[t] = _mm256_fmadd_ps(s, _mm256_mul_ps(d, _mm256_set1_ps(xb.d)), acc[t]);
-      if constexpr (T != DType::Q8_0) acc[t] = _mm256_fmadd_ps(half_offsets<T>(tile, h, d), _mm256_set1_ps(xb.sum), acc[t]);
-    }
-  }
-  for (int t = 0; t < NT; ++t) store_rows(y + t * ldy + g * kPackRows + 8 * h, acc[t], valid - 8 * h);
-}
-
-// Bytes ahead of the tile being read that decode prefetches.
-constexpr size_t kPrefetchAhead = 4096;
-
-// One activation vector (decode): both halves of each tile in turn, so the weights stream through
-// memory in order and the two halves' accumulators form independent chains.
-template <DType T>
-inline void group_times_vector(const PackedMatrix& w, int64_t g, const ActQ8* x, float* y, int64_t valid) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();  // rows 0-7, rows 8-15
-  for (int64_t b = 0; b < w.n_blocks; ++b) {
-    const uint8_t* tile = w.tile(g, b);
-    // The packed matrix is one linear stream; ask for it well ahead (prefetches never fault, so
-    // running past the end of the matrix is harmless).
-    for (size_t off = 0; off < w.tile_bytes; off += 64)
-      _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchAhead + off), _MM_HINT_T0);
-    const ActQ8& xb = x[b];
-    const uint8_t* q = tile + w.scale_bytes;
-    const __m256 s0 = _mm256_cvtepi32_ps(half_tile_sums<T>(q, 0, xb.qs));
-    const __m256 s1 = _mm256_cvtepi32_ps(half_tile_sums<T>(q, 1, xb.qs));
-    const __m256 dx = _mm256_set1_ps(xb.d);
-    const __m256 d0 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile)));
-    const __m256 d1 = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16)));
-    acc0 = _mm256_fmadd_ps(s0, _mm256_mul_ps(d0, dx), acc0);
-    acc1 = _mm256_fmadd_ps(s1, _mm256_mul_ps(d1, dx), acc1);
-    if constexpr (T != DType::Q8_0) {
-      const __m256 sx = _mm256_set1_ps(xb.sum);
-      acc0 = _mm256_fmadd_ps(half_offsets<T>(tile, 0, d0), sx, acc0);
-      acc1 = _mm256_fmadd_ps(half_offsets<T>(tile, 1, d1), sx, acc1);
-    }
-  }
-  store_rows(y + g * kPackRows, acc0, valid);
-  store_rows(y + g * kPackRows + 8, acc1, valid - 8);
-}
-
 template <DType T>
 void gemm_packed_t(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x, int64_t x_stride, int64_t n,
                    float* y, int64_t ldy) {
-  constexpr int kTokens = 4;  // tokens per pass over a half group's weights
+  constexpr bool kQ4 = T == DType::Q4_0 || T == DType::Q4_1;
+  constexpr int kTokens = kQ4 ? 4 : 2;  // tokens per pass over a half group's weights
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t valid = std::min<int64_t>(kPackRows, w.rows - g * kPackRows);
     if (n == 1) {
-      group_times_vector<T>(w, g, x, y, valid);
+      rows_times_tokens<T, 1, 0, 2>(w, g, x, x_stride, y, ldy, valid);
       continue;
     }
-    for (int h = 0; h < 2 && 8 * h < valid; ++h) {
+    auto half = [&](auto h_tag) {
+      constexpr int h = decltype(h_tag)::value;
       int64_t t = 0;
       for (; t + kTokens <= n; t += kTokens) {
-        if constexpr (T == DType::Q8_0)
-          half_group_times_tokens<T, kTokens>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
-        else
+        if constexpr (kQ4)
           half_group_times_tokens_q4<T, kTokens>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
+        else
+          rows_times_tokens<T, kTokens, h, h + 1>(w, g, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
       }
-      for (; t < n; ++t) half_group_times_tokens<T, 1>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
-    }
+      for (; t < n; ++t) rows_times_tokens<T, 1, h, h + 1>(w, g, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
+    };
+    half(std::integral_constant<int, 0>{});
+    if (valid > 8) half(std::integral_constant<int, 1>{});
   }
 }
 
 void gemm_packed_avx2(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x, int64_t x_stride, int64_t n,
                       float* y, int64_t ldy) {
   switch (w.dtype) {
-    case DType::Q4_0: return gemm_packed_t<DType::Q4_0>(w, g0, g1, x, x_stride, n, y, ldy);
-    case DType::Q4_1: return gemm_packed_t<DType::Q4_1>(w, g0, g1, x, x_stride, n, y, ldy);
-    default: return gemm_packed_t<DType::Q8_0>(w, g0, g1, x, x_stride, n, y, ldy);
+#define WREN_PACKED_CASE(T) \
+  case DType::T: return gemm_packed_t<DType::T>(w, g0, g1, x, x_stride, n, y, ldy);
+    WREN_FOR_PACKED_TYPES(WREN_PACKED_CASE)
+#undef WREN_PACKED_CASE
+    default: return;
   }
 }
 

@@ -7,6 +7,7 @@
 
 #include "kernels/f16_blocks.h"
 #include "kernels/kernel_table.h"
+#include "tensor/packed.h"
 #include "tensor/fp16.h"
 
 namespace wren {
@@ -19,49 +20,124 @@ inline __m512i broadcast4(const int8_t* qs, int i) {
   return _mm512_set1_epi32(v);
 }
 
-// The 8 vectors of one tile's quants: vector i holds columns 4i..4i+3 of all 16 rows, unsigned.
+// The values of one 32-column sub-block (tensor/packed.h) as 8 vectors: vector k holds columns
+// 4k..4k+3 of all 16 rows as unsigned bytes, value(u) for the IQ4 formats.
 template <DType T>
-inline void load_quants(const uint8_t* q, __m512i (&wv)[8]) {
-  if constexpr (T == DType::Q8_0) {
-    for (int i = 0; i < 8; ++i) wv[i] = _mm512_loadu_si512(q + 64 * i);
-  } else {
+inline void load_values(const uint8_t* q, __m512i (&wv)[8]) {
+  constexpr PackFormat F = pack_format(T);
+  if constexpr (F.base == PackBase::kBytes) {
+    for (int k = 0; k < 8; ++k) wv[k] = _mm512_loadu_si512(q + 64 * k);
+  } else if constexpr (F.base == PackBase::kNibbles) {
     const __m512i nib = _mm512_set1_epi8(0x0f);
     for (int c = 0; c < 4; ++c) {
       const __m512i packed = _mm512_loadu_si512(q + 64 * c);
       wv[c] = _mm512_and_si512(packed, nib);                             // columns 4c..4c+3
       wv[c + 4] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), nib);  // columns 16+4c..16+4c+3
     }
+  } else {
+    const __m512i three = _mm512_set1_epi8(3);
+    for (int c = 0; c < 2; ++c) {
+      const __m512i packed = _mm512_loadu_si512(q + 64 * c);
+      wv[4 * c] = _mm512_and_si512(packed, three);
+      wv[4 * c + 1] = _mm512_and_si512(_mm512_srli_epi16(packed, 2), three);
+      wv[4 * c + 2] = _mm512_and_si512(_mm512_srli_epi16(packed, 4), three);
+      wv[4 * c + 3] = _mm512_and_si512(_mm512_srli_epi16(packed, 6), three);
+    }
+  }
+  if constexpr (F.n_planes > 0) {
+    const uint8_t* planes = q + F.sub_bytes() - 64 * F.n_planes;
+    for (int p = 0; p < F.n_planes; ++p) {
+      const __m512i plane = _mm512_loadu_si512(planes + 64 * p);
+      const __m512i bit = _mm512_set1_epi8(static_cast<char>(1 << (F.plane_bit + p)));
+      const int to = F.plane_bit + p;
+      // Bit k of the plane's byte belongs to vector k: move it to bit `to` (16-bit shifts by at
+      // most 7 - to or to, so the bit never leaves its byte).
+      for (int k = 0; k < 8; ++k) {
+        const __m512i moved = k > to ? _mm512_srli_epi16(plane, k - to) : _mm512_slli_epi16(plane, to - k);
+        wv[k] = _mm512_or_si512(wv[k], _mm512_and_si512(moved, bit));
+      }
+    }
+  }
+  if constexpr (F.lut) {
+    alignas(16) uint8_t levels[16];
+    for (int i = 0; i < 16; ++i) levels[i] = static_cast<uint8_t>(kIQ4Values[i] + 128);
+    const __m512i table = _mm512_broadcast_i32x4(_mm_load_si128(reinterpret_cast<const __m128i*>(levels)));
+    for (int k = 0; k < 8; ++k) wv[k] = _mm512_shuffle_epi8(table, wv[k]);
   }
 }
 
-// Rows of one group (16 lanes) times NT tokens: acc[t] += w . x_t over all block columns.
+// Per-row scale S and offset O (w = S * value + O) of the 16 rows for sub-block j of a tile: one
+// pair, or two (columns 0..15 and 16..31) for the 16-column sub-scales.
+template <DType T>
+inline void sub_scales(const uint8_t* tile, int j, __m512 d, __m512 dmin, __m512 (&s)[2], __m512 (&o)[2]) {
+  constexpr PackFormat F = pack_format(T);
+  constexpr int kHalves = F.sub_cols == 16 ? 2 : 1;
+  for (int h = 0; h < kHalves; ++h) {
+    const int sub = F.sub_cols ? (kQK * j + 16 * h) / F.sub_cols : 0;
+    if constexpr (F.sub_cols != 0) {
+      const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + F.sc_offset() + 16 * sub));
+      s[h] = _mm512_mul_ps(d, _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(sc)));
+    } else {
+      s[h] = d;
+    }
+    if constexpr (!F.has_min) {
+      o[h] = _mm512_mul_ps(s[h], _mm512_set1_ps(-static_cast<float>(F.center)));
+    } else if constexpr (F.sub_min) {
+      const __m128i m = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + F.m_offset() + 16 * sub));
+      o[h] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(m)));
+    } else {
+      o[h] = dmin;
+    }
+  }
+}
+
+// Rows of one group (16 lanes) times NT tokens: acc[t] += w . x_t over all columns.
 template <DType T, int NT>
 inline void group_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x, int64_t x_stride, float* y,
                                int64_t ldy, __mmask16 rows) {
+  constexpr PackFormat F = pack_format(T);
+  constexpr int kSubs = F.tile_cols / kQK;
+  constexpr bool kHalves = F.sub_cols == 16;  // separate sums for columns 0..15 and 16..31
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-  for (int64_t b = 0; b < w.n_blocks; ++b) {
-    const uint8_t* tile = w.tile(g, b);
+  for (int64_t tl = 0; tl < w.n_tiles; ++tl) {
+    const uint8_t* tile = w.tile(g, tl);
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile)));  // (16)
-    __m512 mw;                                                                                      // (16)
-    if constexpr (T == DType::Q4_1)
-      mw = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 2 * kPackRows)));
-    else
-      mw = _mm512_mul_ps(d, _mm512_set1_ps(T == DType::Q4_0 ? -8.f : -128.f));
-    __m512i wv[8];
-    load_quants<T>(tile + w.scale_bytes, wv);
-    for (int t = 0; t < NT; ++t) {
-      const ActQ8& xb = x[t * x_stride + b];
-      // Two integer accumulators halve the dependency chain of the 8 dot-product steps.
-      __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], broadcast4(xb.qs, 0));
-      __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[1], broadcast4(xb.qs, 1));
-      for (int i = 2; i < 8; i += 2) {
-        s0 = _mm512_dpbusd_epi32(s0, wv[i], broadcast4(xb.qs, i));
-        s1 = _mm512_dpbusd_epi32(s1, wv[i + 1], broadcast4(xb.qs, i + 1));
+    __m512 dmin = _mm512_setzero_ps();                                                             // (16)
+    if constexpr (F.has_min)
+      dmin = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32))),
+                           _mm512_set1_ps(static_cast<float>(F.min_sign)));
+    const uint8_t* q = tile + F.header_bytes();
+    for (int j = 0; j < kSubs; ++j, q += F.sub_bytes()) {
+      __m512i wv[8];
+      load_values<T>(q, wv);
+      __m512 s[2], o[2];
+      sub_scales<T>(tile, j, d, dmin, s, o);
+      for (int t = 0; t < NT; ++t) {
+        const ActQ8& xb = x[t * x_stride + tl * kSubs + j];
+        const __m512 dx = _mm512_set1_ps(xb.d);
+        // Two integer chains halve the dependency chain of the 8 dot-product steps.
+        __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], broadcast4(xb.qs, 0));
+        __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[kHalves ? 4 : 1], broadcast4(xb.qs, kHalves ? 4 : 1));
+        if constexpr (kHalves) {  // s0: columns 0..15, s1: columns 16..31
+          for (int i = 1; i < 4; ++i) {
+            s0 = _mm512_dpbusd_epi32(s0, wv[i], broadcast4(xb.qs, i));
+            s1 = _mm512_dpbusd_epi32(s1, wv[i + 4], broadcast4(xb.qs, i + 4));
+          }
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(s[0], dx), acc[t]);
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(s[1], dx), acc[t]);
+          acc[t] = _mm512_fmadd_ps(o[0], _mm512_set1_ps(xb.half[0]), acc[t]);
+          acc[t] = _mm512_fmadd_ps(o[1], _mm512_set1_ps(xb.half[1]), acc[t]);
+        } else {
+          for (int i = 2; i < 8; i += 2) {
+            s0 = _mm512_dpbusd_epi32(s0, wv[i], broadcast4(xb.qs, i));
+            s1 = _mm512_dpbusd_epi32(s1, wv[i + 1], broadcast4(xb.qs, i + 1));
+          }
+          const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+          acc[t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(s[0], dx), acc[t]);
+          acc[t] = _mm512_fmadd_ps(o[0], _mm512_set1_ps(xb.sum), acc[t]);
+        }
       }
-      const __m512 s = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-      acc[t] = _mm512_fmadd_ps(s, _mm512_mul_ps(d, _mm512_set1_ps(xb.d)), acc[t]);
-      acc[t] = _mm512_fmadd_ps(mw, _mm512_set1_ps(xb.sum), acc[t]);
     }
   }
   for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * ldy + g * kPackRows, rows, acc[t]);
@@ -84,9 +160,11 @@ void gemm_packed_t(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x
 void gemm_packed_avx512(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x, int64_t x_stride, int64_t n,
                         float* y, int64_t ldy) {
   switch (w.dtype) {
-    case DType::Q4_0: return gemm_packed_t<DType::Q4_0>(w, g0, g1, x, x_stride, n, y, ldy);
-    case DType::Q4_1: return gemm_packed_t<DType::Q4_1>(w, g0, g1, x, x_stride, n, y, ldy);
-    default: return gemm_packed_t<DType::Q8_0>(w, g0, g1, x, x_stride, n, y, ldy);
+#define WREN_PACKED_CASE(T) \
+  case DType::T: return gemm_packed_t<DType::T>(w, g0, g1, x, x_stride, n, y, ldy);
+    WREN_FOR_PACKED_TYPES(WREN_PACKED_CASE)
+#undef WREN_PACKED_CASE
+    default: return;
   }
 }
 
