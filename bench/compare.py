@@ -198,9 +198,17 @@ def resolve_model(spec: str, log_fn=log) -> tuple[str, Path]:
         import genmodel
 
         return key, genmodel.generate(GENERATED[key], tokenizer_source=smollm2_path(), log=log_fn)
+    if key.startswith("llama1b-") and key.endswith("@llama.cpp"):
+        # The generated F16 model through llama.cpp's own quantizer: its real per-tensor mix.
+        import genmodel
+        import llama_quant
+
+        f16 = genmodel.generate("F16", tokenizer_source=smollm2_path(), log=log_fn)
+        return key, llama_quant.quantize(f16, key[len("llama1b-"):-len("@llama.cpp")], log=log_fn)
     p = Path(spec).expanduser()
     if not p.exists():
-        raise SystemExit(f"unknown model {spec!r}: use smollm2, {', '.join(GENERATED)} or a GGUF path")
+        raise SystemExit(f"unknown model {spec!r}: use smollm2, {', '.join(GENERATED)}, llama1b-MIX@llama.cpp "
+                         f"(MIX: a llama.cpp mix such as q4_k_m) or a GGUF path")
     return p.stem, p
 
 

@@ -198,8 +198,11 @@ def generate(qtype: str, path: Path | None = None, *, tokenizer_source: Path, se
 
 def main(argv: list[str]) -> int:
     types = argv or ["Q4_0"]
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
-    from wrenlm import hub  # the tokenizer comes from the default model in wrenlm's cache
+    try:  # the installed package; a source checkout's python/ only when none is installed
+        from wrenlm import hub  # the tokenizer comes from the default model in wrenlm's cache
+    except ImportError:
+        sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "python"))
+        from wrenlm import hub
 
     source = hub.resolve_model(None)
     for t in types:
