@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "tensor/dequant_iq.h"
 #include "tensor/fp16.h"
 #include "util/errors.h"
 
@@ -70,6 +71,43 @@ inline void q4k_scale_min(int j, const uint8_t* s, uint8_t* sc, uint8_t* mn) {
   }
 }
 
+// Q2_K and Q3_K store 2-bit values 4 to a byte: weight 128h + 32s + l of a block is at bits 2s of
+// byte 32h + l.
+inline int q2_value(const uint8_t* qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e / 32) % 4))) & 3; }
+
+void dequant_q2_k(const BlockQ2_K* b, float* y, size_t nb) {
+  for (size_t i = 0; i < nb; ++i) {
+    const float d = fp16_to_f32(b[i].d), dmin = fp16_to_f32(b[i].dmin);
+    for (int sub = 0; sub < kQKK / 16; ++sub) {
+      const float dl = d * static_cast<float>(b[i].scales[sub] & 0x0f);
+      const float ml = dmin * static_cast<float>(b[i].scales[sub] >> 4);
+      for (int l = 0; l < 16; ++l, ++y) *y = dl * static_cast<float>(q2_value(b[i].qs, 16 * sub + l)) - ml;
+    }
+  }
+}
+
+// Sub-block j's 6-bit Q3_K scale: low 4 bits from byte j % 8 (low nibble for j < 8), high 2 bits from
+// byte 8 + j % 4 at bits 2 * (j / 4).
+inline int q3k_scale(const uint8_t* s, int j) {
+  const int low = (s[j % 8] >> (j < 8 ? 0 : 4)) & 0x0f;
+  const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+  return low | high << 4;
+}
+
+void dequant_q3_k(const BlockQ3_K* b, float* y, size_t nb) {
+  for (size_t i = 0; i < nb; ++i) {
+    const float d = fp16_to_f32(b[i].d);
+    for (int sub = 0; sub < kQKK / 16; ++sub) {
+      const float dl = d * static_cast<float>(q3k_scale(b[i].scales, sub) - 32);
+      for (int l = 0; l < 16; ++l, ++y) {
+        const int e = 16 * sub + l;
+        const bool high = (b[i].hmask[e % 32] >> (e / 32)) & 1;  // set: no offset
+        *y = dl * static_cast<float>(q2_value(b[i].qs, e) - (high ? 0 : 4));
+      }
+    }
+  }
+}
+
 void dequant_q4_k(const BlockQ4_K* b, float* y, size_t nb) {
   for (size_t i = 0; i < nb; ++i) {
     const float d = fp16_to_f32(b[i].d), dmin = fp16_to_f32(b[i].dmin);
@@ -81,6 +119,22 @@ void dequant_q4_k(const BlockQ4_K* b, float* y, size_t nb) {
       const float d0 = d * sc0, o0 = dmin * m0, d1 = d * sc1, o1 = dmin * m1;
       for (int l = 0; l < 32; ++l) *y++ = d0 * static_cast<float>(q[l] & 0x0f) - o0;
       for (int l = 0; l < 32; ++l) *y++ = d1 * static_cast<float>(q[l] >> 4) - o1;
+    }
+  }
+}
+
+void dequant_q5_k(const BlockQ5_K* b, float* y, size_t nb) {
+  for (size_t i = 0; i < nb; ++i) {
+    const float d = fp16_to_f32(b[i].d), dmin = fp16_to_f32(b[i].dmin);
+    for (int sub = 0; sub < 8; ++sub) {  // sub-blocks 2c, 2c+1 share 32 bytes of nibbles
+      uint8_t sc, m;
+      q4k_scale_min(sub, b[i].scales, &sc, &m);
+      const float dl = d * sc, ml = dmin * m;
+      const uint8_t* q = b[i].qs + 32 * (sub / 2);
+      for (int l = 0; l < 32; ++l, ++y) {
+        const int q5 = ((q[l] >> (4 * (sub % 2))) & 0x0f) | ((b[i].qh[l] >> sub) & 1) << 4;
+        *y = dl * static_cast<float>(q5) - ml;
+      }
     }
   }
 }
@@ -129,7 +183,23 @@ void dequantize_row(DType t, const void* src, float* dst, size_t n) {
     case DType::Q5_1: dequant_q5_1(static_cast<const BlockQ5_1*>(src), dst, nb); return;
     case DType::Q8_0: dequant_q8_0(static_cast<const BlockQ8_0*>(src), dst, nb); return;
     case DType::Q4_K: dequant_q4_k(static_cast<const BlockQ4_K*>(src), dst, nb); return;
+    case DType::Q2_K: dequant_q2_k(static_cast<const BlockQ2_K*>(src), dst, nb); return;
+    case DType::Q3_K: dequant_q3_k(static_cast<const BlockQ3_K*>(src), dst, nb); return;
+    case DType::Q5_K: dequant_q5_k(static_cast<const BlockQ5_K*>(src), dst, nb); return;
     case DType::Q6_K: dequant_q6_k(static_cast<const BlockQ6_K*>(src), dst, nb); return;
+    case DType::IQ4_NL: dequant_iq4_nl(static_cast<const BlockIQ4_NL*>(src), dst, nb); return;
+    case DType::IQ4_XS: dequant_iq4_xs(static_cast<const BlockIQ4_XS*>(src), dst, nb); return;
+    case DType::IQ2_XXS: dequant_iq2_xxs(static_cast<const BlockIQ2_XXS*>(src), dst, nb); return;
+    case DType::IQ2_XS: dequant_iq2_xs(static_cast<const BlockIQ2_XS*>(src), dst, nb); return;
+    case DType::IQ2_S: dequant_iq2_s(static_cast<const BlockIQ2_S*>(src), dst, nb); return;
+    case DType::IQ3_XXS: dequant_iq3_xxs(static_cast<const BlockIQ3_XXS*>(src), dst, nb); return;
+    case DType::IQ3_S: dequant_iq3_s(static_cast<const BlockIQ3_S*>(src), dst, nb); return;
+    case DType::IQ1_S: dequant_iq1_s(static_cast<const BlockIQ1_S*>(src), dst, nb); return;
+    case DType::IQ1_M: dequant_iq1_m(static_cast<const BlockIQ1_M*>(src), dst, nb); return;
+    case DType::TQ1_0: dequant_tq1_0(static_cast<const BlockTQ1_0*>(src), dst, nb); return;
+    case DType::TQ2_0: dequant_tq2_0(static_cast<const BlockTQ2_0*>(src), dst, nb); return;
+    case DType::MXFP4: dequant_mxfp4(static_cast<const BlockMXFP4*>(src), dst, nb); return;
+    case DType::NVFP4: dequant_nvfp4(static_cast<const BlockNVFP4*>(src), dst, nb); return;
     default:
       throw UnsupportedError(str_cat("tensor type ", dtype_name(t), " is not supported (supported: ",
                                      supported_dtypes(), ")"));
