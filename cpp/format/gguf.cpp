@@ -172,7 +172,9 @@ GgufFile::GgufFile(const std::string& path) : TensorSource(path), file_(std::mak
     }
     const uint32_t type_id = c.read<uint32_t>(field + " type");
     const DTypeInfo* info = dtype_info(type_id);
-    if (!info) fail(field, str_cat("tensor type id ", type_id, " is not a known ggml type"));
+    if (!info)  // a valid file may use a type newer than this build: unsupported, not malformed
+      throw UnsupportedError(str_cat(this->path(), ": ", field, ": tensor type id ", type_id,
+                                     " is not a ggml type wrenlm knows (supported: ", supported_dtypes(), ")"));
     t.dtype = static_cast<DType>(type_id);
     if (t.shape[0] % info->block_size != 0)
       fail(field, str_cat("row length ", t.shape[0], " is not a multiple of the ", info->name,

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "tensor/dequant_iq.h"
 #include "tensor/fp16.h"
 #include "tensor/packed.h"
 #include "util/errors.h"
@@ -26,6 +27,17 @@ void dequantize_row(DType t, const void* src, float* dst, size_t n) {
       for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(h[i]);
       return;
     }
+    case DType::IQ2_XXS: dequant_iq2_xxs(static_cast<const BlockIQ2_XXS*>(src), dst, nb); return;
+    case DType::IQ2_XS: dequant_iq2_xs(static_cast<const BlockIQ2_XS*>(src), dst, nb); return;
+    case DType::IQ2_S: dequant_iq2_s(static_cast<const BlockIQ2_S*>(src), dst, nb); return;
+    case DType::IQ3_XXS: dequant_iq3_xxs(static_cast<const BlockIQ3_XXS*>(src), dst, nb); return;
+    case DType::IQ3_S: dequant_iq3_s(static_cast<const BlockIQ3_S*>(src), dst, nb); return;
+    case DType::IQ1_S: dequant_iq1_s(static_cast<const BlockIQ1_S*>(src), dst, nb); return;
+    case DType::IQ1_M: dequant_iq1_m(static_cast<const BlockIQ1_M*>(src), dst, nb); return;
+    case DType::TQ1_0: dequant_tq1_0(static_cast<const BlockTQ1_0*>(src), dst, nb); return;
+    case DType::TQ2_0: dequant_tq2_0(static_cast<const BlockTQ2_0*>(src), dst, nb); return;
+    case DType::MXFP4: dequant_mxfp4(static_cast<const BlockMXFP4*>(src), dst, nb); return;
+    case DType::NVFP4: dequant_nvfp4(static_cast<const BlockNVFP4*>(src), dst, nb); return;
     default:
       throw UnsupportedError(str_cat("tensor type ", dtype_name(t), " is not supported (supported: ",
                                      supported_dtypes(), ")"));

