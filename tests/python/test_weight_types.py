@@ -9,7 +9,10 @@ scaled to a weight standard deviation of 0.1.
 Tolerance: the exact path (float activations on dequantized weights, F32 cache) multiplies the same
 float32 weights as transformers (our dequantization equals gguf-py's, test_dequant.py), so only
 summation order differs: assert_close's 1e-4 x max|logit| and equal argmax, as for F32 files
-(test_architectures.py). Greedy generation (F32 cache) must give transformers' tokens.
+(test_architectures.py). Greedy generation (F32 cache) must give transformers' tokens; for the types
+the packed kernels multiply with 8-bit activations (as llama.cpp does: tensor/packed.h), a divergence
+is allowed only where the reference's top-2 logits nearly tie: a gap under 2% of max|logit|, well
+inside the 8-bit path's measured error (up to 9e-2 x max|logit| on SmolLM2, test_logits.py).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from tiny_models import SPM_VOCAB_SIZE, assert_close, convert_to_gguf, greedy_id
 
 PROMPT = "The quick brown fox jumps over the lazy dog. 12345 + 678 = ?\n  def f(x): return x**2"
 N_GREEDY = 8
+PACKED = ["Q2_K", "Q3_K", "Q5_K", "IQ4_NL", "IQ4_XS"]  # generation runs on the 8-bit packed kernels
 
 
 @pytest.fixture(scope="module")
@@ -49,4 +53,14 @@ def test_model_in_weight_type_matches_transformers(tiny_llama_256, tmp_path, nam
     with torch.no_grad():
         ref = ref_model(torch.tensor([ids])).logits[0].numpy()
     assert_close(model.logits(ids, exact=True), ref)
-    assert model.generate_ids(ids, max_tokens=N_GREEDY, ignore_eos=True) == greedy_ids(ref_model, ids, N_GREEDY)
+    ours = model.generate_ids(ids, max_tokens=N_GREEDY, ignore_eos=True)
+    theirs = greedy_ids(ref_model, ids, N_GREEDY)
+    if ours != theirs:
+        assert name in PACKED, f"{name}: greedy tokens differ on the float path"
+        k = next(i for i, (a, b) in enumerate(zip(ours, theirs)) if a != b)
+        with torch.no_grad():
+            logits = ref_model(torch.tensor([ids + theirs[:k]])).logits[0, -1].numpy()
+        top2 = np.sort(logits)[-2:]
+        gap = float(top2[1] - top2[0]) / float(np.abs(logits).max())
+        print(f"{name}: diverged at {k}, reference top-2 gap {gap:.2e} x max|logit|")
+        assert gap < 0.02, "divergence is not explained by a near-tie"
