@@ -184,39 +184,64 @@ void decode_block(const uint8_t* src, DecodedBlock& b) {
   }
 }
 
-// Writes row r's decoded block into its tile (the layout in packed.h).
-void write_row(const PackFormat& f, const DecodedBlock& b, int r, uint8_t* tile) {
+// Writes row r's decoded block into its tile (the layout in packed.h). Every byte of the row is
+// assigned (no read-modify-write), so only a partial last group needs its tile cleared first.
+template <DType T>
+void write_row(const DecodedBlock& b, int r, uint8_t* tile) {
+  constexpr PackFormat f = pack_format(T);
   std::memcpy(tile + 2 * r, &b.d, 2);
-  if (f.has_min) std::memcpy(tile + 32 + 2 * r, &b.dmin, 2);
+  if constexpr (f.has_min) std::memcpy(tile + 32 + 2 * r, &b.dmin, 2);
   for (int s = 0; s < f.n_sub(); ++s) {
     tile[f.sc_offset() + 16 * static_cast<size_t>(s) + static_cast<size_t>(r)] = static_cast<uint8_t>(b.sc[s]);
-    if (f.sub_min) tile[f.m_offset() + 16 * static_cast<size_t>(s) + static_cast<size_t>(r)] = b.m[s];
+    if constexpr (f.sub_min) tile[f.m_offset() + 16 * static_cast<size_t>(s) + static_cast<size_t>(r)] = b.m[s];
   }
-  uint8_t* q = tile + f.header_bytes();
+  uint8_t* q = tile + f.header_bytes() + 4 * r;  // row r's 4 bytes in each 64-byte vector
   for (int j = 0; j < f.tile_cols / kQK; ++j, q += f.sub_bytes()) {
-    const uint8_t* u = b.u + kQK * j;
-    uint8_t* planes = q + f.sub_bytes() - 64u * static_cast<size_t>(f.n_planes);
-    for (int e = 0; e < kQK; ++e) {
-      const int k = e / 4, at = 4 * r + e % 4;
-      const unsigned v = u[e];
-      if (f.base == PackBase::kNibbles) {
-        const unsigned low = v & 0x0fu;
-        q[64 * (k % 4) + at] |= static_cast<uint8_t>(k < 4 ? low : low << 4);
-      } else if (f.base == PackBase::kCrumbs) {
-        q[64 * (k / 4) + at] |= static_cast<uint8_t>((v & 3u) << (2 * (k % 4)));
+    const uint8_t* u = b.u + kQK * j;  // u[4k + i]: column i of vector k
+    for (int i = 0; i < 4; ++i) {
+      if constexpr (f.base == PackBase::kNibbles) {
+        for (int c = 0; c < 4; ++c)
+          q[64 * c + i] = static_cast<uint8_t>((u[4 * c + i] & 0x0f) | (u[16 + 4 * c + i] & 0x0f) << 4);
+      } else if constexpr (f.base == PackBase::kCrumbs) {
+        for (int c = 0; c < 2; ++c)
+          q[64 * c + i] = static_cast<uint8_t>((u[16 * c + i] & 3) | (u[16 * c + 4 + i] & 3) << 2 |
+                                               (u[16 * c + 8 + i] & 3) << 4 | (u[16 * c + 12 + i] & 3) << 6);
       } else {
-        q[64 * k + at] = static_cast<uint8_t>(v);
+        for (int k = 0; k < 8; ++k) q[64 * k + i] = u[4 * k + i];
       }
-      for (int p = 0; p < f.n_planes; ++p)
-        planes[64 * p + at] |= static_cast<uint8_t>(((v >> (f.plane_bit + p)) & 1u) << k);
+      uint8_t* planes = q + f.sub_bytes() - 64u * static_cast<size_t>(f.n_planes);
+      for (int p = 0; p < f.n_planes; ++p) {
+        unsigned byte = 0;
+        for (int k = 0; k < 8; ++k) byte |= ((u[4 * k + i] >> (f.plane_bit + p)) & 1u) << k;
+        planes[64 * p + i] = static_cast<uint8_t>(byte);
+      }
     }
+  }
+}
+
+// Q4_0, Q4_1, IQ4_NL and Q8_0 blocks already hold their values in the packed order (nibble byte j:
+// elements j and j + 16; or one byte per element): their rows are copied 4 bytes at a time.
+template <DType T>
+constexpr bool kCopiedBlock = T == DType::Q4_0 || T == DType::Q4_1 || T == DType::IQ4_NL || T == DType::Q8_0;
+
+template <DType T>
+void copy_row(const uint8_t* blk, int r, uint8_t* tile) {
+  constexpr PackFormat f = pack_format(T);
+  constexpr size_t kQuants = T == DType::Q4_1 ? 4 : 2;  // the fp16 scale (and Q4_1's m) come first
+  std::memcpy(tile + 2 * r, blk, 2);
+  if constexpr (f.has_min) std::memcpy(tile + 32 + 2 * r, blk + 2, 2);
+  uint8_t* q = tile + f.header_bytes() + 4 * r;
+  for (int c = 0; c < (f.base == PackBase::kBytes ? 8 : 4); ++c) {
+    uint32_t word;
+    std::memcpy(&word, blk + kQuants + 4 * c, 4);
+    if constexpr (f.base == PackBase::kBytes) word ^= 0x80808080u;  // q -> u = q + 128
+    std::memcpy(q + 64 * c, &word, 4);
   }
 }
 
 template <DType T>
 void pack_groups_t(const PackedMatrix& p, const uint8_t* src, size_t src_stride, int64_t g0, int64_t g1,
                    uint8_t* dst) {
-  constexpr PackFormat f = pack_format(T);
   const size_t block_bytes = dtype_info(T).type_size;
   DecodedBlock b;
   for (int64_t g = g0; g < g1; ++g) {
@@ -224,11 +249,15 @@ void pack_groups_t(const PackedMatrix& p, const uint8_t* src, size_t src_stride,
     for (int64_t t = 0; t < p.n_tiles; ++t) {
       uint8_t* tile = dst + (static_cast<size_t>(g) * static_cast<size_t>(p.n_tiles) + static_cast<size_t>(t)) *
                                 p.tile_bytes;
-      std::memset(tile, 0, p.tile_bytes);  // rows past the end stay zero; the writers OR bits in
+      if (rows < kPackRows) std::memset(tile, 0, p.tile_bytes);  // rows past the end stay zero
       for (int r = 0; r < rows; ++r) {
-        decode_block<T>(src + static_cast<size_t>(g * kPackRows + r) * src_stride + static_cast<size_t>(t) * block_bytes,
-                        b);
-        write_row(f, b, r, tile);
+        const uint8_t* blk = src + static_cast<size_t>(g * kPackRows + r) * src_stride + static_cast<size_t>(t) * block_bytes;
+        if constexpr (kCopiedBlock<T>) {
+          copy_row<T>(blk, r, tile);
+        } else {
+          decode_block<T>(blk, b);
+          write_row<T>(b, r, tile);
+        }
       }
     }
   }
