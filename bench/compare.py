@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import importlib.util
 import json
 import math
 import os
@@ -373,7 +374,8 @@ class Worker(Child):
     def __init__(self, engine: str, path: Path, threads: int, n_ctx: int, tag: str, timeout: float) -> None:
         self.engine = engine
         env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "python"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        if importlib.util.find_spec("wrenlm") is None:  # no installed package: the checkout's dev build
+            env["PYTHONPATH"] = os.pathsep.join([str(REPO / "python"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         env.setdefault("TRANSFORMERS_VERBOSITY", "error")
         env.setdefault("HF_HUB_OFFLINE", "1")
         env.setdefault("TOKENIZERS_PARALLELISM", "false")
