@@ -210,6 +210,14 @@ void write_row(const DecodedBlock& b, int r, uint8_t* tile) {
         for (int k = 0; k < 8; ++k) q[64 * k + i] = u[4 * k + i];
       }
       uint8_t* planes = q + f.sub_bytes() - 64u * static_cast<size_t>(f.n_planes);
+      if constexpr (f.crumb_planes) {
+        for (int c = 0; c < 2; ++c) {
+          unsigned byte = 0;
+          for (int s = 0; s < 4; ++s) byte |= ((u[16 * c + 4 * s + i] >> f.plane_bit) & 3u) << (2 * s);
+          planes[64 * c + i] = static_cast<uint8_t>(byte);
+        }
+        continue;
+      }
       for (int p = 0; p < f.n_planes; ++p) {
         unsigned byte = 0;
         for (int k = 0; k < 8; ++k) byte |= ((u[4 * k + i] >> (f.plane_bit + p)) & 1u) << k;

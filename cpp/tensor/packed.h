@@ -17,7 +17,9 @@
 //     kNibbles  4 x 64 bytes: chunk c, byte b: low nibble = vector c, high nibble = vector c+4
 //     kCrumbs   2 x 64 bytes: chunk c, byte b, bits 2s..2s+1 = vector 4c+s
 //     kBytes    8 x 64 bytes: vector k
-//     planes    n_planes x 64 bytes: plane p, byte b, bit k = bit (plane_bit + p) of vector k's byte b
+//     planes    n_planes x 64 bytes: plane p, byte b, bit k = bit (plane_bit + p) of vector k's byte b;
+//               or, with crumb_planes (two planes), 2 x 64 bytes: chunk c, byte b, bits 2s..2s+1 =
+//               bits plane_bit..plane_bit+1 of vector 4c+s's byte b (one shift and one merge per vector)
 //
 // The weight is
 //   w = S * (value(u) - center)              S = d * sc (or d without sub-scales)
@@ -54,6 +56,7 @@ struct PackFormat {
   int min_sign;      // +1: w = S*u + dmin (Q4_1, Q5_1: dmin holds m); -1: w = S*u - dmin*m (K-quants)
   int sub_cols;      // columns per integer sub-scale (0: none, 16 or 32)
   bool sub_min;      // integer sub-block offsets m beside the sub-scales
+  bool crumb_planes = false;  // two planes stored as 2-bit crumbs (see above)
 
   constexpr int bits() const {
     return (base == PackBase::kNibbles ? 4 : base == PackBase::kCrumbs ? 2 : 8) + n_planes;
@@ -86,7 +89,7 @@ constexpr PackFormat pack_format(DType t) {
     case DType::Q3_K: return {256, B::kCrumbs, 1, 2, false, 4, false, 0, 16, false};
     case DType::Q4_K: return {256, B::kNibbles, 0, 0, false, 0, true, -1, 32, true};
     case DType::Q5_K: return {256, B::kNibbles, 1, 4, false, 0, true, -1, 32, true};
-    case DType::Q6_K: return {256, B::kNibbles, 2, 4, false, 32, false, 0, 16, false};
+    case DType::Q6_K: return {256, B::kNibbles, 2, 4, false, 32, false, 0, 16, false, true};
     case DType::IQ4_XS: return {256, B::kNibbles, 0, 0, true, 128, false, 0, 32, false};
     default: return {0, B::kNibbles, 0, 0, false, 0, false, 0, 0, false};
   }
@@ -136,6 +139,7 @@ inline unsigned packed_u(const PackFormat& f, const uint8_t* q, int r, int e) {
   else
     u = q[64 * k + at];
   const uint8_t* planes = q + f.sub_bytes() - 64u * static_cast<size_t>(f.n_planes);
+  if (f.crumb_planes) return u | ((planes[64 * (k / 4) + at] >> (2 * (k % 4))) & 3u) << f.plane_bit;
   for (int p = 0; p < f.n_planes; ++p) u |= ((planes[64 * p + at] >> k) & 1u) << (f.plane_bit + p);
   return u;
 }

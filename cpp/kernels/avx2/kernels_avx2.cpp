@@ -68,7 +68,17 @@ inline void load_half_values(const uint8_t* q, int h, __m256i (&wv)[8]) {
       for (int sh = 0; sh < 4; ++sh) wv[4 * c + sh] = _mm256_and_si256(_mm256_srli_epi16(packed, 2 * sh), three);
     }
   }
-  if constexpr (F.n_planes > 0) {
+  if constexpr (F.crumb_planes) {
+    const __m256i mask = _mm256_set1_epi8(static_cast<char>(3 << F.plane_bit));
+    for (int c = 0; c < 2; ++c) {
+      const __m256i hc = load(F.sub_bytes() - 128 + 64 * c);
+      for (int s = 0; s < 4; ++s) {  // bits 2s..2s+1 -> plane_bit..plane_bit+1, inside each byte
+        const int sh = 2 * s - F.plane_bit;
+        const __m256i moved = sh > 0 ? _mm256_srli_epi16(hc, sh) : _mm256_slli_epi16(hc, -sh);
+        wv[4 * c + s] = _mm256_or_si256(wv[4 * c + s], _mm256_and_si256(moved, mask));
+      }
+    }
+  } else if constexpr (F.n_planes > 0) {
     for (int p = 0; p < F.n_planes; ++p) {
       const __m256i plane = load(F.sub_bytes() - 64 * (F.n_planes - p));
       const int to = F.plane_bit + p;

@@ -44,17 +44,30 @@ inline void load_values(const uint8_t* q, __m512i (&wv)[8]) {
       wv[4 * c + 3] = _mm512_and_si512(_mm512_srli_epi16(packed, 6), three);
     }
   }
-  if constexpr (F.n_planes > 0) {
+  // Merges: wv = wv | (moved & mask), one vpternlogd each.
+  auto merge = [](__m512i v, __m512i moved, __m512i mask) { return _mm512_ternarylogic_epi32(v, moved, mask, 0xF8); };
+  if constexpr (F.crumb_planes) {
+    const uint8_t* crumbs = q + F.sub_bytes() - 128;
+    const __m512i mask = _mm512_set1_epi8(static_cast<char>(3 << F.plane_bit));
+    for (int c = 0; c < 2; ++c) {
+      const __m512i h = _mm512_loadu_si512(crumbs + 64 * c);
+      for (int s = 0; s < 4; ++s) {  // bits 2s..2s+1 -> plane_bit..plane_bit+1, inside each byte
+        const int sh = 2 * s - F.plane_bit;
+        const __m512i moved = sh > 0 ? _mm512_srli_epi16(h, sh) : _mm512_slli_epi16(h, -sh);
+        wv[4 * c + s] = merge(wv[4 * c + s], moved, mask);
+      }
+    }
+  } else if constexpr (F.n_planes > 0) {
     const uint8_t* planes = q + F.sub_bytes() - 64 * F.n_planes;
     for (int p = 0; p < F.n_planes; ++p) {
       const __m512i plane = _mm512_loadu_si512(planes + 64 * p);
-      const __m512i bit = _mm512_set1_epi8(static_cast<char>(1 << (F.plane_bit + p)));
       const int to = F.plane_bit + p;
+      const __m512i bit = _mm512_set1_epi8(static_cast<char>(1 << to));
       // Bit k of the plane's byte belongs to vector k: move it to bit `to` (16-bit shifts by at
       // most 7 - to or to, so the bit never leaves its byte).
       for (int k = 0; k < 8; ++k) {
         const __m512i moved = k > to ? _mm512_srli_epi16(plane, k - to) : _mm512_slli_epi16(plane, to - k);
-        wv[k] = _mm512_or_si512(wv[k], _mm512_and_si512(moved, bit));
+        wv[k] = merge(wv[k], moved, bit);
       }
     }
   }
@@ -146,13 +159,18 @@ inline void group_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x,
 template <DType T>
 void gemm_packed_t(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x, int64_t x_stride, int64_t n,
                    float* y, int64_t ldy) {
-  constexpr int kTokens = 4;  // tokens per pass over a group's weights (unpacked once, used 4 times)
+  // Tokens per pass over a group's weights (unpacked once, used kTokens times): 8 where unpacking
+  // costs more than the 4-bit nibbles (planes, sub-scales, level tables), within the 32 registers.
+  constexpr PackFormat F = pack_format(T);
+  constexpr int kTokens = F.n_planes > 0 || F.sub_cols != 0 || F.lut ? 8 : 4;
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t valid = std::min<int64_t>(kPackRows, w.rows - g * kPackRows);
     const __mmask16 rows = static_cast<__mmask16>((1u << valid) - 1u);
     int64_t t = 0;
     for (; t + kTokens <= n; t += kTokens)
       group_times_tokens<T, kTokens>(w, g, x + t * x_stride, x_stride, y + t * ldy, ldy, rows);
+    if constexpr (kTokens > 4)
+      for (; t + 4 <= n; t += 4) group_times_tokens<T, 4>(w, g, x + t * x_stride, x_stride, y + t * ldy, ldy, rows);
     for (; t < n; ++t) group_times_tokens<T, 1>(w, g, x + t * x_stride, x_stride, y + t * ldy, ldy, rows);
   }
 }
