@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import load_transformers_gguf
+from tiny_models import fast_path_top1
 
 PROMPTS = [
     "The capital of France is",
@@ -63,11 +64,7 @@ def test_quantized_activation_path_agrees_on_top1(smollm2, reference):
         ids = smollm2.tokenize(prompt)
         fast = smollm2.logits(ids, exact=False)
         ref = ref_logits(reference, ids)
-        top2 = np.sort(ref, axis=-1)[:, -2:]
-        clear = (top2[:, 1] - top2[:, 0]) >= 1.0
-        same = fast.argmax(-1) == ref.argmax(-1)
-        assert same[clear].all(), f"{prompt!r}: top-1 differs at a clear position {np.flatnonzero(clear & ~same)}"
-        agree += int(same.sum())
+        agree += fast_path_top1(fast, ref, repr(prompt))
         total += len(ids)
         worst = max(worst, float(np.abs(fast - ref).max() / np.abs(ref).max()))
     print(f"8-bit activation path: top-1 agreement {agree}/{total}, max |diff| / max|logit| {worst:.2e}")
