@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <chrono>
 #include <vector>
 
 #include "bindings/register.h"
@@ -31,6 +32,32 @@ DType checked_type(uint32_t type_id, size_t n_bytes, size_t* n_out) {
   *n_out = n_bytes / info->type_size * info->block_size;
   return static_cast<DType>(type_id);
 }
+
+// A packable matrix packed once and its activations quantized once, for the product bindings.
+struct PackedCase {
+  PackedMatrix p;
+  std::vector<uint8_t> buf;
+  std::vector<ActQ8> xq;
+  int64_t n = 0, xs = 0;
+
+  PackedCase(uint32_t type_id, const Bytes& raw, int64_t rows, const Floats& x) {
+    size_t n_el;
+    const DType t = checked_type(type_id, static_cast<size_t>(raw.size()), &n_el);
+    WREN_CHECK(packable(t), InvalidArgument, dtype_name(t), " is not packable");
+    WREN_CHECK(rows > 0 && n_el % static_cast<size_t>(rows) == 0, InvalidArgument, "bad row count ", rows);
+    const int64_t cols = static_cast<int64_t>(n_el) / rows;
+    WREN_CHECK(x.ndim() == 2 && x.shape(1) == cols, InvalidArgument, "x must be (n, ", cols, ")");
+    n = x.shape(0);
+    p = packed_layout(t, rows, cols);
+    buf.resize(packed_bytes(p));
+    pack_groups(p, raw.data(), row_bytes(t, static_cast<size_t>(cols)), 0, p.n_groups, buf.data());
+    p.data = buf.data();
+    xs = cols / kQK;
+    xq.resize(static_cast<size_t>(n * xs));
+    for (int64_t i = 0; i < n; ++i) quantize_act_q8(x.data() + i * cols, xq.data() + i * xs, static_cast<size_t>(cols));
+  }
+  void run(const KernelTable& kt, float* y) const { kt.gemm_packed(p, 0, p.n_groups, xq.data(), xs, n, y, p.rows); }
+};
 
 const KernelTable& table(const std::string& isa) {
   if (isa == "generic") return reference_kernels();
@@ -80,27 +107,31 @@ void register_kernels(py::module_& m) {
     return y;
   }, py::arg("isa"), py::arg("w"), py::arg("x"), py::arg("r0") = 0, py::arg("r1") = -1);
 
-  // Packs `rows` file-order rows of a Q4_0/Q4_1/Q8_0 matrix, then runs one ISA's packed product
-  // with the rows of x (n, cols) quantized to 8 bits: returns (n, rows).
+  // Packs `rows` file-order rows of a packable matrix, then runs one ISA's packed product with the
+  // rows of x (n, cols) quantized to 8 bits: returns (n, rows).
   k.def("gemm_packed", [](const std::string& isa, uint32_t type_id, Bytes raw, int64_t rows, Floats x) {
-    size_t n_el;
-    const DType t = checked_type(type_id, static_cast<size_t>(raw.size()), &n_el);
-    WREN_CHECK(packable(t), InvalidArgument, dtype_name(t), " is not packable");
-    WREN_CHECK(rows > 0 && n_el % static_cast<size_t>(rows) == 0, InvalidArgument, "bad row count ", rows);
-    const int64_t cols = static_cast<int64_t>(n_el) / rows;
-    WREN_CHECK(x.ndim() == 2 && x.shape(1) == cols, InvalidArgument, "x must be (n, ", cols, ")");
-    const int64_t n = x.shape(0);
-    PackedMatrix p = packed_layout(t, rows, cols);
-    std::vector<uint8_t> buf(packed_bytes(p));
-    pack_groups(p, raw.data(), row_bytes(t, static_cast<size_t>(cols)), 0, p.n_groups, buf.data());
-    p.data = buf.data();
-    const int64_t xs = cols / kQK;
-    std::vector<ActQ8> xq(static_cast<size_t>(n * xs));
-    for (int64_t i = 0; i < n; ++i) quantize_act_q8(x.data() + i * cols, xq.data() + i * xs, static_cast<size_t>(cols));
-    py::array_t<float> y({n, rows});
-    table(isa).gemm_packed(p, 0, p.n_groups, xq.data(), xs, n, y.mutable_data(), rows);
+    PackedCase c(type_id, raw, rows, x);
+    py::array_t<float> y({c.n, rows});
+    c.run(table(isa), y.mutable_data());
     return y;
   }, py::arg("isa"), py::arg("type_id"), py::arg("raw"), py::arg("rows"), py::arg("x"));
+
+  // The same product timed (packing and activation quantization excluded): the best of `repeat`
+  // runs, in seconds, with the GIL released. For kernel tuning (bench/kernels.py).
+  k.def("time_gemm_packed", [](const std::string& isa, uint32_t type_id, Bytes raw, int64_t rows, Floats x,
+                               int repeat) {
+    PackedCase c(type_id, raw, rows, x);
+    std::vector<float> y(static_cast<size_t>(c.n * rows));
+    const KernelTable& kt = table(isa);
+    double best = 1e30;
+    py::gil_scoped_release release;
+    for (int i = 0; i < std::max(1, repeat); ++i) {
+      const auto t0 = std::chrono::steady_clock::now();
+      c.run(kt, y.data());
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    return best;
+  }, py::arg("isa"), py::arg("type_id"), py::arg("raw"), py::arg("rows"), py::arg("x"), py::arg("repeat") = 5);
 
   k.def("dequantize_packed", [](uint32_t type_id, Bytes raw, int64_t rows) {
     size_t n_el;
