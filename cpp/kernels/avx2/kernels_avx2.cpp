@@ -138,7 +138,7 @@ inline void half_sub_scales(const uint8_t* tile, int h, int j, __m256 d, __m256 
     if constexpr (kSignedValues<T>) {
       o[c] = _mm256_setzero_ps();
     } else if constexpr (!F.has_min) {
-      o[c] = _mm256_mul_ps(s[c], _mm256_set1_ps(-static_cast<float>(F.center)));
+      o[c] = _mm256_setzero_ps();  // centered: the kernel applies the center with the activation sum
     } else if constexpr (F.sub_min) {
       const __m128i m = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(tile + F.m_offset() + 16 * sub + 8 * h));
       o[c] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m)));
@@ -160,6 +160,7 @@ inline void rows_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x, 
   constexpr int kSubs = F.tile_cols / kQK;
   constexpr bool kHalves = F.sub_cols == 16;
   constexpr bool kOffsets = !kSignedValues<T>;
+  constexpr bool kCentered = kOffsets && !F.has_min;  // unsigned values with a center (Q4_0, Q5_0, Q6_K, ...)
   __m256 acc[H1 - H0][NT];
   for (int h = 0; h < H1 - H0; ++h)
     for (int t = 0; t < NT; ++t) acc[h][t] = _mm256_setzero_ps();
@@ -171,6 +172,7 @@ inline void rows_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x, 
       for (size_t off = 0; off < w.tile_bytes; off += 64)
         _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchAhead + off), _MM_HINT_T0);
     }
+#pragma GCC unroll 1
     for (int j = 0; j < kSubs; ++j) {
       const uint8_t* q = tile + F.header_bytes() + static_cast<size_t>(j) * F.sub_bytes();
       for (int h = H0; h < H1; ++h) {
@@ -187,16 +189,31 @@ inline void rows_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x, 
           const ActQ8& xb = x[t * x_stride + tl * kSubs + j];
           const __m256 dx = _mm256_set1_ps(xb.d);
           __m256& a = acc[h - H0][t];
+          // Centered formats: S * (dx * isum - center * dx * sx), one multiply fewer than the
+          // general S * dx * isum + O * dx * sx.
+          constexpr float c = kCentered ? static_cast<float>(F.center) : 0.f;
           if constexpr (kHalves) {
-            a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int_sums<T, 0, 4>(wv, xb.qs)), _mm256_mul_ps(s[0], dx), a);
-            a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int_sums<T, 4, 8>(wv, xb.qs)), _mm256_mul_ps(s[1], dx), a);
-            if constexpr (kOffsets) {
-              a = _mm256_fmadd_ps(o[0], _mm256_set1_ps(xb.half[0]), a);
-              a = _mm256_fmadd_ps(o[1], _mm256_set1_ps(xb.half[1]), a);
+            const __m256 i0 = _mm256_cvtepi32_ps(int_sums<T, 0, 4>(wv, xb.qs));
+            const __m256 i1 = _mm256_cvtepi32_ps(int_sums<T, 4, 8>(wv, xb.qs));
+            if constexpr (kCentered) {
+              a = _mm256_fmadd_ps(s[0], _mm256_fmadd_ps(i0, dx, _mm256_set1_ps(-c * xb.half[0])), a);
+              a = _mm256_fmadd_ps(s[1], _mm256_fmadd_ps(i1, dx, _mm256_set1_ps(-c * xb.half[1])), a);
+            } else {
+              a = _mm256_fmadd_ps(i0, _mm256_mul_ps(s[0], dx), a);
+              a = _mm256_fmadd_ps(i1, _mm256_mul_ps(s[1], dx), a);
+              if constexpr (kOffsets) {
+                a = _mm256_fmadd_ps(o[0], _mm256_set1_ps(xb.half[0]), a);
+                a = _mm256_fmadd_ps(o[1], _mm256_set1_ps(xb.half[1]), a);
+              }
             }
           } else {
-            a = _mm256_fmadd_ps(_mm256_cvtepi32_ps(int_sums<T, 0, 8>(wv, xb.qs)), _mm256_mul_ps(s[0], dx), a);
-            if constexpr (kOffsets) a = _mm256_fmadd_ps(o[0], _mm256_set1_ps(xb.sum), a);
+            const __m256 i0 = _mm256_cvtepi32_ps(int_sums<T, 0, 8>(wv, xb.qs));
+            if constexpr (kCentered) {
+              a = _mm256_fmadd_ps(s[0], _mm256_fmadd_ps(i0, dx, _mm256_set1_ps(-c * xb.sum)), a);
+            } else {
+              a = _mm256_fmadd_ps(i0, _mm256_mul_ps(s[0], dx), a);
+              if constexpr (kOffsets) a = _mm256_fmadd_ps(o[0], _mm256_set1_ps(xb.sum), a);
+            }
           }
         }
       }

@@ -94,7 +94,7 @@ inline void sub_scales(const uint8_t* tile, int j, __m512 d, __m512 dmin, __m512
       s[h] = d;
     }
     if constexpr (!F.has_min) {
-      o[h] = _mm512_mul_ps(s[h], _mm512_set1_ps(-static_cast<float>(F.center)));
+      o[h] = _mm512_setzero_ps();  // centered: the kernel applies the center with the activation sum
     } else if constexpr (F.sub_min) {
       const __m128i m = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + F.m_offset() + 16 * sub));
       o[h] = _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(m)));
@@ -121,6 +121,7 @@ inline void group_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x,
       dmin = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32))),
                            _mm512_set1_ps(static_cast<float>(F.min_sign)));
     const uint8_t* q = tile + F.header_bytes();
+#pragma GCC unroll 1
     for (int j = 0; j < kSubs; ++j, q += F.sub_bytes()) {
       __m512i wv[8];
       load_values<T>(q, wv);
@@ -137,18 +138,29 @@ inline void group_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x,
             s0 = _mm512_dpbusd_epi32(s0, wv[i], broadcast4(xb.qs, i));
             s1 = _mm512_dpbusd_epi32(s1, wv[i + 4], broadcast4(xb.qs, i + 4));
           }
-          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(s[0], dx), acc[t]);
-          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(s[1], dx), acc[t]);
-          acc[t] = _mm512_fmadd_ps(o[0], _mm512_set1_ps(xb.half[0]), acc[t]);
-          acc[t] = _mm512_fmadd_ps(o[1], _mm512_set1_ps(xb.half[1]), acc[t]);
+          if constexpr (!F.has_min) {  // S * (dx * isum - center * dx * sx): one multiply saved
+            const float c = static_cast<float>(F.center);
+            acc[t] = _mm512_fmadd_ps(s[0], _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), dx, _mm512_set1_ps(-c * xb.half[0])), acc[t]);
+            acc[t] = _mm512_fmadd_ps(s[1], _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), dx, _mm512_set1_ps(-c * xb.half[1])), acc[t]);
+          } else {
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(s[0], dx), acc[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(s[1], dx), acc[t]);
+            acc[t] = _mm512_fmadd_ps(o[0], _mm512_set1_ps(xb.half[0]), acc[t]);
+            acc[t] = _mm512_fmadd_ps(o[1], _mm512_set1_ps(xb.half[1]), acc[t]);
+          }
         } else {
           for (int i = 2; i < 8; i += 2) {
             s0 = _mm512_dpbusd_epi32(s0, wv[i], broadcast4(xb.qs, i));
             s1 = _mm512_dpbusd_epi32(s1, wv[i + 1], broadcast4(xb.qs, i + 1));
           }
           const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-          acc[t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(s[0], dx), acc[t]);
-          acc[t] = _mm512_fmadd_ps(o[0], _mm512_set1_ps(xb.sum), acc[t]);
+          if constexpr (!F.has_min) {
+            const float c = static_cast<float>(F.center);
+            acc[t] = _mm512_fmadd_ps(s[0], _mm512_fmadd_ps(sum, dx, _mm512_set1_ps(-c * xb.sum)), acc[t]);
+          } else {
+            acc[t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(s[0], dx), acc[t]);
+            acc[t] = _mm512_fmadd_ps(o[0], _mm512_set1_ps(xb.sum), acc[t]);
+          }
         }
       }
     }
