@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "tensor/fp16.h"
 #include "util/errors.h"
@@ -82,43 +83,24 @@ void decode_block(const uint8_t* src, DecodedBlock& b) {
     b.dmin = blk->m;
     split_nibbles(blk->qs, b.u);
   } else if constexpr (T == DType::Q5_0 || T == DType::Q5_1) {
-    const uint8_t* qh;
-    const uint8_t* qs;
-    if constexpr (T == DType::Q5_0) {
-      const auto* blk = reinterpret_cast<const BlockQ5_0*>(src);
-      b.d = blk->d;
-      qh = blk->qh;
-      qs = blk->qs;
-    } else {
-      const auto* blk = reinterpret_cast<const BlockQ5_1*>(src);
-      b.d = blk->d;
-      b.dmin = blk->m;
-      qh = blk->qh;
-      qs = blk->qs;
-    }
-    split_nibbles(qs, b.u);
-    const uint32_t high = le32(qh);
+    using Block = std::conditional_t<T == DType::Q5_0, BlockQ5_0, BlockQ5_1>;
+    const auto* blk = reinterpret_cast<const Block*>(src);
+    b.d = blk->d;
+    if constexpr (T == DType::Q5_1) b.dmin = blk->m;
+    split_nibbles(blk->qs, b.u);
+    const uint32_t high = le32(blk->qh);
     for (int j = 0; j < kQK; ++j) b.u[j] |= static_cast<uint8_t>(((high >> j) & 1u) << 4);
   } else if constexpr (T == DType::Q8_0) {
     const auto* blk = reinterpret_cast<const BlockQ8_0*>(src);
     b.d = blk->d;
     for (int j = 0; j < kQK; ++j) b.u[j] = static_cast<uint8_t>(blk->qs[j] + 128);
   } else if constexpr (T == DType::Q4_K || T == DType::Q5_K) {
-    const uint8_t* scales;
-    const uint8_t* qs;
-    if constexpr (T == DType::Q4_K) {
-      const auto* blk = reinterpret_cast<const BlockQ4_K*>(src);
-      b.d = blk->d;
-      b.dmin = blk->dmin;
-      scales = blk->scales;
-      qs = blk->qs;
-    } else {
-      const auto* blk = reinterpret_cast<const BlockQ5_K*>(src);
-      b.d = blk->d;
-      b.dmin = blk->dmin;
-      scales = blk->scales;
-      qs = blk->qs;
-    }
+    using Block = std::conditional_t<T == DType::Q4_K, BlockQ4_K, BlockQ5_K>;
+    const auto* blk = reinterpret_cast<const Block*>(src);
+    b.d = blk->d;
+    b.dmin = blk->dmin;
+    const uint8_t* scales = blk->scales;
+    const uint8_t* qs = blk->qs;
     for (int j = 0; j < 8; ++j) {
       uint8_t sc, m;
       k_scale_min(scales, j, &sc, &m);
@@ -132,7 +114,6 @@ void decode_block(const uint8_t* src, DecodedBlock& b) {
         b.u[64 * p + 32 + l] = qs[32 * p + l] >> 4;
       }
     if constexpr (T == DType::Q5_K) {
-      const auto* blk = reinterpret_cast<const BlockQ5_K*>(src);
       for (int i = 0; i < 8; ++i)
         for (int l = 0; l < 32; ++l) b.u[32 * i + l] |= static_cast<uint8_t>(((blk->qh[l] >> i) & 1) << 4);
     }
