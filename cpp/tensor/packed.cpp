@@ -171,7 +171,7 @@ template <DType T>
 void write_row(const DecodedBlock& b, int r, uint8_t* tile) {
   constexpr PackFormat f = pack_format(T);
   std::memcpy(tile + 2 * r, &b.d, 2);
-  if constexpr (f.has_min) std::memcpy(tile + 32 + 2 * r, &b.dmin, 2);
+  if constexpr (f.has_min) std::memcpy(tile + PackFormat::dmin_offset() + 2 * r, &b.dmin, 2);
   for (int s = 0; s < f.n_sub(); ++s) {
     tile[f.sc_offset() + 16 * static_cast<size_t>(s) + static_cast<size_t>(r)] = static_cast<uint8_t>(b.sc[s]);
     if constexpr (f.sub_min) tile[f.m_offset() + 16 * static_cast<size_t>(s) + static_cast<size_t>(r)] = b.m[s];
@@ -218,7 +218,7 @@ void copy_row(const uint8_t* blk, int r, uint8_t* tile) {
   constexpr PackFormat f = pack_format(T);
   constexpr size_t kQuants = T == DType::Q4_1 ? 4 : 2;  // the fp16 scale (and Q4_1's m) come first
   std::memcpy(tile + 2 * r, blk, 2);
-  if constexpr (f.has_min) std::memcpy(tile + 32 + 2 * r, blk + 2, 2);
+  if constexpr (f.has_min) std::memcpy(tile + PackFormat::dmin_offset() + 2 * r, blk + 2, 2);
   uint8_t* q = tile + f.header_bytes() + 4 * r;
   for (int c = 0; c < (f.base == PackBase::kBytes ? 8 : 4); ++c) {
     uint32_t word;
@@ -319,7 +319,7 @@ void dequantize_file_blocks(DType t, const void* src, float* dst, size_t nb) {
 void packed_scale_offset(const PackFormat& f, const uint8_t* tile, int r, int col, float* s, float* o) {
   uint16_t dh, mh = 0;
   std::memcpy(&dh, tile + 2 * r, 2);
-  if (f.has_min) std::memcpy(&mh, tile + 32 + 2 * r, 2);
+  if (f.has_min) std::memcpy(&mh, tile + PackFormat::dmin_offset() + 2 * r, 2);
   const size_t sub = f.sub_cols ? static_cast<size_t>(col / f.sub_cols) : 0;
   const int sc = f.sub_cols ? static_cast<int8_t>(tile[f.sc_offset() + 16 * sub + static_cast<size_t>(r)]) : 1;
   const int m = f.sub_min ? tile[f.m_offset() + 16 * sub + static_cast<size_t>(r)] : 0;

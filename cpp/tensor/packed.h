@@ -68,7 +68,9 @@ struct PackFormat {
     return static_cast<size_t>(base == PackBase::kNibbles ? 256 : base == PackBase::kCrumbs ? 128 : 512) +
            64u * static_cast<size_t>(n_planes);
   }
-  constexpr size_t sc_offset() const { return has_min ? 64 : 32; }
+  // Header offsets: d at 0, dmin (has_min) at dmin_offset(), then the sub-scales and offsets.
+  static constexpr size_t dmin_offset() { return 2 * kPackRows; }
+  constexpr size_t sc_offset() const { return (has_min ? 2 : 1) * dmin_offset(); }
   constexpr size_t m_offset() const { return sc_offset() + 16u * static_cast<size_t>(n_sub()); }
   constexpr size_t header_bytes() const { return m_offset() + (sub_min ? 16u * static_cast<size_t>(n_sub()) : 0u); }
   constexpr size_t tile_bytes() const { return header_bytes() + static_cast<size_t>(tile_cols / kQK) * sub_bytes(); }

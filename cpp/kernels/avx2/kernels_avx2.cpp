@@ -121,7 +121,7 @@ inline __m256i int_sums(const __m256i (&wv)[8], const int8_t* qs) {
 }
 
 // Per-row scale S and offset O of rows 8h..8h+7 for sub-block j of a tile (tensor/packed.h): one
-// pair, or two (columns 0..15, 16..31) for 16-column sub-scales. The signed formats need no offset.
+// pair, or two (columns 0..15, 16..31) for 16-column sub-scales.
 template <DType T>
 inline void half_sub_scales(const uint8_t* tile, int h, int j, __m256 d, __m256 dmin, __m256 (&s)[2],
                             __m256 (&o)[2]) {
@@ -135,10 +135,9 @@ inline void half_sub_scales(const uint8_t* tile, int h, int j, __m256 d, __m256 
     } else {
       s[c] = d;
     }
-    if constexpr (kSignedValues<T>) {
+    if constexpr (!F.has_min) {
+      // Centered (the signed formats included): the kernel applies the center with the activation sum.
       o[c] = _mm256_setzero_ps();
-    } else if constexpr (!F.has_min) {
-      o[c] = _mm256_setzero_ps();  // centered: the kernel applies the center with the activation sum
     } else if constexpr (F.sub_min) {
       const __m128i m = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(tile + F.m_offset() + 16 * sub + 8 * h));
       o[c] = _mm256_mul_ps(dmin, _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(m)));
@@ -172,19 +171,24 @@ inline void rows_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x, 
       for (size_t off = 0; off < w.tile_bytes; off += 64)
         _mm_prefetch(reinterpret_cast<const char*>(tile + kPrefetchAhead + off), _MM_HINT_T0);
     }
+    // Each half's row scales, once per tile (the K-quants' tiles have 8 sub-blocks).
+    __m256 d[H1 - H0], dmin[H1 - H0];  // (8) each
+    for (int h = H0; h < H1; ++h) {
+      d[h - H0] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));
+      dmin[h - H0] = _mm256_setzero_ps();
+      if constexpr (F.has_min)
+        dmin[h - H0] = _mm256_mul_ps(
+            _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + F.dmin_offset() + 16 * h))),
+            _mm256_set1_ps(static_cast<float>(F.min_sign)));
+    }
 #pragma GCC unroll 1
     for (int j = 0; j < kSubs; ++j) {
       const uint8_t* q = tile + F.header_bytes() + static_cast<size_t>(j) * F.sub_bytes();
       for (int h = H0; h < H1; ++h) {
-        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
-        __m256 dmin = _mm256_setzero_ps();
-        if constexpr (F.has_min)
-          dmin = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 32 + 16 * h))),
-                               _mm256_set1_ps(static_cast<float>(F.min_sign)));
         __m256i wv[8];
         load_half_values<T>(q, h, wv);
         __m256 s[2], o[2];
-        half_sub_scales<T>(tile, h, j, d, dmin, s, o);
+        half_sub_scales<T>(tile, h, j, d[h - H0], dmin[h - H0], s, o);
         for (int t = 0; t < NT; ++t) {
           const ActQ8& xb = x[t * x_stride + tl * kSubs + j];
           const __m256 dx = _mm256_set1_ps(xb.d);
@@ -249,7 +253,7 @@ inline void half_group_times_tokens_q4(const PackedMatrix& w, int64_t g, int h, 
     }
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
     const __m256 mw = T == DType::Q4_1
-                          ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 32 + 16 * h)))
+                          ? _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + PackFormat::dmin_offset() + 16 * h)))
                           : _mm256_mul_ps(d, _mm256_set1_ps(-8.f));
     for (int t = 0; t < NT; ++t) {
       const ActQ8& xb = x[t * x_stride + b];

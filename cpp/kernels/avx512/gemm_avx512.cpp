@@ -118,7 +118,7 @@ inline void group_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x,
     const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile)));  // (16)
     __m512 dmin = _mm512_setzero_ps();                                                             // (16)
     if constexpr (F.has_min)
-      dmin = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + 32))),
+      dmin = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + F.dmin_offset()))),
                            _mm512_set1_ps(static_cast<float>(F.min_sign)));
     const uint8_t* q = tile + F.header_bytes();
 #pragma GCC unroll 1
