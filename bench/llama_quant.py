@@ -25,16 +25,17 @@ MIXES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q2_K_S", "Q3_K_S", "Q3
          "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0"]
 
 
-def output_path(source: Path, mix: str) -> Path:
-    return source.with_name(f"{source.stem}.{mix.upper()}.llama-cpp.gguf")
+def output_path(source: Path, mix: str, out_dir: Path | None = None) -> Path:
+    return (out_dir or source.parent) / f"{source.stem}.{mix.upper()}.llama-cpp.gguf"
 
 
-def quantize(source: Path, mix: str, log=print) -> Path:
-    """The llama.cpp-quantized copy of `source` (an F32/F16/BF16 GGUF) in `mix`, made once."""
+def quantize(source: Path, mix: str, log=print, allow_requantize: bool = False, out_dir: Path | None = None) -> Path:
+    """The llama.cpp-quantized copy of `source` (an F32/F16/BF16 GGUF; any GGUF with allow_requantize)
+    in `mix`, made once, beside the source or in out_dir."""
     mix = mix.upper()
     if mix not in MIXES:
         raise SystemExit(f"unknown mix {mix!r}; known: {', '.join(MIXES)}")
-    out = output_path(Path(source), mix)
+    out = output_path(Path(source), mix, out_dir)
     if out.exists():
         return out
     import llama_cpp
@@ -42,6 +43,7 @@ def quantize(source: Path, mix: str, log=print) -> Path:
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{mix}")
     params.nthread = os.cpu_count() or 1
+    params.allow_requantize = allow_requantize
     tmp = out.with_name(out.name + ".tmp")
     log(f"llama.cpp quantizer: {source} -> {out.name} ...")
     t0 = time.time()
@@ -52,6 +54,14 @@ def quantize(source: Path, mix: str, log=print) -> Path:
     tmp.rename(out)
     log(f"  {out.stat().st_size / 2**20:.0f} MiB in {time.time() - t0:.0f} s")
     return out
+
+
+def cache_dir() -> Path:
+    """Where bench/ keeps the files it makes (as bench/genmodel.py)."""
+    import genmodel
+
+    genmodel.CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    return genmodel.CACHE_DIR
 
 
 if __name__ == "__main__":

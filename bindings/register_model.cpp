@@ -7,6 +7,7 @@
 #include "bindings/register.h"
 #include "runtime/engine.h"
 #include "runtime/generator.h"
+#include "runtime/perplexity.h"
 #include "util/blas.h"
 #include "util/errors.h"
 
@@ -68,6 +69,7 @@ void register_model(py::module_& m) {
       }, py::arg("ids"), py::kw_only(), py::arg("skip_special") = false)
       .def("token_bytes", [](const Engine& e, int32_t id) { return py::bytes(e.tokenizer().token_bytes(id)); })
       .def_property_readonly("bos_id", [](const Engine& e) { return e.tokenizer().bos_id(); })
+      .def_property_readonly("add_bos", [](const Engine& e) { return e.tokenizer().add_bos(); })
       .def_property_readonly("eos_id", [](const Engine& e) { return e.tokenizer().eos_id(); })
       .def("is_eog", [](const Engine& e, int32_t id) { return e.tokenizer().is_eog(id); })
       .def("logits", [](Engine& e, const std::vector<int32_t>& ids, bool exact) {
@@ -83,6 +85,15 @@ void register_model(py::module_& m) {
         return out;
       }, py::arg("ids"), py::kw_only(), py::arg("exact") = true,
          "Logits (len(ids), n_vocab) of a fresh context fed ids.")
+      .def("token_nll", [](Engine& e, const std::vector<int32_t>& ids, int64_t first, bool exact) {
+        std::vector<double> nll;
+        {
+          py::gil_scoped_release nogil;
+          nll = token_nll(e, ids.data(), static_cast<int64_t>(ids.size()), first, kCancelOnSignal, exact);
+        }
+        return py::array_t<double>(static_cast<py::ssize_t>(nll.size()), nll.data());
+      }, py::arg("ids"), py::kw_only(), py::arg("first"), py::arg("exact") = false,
+         "-log p(ids[k+1] | ids[:k+1]) for k in [first, len(ids)-1), from a fresh context.")
       .def("hidden_states", [](Engine& e, const std::vector<int32_t>& ids, bool exact) {
         WREN_CHECK(!ids.empty(), InvalidArgument, "hidden_states() needs at least one token id");
         const int64_t n = static_cast<int64_t>(ids.size());

@@ -18,12 +18,14 @@ UnsupportedError = _core.UnsupportedError
 ContextOverflowError = _core.ContextOverflowError
 
 from wrenlm.model import Model  # noqa: E402
+from wrenlm.perplexity import PerplexityResult  # noqa: E402
 from wrenlm.tokenizer import Tokenizer  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
     "Model",
     "Tokenizer",
+    "PerplexityResult",
     "WrenError",
     "FormatError",
     "UnsupportedError",

@@ -10,6 +10,7 @@ import numpy as np
 
 from wrenlm import _core
 from wrenlm import chat as _chat
+from wrenlm import perplexity as perplexity_
 
 Prompt = Union[str, Sequence[int]]
 
@@ -153,6 +154,46 @@ class Model:
         products on the quantized weights, as llama.cpp does): faster, and what generate() sees.
         """
         return self._e.logits(self._ids(ids), exact=bool(exact))
+
+    def perplexity(self, text: str | Sequence[int], *, n_ctx: int = 512, exact: bool = False,
+                   progress: perplexity_.ProgressFn | None = None) -> perplexity_.PerplexityResult:
+        """Perplexity of text, on the windows llama.cpp's ``perplexity`` tool uses.
+
+        The text's tokens are cut into windows of n_ctx tokens, each evaluated in a fresh context
+        (first token replaced by BOS when the model adds one) and scored on its second half; a
+        remainder shorter than a window is dropped, and a text shorter than one window is a single
+        window. Same file, text and n_ctx: the figure is comparable with llama.cpp's.
+
+        Args:
+            text: a str (tokenized as :meth:`tokenize` does) or token ids.
+            n_ctx: tokens per window, at most the model's ``n_ctx``.
+            exact: float32 activations against dequantized weights (see :meth:`logits`), the numerics
+                to compare with transformers; False (default) is the generation path.
+            progress: called after each window with (window number from 1, windows, perplexity so far).
+
+        Returns:
+            A :class:`~wrenlm.perplexity.PerplexityResult`; ``float(result)`` is the perplexity.
+
+        Raises:
+            ValueError: n_ctx out of range, fewer than 4 tokens, or a model that is not a causal LM.
+        """
+        if not self._info["causal"]:
+            raise ValueError(f"perplexity needs a causal language model; {self._info['architecture']!r} is not one")
+        n_ctx = int(_check_int("n_ctx", n_ctx, minimum=4))  # type: ignore[arg-type]
+        if n_ctx > self.n_ctx:
+            raise ValueError(f"n_ctx={n_ctx} exceeds the model's context window ({self.n_ctx}); "
+                             f"load it with Model(..., n_ctx={n_ctx}) or use a smaller n_ctx")
+        ids = self.tokenize(text) if isinstance(text, str) else self._ids(text)
+        if len(ids) < 4:
+            raise ValueError(f"perplexity needs at least 4 tokens of text, got {len(ids)}")
+        bos = self._e.bos_id if self._e.add_bos else None
+        chunks = list(perplexity_.windows(ids, n_ctx, bos))
+        scored: list[np.ndarray] = []
+        for k, w in enumerate(chunks, 1):
+            scored.append(self._e.token_nll(w.ids, first=w.first, exact=bool(exact)))
+            if progress is not None:
+                progress(k, len(chunks), perplexity_.running_perplexity(scored))
+        return perplexity_.summarize(scored, n_ctx=len(chunks[0].ids), n_tokens=len(ids))
 
     # -- generation --------------------------------------------------------------------------
     def stream(self, prompt: Prompt, *, max_tokens: int | None = 256, temperature: float = 0.0, top_k: int = 0,
