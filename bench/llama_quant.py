@@ -22,7 +22,9 @@ from pathlib import Path
 
 # llama.cpp's mixes (the names after LLAMA_FTYPE_MOSTLY_ in llama.h).
 MIXES = ["Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q2_K_S", "Q3_K_S", "Q3_K_M", "Q3_K_L", "Q4_K_S",
-         "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0"]
+         "Q4_K_M", "Q5_K_S", "Q5_K_M", "Q6_K", "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0",
+         # The lattice I-quant mixes; llama.cpp refuses IQ1_*, IQ2_XXS/XS/S without an importance matrix.
+         "IQ3_XXS", "IQ3_XS", "IQ3_S", "IQ3_M", "IQ2_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ1_S", "IQ1_M"]
 
 
 def output_path(source: Path, mix: str, out_dir: Path | None = None) -> Path:

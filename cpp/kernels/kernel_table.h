@@ -16,6 +16,12 @@ namespace wren {
 // where x_t = x + t * x_stride holds w.cols / 32 blocks. n == 1 is decode's matrix x vector.
 using GemmPackedFn = void (*)(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x, int64_t x_stride,
                               int64_t n, float* y, int64_t ldy);
+// Products of one weight row decoded to int8 (tensor/decode_i8.h: weight i = scale[i / 16] * q[i])
+// with n activation vectors quantized to ActQ8:
+//   y[t * ldy] = sum_i scale[i / 16] * q[i] * x_t[i]   for t in [0, n), x_t = x + t * x_stride,
+// cols a multiple of 32. The codebook formats' decode and few-token products.
+using DotI8Fn = void (*)(const int8_t* q, const float* scale, int64_t cols, const ActQ8* x, int64_t x_stride,
+                         int64_t n, float* y, int64_t ldy);
 // Dot product of one float-typed weight row (F32/F16/BF16) with a float activation.
 using DotF32Fn = float (*)(const void* row, const float* x, int64_t n);
 // Products of F16 weight rows [r0, r1) (row-major, `cols` elements a row) with n F32 activation
@@ -45,6 +51,7 @@ struct KernelTable {
   DotF32Fn dot_f32;
   DotF32Fn dot_f16;
   GemmF16Fn gemm_f16;
+  DotI8Fn dot_i8 = nullptr;  // null: the scalar twin (dispatch.cpp)
   // KV cache and attention (set by name, see fill_attention_kernels_*; null entries fall back to
   // the scalar twins in dispatch.cpp).
   ToF16Fn f32_to_f16 = nullptr;

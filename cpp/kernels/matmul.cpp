@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "kernels/kernel_table.h"
+#include "tensor/decode_i8.h"
 #include "tensor/quant.h"
 #include "util/blas.h"
 #include "util/errors.h"
@@ -29,6 +30,9 @@ constexpr int64_t kPrefillTokensPerTask = 64;
 // F16 products: a task is a run of weight rows times up to 64 tokens (a 512 KB activation slice at
 // 2048 columns, kept in L2 while the rows stream past). Few tokens: short row runs, to balance.
 constexpr int64_t kF16TokensPerTask = 64;
+// Codebook formats (tensor/decode_i8.h): up to this many tokens, rows are decoded to int8 and
+// multiplied with 8-bit activations; more, and tiles dequantized for sgemm cost less per token.
+constexpr int64_t kI8MaxTokens = 16;
 
 // Products of packed matrices with one input x (n, cols): x is quantized to 8-bit blocks once, then
 // one parallel job covers (groups of rows) x (runs of tokens) of every matrix.
@@ -92,6 +96,29 @@ void matmul_f16(const QuantMatrix& w, const float* x, int64_t n, float* y, Threa
   });
 }
 
+// Codebook-format rows (tensor/decode_i8.h) times a few tokens: x is quantized to 8-bit blocks once;
+// each task decodes its rows one at a time to int8 in its thread's scratch (cols bytes, then cols / 16
+// scales: a few KiB that stay in L1), and each decoded row serves every token.
+void matmul_i8(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s) {
+  const DecodeI8Fn decode = decode_i8_fn(w.dtype);
+  const DotI8Fn dot = active_kernels().dot_i8;
+  const int64_t cols = w.cols;
+  pool.parallel_for(n, [&](int64_t t, int) {
+    quantize_act_q8(x + t * cols, s.act(t), static_cast<size_t>(cols));
+  });
+  const int64_t n_tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
+  pool.parallel_for(n_tasks, [&](int64_t task, int thread) {
+    float* scratch = s.tile(thread);
+    auto* q = reinterpret_cast<int8_t*>(scratch);  // (cols)
+    float* scale = scratch + cols / 4;              // (cols / 16)
+    const int64_t end = std::min(w.rows, (task + 1) * kRowsPerTask);
+    for (int64_t r = task * kRowsPerTask; r < end; ++r) {
+      decode(w.row(r), q, scale, static_cast<size_t>(cols));
+      dot(q, scale, cols, s.act(0), s.act_stride(), n, y + r, w.rows);
+    }
+  });
+}
+
 // Weight rows per F32 tile. OpenBLAS's sgemm (0.3.x, Haswell kernels, one thread) is about three
 // times slower when the product has fewer than ~384 columns (here: weight rows): measured on a
 // 512 x 2048 activation block, 11 GFLOP/s at 64-320 rows per tile against 31-35 at 384 and more,
@@ -135,6 +162,8 @@ void matmul_tiled(const QuantMatrix& w, const float* x, int64_t n, float* y, Thr
 
 MatmulPath matmul_path(const QuantMatrix& w, int64_t n, const MatmulScratch& s) {
   if (w.is_packed()) return s.float_activations ? MatmulPath::kTiles : MatmulPath::kPacked;
+  if (n <= kI8MaxTokens && !s.float_activations && w.cols % kQK == 0 && decode_i8_fn(w.dtype))
+    return MatmulPath::kI8;
   if (n > 1 && w.dtype == DType::F16 && w.row_stride == 2 * static_cast<size_t>(w.cols)) return MatmulPath::kF16;
   return n == 1 ? MatmulPath::kMatvec : MatmulPath::kTiles;
 }
@@ -146,6 +175,7 @@ void matmul(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPoo
     case MatmulPath::kF16: return matmul_f16(w, x, n, y, pool);
     case MatmulPath::kMatvec: return matvec(w, x, y, pool, s);
     case MatmulPath::kTiles: return matmul_tiled(w, x, n, y, pool, s);
+    case MatmulPath::kI8: return matmul_i8(w, x, n, y, pool, s);
   }
 }
 

@@ -57,8 +57,10 @@ class MatmulScratch {
 //            blocks (any n; what llama.cpp does), unless s.float_activations;
 //   kF16     F16 rows times tokens with the F16 kernel (KernelTable::gemm_f16), n > 1;
 //   kMatvec  n == 1 on the stored rows (float dot products, other types dequantized row by row);
-//   kTiles   tiles of w dequantized to F32 for BLAS sgemm, each tile serving all n rows.
-enum class MatmulPath { kPacked, kF16, kMatvec, kTiles };
+//   kTiles   tiles of w dequantized to F32 for BLAS sgemm, each tile serving all n rows;
+//   kI8      the codebook formats (tensor/decode_i8.h), few tokens: each row decoded to int8 once,
+//            integer dot products with activations quantized to 8 bits (KernelTable::dot_i8).
+enum class MatmulPath { kPacked, kF16, kMatvec, kTiles, kI8 };
 MatmulPath matmul_path(const QuantMatrix& w, int64_t n, const MatmulScratch& s);
 
 // y (n x w.rows) = x (n x w.cols) * w^T, by matmul_path.

@@ -98,6 +98,22 @@ void attn_values_ref(const float* p, int64_t p_stride, int64_t n_q, const void* 
   }
 }
 
+void dot_i8_ref(const int8_t* q, const float* scale, int64_t cols, const ActQ8* x, int64_t x_stride, int64_t n,
+                float* y, int64_t ldy) {
+  for (int64_t t = 0; t < n; ++t) {
+    const ActQ8* a = x + t * x_stride;
+    float acc = 0.f;
+    for (int64_t b = 0; b < cols / kQK; ++b) {
+      for (int h = 0; h < 2; ++h) {  // 16 weights per scale
+        int32_t s = 0;
+        for (int j = 16 * h; j < 16 * h + 16; ++j) s += q[kQK * b + j] * a[b].qs[j];
+        acc += scale[2 * b + h] * a[b].d * static_cast<float>(s);
+      }
+    }
+    y[t * ldy] = acc;
+  }
+}
+
 float exp_sum_ref(float* x, int64_t n, float shift) {
   float sum = 0.f;
   for (int64_t i = 0; i < n; ++i) sum += x[i] = std::exp(x[i] - shift);
@@ -116,6 +132,7 @@ const KernelTable& reference_kernels() {
     t.attn_values_f16 = attn_values_ref<uint16_t>;
     t.attn_values_f32 = attn_values_ref<float>;
     t.exp_sum = exp_sum_ref;
+    t.dot_i8 = dot_i8_ref;
     return t;
   }();
   return table;

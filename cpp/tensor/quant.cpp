@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "tensor/dequant_iq.h"
+#include "tensor/decode_i8.h"
 #include "tensor/fp16.h"
 #include "tensor/packed.h"
 #include "util/errors.h"
@@ -15,6 +15,20 @@ void dequantize_row(DType t, const void* src, float* dst, size_t n) {
   const size_t nb = n / dtype_info(t).block_size;
   // The block formats that are packed for the kernels decode through the packer's own decoder.
   if (packable(t)) return dequantize_file_blocks(t, src, dst, nb);
+  // The codebook formats decode to int8 values with a scale per 16, a chunk at a time.
+  if (const DecodeI8Fn decode = decode_i8_fn(t)) {
+    constexpr size_t kChunk = 4096;  // a multiple of every block size
+    int8_t q[kChunk];
+    float scale[kChunk / 16];
+    const DTypeInfo& info = dtype_info(t);
+    const auto* bytes = static_cast<const uint8_t*>(src);
+    for (size_t done = 0; done < n; done += kChunk) {
+      const size_t m = std::min(kChunk, n - done);
+      decode(bytes + done / info.block_size * info.type_size, q, scale, m);
+      for (size_t i = 0; i < m; ++i) dst[done + i] = scale[i / 16] * static_cast<float>(q[i]);
+    }
+    return;
+  }
   switch (t) {
     case DType::F32: std::memcpy(dst, src, n * sizeof(float)); return;
     case DType::F16: {
@@ -27,17 +41,6 @@ void dequantize_row(DType t, const void* src, float* dst, size_t n) {
       for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(h[i]);
       return;
     }
-    case DType::IQ2_XXS: dequant_iq2_xxs(static_cast<const BlockIQ2_XXS*>(src), dst, nb); return;
-    case DType::IQ2_XS: dequant_iq2_xs(static_cast<const BlockIQ2_XS*>(src), dst, nb); return;
-    case DType::IQ2_S: dequant_iq2_s(static_cast<const BlockIQ2_S*>(src), dst, nb); return;
-    case DType::IQ3_XXS: dequant_iq3_xxs(static_cast<const BlockIQ3_XXS*>(src), dst, nb); return;
-    case DType::IQ3_S: dequant_iq3_s(static_cast<const BlockIQ3_S*>(src), dst, nb); return;
-    case DType::IQ1_S: dequant_iq1_s(static_cast<const BlockIQ1_S*>(src), dst, nb); return;
-    case DType::IQ1_M: dequant_iq1_m(static_cast<const BlockIQ1_M*>(src), dst, nb); return;
-    case DType::TQ1_0: dequant_tq1_0(static_cast<const BlockTQ1_0*>(src), dst, nb); return;
-    case DType::TQ2_0: dequant_tq2_0(static_cast<const BlockTQ2_0*>(src), dst, nb); return;
-    case DType::MXFP4: dequant_mxfp4(static_cast<const BlockMXFP4*>(src), dst, nb); return;
-    case DType::NVFP4: dequant_nvfp4(static_cast<const BlockNVFP4*>(src), dst, nb); return;
     default:
       throw UnsupportedError(str_cat("tensor type ", dtype_name(t), " is not supported (supported: ",
                                      supported_dtypes(), ")"));

@@ -15,6 +15,8 @@ from quant_blocks import block_size, random_blocks
 
 DOT_TYPES = ["F32", "F16"]
 PACKED_TYPES = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS"]
+# The codebook formats, decoded row by row to int8 (tensor/decode_i8.h) for 8-bit products.
+I8_TYPES = ["IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M", "TQ1_0", "TQ2_0", "MXFP4", "NVFP4"]
 
 
 def assert_twins(run, expected, bound):
@@ -113,6 +115,25 @@ def test_packed_gemm_twins_and_numpy(name, rows, cols, n):
     expected = xa @ w.T  # (n, rows)
     bound = 1e-5 * (np.abs(xa) @ np.abs(w).T) + 1e-6
     assert_twins(lambda isa: _core.kernels.gemm_packed(isa, tid, raw, rows, x), expected, bound)
+
+
+@pytest.mark.parametrize("name,rows,cols,n", [
+    *[(name, *shape) for name in I8_TYPES for shape in [(3, 256, 1), (17, 768, 1), (9, 512, 5), (5, 2304, 16)]],
+    ("MXFP4", 4, 96, 3),  # an odd number of 32-blocks: the AVX-512 kernel's one-block tail
+])
+def test_i8_gemm_twins_and_numpy(name, rows, cols, n):
+    """Codebook rows decoded to int8 times 8-bit activations (decode and few-token products) on every
+    ISA vs the scalar twin, and vs numpy on gguf-py's dequantized weights."""
+    gguf = require_module("gguf")
+    from wrenlm import _core
+
+    rng = np.random.default_rng(rows * cols + n)
+    tid, raw, w = make_matrix(gguf, name, rows, cols, rng)
+    x = (rng.standard_normal((n, cols)) * 2).astype(np.float32)
+    xa = np.stack([_core.kernels.quantize_act_q8(r) for r in x]).astype(np.float64)
+    expected = xa @ w.T  # (n, rows)
+    bound = 1e-5 * (np.abs(xa) @ np.abs(w).T) + 1e-6
+    assert_twins(lambda isa: _core.kernels.gemm_i8(isa, tid, raw, rows, x), expected, bound)
 
 
 def test_activation_quantization_error_bound():

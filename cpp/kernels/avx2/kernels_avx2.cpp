@@ -303,6 +303,32 @@ void gemm_packed_avx2(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8
   }
 }
 
+// Decoded int8 weights (signed) times int8 activations: maddubs takes |q| as its unsigned operand and
+// the activations with q's signs; pair sums stay under 2 * 127 * 127 < 2^15. Per 32 columns the eight
+// int32 lanes hold the sums of 4 columns each, lanes 0-3 the first 16 (scale[2b]), 4-7 the second.
+void dot_i8_avx2(const int8_t* q, const float* scale, int64_t cols, const ActQ8* x, int64_t x_stride, int64_t n,
+                 float* y, int64_t ldy) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t t = 0; t < n; ++t) {
+    const ActQ8* a = x + t * x_stride;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    for (int64_t b = 0; b < cols / kQK; ++b) {
+      const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + kQK * b));
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs));
+      const __m256i pairs = _mm256_maddubs_epi16(_mm256_abs_epi8(w), _mm256_sign_epi8(v, w));
+      const __m256 sums = _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, ones));
+      const __m256 sc = _mm256_mul_ps(_mm256_set1_ps(a[b].d),
+                                      _mm256_insertf128_ps(_mm256_castps128_ps256(_mm_broadcast_ss(scale + 2 * b)),
+                                                           _mm_broadcast_ss(scale + 2 * b + 1), 1));
+      if (b & 1)
+        acc1 = _mm256_fmadd_ps(sums, sc, acc1);
+      else
+        acc0 = _mm256_fmadd_ps(sums, sc, acc0);
+    }
+    y[t * ldy] = hsum(_mm256_add_ps(acc0, acc1));
+  }
+}
+
 float dot_f32_avx2(const void* row, const float* x, int64_t n) {
   const auto* w = static_cast<const float*>(row);
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
@@ -368,6 +394,7 @@ void gemm_f16_avx2(const uint16_t* w, int64_t cols, int64_t r0, int64_t r1, cons
 const KernelTable* avx2_kernels() {
   static const KernelTable table = [] {
     KernelTable t{"avx2", gemm_packed_avx2, dot_f32_avx2, dot_f16_avx2, gemm_f16_avx2};
+    t.dot_i8 = dot_i8_avx2;
     fill_attention_kernels_avx2(t);
     return t;
   }();

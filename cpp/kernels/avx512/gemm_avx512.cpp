@@ -198,6 +198,39 @@ void gemm_packed_avx512(const PackedMatrix& w, int64_t g0, int64_t g1, const Act
   }
 }
 
+// Decoded int8 weights (signed) times int8 activations, 64 columns (two ActQ8 blocks) a step: VNNI
+// takes |q| as its unsigned operand and the activations with q's signs. The sixteen int32 lanes hold
+// the sums of 4 columns each, lanes 4s..4s+3 those of scale[2b + s]. An odd last block in scalar code.
+void dot_i8_avx512(const int8_t* q, const float* scale, int64_t cols, const ActQ8* x, int64_t x_stride, int64_t n,
+                   float* y, int64_t ldy) {
+  const __m512i lane_scale = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+  const int64_t nb = cols / kQK;
+  for (int64_t t = 0; t < n; ++t) {
+    const ActQ8* a = x + t * x_stride;
+    __m512 acc = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+      const __m512i w = _mm512_loadu_si512(q + kQK * b);
+      const __m512i v = _mm512_inserti64x4(
+          _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].qs))),
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b + 1].qs)), 1);
+      const __m512i signed_v = _mm512_mask_sub_epi8(v, _mm512_movepi8_mask(w), _mm512_setzero_si512(), v);
+      const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_abs_epi8(w), signed_v);
+      const __m128 s4 = _mm_mul_ps(_mm_loadu_ps(scale + 2 * b), _mm_set_ps(a[b + 1].d, a[b + 1].d, a[b].d, a[b].d));
+      acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_permutexvar_ps(lane_scale, _mm512_castps128_ps512(s4)),
+                            acc);
+    }
+    float r = _mm512_reduce_add_ps(acc);
+    for (; b < nb; ++b)
+      for (int h = 0; h < 2; ++h) {
+        int32_t s = 0;
+        for (int j = 16 * h; j < 16 * h + 16; ++j) s += q[kQK * b + j] * a[b].qs[j];
+        r += scale[2 * b + h] * a[b].d * static_cast<float>(s);
+      }
+    y[t * ldy] = r;
+  }
+}
+
 float dot_f32_avx512(const void* row, const float* x, int64_t n) {
   const auto* w = static_cast<const float*>(row);
   __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
@@ -263,6 +296,7 @@ void gemm_f16_avx512(const uint16_t* w, int64_t cols, int64_t r0, int64_t r1, co
 const KernelTable* avx512_kernels() {
   static const KernelTable table = [] {
     KernelTable t{"avx512", gemm_packed_avx512, dot_f32_avx512, dot_f16_avx512, gemm_f16_avx512};
+    t.dot_i8 = dot_i8_avx512;
     fill_attention_kernels_avx2(t);    // F16 conversions
     fill_attention_kernels_avx512(t);  // decode attention
     return t;
