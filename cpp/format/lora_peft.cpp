@@ -74,6 +74,23 @@ PeftConfig read_config(const std::string& path) {
   return c;
 }
 
+void check_base_copy(const SafetensorsTensor& t, const std::string& file, const TensorSource& base) {
+  const std::string field = "tensor '" + t.name + "'";
+  const std::string module = t.name.substr(std::char_traits<char>::length(kPrefix));
+  const std::string hf_name = module.substr(0, module.size() - std::char_traits<char>::length(".base_layer.weight")) +
+                              ".weight";
+  const std::string arch = base.get_string("general.architecture");
+  const std::optional<HfTensorTarget> target = hf_tensor_target(arch, hf_name);
+  const GgufTensor* b = target ? base.find_tensor(target->gguf_name) : nullptr;
+  if (!b) throw FormatError(str_cat(file, ": ", field, ": a copy of '", hf_name, "', which the base model ", base.path(),
+                                    " does not have"));
+  const std::vector<uint64_t> ggml_shape(t.shape.rbegin(), t.shape.rend());
+  if (ggml_shape != b->shape)
+    throw UnsupportedError(str_cat(file, ": ", field, ": a copy of the base's '", b->name, "' with another shape (",
+                                   t.shape.size() == 2 ? str_cat(t.shape[0], " x ", t.shape[1]) : "?", " vs the base's ",
+                                   b->shape_str(), "): adapters that resize the vocabulary are not supported"));
+}
+
 std::vector<float> to_f32(const SafetensorsFile& f, const SafetensorsTensor& t) {
   f.require_supported(t);
   std::vector<float> out(static_cast<size_t>(t.n_elements()));
@@ -106,12 +123,18 @@ LoraAdapter read_peft_lora(const LoraSpec& spec, const TensorSource& base) {
     const std::string field = "tensor '" + t.name + "'";
     if (t.name.find(".lora_embedding_") != std::string::npos)
       unsupported(weights_path, field, "token embedding updates are not supported");
+    if (t.name.rfind(kPrefix, 0) != 0)
+      throw FormatError(str_cat(weights_path, ": ", field, ": expected a name starting with '", kPrefix, "'"));
     const bool is_a = ends_with(t.name, kSuffixA), is_b = ends_with(t.name, kSuffixB);
+    if (ends_with(t.name, ".base_layer.weight")) {
+      // PEFT saves the base's own output head / embedding beside an adapter that targets it (in case the
+      // vocabulary was resized); the base model's copy is used, so it must have the same shape.
+      check_base_copy(t, weights_path, base);
+      continue;
+    }
     if (!is_a && !is_b)
       unsupported(weights_path, field, "is not a LoRA matrix (.lora_A / .lora_B); PEFT modules_to_save, biases and "
                                        "trainable tokens are not supported");
-    if (!t.name.rfind(kPrefix, 0) == 0)
-      throw FormatError(str_cat(weights_path, ": ", field, ": expected a name starting with '", kPrefix, "'"));
     const std::string module = t.name.substr(std::char_traits<char>::length(kPrefix),
                                              t.name.size() - std::char_traits<char>::length(kPrefix) -
                                                  std::char_traits<char>::length(kSuffixA));
