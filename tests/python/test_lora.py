@@ -344,3 +344,35 @@ def test_bad_gguf_adapters(base, gguf_adapter, tmp_path, arch, edit, exc, match)
 def test_model_file_is_not_an_adapter(base):
     with pytest.raises(wrenlm.FormatError, match=r"general\.type: expected 'adapter'.*this is a model file"):
         wrenlm.Model(base[1], n_threads=2, lora=base[1])
+
+
+# -- command line --------------------------------------------------------------------------------------
+
+def test_cli_lora_flag_parses_path_and_scale():
+    from wrenlm import cli
+
+    args = cli.build_parser().parse_args(["generate", "--lora", "a.gguf:0.5", "--lora", "dir/peft",
+                                          "--lora", "odd:name", "--lora", "x:-1e-1", "hi"])
+    assert args.lora == [("a.gguf", 0.5), ("dir/peft", 1.0), ("odd:name", 1.0), ("x", -0.1)]
+    assert cli.build_parser().parse_args(["info"]).lora is None
+
+
+def test_cli_generate_with_lora_matches_library(base, adapter, gguf_adapter):
+    """`wrenlm generate --lora` prints what Model(..., lora=...) generates (greedy), in a subprocess."""
+    from test_cli import wrenlm_cmd
+
+    _, gguf, _ = base
+    model = wrenlm.Model(gguf, n_threads=2, lora=[(adapter, 1.0), (gguf_adapter, 0.5)])
+    expected = model.generate(PROMPT, max_tokens=8)
+    ids = model.tokenize(PROMPT)
+    assert model.generate_ids(ids, max_tokens=8, ignore_eos=True) != wrenlm.Model(gguf, n_threads=2).generate_ids(
+        ids, max_tokens=8, ignore_eos=True)
+    r = wrenlm_cmd("generate", "--greedy", "-n", "8", "--threads", "2", "--model", str(gguf), "--lora", str(adapter),
+                   "--lora", f"{gguf_adapter}:0.5", PROMPT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == expected + "\n"
+    r = wrenlm_cmd("info", "--model", str(gguf), "--lora", f"{adapter}:2")
+    assert r.returncode == 0, r.stderr
+    assert "'format': 'peft'" in r.stdout and "'scale': 2.0" in r.stdout
+    r = wrenlm_cmd("generate", "--model", str(gguf), "--lora", str(gguf), PROMPT)
+    assert r.returncode == 2 and "general.type: expected 'adapter'" in r.stderr and "Traceback" not in r.stderr
