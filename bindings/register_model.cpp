@@ -26,12 +26,16 @@ py::str utf8(const std::string& s) {
 
 void register_model(py::module_& m) {
   py::class_<Engine>(m, "Engine", "A loaded model: file, tokenizer, network, thread pool.")
-      .def(py::init([](const std::string& path, int64_t n_ctx, int n_threads, const std::string& kv_cache) {
+      .def(py::init([](const std::string& path, int64_t n_ctx, int n_threads, const std::string& kv_cache,
+                       const std::vector<std::pair<std::string, float>>& lora) {
              const KvDtype kv = parse_kv_dtype(kv_cache);  // before the (slow) load
+             std::vector<LoraSpec> specs;
+             for (const auto& [p, scale] : lora) specs.push_back({p, scale});
              py::gil_scoped_release nogil;
-             return std::make_unique<Engine>(path, n_ctx, n_threads, kv);
+             return std::make_unique<Engine>(path, n_ctx, n_threads, kv, specs, kCancelOnSignal);
            }), py::arg("path"), py::kw_only(), py::arg("n_ctx") = 0, py::arg("n_threads") = 0,
-           py::arg("kv_cache") = "f16")
+           py::arg("kv_cache") = "f16", py::arg("lora") = std::vector<std::pair<std::string, float>>{},
+           "lora: (adapter path, scale) pairs merged into the weights at load.")
       .def_property_readonly("n_ctx", &Engine::n_ctx)
       .def_property_readonly("kv_cache", [](const Engine& e) { return kv_dtype_name(e.kv_dtype()); })
       .def_property_readonly("n_threads", &Engine::n_threads)
@@ -48,6 +52,21 @@ void register_model(py::module_& m) {
         d["dim"] = i.dim;
         d["causal"] = i.causal;
         d["file_size"] = e.file().file_size();
+        py::list loras;
+        for (const LoraAdapter& a : e.loras()) {
+          py::dict l;
+          l["path"] = a.path;
+          l["format"] = a.format;
+          l["scale"] = a.scale;
+          l["alpha"] = a.alpha;
+          l["rank"] = a.max_rank();
+          py::list targets;
+          for (const LoraUpdate& u : a.updates) targets.append(u.target);
+          l["targets"] = targets;
+          loras.append(l);
+        }
+        d["lora"] = loras;
+        d["lora_bytes"] = e.lora_bytes();
         return d;
       })
       .def_property_readonly("chat_template", [](const Engine& e) -> py::object {

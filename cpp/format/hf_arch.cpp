@@ -655,4 +655,26 @@ void translate_model(const JsonValue& config_root, HfWriter& w) {
   if (fam->extra_tensors) fam->extra_tensors(c, w);
 }
 
+std::optional<HfTensorTarget> hf_tensor_target(const std::string& arch, const std::string& hf_name) {
+  for (const Family& f : families()) {
+    if (arch != f.arch) continue;
+    std::string name = hf_name;
+    const size_t strip = f.strip_prefix ? std::strlen(f.strip_prefix) : 0;
+    if (strip && name.compare(0, strip, f.strip_prefix) == 0) name = name.substr(strip);
+    std::vector<std::string> indices;
+    const std::string pattern = generalize(name, &indices);
+    for (const Rule& r : f.rules) {
+      if (pattern != r.hf) continue;
+      if (r.tf == Tf::kSkip || !r.gguf) return std::nullopt;
+      HfTensorTarget t;
+      t.gguf_name = specialize(r.gguf, indices);
+      t.layout = r.tf == Tf::kRename      ? HfTensorTarget::Layout::kSame
+                 : r.tf == Tf::kTranspose ? HfTensorTarget::Layout::kTransposed
+                                          : HfTensorTarget::Layout::kChanged;
+      return t;
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace wren

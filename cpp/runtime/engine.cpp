@@ -6,6 +6,7 @@
 #include <future>
 #include <thread>
 
+#include "format/lora_source.h"
 #include "util/blas.h"
 #include "util/errors.h"
 
@@ -17,10 +18,20 @@ int default_thread_count() {
   return static_cast<int>(hw >= 4 ? hw / 2 : hw);
 }
 
-Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv_dtype) : kv_dtype_(kv_dtype) {
+Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv_dtype,
+               const std::vector<LoraSpec>& loras, const CancelFn& cancel)
+    : kv_dtype_(kv_dtype) {
   WREN_CHECK(n_threads <= 1024, InvalidArgument, "n_threads must be <= 1024, got ", n_threads);
   WREN_CHECK(n_ctx >= 0 && n_ctx <= (int64_t(1) << 24), InvalidArgument, "n_ctx must be in 0..16M, got ", n_ctx);
   file_ = open_model_source(path);
+  pool_ = std::make_unique<ThreadPool>(n_threads > 0 ? n_threads : default_thread_count());
+  // Our pool calls sgemm from each of its threads on separate tiles: OpenBLAS must not add its own.
+  blas::set_num_threads(1);
+  if (!loras.empty()) {
+    auto merged = std::make_unique<LoraSource>(std::move(file_), loras, pool_.get(), cancel);
+    lora_source_ = merged.get();
+    file_ = std::move(merged);
+  }
   // The vocabulary (hash maps over ~50k tokens and merges) is built on its own thread while the
   // weights are bound and packed: both only read the parsed file.
   std::future<std::unique_ptr<Tokenizer>> tokenizer = std::async(std::launch::async, [this] {
@@ -30,9 +41,6 @@ Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv
       throw FormatError(str_cat("loading vocabulary: ", e.what()));
     }
   });
-  pool_ = std::make_unique<ThreadPool>(n_threads > 0 ? n_threads : default_thread_count());
-  // Our pool calls sgemm from each of its threads on separate tiles: OpenBLAS must not add its own.
-  blas::set_num_threads(1);
   const uint64_t trained = file_->get_uint(file_->get_string("general.architecture") + ".context_length", 2048);
   n_ctx_ = n_ctx > 0 ? n_ctx : static_cast<int64_t>(std::min<uint64_t>(trained, 1 << 20));
   try {
@@ -53,6 +61,15 @@ Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv
                tokenizer_->n_vocab(), " tokens but the embedding only ", model_->info().n_vocab, " rows");
   // Learned position embeddings end where they end, whatever context was asked for.
   if (model_->info().max_positions > 0) n_ctx_ = std::min(n_ctx_, model_->info().max_positions);
+}
+
+const std::vector<LoraAdapter>& Engine::loras() const {
+  static const std::vector<LoraAdapter> kNone;
+  return lora_source_ ? lora_source_->adapters() : kNone;
+}
+
+uint64_t Engine::lora_bytes() const {
+  return lora_source_ ? lora_source_->merged_bytes() : 0;
 }
 
 const Tokenizer& Engine::tokenizer() const {

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "format/lora_adapter.h"
 #include "format/tensor_source.h"
 #include "models/model.h"
 #include "runtime/kv_cache.h"
@@ -16,6 +17,8 @@
 #include "util/thread_pool.h"
 
 namespace wren {
+
+class LoraSource;
 
 struct Session {
   Session(const ModelInfo& info, int64_t n_ctx, KvDtype kv_dtype)
@@ -29,9 +32,15 @@ class Engine {
  public:
   // n_ctx <= 0: the model's training context. n_threads <= 0: physical cores.
   // kv_dtype: element type of each session's KV cache.
-  Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv_dtype = KvDtype::F16);
+  // loras: adapters merged into the weights at load (format/lora_source.h); cancel (may be empty)
+  // is asked between merged matrices.
+  Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv_dtype = KvDtype::F16,
+         const std::vector<LoraSpec>& loras = {}, const CancelFn& cancel = nullptr);
 
   const TensorSource& file() const { return *file_; }
+  // The adapters merged at load (empty without any), and the bytes of their merged float32 copies.
+  const std::vector<LoraAdapter>& loras() const;
+  uint64_t lora_bytes() const;
   // UnsupportedError when the file's tokenizer kind is not supported (the network still runs on ids).
   const Tokenizer& tokenizer() const;
   const ModelInfo& info() const { return model_->info(); }
@@ -64,6 +73,7 @@ class Engine {
 
  private:
   std::unique_ptr<TensorSource> file_;
+  const LoraSource* lora_source_ = nullptr;  // file_ itself when adapters were merged
   std::unique_ptr<Tokenizer> tokenizer_;
   std::string tokenizer_error_;  // why tokenizer_ is null
   std::unique_ptr<ThreadPool> pool_;

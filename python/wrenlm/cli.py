@@ -45,6 +45,20 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
                    help="context window in tokens, prompt + reply (default 2048; 0: the model's own)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="compute threads (default: the number of physical cores)")
+    p.add_argument("--lora", action="append", default=None, type=_lora_flag, metavar="PATH[:SCALE]",
+                   help="LoRA adapter merged at load: a llama.cpp GGUF adapter or a PEFT folder, with an "
+                        "optional scale (default 1.0); repeatable, the adapters add up")
+
+
+def _lora_flag(value: str) -> tuple[str, float]:
+    """PATH[:SCALE] -> (path, scale); a suffix that is not a number stays part of the path."""
+    path, sep, scale = value.rpartition(":")
+    if sep and path:
+        try:
+            return path, float(scale)
+        except ValueError:
+            pass
+    return value, 1.0
 
 
 def _sampling_flags(p: argparse.ArgumentParser) -> None:
@@ -84,7 +98,7 @@ def _sampling(args: argparse.Namespace) -> dict[str, Any]:
 def _load(args: argparse.Namespace) -> Any:
     import wrenlm
 
-    return wrenlm.Model(args.model, n_ctx=args.n_ctx, n_threads=args.threads)
+    return wrenlm.Model(args.model, n_ctx=args.n_ctx, n_threads=args.threads, lora=args.lora)
 
 
 def _write(text: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Union
@@ -31,6 +32,39 @@ def _check_float(name: str, value: Any) -> float:
     return float(value)
 
 
+LoraArg = Union[str, "os.PathLike[str]", tuple[Any, float], Sequence[Any], None]
+
+
+def _lora_specs(lora: Any) -> list[tuple[str, float]]:
+    """[(path, scale), ...] from Model's lora argument: None, a path, a (path, scale) pair, or a list
+    of paths and (path, scale) pairs (a bare path has scale 1.0)."""
+    def is_path(x: Any) -> bool:
+        return isinstance(x, (str, os.PathLike))
+
+    def is_scale(x: Any) -> bool:
+        return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+    if lora is None:
+        return []
+    if is_path(lora) or (isinstance(lora, tuple) and len(lora) == 2 and is_path(lora[0]) and is_scale(lora[1])):
+        lora = [lora]
+    if isinstance(lora, (bytes, Mapping)) or not isinstance(lora, Sequence):
+        raise ValueError(f"lora must be a path, a (path, scale) pair or a list of them, got {type(lora).__name__}")
+    out = []
+    for k, item in enumerate(lora):
+        if is_path(item):
+            path, scale = item, 1.0
+        elif isinstance(item, (tuple, list)) and len(item) == 2 and is_path(item[0]) and is_scale(item[1]):
+            path, scale = item
+        else:
+            raise ValueError(f"lora[{k}] must be a path or a (path, scale) pair, got {item!r}")
+        scale = float(scale)
+        if not math.isfinite(scale):
+            raise ValueError(f"lora[{k}]: the scale must be a finite number, got {scale}")
+        out.append((os.fspath(path), scale))
+    return out
+
+
 _KV_CACHE_TYPES = ("f16", "f32")
 _POOLING_TYPES = ("mean", "cls", "last")
 
@@ -49,14 +83,28 @@ class Model:
         n_threads: compute threads; None: the number of physical cores.
         kv_cache: element type of the key/value cache, ``"f16"`` (default: half the memory) or
             ``"f32"`` (exact keys and values, for comparisons).
+        lora: LoRA adapters merged into the weights at load: a path, a ``(path, scale)`` pair, or a
+            list of paths and pairs (a bare path has scale 1.0; several adapters add up). A path is
+            a llama.cpp GGUF adapter (``convert_lora_to_gguf.py``) or a PEFT folder
+            (``adapter_config.json`` + ``adapter_model.safetensors``). Each matrix an adapter changes
+            becomes W + scale * (alpha / r) * B A, kept in float32: 4 bytes per element of each
+            adapted matrix (``info["lora_bytes"]``), and those matrices run at float32 speed.
+            ``info["lora"]`` lists the adapters applied.
+
+    Raises:
+        FormatError: a file is malformed, or an adapter does not fit the model (another
+            architecture, a tensor the model lacks, another shape); the message names the file and
+            the tensor or key.
+        UnsupportedError: a model or adapter feature that is not implemented (DoRA, embedding updates...).
 
     Example:
         >>> with wrenlm.Model("SmolLM2-135M-Instruct.Q4_1.gguf") as m:
         ...     print(m.generate("The capital of France is", max_tokens=8))
+        >>> tuned = wrenlm.Model("base.gguf", lora=[("my-adapter/", 1.0), ("style.gguf", 0.5)])
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, n_ctx: int = 2048,
-                 n_threads: int | None = None, kv_cache: str = "f16") -> None:
+                 n_threads: int | None = None, kv_cache: str = "f16", lora: LoraArg = None) -> None:
         n_ctx = _check_int("n_ctx", n_ctx, minimum=0)
         n_threads = _check_int("n_threads", n_threads, minimum=1, allow_none=True)
         if kv_cache not in _KV_CACHE_TYPES:
@@ -65,7 +113,8 @@ class Model:
 
         resolved = hub.resolve_model(path)
         self.path = str(resolved)
-        self._engine: Any = _core.Engine(self.path, n_ctx=n_ctx, n_threads=n_threads or 0, kv_cache=kv_cache)
+        self._engine: Any = _core.Engine(self.path, n_ctx=n_ctx, n_threads=n_threads or 0, kv_cache=kv_cache,
+                                         lora=_lora_specs(lora))
         self._info: dict[str, Any] = dict(self._engine.info)
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -99,7 +148,9 @@ class Model:
     # -- facts -------------------------------------------------------------------------------
     @property
     def info(self) -> dict[str, Any]:
-        """Architecture, name, quantization, parameter count, vocabulary size, layers..."""
+        """Architecture, name, quantization, parameter count, vocabulary size, layers...; ``lora``: the
+        adapters merged at load (path, format, scale, alpha, rank, targets), ``lora_bytes``: the
+        memory of their merged float32 matrices."""
         return dict(self._info)
 
     @property

@@ -1,0 +1,378 @@
+"""LoRA adapters merged at load, against transformers + PEFT on a tiny random Llama.
+
+The adapters are made by PEFT itself (`get_peft_model`, saved with `save_pretrained`; lora_B is zero
+at init, so both matrices are drawn at random here to make the update count) and, for the GGUF kind,
+converted by llama.cpp's own `convert_lora_to_gguf.py`. The oracle is transformers running the base
+with PEFT's adapter (unmerged: x W^T + s (x A^T) B^T), or, for several adapters, PEFT's own merge of
+the first followed by the second unmerged; our side merges W + s B A once, in float32.
+
+Tolerance: as test_architectures.py, 1e-4 x max|logit| (+1e-5) with F32 weights and an F32 KV cache:
+the merge changes only the summation order (B A summed before, not after, the product with x). The
+adapters move logits by O(1) (checked: the base alone is far outside the tolerance), so a wrong scale,
+a missing Q/K row permutation or a transposed update would fail."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import wrenlm
+from conftest import load_transformers_gguf, need, require_module
+from tiny_models import (
+    assert_close,
+    convert_to_gguf,
+    converter_script,
+    greedy_ids,
+    save_hf_model,
+    smollm2_tokenizer,
+)
+
+PROMPT = "The quick brown fox jumps over the lazy dog. 12345 + 678 = ?\n  def f(x): return x**2"
+RTOL = 1e-4
+ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+# -- models and adapters -------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory, smollm2_path):
+    """(HF folder, llama.cpp's F32 GGUF of it, token ids of PROMPT): 4 query heads over 2 KV heads so
+    that attn_q and attn_k are permuted with different head counts."""
+    transformers = require_module("transformers")
+    tok = smollm2_tokenizer(smollm2_path)
+    cfg = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                                   tie_word_embeddings=False, rms_norm_eps=1e-5)
+    d = tmp_path_factory.mktemp("lora_base")
+    hf = save_hf_model(d / "hf", cfg, transformers.LlamaForCausalLM, tok, init_std=0.2)
+    gguf = convert_to_gguf(hf, d / "model-f32.gguf")
+    return hf, gguf, tok(PROMPT)["input_ids"]
+
+
+def make_peft_adapter(hf: Path, out: Path, seed: int, std: float = 0.15, **config) -> Path:
+    """A PEFT LoRA adapter for the model in hf, with A and B drawn from N(0, std^2), saved as safetensors."""
+    torch = require_module("torch")
+    transformers = require_module("transformers")
+    peft = require_module("peft")
+    torch.manual_seed(seed)
+    model = transformers.AutoModelForCausalLM.from_pretrained(hf, torch_dtype=torch.float32)
+    model = peft.get_peft_model(model, peft.LoraConfig(lora_dropout=0.0, **config))
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_A" in name or "lora_B" in name:
+                p.normal_(0.0, std)
+    model.save_pretrained(out, safe_serialization=True)
+    return out
+
+
+@pytest.fixture(scope="module")
+def adapter(base, tmp_path_factory):
+    """Every linear layer of both blocks, r 4, alpha 8 (scale 2)."""
+    return make_peft_adapter(base[0], tmp_path_factory.mktemp("lora_a") / "peft", seed=1, r=4, lora_alpha=8,
+                             target_modules=ALL_LINEAR)
+
+
+@pytest.fixture(scope="module")
+def adapter2(base, tmp_path_factory):
+    """A second adapter: rank-stabilized (scale alpha / sqrt(r)), on q_proj and the output head."""
+    return make_peft_adapter(base[0], tmp_path_factory.mktemp("lora_b") / "peft", seed=2, r=2, lora_alpha=3,
+                             use_rslora=True, target_modules=["q_proj", "lm_head"])
+
+
+def lora_converter() -> Path:
+    """llama.cpp's convert_lora_to_gguf.py, beside convert_hf_to_gguf.py (.ci/run extracts both)."""
+    script = converter_script().parent / "convert_lora_to_gguf.py"
+    if not script.is_file():
+        need("llama.cpp convert_lora_to_gguf.py", f"not beside $WRENLM_LLAMA_CPP_CONVERT ({script}); .ci/run "
+             "extracts it from the sdist")
+    return script
+
+
+def convert_adapter(adapter_dir: Path, base_hf: Path, out: Path, outtype: str = "f32") -> Path:
+    proc = subprocess.run([sys.executable, str(lora_converter()), str(adapter_dir), "--base", str(base_hf),
+                           "--outtype", outtype, "--outfile", str(out)], capture_output=True, text=True, timeout=600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"convert_lora_to_gguf.py failed:\n{proc.stderr[-4000:]}")
+    return out
+
+
+@pytest.fixture(scope="module")
+def gguf_adapter(base, adapter, tmp_path_factory):
+    return convert_adapter(adapter, base[0], tmp_path_factory.mktemp("lora_gguf") / "adapter-f32.gguf")
+
+
+# -- the oracle ----------------------------------------------------------------------------------------
+
+def with_adapter(model, adapter_dir: Path, scale: float):
+    """model under PEFT's adapter, its scale multiplied by `scale` (PEFT's set_scale)."""
+    peft = require_module("peft")
+    from peft.tuners.lora import LoraLayer
+
+    m = peft.PeftModel.from_pretrained(model, adapter_dir).eval()
+    if scale != 1.0:
+        for module in m.modules():
+            if isinstance(module, LoraLayer):
+                module.set_scale("default", scale)
+    return m
+
+
+def peft_model(hf_or_model, adapters: list[tuple[Path, float]]):
+    """transformers + PEFT: all adapters but the last merged by PEFT (merge_and_unload), the last unmerged."""
+    torch = require_module("torch")
+    transformers = require_module("transformers")
+    torch.set_num_threads(2)
+    model = hf_or_model
+    if isinstance(model, Path):
+        model = transformers.AutoModelForCausalLM.from_pretrained(model, torch_dtype=torch.float32).eval()
+    for k, (path, scale) in enumerate(adapters):
+        model = with_adapter(model, path, scale)
+        if k + 1 < len(adapters):
+            model = model.merge_and_unload()
+    return model
+
+
+def logits_of(model, ids: list[int]) -> np.ndarray:
+    import torch
+
+    with torch.no_grad():
+        return model(torch.tensor([ids])).logits[0].numpy()
+
+
+def ours(path: Path, lora, ids: list[int]) -> np.ndarray:
+    return wrenlm.Model(path, kv_cache="f32", n_threads=2, lora=lora).logits(ids)
+
+
+# -- parity --------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("scale", [1.0, 0.5])
+@pytest.mark.parametrize("kind", ["gguf", "hf"])
+def test_peft_adapter_matches_peft(base, adapter, kind, scale):
+    """PEFT adapter over llama.cpp's GGUF (Q/K rows permuted: B's rows are permuted to match) and
+    over the HF folder itself (transformers' row order: none)."""
+    hf, gguf, ids = base
+    ref = logits_of(peft_model(hf, [(adapter, scale)]), ids)
+    assert_close(ours(gguf if kind == "gguf" else hf, [(adapter, scale)], ids), ref, RTOL)
+
+
+def test_adapter_changes_the_logits(base, adapter):
+    """The test adapters are not negligible: the base alone is far outside the tolerance."""
+    hf, gguf, ids = base
+    ref = logits_of(peft_model(hf, [(adapter, 1.0)]), ids)
+    plain = wrenlm.Model(gguf, kv_cache="f32", n_threads=2).logits(ids)
+    assert np.abs(plain - ref).max() > 100 * RTOL * np.abs(ref).max()
+
+
+@pytest.mark.parametrize("kind", ["gguf", "hf"])
+def test_gguf_adapter_matches_peft(base, adapter, gguf_adapter, kind):
+    """The same adapter converted by llama.cpp (alpha / rank scale, Q/K lora_b permuted by the
+    converter): over the GGUF base as written, over the HF folder with B's rows put back."""
+    hf, gguf, ids = base
+    ref = logits_of(peft_model(hf, [(adapter, 0.5)]), ids)
+    assert_close(ours(gguf if kind == "gguf" else hf, [(gguf_adapter, 0.5)], ids), ref, RTOL)
+
+
+def test_adapters_add_up(base, adapter, adapter2):
+    """Two adapters (one rank-stabilized, one on the output head) with their own scales: PEFT merges
+    the first, then runs the second."""
+    hf, gguf, ids = base
+    ref = logits_of(peft_model(hf, [(adapter, 1.0), (adapter2, 0.5)]), ids)
+    assert_close(ours(gguf, [adapter, (adapter2, 0.5)], ids), ref, RTOL)
+
+
+def test_greedy_generation_with_adapter(base, adapter):
+    """Prefill + KV-cache decode on the merged weights (generation path) against PEFT's greedy
+    tokens by full recomputation."""
+    hf, gguf, ids = base
+    model = wrenlm.Model(gguf, kv_cache="f32", n_threads=2, lora=adapter)
+    assert model.generate_ids(ids, max_tokens=12, ignore_eos=True) == greedy_ids(peft_model(hf, [(adapter, 1.0)]),
+                                                                                 ids, 12)
+
+
+def test_adapter_on_quantized_base(base, adapter, tmp_path):
+    """A Q8_0 base: the adapted matrices are dequantized and merged in float32. Oracle: transformers'
+    own dequantization of the same Q8_0 file (gguf-py) with PEFT's adapter on top."""
+    hf, _, ids = base
+    q8 = convert_to_gguf(hf, tmp_path / "model-q8_0.gguf", outtype="q8_0")
+    ref = logits_of(peft_model(load_transformers_gguf(str(q8)), [(adapter, 1.0)]), ids)
+    assert_close(ours(q8, adapter, ids), ref, RTOL)
+
+
+def test_info_lists_adapters(base, adapter, gguf_adapter):
+    hf, gguf, _ = base
+    model = wrenlm.Model(gguf, n_threads=2, lora=[adapter, (str(gguf_adapter), 0.25)])
+    a, g = model.info["lora"]
+    assert (a["path"], a["format"], a["scale"], a["alpha"], a["rank"]) == (str(adapter), "peft", 1.0, 8.0, 4)
+    assert (g["format"], g["scale"], g["alpha"], g["rank"]) == ("gguf", 0.25, 8.0, 4)
+    names = {f"blk.{i}.{n}.weight" for i in range(2)
+             for n in ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]}
+    assert set(a["targets"]) == names == set(g["targets"])
+    # Each adapted matrix once, as float32: per block 64x64 q/o, 32x64 k/v, 3 x 160x64 MLP.
+    assert model.info["lora_bytes"] == 2 * 4 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 160 * 64)
+    assert wrenlm.Model(gguf, n_threads=2).info["lora"] == []
+
+
+# -- arguments and bad adapters ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("lora, match", [
+    (3, "lora must be"),
+    ([("x", "1.0")], r"lora\[0\]"),
+    ([("x", float("nan"))], "finite"),
+    (("x", math.inf), "finite"),
+    ([b"x"], r"lora\[0\]"),
+])
+def test_bad_lora_arguments(base, lora, match):
+    with pytest.raises(ValueError, match=match):
+        wrenlm.Model(base[1], n_threads=2, lora=lora)
+
+
+def copy_peft(src: Path, dst: Path, config: dict | None = None, tensors=None) -> Path:
+    """A copy of a PEFT folder with config keys replaced and tensors(dict of numpy arrays) -> new dict."""
+    st = require_module("safetensors.numpy")
+    shutil.copytree(src, dst)
+    if config is not None:
+        c = json.loads((dst / "adapter_config.json").read_text())
+        c.update(config)
+        (dst / "adapter_config.json").write_text(json.dumps(c))
+    if tensors is not None:
+        st.save_file(tensors(st.load_file(str(src / "adapter_model.safetensors"))),
+                     str(dst / "adapter_model.safetensors"))
+    return dst
+
+
+def renamed(old: str, new: str):
+    return lambda t: {k.replace(old, new): v for k, v in t.items()}
+
+
+def poisoned(key_part: str, value: float):
+    def f(t):
+        t = dict(t)
+        k = next(k for k in t if key_part in k)
+        t[k] = t[k].copy()
+        t[k].flat[3] = value
+        return t
+    return f
+
+
+@pytest.mark.parametrize("case, exc, match", [
+    (dict(tensors=renamed("q_proj", "qq_proj")), wrenlm.FormatError,
+     r"safetensors: tensor '.*layers\.\d\.self_attn\.qq_proj\.lora_A\.weight'.*not a weight of a 'llama'"),
+    (dict(tensors=renamed("layers.1.", "layers.7.")), wrenlm.FormatError,
+     r"safetensors: tensor '.*layers\.7\.[^']*': updates 'blk\.7\.[^']*', which the base model .* does not"),
+    (dict(tensors=lambda t: {k: (v[:, :32] if "q_proj.lora_A" in k else v) for k, v in t.items()}),
+     wrenlm.FormatError, r"q_proj\.lora_A\.weight': expected a \(64 x 64\) update .* found \(64 x 32\)"),
+    (dict(tensors=lambda t: {k: v for k, v in t.items() if "layers.0.mlp.up_proj.lora_B" not in k}),
+     wrenlm.FormatError, r"layers\.0\.mlp\.up_proj\.lora_B\.weight': missing"),
+    (dict(tensors=poisoned("v_proj.lora_B", float("nan"))), wrenlm.FormatError,
+     r"v_proj\.lora_A\.weight': B holds a non-finite value \(nan\)"),
+    (dict(tensors=lambda t: {k: v[:0] if "lora_A" in k else v[:, :0] for k, v in t.items()},
+          config={"r": 0}), wrenlm.FormatError, r"adapter_config\.json: \$\.r: expected a rank > 0"),
+    (dict(config={"r": 8}), wrenlm.FormatError, r"has rank 4 but adapter_config\.json says r = 8"),
+    (dict(config={"use_dora": True}), wrenlm.UnsupportedError, "use_dora: DoRA"),
+    (dict(config={"peft_type": "IA3"}), wrenlm.UnsupportedError, "only LORA"),
+    (dict(config={"alpha_pattern": {"q_proj": 16}}), wrenlm.UnsupportedError, "alpha_pattern"),
+    (dict(tensors=lambda t: {**t, "base_model.model.lm_head.weight": np.zeros((4, 4), np.float32)}),
+     wrenlm.UnsupportedError, r"lm_head\.weight': is not a LoRA matrix"),
+])
+def test_bad_peft_adapters(base, adapter, tmp_path, case, exc, match):
+    bad = copy_peft(adapter, tmp_path / "bad", **case)
+    with pytest.raises(exc, match=match):
+        wrenlm.Model(base[1], n_threads=2, lora=bad)
+
+
+def test_peft_folder_without_files(base, adapter, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(wrenlm.FormatError, match="adapter_config.json: missing"):
+        wrenlm.Model(base[1], n_threads=2, lora=tmp_path / "empty")
+    pickled = copy_peft(adapter, tmp_path / "pickled")
+    (pickled / "adapter_model.safetensors").rename(pickled / "adapter_model.bin")
+    with pytest.raises(wrenlm.FormatError, match="adapter_model.bin: PyTorch pickle"):
+        wrenlm.Model(base[1], n_threads=2, lora=pickled)
+    with pytest.raises(wrenlm.FormatError, match="no such LoRA adapter"):
+        wrenlm.Model(base[1], n_threads=2, lora=tmp_path / "nowhere")
+
+
+def write_gguf_adapter(path: Path, arch: str, tensors: dict, alpha: float = 8.0, general_type: str = "adapter"):
+    """A GGUF adapter written by gguf-py: numpy (rank, cols) arrays are ggml [cols, rank]."""
+    gguf = require_module("gguf")
+    w = gguf.GGUFWriter(str(path), arch)
+    w.add_type(general_type)
+    w.add_string("adapter.type", "lora")
+    w.add_float32("adapter.lora.alpha", alpha)
+    for name, arr in tensors.items():
+        w.add_tensor(name, arr)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def gguf_adapter_tensors(path: Path) -> dict:
+    gguf = require_module("gguf")
+    r = gguf.GGUFReader(str(path))
+    return {t.name: np.array(t.data) for t in r.tensors}
+
+
+@pytest.mark.parametrize("arch, edit, exc, match", [
+    ("qwen2", None, wrenlm.FormatError, r"general\.architecture: the adapter is for 'qwen2' models but the base"),
+    ("llama", lambda t: {k.replace("blk.1.", "blk.5."): v for k, v in t.items()}, wrenlm.FormatError,
+     r"blk\.5\.\w+\.weight\.lora_b': updates 'blk\.5\.\w+\.weight', which the base model"),
+    ("llama", lambda t: {k: v for k, v in t.items() if k != "blk.0.attn_v.weight.lora_a"}, wrenlm.FormatError,
+     r"blk\.0\.attn_v\.weight\.lora_a': missing"),
+    ("llama", lambda t: {k: (v[:, :16] if k == "blk.0.ffn_up.weight.lora_a" else v) for k, v in t.items()},
+     wrenlm.FormatError, r"blk\.0\.ffn_up\.weight\.lora_b': expected a \(160 x 64\) update .* found \(160 x 16\)"),
+    ("llama", lambda t: {**t, "blk.0.attn_norm.weight": np.ones(64, np.float32)}, wrenlm.UnsupportedError,
+     "norm weights"),
+    ("llama", lambda t: {**t, "blk.0.attn_q.weight": np.ones((64, 64), np.float32)}, wrenlm.FormatError,
+     r"blk\.0\.attn_q\.weight': expected a name ending in \.lora_a or \.lora_b"),
+    ("llama", lambda t: {k: (np.full_like(v, np.inf) if k == "blk.1.attn_k.weight.lora_a" else v)
+                         for k, v in t.items()}, wrenlm.FormatError, r"A holds a non-finite value \(inf\)"),
+])
+def test_bad_gguf_adapters(base, gguf_adapter, tmp_path, arch, edit, exc, match):
+    tensors = gguf_adapter_tensors(gguf_adapter)
+    bad = write_gguf_adapter(tmp_path / "bad.gguf", arch, edit(tensors) if edit else tensors)
+    with pytest.raises(exc, match=match):
+        wrenlm.Model(base[1], n_threads=2, lora=bad)
+
+
+def test_model_file_is_not_an_adapter(base):
+    with pytest.raises(wrenlm.FormatError, match=r"general\.type: expected 'adapter'.*this is a model file"):
+        wrenlm.Model(base[1], n_threads=2, lora=base[1])
+
+
+# -- command line --------------------------------------------------------------------------------------
+
+def test_cli_lora_flag_parses_path_and_scale():
+    from wrenlm import cli
+
+    args = cli.build_parser().parse_args(["generate", "--lora", "a.gguf:0.5", "--lora", "dir/peft",
+                                          "--lora", "odd:name", "--lora", "x:-1e-1", "hi"])
+    assert args.lora == [("a.gguf", 0.5), ("dir/peft", 1.0), ("odd:name", 1.0), ("x", -0.1)]
+    assert cli.build_parser().parse_args(["info"]).lora is None
+
+
+def test_cli_generate_with_lora_matches_library(base, adapter, gguf_adapter):
+    """`wrenlm generate --lora` prints what Model(..., lora=...) generates (greedy), in a subprocess."""
+    from test_cli import wrenlm_cmd
+
+    _, gguf, _ = base
+    model = wrenlm.Model(gguf, n_threads=2, lora=[(adapter, 1.0), (gguf_adapter, 0.5)])
+    expected = model.generate(PROMPT, max_tokens=8)
+    ids = model.tokenize(PROMPT)
+    assert model.generate_ids(ids, max_tokens=8, ignore_eos=True) != wrenlm.Model(gguf, n_threads=2).generate_ids(
+        ids, max_tokens=8, ignore_eos=True)
+    r = wrenlm_cmd("generate", "--greedy", "-n", "8", "--threads", "2", "--model", str(gguf), "--lora", str(adapter),
+                   "--lora", f"{gguf_adapter}:0.5", PROMPT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == expected + "\n"
+    r = wrenlm_cmd("info", "--model", str(gguf), "--lora", f"{adapter}:2")
+    assert r.returncode == 0, r.stderr
+    assert "'format': 'peft'" in r.stdout and "'scale': 2.0" in r.stdout
+    r = wrenlm_cmd("generate", "--model", str(gguf), "--lora", str(gguf), PROMPT)
+    assert r.returncode == 2 and "general.type: expected 'adapter'" in r.stderr and "Traceback" not in r.stderr
