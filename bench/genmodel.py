@@ -3,8 +3,10 @@
 Dimensions are TinyLlama-1.1B's (dim 2048, 22 layers, 32 heads, 4 KV heads, FFN 5632, rope base
 10000) except the vocabulary: the tokenizer metadata is copied from the SmolLM2 GGUF, so the
 vocabulary is SmolLM2's 49152 tokens (TinyLlama has 32000). The output head is a separate
-``output.weight`` (not tied). Matrices are stored in the requested type (Q4_0, Q8_0 or F16,
-quantized with ``gguf.quants.quantize``); norms are F32, as llama.cpp's converter writes them.
+``output.weight`` (not tied). Matrices are stored in the requested type: quantized with
+``gguf.quants.quantize`` for the types it has (F16, Q4_0, Q8_0, ...), else random valid blocks
+(tests/python/quant_blocks.py) — the lattice I-quants (IQ1_S ... IQ3_S), which llama.cpp's quantizer
+only writes with an importance matrix; norms are F32, as llama.cpp's converter writes them.
 
 Files are cached in ~/.cache/wrenlm/bench/ and written once, streaming: rows are generated,
 quantized and appended a chunk at a time, so memory stays bounded (a few tens of MB) whatever
@@ -48,13 +50,17 @@ def _qtype(name: str):
 def _file_type(name: str) -> int:
     from gguf import LlamaFileType
 
-    return {
-        "F32": LlamaFileType.ALL_F32,
-        "F16": LlamaFileType.MOSTLY_F16,
-        "Q4_0": LlamaFileType.MOSTLY_Q4_0,
-        "Q4_1": LlamaFileType.MOSTLY_Q4_1,
-        "Q8_0": LlamaFileType.MOSTLY_Q8_0,
-    }[name.upper()]
+    name = name.upper()
+    return int(LlamaFileType.ALL_F32 if name == "F32" else getattr(LlamaFileType, f"MOSTLY_{name}", LlamaFileType.GUESSED))
+
+
+def _random_blocks():
+    """tests/python/quant_blocks.py: random valid blocks for the types gguf-py cannot quantize (the
+    lattice I-quants, whose llama.cpp quantizer also wants an importance matrix)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "python"))
+    import quant_blocks
+
+    return quant_blocks
 
 
 def tensor_plan(hp: dict = HP) -> list[tuple[str, tuple[int, ...], str]]:
@@ -121,6 +127,8 @@ def generate(qtype: str, path: Path | None = None, *, tokenizer_source: Path, se
     tmp = path.with_name(path.name + f".tmp{os.getpid()}")
     mq = _qtype(qtype)
     block, type_size = gguf.GGML_QUANT_SIZES[mq]
+    qb = _random_blocks()
+    random_blocks = None if qtype in qb.QUANTIZED_BY_GGUF_PY else qb.random_blocks
 
     plan = tensor_plan(hp)
     w = GGUFWriter(str(tmp), "llama")
@@ -135,7 +143,7 @@ def generate(qtype: str, path: Path | None = None, *, tokenizer_source: Path, se
     w.add_layer_norm_rms_eps(hp["norm_eps"])
     w.add_rope_dimension_count(hp["dim"] // hp["n_heads"])
     w.add_vocab_size(hp["vocab"])
-    w.add_file_type(int(_file_type(qtype)))
+    w.add_file_type(_file_type(qtype))
     w.add_quantization_version(gguf.GGML_QUANT_VERSION)
     _copy_tokenizer(w, Path(tokenizer_source))
 
@@ -173,6 +181,9 @@ def generate(qtype: str, path: Path | None = None, *, tokenizer_source: Path, se
             step = max(1, CHUNK_ELEMS // cols)
             for r0 in range(0, rows, step):
                 n = min(step, rows - r0)
+                if random_blocks is not None:  # block scales ~ std / 50: weights of about std
+                    random_blocks(gguf, qtype, n, cols, rng, scale=std / 50).tofile(fout)
+                    continue
                 x = rng.standard_normal((n, cols), dtype=np.float32)
                 x *= std
                 quantize(x, mq).tofile(fout)
