@@ -51,7 +51,9 @@ def _file_type(name: str) -> int:
     from gguf import LlamaFileType
 
     name = name.upper()
-    return int(LlamaFileType.ALL_F32 if name == "F32" else getattr(LlamaFileType, f"MOSTLY_{name}", LlamaFileType.GUESSED))
+    if name == "F32":
+        return int(LlamaFileType.ALL_F32)
+    return int(getattr(LlamaFileType, f"MOSTLY_{name}", LlamaFileType.GUESSED))
 
 
 def _random_blocks():

@@ -4,8 +4,10 @@ Both engines score the same token ids (wrenlm's tokenization of the text, which 
 hold equal to llama.cpp's) on the windows llama.cpp's `perplexity` tool uses (see
 wrenlm.perplexity): windows of --n-ctx tokens, each in a fresh context, scored on its second half.
 wrenlm's figure is its generation path (8-bit activations), llama.cpp's its own; --exact adds
-wrenlm's float32 path. The rate column is scored tokens per second of each engine's evaluation of
-the windows (prompt processing at batch n_ctx, interleaved model by model on the same threads).
+wrenlm's float32 path. The rate column is window tokens per second of each engine's evaluation
+(prompt processing at batch n_ctx, interleaved window by window on the same threads): wrenlm's
+includes its log-softmax; llama.cpp's is its eval call alone, which computes the logits of every
+position (llama-cpp-python's logits_all) where wrenlm computes those of the scored half.
 
 The text: Python's own pydoc topics (`pydoc_data.topics`, the Language Reference pages `help()`
 shows), English prose and code that every Python installation has; the same Python version gives
@@ -54,10 +56,17 @@ class LlamaCppScorer:
                                    logits_all=True, n_threads=threads, n_threads_batch=threads, verbose=False)
 
     def nll(self, ids: list[int], first: int) -> np.ndarray:
+        return self.timed_nll(ids, first)[0]
+
+    def timed_nll(self, ids: list[int], first: int) -> tuple[np.ndarray, float]:
+        """The window's scores and the seconds of llama.cpp's evaluation alone (not the copy of its
+        logits into Python nor the log-softmax here, which its own perplexity tool does not pay)."""
         self.llm.reset()
+        t0 = time.perf_counter()
         self.llm.eval(ids)
+        seconds = time.perf_counter() - t0
         logits = np.asarray(self.llm.scores[first:len(ids) - 1])
-        return log_softmax_nll(logits, np.asarray(ids[first + 1:]))
+        return log_softmax_nll(logits, np.asarray(ids[first + 1:])), seconds
 
     def close(self) -> None:
         self.llm.close()
@@ -93,22 +102,23 @@ def measure(key: str, path: Path, args, text: str) -> dict:
             for name in runs:  # interleaved: each window by each engine in turn
                 t0 = time.perf_counter()
                 if name == "llama.cpp":
-                    nll = peer.nll(w.ids, w.first)
+                    nll, took = peer.timed_nll(w.ids, w.first)
                 else:
                     nll = model._e.token_nll(w.ids, first=w.first, exact=name == "wrenlm exact")
-                seconds[name] += time.perf_counter() - t0
+                    took = time.perf_counter() - t0
+                seconds[name] += took
                 runs[name].append(np.asarray(nll))
             print(f"  [{k}/{len(wins)}] " + "  ".join(f"{n} {ppl.running_perplexity(r):.4f}" for n, r in runs.items()),
                   file=sys.stderr, flush=True)
     finally:
         peer.close()
         model.close()
-    scored = sum(len(w.ids) for w in wins)
+    evaluated = sum(len(w.ids) for w in wins)
     out = {"model": key, "path": str(path), "size_mib": path.stat().st_size / 2**20, "n_ctx": args.n_ctx,
            "windows": len(wins), "quant": wrenlm_quant(path)}
     for name, r in runs.items():
         res = ppl.summarize(r, n_ctx=len(wins[0].ids), n_tokens=len(ids))
-        out[name] = {"ppl": res.perplexity, "stderr": res.stderr, "tok_s": scored / seconds[name]}
+        out[name] = {"ppl": res.perplexity, "stderr": res.stderr, "tok_s": evaluated / seconds[name]}
     ours, theirs = out["wrenlm"]["ppl"], out["llama.cpp"]["ppl"]
     out["delta_pct"] = 100.0 * (ours - theirs) / theirs
     return out
@@ -123,7 +133,7 @@ def wrenlm_quant(path: Path) -> str:
 
 def render(rows: list[dict], args, facts: dict) -> str:
     exact = args.exact
-    head = ("| model | weights | MiB | PPL wrenlm | PPL llama.cpp | wrenlm − llama.cpp |"
+    head = ("| model | main type | MiB | PPL wrenlm | PPL llama.cpp | wrenlm − llama.cpp |"
             + (" PPL wrenlm exact |" if exact else "") + " tok/s wrenlm | tok/s llama.cpp | ratio |")
     sep = "|" + "---|" * (head.count("|") - 1)
     lines = [f"Perplexity on Python {facts['python']}'s pydoc topics, {args.windows} windows of {args.n_ctx} tokens "
