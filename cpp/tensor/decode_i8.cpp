@@ -36,10 +36,15 @@ inline uint64_t signed8(uint64_t magnitudes, uint8_t signs) {
   return (magnitudes ^ m) + (m & 0x0101010101010101ull);
 }
 
-// IQ1: q = 8 * grid + 1 (or - 1 where the entry's delta is negative), grid bytes int8 -1, 0, +1.
-inline void iq1_entry(uint64_t entry, bool negative_delta, int8_t* q) {
-  const int d = negative_delta ? -1 : 1;
-  for (int j = 0; j < 8; ++j) q[j] = static_cast<int8_t>(8 * static_cast<int8_t>(grid_byte(entry, j)) + d);
+// IQ1: q = 8 * grid + 1, or 8 * grid - 1 where the entry's delta is negative, for the grid bytes
+// int8 -1, 0, +1 (0xff, 0x00, 0x01), 8 bytes at once: 8 * g per byte is (g << 3) masked to the byte's
+// own bits, + 1 cannot carry (at most 0xf8 + 1), and 8 * g - 1 = ~(8 * -g), where -g swaps 0xff and
+// 0x01 (an xor with 0xfe where bit 0 is set).
+inline uint64_t iq1_entry(uint64_t g, bool negative_delta) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh5 = 0xf8f8f8f8f8f8f8f8ull;
+  if (!negative_delta) return ((g << 3) & kHigh5) + kOnes;
+  const uint64_t neg = g ^ ((g & kOnes) * 0xfe);
+  return ~((neg << 3) & kHigh5);
 }
 
 // The IQ2 formats' group scale: d * (0.5 + ls) / 4 (as gguf-py: d * (0.5 + ls) * 0.25).
@@ -128,7 +133,7 @@ void decode_iq1_s(const void* src, int8_t* q, float* scale, size_t n) {
       scale[2 * g] = scale[2 * g + 1] = d * static_cast<float>(2 * ((qh >> 12) & 7) + 1) * 0.125f;
       for (int k = 0; k < 4; ++k) {
         const unsigned idx = b[i].qs[4 * g + k] | ((qh >> (3 * k)) & 7u) << 8;
-        iq1_entry(kIQ1SGrid[idx], qh & 0x8000, q + 32 * g + 8 * k);
+        store8(q + 32 * g + 8 * k, iq1_entry(kIQ1SGrid[idx], qh & 0x8000));
       }
     }
   }
@@ -145,7 +150,7 @@ void decode_iq1_m(const void* src, int8_t* q, float* scale, size_t n) {
       scale[s] = d * static_cast<float>(2 * ((sc[s / 4] >> (3 * (s % 4))) & 7) + 1) * 0.125f;
     for (int e = 0; e < kQKK / 8; ++e) {
       const unsigned h = (b[i].qh[e / 2] >> (4 * (e % 2))) & 0x0f;
-      iq1_entry(kIQ1SGrid[b[i].qs[e] | (h & 7u) << 8], h & 8, q + 8 * e);
+      store8(q + 8 * e, iq1_entry(kIQ1SGrid[b[i].qs[e] | (h & 7u) << 8], h & 8));
     }
   }
 }
