@@ -40,11 +40,13 @@ inline uint64_t signed8(uint64_t magnitudes, uint8_t signs) {
 // int8 -1, 0, +1 (0xff, 0x00, 0x01), 8 bytes at once: 8 * g per byte is (g << 3) masked to the byte's
 // own bits, + 1 cannot carry (at most 0xf8 + 1), and 8 * g - 1 = ~(8 * -g), where -g swaps 0xff and
 // 0x01 (an xor with 0xfe where bit 0 is set).
+// Both are computed and one selected without a branch (the delta signs are random).
 inline uint64_t iq1_entry(uint64_t g, bool negative_delta) {
   constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh5 = 0xf8f8f8f8f8f8f8f8ull;
-  if (!negative_delta) return ((g << 3) & kHigh5) + kOnes;
-  const uint64_t neg = g ^ ((g & kOnes) * 0xfe);
-  return ~((neg << 3) & kHigh5);
+  const uint64_t plus = ((g << 3) & kHigh5) + kOnes;
+  const uint64_t minus = ~(((g ^ ((g & kOnes) * 0xfe)) << 3) & kHigh5);
+  const uint64_t pick_minus = 0 - static_cast<uint64_t>(negative_delta);
+  return (plus & ~pick_minus) | (minus & pick_minus);
 }
 
 // The IQ2 formats' group scale: d * (0.5 + ls) / 4 (as gguf-py: d * (0.5 + ls) * 0.25).
