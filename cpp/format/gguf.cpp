@@ -1,8 +1,11 @@
 #include "format/gguf.h"
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 #include <limits>
 
+#include "tokenizer/unicode.h"
 #include "util/errors.h"
 
 namespace wren {
@@ -46,7 +49,12 @@ class Cursor {
     if (remaining() < sizeof(uint64_t)) need(sizeof(uint64_t), field + " (string length)");
     const uint64_t len = read<uint64_t>(field);
     if (len > remaining()) need(len, field + str_cat(" (string of ", len, " bytes)"));
-    std::string s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(len));
+    const char* p = reinterpret_cast<const char*>(data_ + pos_);
+    const size_t bad = utf8_first_invalid(p, static_cast<size_t>(len));
+    if (bad != len)  // GGUF strings are UTF-8; anything else would fail later, far from its cause
+      f_.fail(field, str_cat("string of ", len, " bytes at offset ", pos_, " is not valid UTF-8 (byte ", bad,
+                             " of it is 0x", std::hex, static_cast<int>(static_cast<uint8_t>(p[bad])), ")"));
+    std::string s(p, static_cast<size_t>(len));
     pos_ += len;
     return s;
   }
@@ -198,6 +206,35 @@ GgufFile::GgufFile(const std::string& path) : TensorSource(path), file_(std::mak
       fail("tensor '" + t.name + "'", str_cat("data [", t.offset, ", +", t.nbytes, ") runs past the end of the ",
                                               data_size, "-byte data section (truncated file?)"));
     t.data = file_->data() + data_start + t.offset;
+  }
+  check_tensor_layout();
+}
+
+void GgufFile::check_tensor_layout() const {
+  // Writers (llama.cpp, gguf-py) lay tensors out back to back, each padded to the alignment. A
+  // tensor that overlaps another, or leaves bytes that belong to no tensor, has a wrong offset or a
+  // wrong type (a type id swapped for one of another block size changes its byte size): either
+  // way its bytes are not what its type says, and it would load and compute garbage.
+  std::vector<const GgufTensor*> by_offset;
+  for (const GgufTensor& t : tensors()) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const GgufTensor* a, const GgufTensor* b) { return a->offset < b->offset; });
+  uint64_t end = 0;  // where the previous tensor's bytes end
+  const GgufTensor* prev = nullptr;
+  for (const GgufTensor* t : by_offset) {
+    const std::string field = "tensor '" + t->name + "'";
+    if (t->offset < end)
+      fail(field, str_cat("data [", t->offset, ", +", t->nbytes, ") overlaps tensor '", prev->name, "' [",
+                          prev->offset, ", +", prev->nbytes, ") (", dtype_name(prev->dtype), " ", prev->shape_str(),
+                          "): a wrong offset, or a wrong type for one of them"));
+    const uint64_t padded = (end + alignment_ - 1) / alignment_ * alignment_;
+    if (t->offset > padded)
+      fail(field, str_cat("data starts at ", t->offset, " but ", prev ? "tensor '" + prev->name + "'" : "the data section",
+                          prev ? str_cat(" (", dtype_name(prev->dtype), " ", prev->shape_str(), ")") : "",
+                          " ends at ", end, ": ", t->offset - end,
+                          " bytes belong to no tensor (a wrong type or offset)"));
+    end = t->offset + t->nbytes;
+    prev = t;
   }
 }
 

@@ -22,6 +22,9 @@ class GgufFile : public TensorSource {
   void release(const uint8_t* p, uint64_t n) const override { file_->release(p, static_cast<size_t>(n)); }
 
  private:
+  // FormatError unless the tensors' bytes tile the data section: no overlaps, no unclaimed gaps.
+  void check_tensor_layout() const;
+
   std::unique_ptr<MappedFile> file_;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;

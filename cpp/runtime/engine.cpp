@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <exception>
 #include <future>
+#include <system_error>
 #include <thread>
 
 #include "util/blas.h"
@@ -23,13 +24,19 @@ Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv
   file_ = open_model_source(path);
   // The vocabulary (hash maps over ~50k tokens and merges) is built on its own thread while the
   // weights are bound and packed: both only read the parsed file.
-  std::future<std::unique_ptr<Tokenizer>> tokenizer = std::async(std::launch::async, [this] {
+  auto load_vocabulary = [this] {
     try {
       return Tokenizer::from_source(*file_);
     } catch (const FormatError& e) {
       throw FormatError(str_cat("loading vocabulary: ", e.what()));
     }
-  });
+  };
+  std::future<std::unique_ptr<Tokenizer>> tokenizer;
+  try {
+    tokenizer = std::async(std::launch::async, load_vocabulary);
+  } catch (const std::system_error&) {  // no thread to spare (process limits): load it here instead
+    tokenizer = std::async(std::launch::deferred, load_vocabulary);
+  }
   pool_ = std::make_unique<ThreadPool>(n_threads > 0 ? n_threads : default_thread_count());
   // Our pool calls sgemm from each of its threads on separate tiles: OpenBLAS must not add its own.
   blas::set_num_threads(1);
@@ -48,9 +55,12 @@ Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv
   } catch (const UnsupportedError& e) {
     tokenizer_error_ = e.what();  // raised when text is tokenized; token ids still work
   }
+  // Every row of the embedding (and of the output head) is a token the model can produce: a vocabulary
+  // of another size would fail later, mid-generation, on the first id it does not cover.
   if (tokenizer_)
-    WREN_CHECK(model_->info().n_vocab >= tokenizer_->n_vocab(), FormatError, path, ": the vocabulary has ",
-               tokenizer_->n_vocab(), " tokens but the embedding only ", model_->info().n_vocab, " rows");
+    WREN_CHECK(model_->info().n_vocab == tokenizer_->n_vocab(), FormatError, path, ": the vocabulary has ",
+               tokenizer_->n_vocab(), " tokens but the embedding has ", model_->info().n_vocab,
+               " rows (token_embd.weight); they must match");
   // Learned position embeddings end where they end, whatever context was asked for.
   if (model_->info().max_positions > 0) n_ctx_ = std::min(n_ctx_, model_->info().max_positions);
 }

@@ -113,6 +113,16 @@ struct EncodeWorkspace {
   UnigramWorkspace unigram;
   std::vector<TextPiece> pieces;
   std::string text;
+  const std::function<bool()>* cancel = nullptr;
+  size_t until_poll = 0;  // pieces left before cancel is polled again
+
+  // Polls cancel every kPollEvery pieces (a poll takes the GIL: not once per word).
+  void poll() {
+    constexpr size_t kPollEvery = 4096;
+    if (!cancel || !*cancel || until_poll-- > 0) return;
+    until_poll = kPollEvery;
+    if ((*cancel)()) throw Interrupted();
+  }
 };
 
 std::unique_ptr<Tokenizer> Tokenizer::from_source(const TensorSource& f) {
@@ -392,6 +402,7 @@ void Tokenizer::encode_plain(const char* s, size_t n, bool at_start, EncodeWorks
     ws->pieces.clear();
     pre_.split(ws->text.data(), ws->text.size(), &ws->pieces);
     for (const TextPiece& p : ws->pieces) {
+      ws->poll();
       const char* piece = ws->text.data() + p.begin;
       const size_t len = p.end - p.begin;
       // A run of newlines that is a token is that token, whatever the merges say (llama.cpp's rule
@@ -408,7 +419,10 @@ void Tokenizer::encode_plain(const char* s, size_t n, bool at_start, EncodeWorks
   } else if (bpe_) {
     ws->pieces.clear();
     pre_.split(s, n, &ws->pieces);
-    for (const TextPiece& p : ws->pieces) bpe_->encode(s + p.begin, p.end - p.begin, &ws->bpe, out);
+    for (const TextPiece& p : ws->pieces) {
+      ws->poll();
+      bpe_->encode(s + p.begin, p.end - p.begin, &ws->bpe, out);
+    }
   } else if (spm_) {
     // Each stretch of text follows the start or a special token; which ones get the prefix space
     // depends on where the vocabulary came from (see SpacePrefix).
@@ -428,7 +442,10 @@ void Tokenizer::encode_plain(const char* s, size_t n, bool at_start, EncodeWorks
     bert_normalizer_.normalize(s, n, &ws->text);
     ws->pieces.clear();
     split_bert_words(ws->text.data(), ws->text.size(), &ws->pieces);
-    for (const TextPiece& p : ws->pieces) wordpiece_->encode(ws->text.data() + p.begin, p.end - p.begin, out);
+    for (const TextPiece& p : ws->pieces) {
+      ws->poll();
+      wordpiece_->encode(ws->text.data() + p.begin, p.end - p.begin, out);
+    }
   }
 }
 
@@ -441,6 +458,7 @@ void Tokenizer::encode_text(const char* s, size_t n, bool parse_special, EncodeW
       size_t len = 0;
       const int32_t id = match_special(s, n, i, parse_special, &len);
       if (id >= 0) {
+        ws->poll();
         encode_plain(s + plain_begin, i - plain_begin, plain_begin == 0, ws, out);
         out->push_back(id);
         i += len;
@@ -455,13 +473,15 @@ void Tokenizer::encode_text(const char* s, size_t n, bool parse_special, EncodeW
   encode_plain(s + plain_begin, n - plain_begin, plain_begin == 0, ws, out);
 }
 
-std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_bos, bool parse_special) const {
+std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_bos, bool parse_special,
+                                       const std::function<bool()>& cancel) const {
   // The models keep byte offsets in 32 bits (normalization can triple the text).
   WREN_CHECK(text.size() < UINT32_MAX / 4, InvalidArgument, "text of ", text.size(), " bytes is too long to tokenize");
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
   if (add_bos && add_bos_ && bos_ >= 0) out.push_back(bos_);
   EncodeWorkspace ws;
+  ws.cancel = &cancel;
   encode_text(text.data(), text.size(), parse_special, &ws, &out);
   if (add_bos && add_eos_) out.push_back(eos_);
   if (add_bos && add_sep_) out.push_back(sep_);

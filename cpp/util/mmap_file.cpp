@@ -13,12 +13,14 @@
 namespace wren {
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO (or a device) would otherwise wait for a writer; it is refused below
+  // as not a regular file. For a regular file the flag changes nothing.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   WREN_CHECK(fd >= 0, FormatError, path, ": cannot open: ", std::strerror(errno));
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw FormatError(str_cat(path, ": not a regular file"));
+    throw FormatError(str_cat(path, ": not a regular file (a model is read from a file, not a pipe or device)"));
   }
   size_ = static_cast<size_t>(st.st_size);
   if (size_ > 0) {
