@@ -20,6 +20,7 @@ class GgufFile : public TensorSource {
   uint64_t alignment() const { return alignment_; }
   uint64_t file_size() const override { return file_->size(); }
   void release(const uint8_t* p, uint64_t n) const override { file_->release(p, static_cast<size_t>(n)); }
+  void check_not_truncated() const override { file_->check_not_truncated(); }
 
  private:
   // FormatError unless the tensors' bytes tile the data section: no overlaps, no unclaimed gaps.

@@ -131,29 +131,23 @@ struct AddedToken {
 };
 
 GgufValue string_array(std::vector<std::string> v) {
-  GgufValue g;
-  g.type = GgufType::ARRAY;
-  g.elem_type = GgufType::STRING;
-  g.arr.resize(v.size());
+  std::vector<GgufValue> elems(v.size());
   for (size_t i = 0; i < v.size(); ++i) {
-    g.arr[i].type = GgufType::STRING;
-    g.arr[i].s = std::move(v[i]);
+    elems[i].type = GgufType::STRING;
+    elems[i].s = std::move(v[i]);
   }
-  return g;
+  return GgufValue::array_of(GgufType::STRING, elems);
 }
 
 template <typename T>
 GgufValue number_array(const std::vector<T>& v, GgufType t) {
-  GgufValue g;
-  g.type = GgufType::ARRAY;
-  g.elem_type = t;
-  g.arr.resize(v.size());
+  std::vector<GgufValue> elems(v.size());
   for (size_t i = 0; i < v.size(); ++i) {
-    g.arr[i].type = t;
-    if (t == GgufType::F32) g.arr[i].f = static_cast<double>(static_cast<float>(v[i]));
-    else g.arr[i].i = static_cast<int64_t>(v[i]);
+    elems[i].type = t;
+    if (t == GgufType::F32) elems[i].f = static_cast<double>(static_cast<float>(v[i]));
+    else elems[i].i = static_cast<int64_t>(v[i]);
   }
-  return g;
+  return GgufValue::array_of(t, elems);
 }
 
 // Special token ids and add-BOS/EOS flags, in gguf-py SpecialVocab's order of precedence:

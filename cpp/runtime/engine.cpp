@@ -82,6 +82,7 @@ void Engine::eval(Session& s, const int32_t* tokens, int64_t n, float* all_logit
   WREN_CHECK(n > 0, InvalidArgument, "no tokens to evaluate");
   const int64_t n_vocab = info().n_vocab;
   check_tokens(tokens, n);
+  file_->check_not_truncated();
   if (s.n_past + n > n_ctx_)
     throw ContextOverflowError(str_cat(s.n_past + n, " tokens (", s.n_past, " in context + ", n,
                                        " new) exceed the context window n_ctx=", n_ctx_,
@@ -118,6 +119,7 @@ void Engine::hidden_states(const int32_t* tokens, int64_t n, float* out, const C
 
 void Engine::hidden_states(Session& s, const int32_t* tokens, int64_t n, float* out, const CancelFn& cancel,
                            bool exact) {
+  file_->check_not_truncated();
   // An encoder sees its whole input at once; a decoder may take it in batches.
   const int64_t batch = info().causal ? model_->max_batch() : n;
   const int64_t dim = info().dim;

@@ -90,18 +90,17 @@ std::vector<float> read_scores(const TensorSource& f, size_t n) {
   const GgufValue* v = f.find(kKeyScores);
   if (v == nullptr) return scores;
   if (v->type != GgufType::ARRAY) f.fail(kKeyScores, "expected an array of numbers");
-  if (v->arr.size() != n)
-    f.fail(kKeyScores, str_cat("has ", v->arr.size(), " entries but ", kKeyTokens, " has ", n));
-  for (size_t i = 0; i < n; ++i) {
-    const GgufValue& e = v->arr[i];
+  if (v->size() != n)
+    f.fail(kKeyScores, str_cat("has ", v->size(), " entries but ", kKeyTokens, " has ", n));
+  v->for_each([&](size_t i, const GgufValue& e) {
     if (e.is_float()) {
       scores[i] = static_cast<float>(e.f);
     } else if (e.is_integer()) {
-      scores[i] = static_cast<float>(e.type == GgufType::I32 || e.type == GgufType::I64 ? e.i : e.u);
+      scores[i] = static_cast<float>(e.is_signed() ? e.i : e.u);
     } else {
       f.fail(kKeyScores, str_cat("entry ", i, " is a ", gguf_type_name(e.type), "; expected a number"));
     }
-  }
+  });
   return scores;
 }
 
@@ -332,8 +331,10 @@ void Tokenizer::load_unigram(const TensorSource& f) {
     if (v->type != GgufType::ARRAY || (v->elem_type != GgufType::U8 && v->elem_type != GgufType::I8))
       f.fail(kKeyCharsMap, "expected an array of bytes");
     std::vector<uint8_t> blob;
-    blob.reserve(v->arr.size());
-    for (const GgufValue& e : v->arr) blob.push_back(static_cast<uint8_t>(e.type == GgufType::I8 ? e.i : e.u));
+    blob.reserve(v->size());
+    v->for_each([&](size_t, const GgufValue& e) {
+      blob.push_back(static_cast<uint8_t>(e.type == GgufType::I8 ? e.i : e.u));
+    });
     try {
       spm_normalizer_.charsmap = CharsMap(std::move(blob));
     } catch (const FormatError& e) {

@@ -32,7 +32,14 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     }
     data_ = static_cast<const uint8_t*>(p);
   }
-  ::close(fd);
+  fd_ = fd;
+}
+
+void MappedFile::check_not_truncated() const {
+  struct stat st {};
+  if (fd_ >= 0 && ::fstat(fd_, &st) == 0 && static_cast<uint64_t>(st.st_size) < size_)
+    throw FormatError(str_cat(path_, ": the file was truncated after it was loaded (", st.st_size, " bytes now, ",
+                              size_, " when loaded); its weights are gone: load it again"));
 }
 
 void MappedFile::release(const uint8_t* p, size_t n) const {
@@ -44,6 +51,7 @@ void MappedFile::release(const uint8_t* p, size_t n) const {
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace wren

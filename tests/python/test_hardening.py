@@ -343,11 +343,10 @@ def test_metadata_arrays_read_back_exactly(tmp_path):
         "a.f32": ([0.5, -1.25], gguf.GGUFValueType.FLOAT32), "a.f64": ([1e300, -2.5], gguf.GGUFValueType.FLOAT64),
         "a.bool": ([True, False, True], gguf.GGUFValueType.BOOL),
         "a.str": (["", "é", "x" * 70], gguf.GGUFValueType.STRING),
-        "a.empty": ([], gguf.GGUFValueType.UINT32),
     }
     for key, (v, t) in values.items():
         w.add_key_value(key, v, gguf.GGUFValueType.ARRAY, sub_type=t)
-    w.add_array("a.nested", [[1, 2], [], ["x"]])
+    w.add_array("a.nested", [[1, 2], [3], ["x", "y"]])
     w.add_tensor("w", np.zeros((2, 32), np.float32))
     w.write_header_to_file()
     w.write_kv_data_to_file()
@@ -358,7 +357,12 @@ def test_metadata_arrays_read_back_exactly(tmp_path):
     md = _core.GgufFile(str(path)).metadata
     for key, (v, _) in values.items():
         assert md[key] == v, key
-    assert md["a.nested"] == [[1, 2], [], ["x"]]
+    assert md["a.nested"] == [[1, 2], [3], ["x", "y"]]
+    # gguf-py refuses to write an empty array; the format allows one
+    kvs, infos, data = good_parts()
+    empty = tmp_path / "empty.gguf"
+    empty.write_bytes(build([*kvs, kv("a.empty", 9, struct.pack("<IQ", 4, 0))], infos, data))
+    assert _core.GgufFile(str(empty)).metadata["a.empty"] == []
 
 
 # ---- 5. silent garbage ------------------------------------------------------------------------------
