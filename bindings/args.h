@@ -6,6 +6,7 @@
 
 #include <pybind11/pybind11.h>
 
+#include <cmath>
 #include <cstdint>
 #include <limits>
 #include <string>
@@ -58,6 +59,15 @@ inline double native_float(pybind11::handle v, const char* name) {
     throw InvalidArgument(str_cat(name, " is too large"));
   }
   return d;
+}
+
+// A Python number as a float32: a finite value beyond float32's range is an error (converting it
+// would be undefined behaviour); inf and NaN pass through for the option checks to name.
+inline float native_float32(pybind11::handle v, const char* name) {
+  const double d = native_float(v, name);
+  if (std::isfinite(d) && std::fabs(d) > static_cast<double>(std::numeric_limits<float>::max()))
+    throw InvalidArgument(str_cat(name, " = ", d, " is outside the float32 range"));
+  return static_cast<float>(d);
 }
 
 // A str as UTF-8; a lone surrogate (not encodable) is a ValueError naming its position.

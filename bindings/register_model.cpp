@@ -151,11 +151,11 @@ void register_model(py::module_& m) {
         o.max_tokens = max_tokens.is_none() ? -1 : native_int<int64_t>(max_tokens, "max_tokens");
         WREN_CHECK(o.max_tokens == -1 || o.max_tokens >= 1, InvalidArgument, "max_tokens must be >= 1 or None, got ",
                    o.max_tokens);
-        o.sampling.temperature = static_cast<float>(native_float(temperature, "temperature"));
+        o.sampling.temperature = native_float32(temperature, "temperature");
         o.sampling.top_k = native_int<int32_t>(top_k, "top_k");
-        o.sampling.top_p = static_cast<float>(native_float(top_p, "top_p"));
-        o.sampling.min_p = static_cast<float>(native_float(min_p, "min_p"));
-        o.sampling.repeat_penalty = static_cast<float>(native_float(repeat_penalty, "repeat_penalty"));
+        o.sampling.top_p = native_float32(top_p, "top_p");
+        o.sampling.min_p = native_float32(min_p, "min_p");
+        o.sampling.repeat_penalty = native_float32(repeat_penalty, "repeat_penalty");
         o.sampling.repeat_last_n = native_int<int32_t>(repeat_last_n, "repeat_last_n");
         if (!seed.is_none()) o.sampling.seed = native_int<uint64_t>(seed, "seed");
         if (PyUnicode_Check(stop.ptr()) || !PySequence_Check(stop.ptr()))

@@ -86,6 +86,7 @@ def test_out_of_range_arguments_are_value_errors(smollm2_path):
             lambda: m.generate("hi", max_tokens=2**63),
             lambda: m.generate("hi", seed=2**64),
             lambda: m.generate("hi", temperature=10**400),
+            lambda: m.generate("hi", top_p=1e300),
             lambda: m.generate("hi", stop=["\\ud800"]),
             lambda: m.generate("a \\udc80 b"),
             lambda: list(m.stream("hi", top_k=2**63)),
@@ -119,7 +120,7 @@ def test_out_of_range_arguments_are_value_errors(smollm2_path):
     """)
     lines = assert_child_ok(r)
     assert lines[:-1] == [f"{k} ValueError" for k in range(len(lines) - 1)], r.stdout
-    assert len(lines) == 25
+    assert len(lines) == 26
     assert lines[-1] == "False False"
 
 
