@@ -19,8 +19,8 @@ py::object to_python(const GgufValue& v) {
     case GgufType::BOOL: return py::bool_(v.u != 0);
     case GgufType::STRING: return py::str(PyUnicode_DecodeUTF8(v.s.data(), static_cast<Py_ssize_t>(v.s.size()), "replace"), false);
     case GgufType::ARRAY: {
-      py::list out(v.arr.size());
-      for (size_t i = 0; i < v.arr.size(); ++i) out[i] = to_python(v.arr[i]);
+      py::list out(v.size());
+      v.for_each([&](size_t i, const GgufValue& e) { out[i] = to_python(e); });
       return std::move(out);
     }
   }

@@ -4,6 +4,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include "bindings/args.h"
 #include "bindings/register.h"
 #include "runtime/engine.h"
 #include "runtime/generator.h"
@@ -20,6 +21,12 @@ const CancelFn kCancelOnSignal = [] { return python_interrupt_pending(); };
 
 py::str utf8(const std::string& s) {
   return py::reinterpret_steal<py::str>(PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace"));
+}
+
+void check_fits_context(const Engine& e, int64_t n) {
+  if (n > e.n_ctx())
+    throw ContextOverflowError(str_cat(n, " tokens exceed the context window n_ctx=", e.n_ctx(),
+                                       "; load the model with a larger n_ctx or shorten the input"));
 }
 
 }  // namespace
@@ -74,9 +81,10 @@ void register_model(py::module_& m) {
         if (!v || v->type != GgufType::STRING) return py::none();
         return utf8(v->s);
       })
-      .def("tokenize", [](const Engine& e, const std::string& text, bool add_bos, bool special) {
+      .def("tokenize", [](const Engine& e, py::handle text, bool add_bos, bool special) {
+        const std::string utf8_text = native_str(text, "text");
         py::gil_scoped_release nogil;
-        return e.tokenizer().encode(text, add_bos, special);
+        return e.tokenizer().encode(utf8_text, add_bos, special, kCancelOnSignal);
       }, py::arg("text"), py::kw_only(), py::arg("add_bos") = true, py::arg("special") = true)
       .def("detokenize", [](const Engine& e, const std::vector<int32_t>& ids, bool skip_special) {
         std::string s;
@@ -90,10 +98,14 @@ void register_model(py::module_& m) {
       .def_property_readonly("bos_id", [](const Engine& e) { return e.tokenizer().bos_id(); })
       .def_property_readonly("add_bos", [](const Engine& e) { return e.tokenizer().add_bos(); })
       .def_property_readonly("eos_id", [](const Engine& e) { return e.tokenizer().eos_id(); })
-      .def("is_eog", [](const Engine& e, int32_t id) { return e.tokenizer().is_eog(id); })
+      .def("is_eog", [](const Engine& e, py::handle id) {
+        const int64_t i = native_int<int64_t>(id, "token_id");
+        return i >= 0 && i < e.tokenizer().n_vocab() && e.tokenizer().is_eog(static_cast<int32_t>(i));
+      })
       .def("logits", [](Engine& e, const std::vector<int32_t>& ids, bool exact) {
         WREN_CHECK(!ids.empty(), InvalidArgument, "logits() needs at least one token id");
         const int64_t n = static_cast<int64_t>(ids.size()), v = e.info().n_vocab;
+        check_fits_context(e, n);  // before the (n, n_vocab) array is allocated
         py::array_t<float> out({n, v});
         float* dst = out.mutable_data();
         {
@@ -116,6 +128,7 @@ void register_model(py::module_& m) {
       .def("hidden_states", [](Engine& e, const std::vector<int32_t>& ids, bool exact) {
         WREN_CHECK(!ids.empty(), InvalidArgument, "hidden_states() needs at least one token id");
         const int64_t n = static_cast<int64_t>(ids.size());
+        check_fits_context(e, n);
         py::array_t<float> out({n, e.info().dim});
         float* dst = out.mutable_data();
         {
@@ -149,23 +162,26 @@ void register_model(py::module_& m) {
         return out;
       }, py::arg("seqs"), py::kw_only(), py::arg("pooling"), py::arg("normalize"),
          "One pooled vector per token-id sequence: (len(seqs), dim) float32.")
-      .def("generator", [](Engine& e, std::vector<int32_t> prompt, std::optional<int64_t> max_tokens,
-                           float temperature, int32_t top_k, float top_p, float min_p, float repeat_penalty,
-                           int32_t repeat_last_n, std::optional<uint64_t> seed, std::vector<std::string> stop,
-                           bool ignore_eos) {
+      .def("generator", [](Engine& e, py::handle prompt, py::handle max_tokens, py::handle temperature,
+                           py::handle top_k, py::handle top_p, py::handle min_p, py::handle repeat_penalty,
+                           py::handle repeat_last_n, py::handle seed, py::handle stop, py::handle ignore_eos) {
+        // Every argument is converted here, against its native type (bindings/args.h).
         GenerateOptions o;
-        o.max_tokens = max_tokens ? *max_tokens : -1;
-        WREN_CHECK(!max_tokens || *max_tokens >= 1, InvalidArgument, "max_tokens must be >= 1 or None, got ", *max_tokens);
-        o.sampling.temperature = temperature;
-        o.sampling.top_k = top_k;
-        o.sampling.top_p = top_p;
-        o.sampling.min_p = min_p;
-        o.sampling.repeat_penalty = repeat_penalty;
-        o.sampling.repeat_last_n = repeat_last_n;
-        o.sampling.seed = seed;
-        o.stop = std::move(stop);
-        o.ignore_eos = ignore_eos;
-        return std::make_unique<Generator>(e, std::move(prompt), std::move(o));
+        o.max_tokens = max_tokens.is_none() ? -1 : native_int<int64_t>(max_tokens, "max_tokens");
+        WREN_CHECK(o.max_tokens == -1 || o.max_tokens >= 1, InvalidArgument, "max_tokens must be >= 1 or None, got ",
+                   o.max_tokens);
+        o.sampling.temperature = native_float32(temperature, "temperature");
+        o.sampling.top_k = native_int<int32_t>(top_k, "top_k");
+        o.sampling.top_p = native_float32(top_p, "top_p");
+        o.sampling.min_p = native_float32(min_p, "min_p");
+        o.sampling.repeat_penalty = native_float32(repeat_penalty, "repeat_penalty");
+        o.sampling.repeat_last_n = native_int<int32_t>(repeat_last_n, "repeat_last_n");
+        if (!seed.is_none()) o.sampling.seed = native_int<uint64_t>(seed, "seed");
+        if (PyUnicode_Check(stop.ptr()) || !PySequence_Check(stop.ptr()))
+          throw InvalidArgument("stop must be a list of strings");
+        for (py::handle s : py::reinterpret_borrow<py::sequence>(stop)) o.stop.push_back(native_str(s, "stop"));
+        o.ignore_eos = PyObject_IsTrue(ignore_eos.ptr()) == 1;
+        return std::make_unique<Generator>(e, native_int_list<int32_t>(prompt, "prompt token id"), std::move(o));
       }, py::arg("prompt"), py::kw_only(), py::arg("max_tokens"), py::arg("temperature"), py::arg("top_k"),
          py::arg("top_p"), py::arg("min_p"), py::arg("repeat_penalty"), py::arg("repeat_last_n"), py::arg("seed"),
          py::arg("stop"), py::arg("ignore_eos"), py::keep_alive<0, 1>());

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 
+#include "bindings/args.h"
 #include "bindings/register.h"
 #include "format/tensor_source.h"
 #include "tokenizer/tokenizer.h"
@@ -71,10 +72,11 @@ Example:
            py::arg("path"))
       .def(
           "encode",
-          [](const Tokenizer& t, const std::string& text, bool add_bos, bool parse_special) {
-            std::optional<py::gil_scoped_release> release;
-            if (text.size() >= kReleaseGilBytes) release.emplace();
-            return t.encode(text, add_bos, parse_special);
+          [](const Tokenizer& t, py::handle text, bool add_bos, bool parse_special) {
+            const std::string utf8 = native_str(text, "text");
+            if (utf8.size() < kReleaseGilBytes) return t.encode(utf8, add_bos, parse_special);
+            py::gil_scoped_release release;
+            return t.encode(utf8, add_bos, parse_special, [] { return python_interrupt_pending(); });
           },
           py::arg("text"), py::kw_only(), py::arg("add_bos") = true, py::arg("parse_special") = true,
           R"doc(Text to token ids.
@@ -91,8 +93,8 @@ Returns:
 )doc")
       .def(
           "decode",
-          [](const Tokenizer& t, const std::vector<int64_t>& ids, bool skip_special) {
-            const std::vector<int32_t> ids32 = checked_ids(t, ids);
+          [](const Tokenizer& t, py::handle ids, bool skip_special) {
+            const std::vector<int32_t> ids32 = checked_ids(t, native_int_list<int64_t>(ids, "token id"));
             std::string bytes;
             {
               std::optional<py::gil_scoped_release> release;
@@ -116,31 +118,36 @@ Raises:
 )doc")
       .def(
           "token_bytes",
-          [](const Tokenizer& t, int64_t id) {
-            const std::string b = t.token_bytes(checked_id(t, id));
+          [](const Tokenizer& t, py::handle h) {
+            const std::string b = t.token_bytes(checked_id(t, native_int<int64_t>(h, "id")));
             return py::bytes(b.data(), b.size());
           },
           py::arg("id"), "The raw bytes one token stands for (a control token: its text).")
       .def(
           "token_text",
-          [](const Tokenizer& t, int64_t id) { return to_str(t.token_text(checked_id(t, id))); },
+          [](const Tokenizer& t, py::handle h) { return to_str(t.token_text(checked_id(t, native_int<int64_t>(h, "id")))); },
           py::arg("id"), "The token's text as stored in the vocabulary (byte-level form).")
       .def(
           "token_type",
-          [](const Tokenizer& t, int64_t id) { return static_cast<int>(t.token_type(checked_id(t, id))); },
+          [](const Tokenizer& t, py::handle h) {
+            return static_cast<int>(t.token_type(checked_id(t, native_int<int64_t>(h, "id"))));
+          },
           py::arg("id"),
           "The token's type: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.")
-      .def("token_id", &Tokenizer::token_id, py::arg("text"),
+      .def("token_id", [](const Tokenizer& t, py::handle text) { return t.token_id(native_str(text, "text")); },
+           py::arg("text"),
            "Id of the token whose vocabulary text is exactly `text`, or -1.")
       .def(
           "is_eog",
-          [](const Tokenizer& t, int64_t id) {
+          [](const Tokenizer& t, py::handle h) {
+            const int64_t id = native_int<int64_t>(h, "id");
             return in_range(t, id) && t.is_eog(static_cast<int32_t>(id));
           },
           py::arg("id"), "True for end-of-generation tokens (EOS, EOT, <|im_end|>, ...).")
       .def(
           "is_control",
-          [](const Tokenizer& t, int64_t id) {
+          [](const Tokenizer& t, py::handle h) {
+            const int64_t id = native_int<int64_t>(h, "id");
             return in_range(t, id) && t.is_control(static_cast<int32_t>(id));
           },
           py::arg("id"), "True for control tokens.")
@@ -174,10 +181,8 @@ Example:
            py::arg("skip_special") = true, py::keep_alive<1, 2>())
       .def(
           "push",
-          [](Detokenizer& d, int64_t id) {
-            if (id < INT32_MIN || id > INT32_MAX)
-              throw InvalidArgument(str_cat("token id ", id, " is out of range"));
-            return to_str(d.push(static_cast<int32_t>(id)));
+          [](Detokenizer& d, py::handle id) {
+            return to_str(d.push(native_int<int32_t>(id, "token id")));
           },
           py::arg("id"),
           R"doc(Adds one token; returns the text it completes (possibly empty).

@@ -1,8 +1,11 @@
 #include "format/gguf.h"
 
+#include <algorithm>
 #include <cstring>
+#include <vector>
 #include <limits>
 
+#include "tokenizer/unicode.h"
 #include "util/errors.h"
 
 namespace wren {
@@ -41,14 +44,30 @@ class Cursor {
     return v;
   }
 
+  const uint8_t* here() const { return data_ + pos_; }
+  void skip(uint64_t n, const std::string& field) {
+    need(n, field);
+    pos_ += n;
+  }
+
   // The field's name is only extended into a message on failure: vocabularies hold ~10^5 strings.
   std::string read_string(const std::string& field) {
+    const uint64_t len = skip_string(field);
+    return std::string(reinterpret_cast<const char*>(data_ + pos_ - len), static_cast<size_t>(len));
+  }
+
+  // Checks a string (length in range, UTF-8) and moves past it; returns its length.
+  uint64_t skip_string(const std::string& field) {
     if (remaining() < sizeof(uint64_t)) need(sizeof(uint64_t), field + " (string length)");
     const uint64_t len = read<uint64_t>(field);
     if (len > remaining()) need(len, field + str_cat(" (string of ", len, " bytes)"));
-    std::string s(reinterpret_cast<const char*>(data_ + pos_), static_cast<size_t>(len));
+    const char* p = reinterpret_cast<const char*>(data_ + pos_);
+    const size_t bad = utf8_first_invalid(p, static_cast<size_t>(len));
+    if (bad != len)  // GGUF strings are UTF-8; anything else would fail later, far from its cause
+      f_.fail(field, str_cat("string of ", len, " bytes at offset ", pos_, " is not valid UTF-8 (byte ", bad,
+                             " of it is 0x", std::hex, static_cast<int>(static_cast<uint8_t>(p[bad])), ")"));
     pos_ += len;
-    return s;
+    return len;
   }
 
  private:
@@ -72,6 +91,43 @@ uint64_t min_encoded_size(GgufType t) {
 
 bool valid_type(uint32_t t) { return t <= static_cast<uint32_t>(GgufType::F64); }
 
+// Bytes of one value of a fixed-size type; 0 for STRING and ARRAY.
+uint64_t fixed_size(GgufType t) {
+  return t == GgufType::STRING || t == GgufType::ARRAY ? 0 : min_encoded_size(t);
+}
+
+// Reads an array's element type and count, checked against the bytes left.
+std::pair<GgufType, uint64_t> read_array_head(const GgufFile& f, Cursor& c, const std::string& field, int depth) {
+  if (depth >= kMaxNesting) f.fail(field, str_cat("arrays nested deeper than ", kMaxNesting));
+  const uint32_t et = c.read<uint32_t>(field + " (array element type)");
+  if (!valid_type(et)) f.fail(field, str_cat("array element type ", et, " is not a GGUF value type (0..12)"));
+  const uint64_t n = c.read<uint64_t>(field + " (array length)");
+  uint64_t min_bytes;
+  if (mul_overflows(n, min_encoded_size(static_cast<GgufType>(et)), &min_bytes) || min_bytes > c.remaining())
+    f.fail(field, str_cat("array of ", n, " elements cannot fit in the ", c.remaining(), " bytes left in the file"));
+  return {static_cast<GgufType>(et), n};
+}
+
+// Checks n array elements of type t and moves past them, storing nothing.
+void skip_elements(const GgufFile& f, Cursor& c, GgufType t, uint64_t n, const std::string& field, int depth) {
+  if (const uint64_t size = fixed_size(t)) {
+    const uint8_t* p = c.here();
+    c.skip(n * size, field);  // n * size was checked against the bytes left
+    if (t == GgufType::BOOL)
+      for (uint64_t k = 0; k < n; ++k)
+        if (p[k] > 1) f.fail(field, str_cat("bool must be 0 or 1, found ", int(p[k]), " (element ", k, ")"));
+    return;
+  }
+  for (uint64_t k = 0; k < n; ++k) {
+    if (t == GgufType::STRING) {
+      c.skip_string(field);
+    } else {
+      const auto [et, count] = read_array_head(f, c, field, depth + 1);
+      skip_elements(f, c, et, count, field, depth + 1);
+    }
+  }
+}
+
 void read_value(const GgufFile& f, Cursor& c, GgufType type, const std::string& field, int depth,
                 GgufValue* out) {
   out->type = type;
@@ -94,19 +150,16 @@ void read_value(const GgufFile& f, Cursor& c, GgufType type, const std::string& 
     }
     case GgufType::STRING: out->s = c.read_string(field); break;
     case GgufType::ARRAY: {
-      if (depth >= kMaxNesting) f.fail(field, str_cat("arrays nested deeper than ", kMaxNesting));
-      const uint32_t et = c.read<uint32_t>(field + " (array element type)");
-      if (!valid_type(et)) f.fail(field, str_cat("array element type ", et, " is not a GGUF value type (0..12)"));
-      const uint64_t n = c.read<uint64_t>(field + " (array length)");
-      uint64_t min_bytes;
-      if (mul_overflows(n, min_encoded_size(static_cast<GgufType>(et)), &min_bytes) ||
-          min_bytes > c.remaining())
-        f.fail(field, str_cat("array of ", n, " elements cannot fit in the ", c.remaining(),
-                              " bytes left in the file"));
-      out->elem_type = static_cast<GgufType>(et);
-      out->arr.resize(static_cast<size_t>(n));
-      for (uint64_t k = 0; k < n; ++k)
-        read_value(f, c, out->elem_type, field, depth + 1, &out->arr[static_cast<size_t>(k)]);
+      // Validated element by element, then kept as one copy of its encoded bytes (GgufValue).
+      const auto [et, n] = read_array_head(f, c, field, depth);
+      const uint8_t* start = c.here();
+      skip_elements(f, c, et, n, field, depth);
+      out->elem_type = et;
+      out->count = n;
+      out->encoded = std::make_shared<const std::string>(reinterpret_cast<const char*>(start),
+                                                         static_cast<size_t>(c.here() - start));
+      out->begin = 0;
+      out->end = out->encoded->size();
       break;
     }
   }
@@ -198,6 +251,35 @@ GgufFile::GgufFile(const std::string& path) : TensorSource(path), file_(std::mak
       fail("tensor '" + t.name + "'", str_cat("data [", t.offset, ", +", t.nbytes, ") runs past the end of the ",
                                               data_size, "-byte data section (truncated file?)"));
     t.data = file_->data() + data_start + t.offset;
+  }
+  check_tensor_layout();
+}
+
+void GgufFile::check_tensor_layout() const {
+  // Writers (llama.cpp, gguf-py) lay tensors out back to back, each padded to the alignment. A
+  // tensor that overlaps another, or leaves bytes that belong to no tensor, has a wrong offset or a
+  // wrong type (a type id swapped for one of another block size changes its byte size): either
+  // way its bytes are not what its type says, and it would load and compute garbage.
+  std::vector<const GgufTensor*> by_offset;
+  for (const GgufTensor& t : tensors()) by_offset.push_back(&t);
+  std::sort(by_offset.begin(), by_offset.end(),
+            [](const GgufTensor* a, const GgufTensor* b) { return a->offset < b->offset; });
+  uint64_t end = 0;  // where the previous tensor's bytes end
+  const GgufTensor* prev = nullptr;
+  for (const GgufTensor* t : by_offset) {
+    const std::string field = "tensor '" + t->name + "'";
+    if (t->offset < end)
+      fail(field, str_cat("data [", t->offset, ", +", t->nbytes, ") overlaps tensor '", prev->name, "' [",
+                          prev->offset, ", +", prev->nbytes, ") (", dtype_name(prev->dtype), " ", prev->shape_str(),
+                          "): a wrong offset, or a wrong type for one of them"));
+    const uint64_t padded = (end + alignment_ - 1) / alignment_ * alignment_;
+    if (t->offset > padded)
+      fail(field, str_cat("data starts at ", t->offset, " but ", prev ? "tensor '" + prev->name + "'" : "the data section",
+                          prev ? str_cat(" (", dtype_name(prev->dtype), " ", prev->shape_str(), ")") : "",
+                          " ends at ", end, ": ", t->offset - end,
+                          " bytes belong to no tensor (a wrong type or offset)"));
+    end = t->offset + t->nbytes;
+    prev = t;
   }
 }
 

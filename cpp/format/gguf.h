@@ -20,8 +20,12 @@ class GgufFile : public TensorSource {
   uint64_t alignment() const { return alignment_; }
   uint64_t file_size() const override { return file_->size(); }
   void release(const uint8_t* p, uint64_t n) const override { file_->release(p, static_cast<size_t>(n)); }
+  void check_not_truncated() const override { file_->check_not_truncated(); }
 
  private:
+  // FormatError unless the tensors' bytes tile the data section: no overlaps, no unclaimed gaps.
+  void check_tensor_layout() const;
+
   std::unique_ptr<MappedFile> file_;
   uint32_t version_ = 0;
   uint64_t alignment_ = 32;

@@ -448,9 +448,7 @@ void gpt_neo_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
   w.put_u32(k(arch, "attention.sliding_window"), c.integer({"window_size"}));
   // llama.cpp has no GPT-Neo; which layers attend locally is a bool per layer (true: local), from
   // config "attention_types" = [[["global", "local"], repeat], ...] (read by models/gpt_neo.cpp).
-  GgufValue pattern;
-  pattern.type = GgufType::ARRAY;
-  pattern.elem_type = GgufType::BOOL;
+  std::vector<GgufValue> pattern;
   for (const JsonValue& group : c.root().at("attention_types").as_array()) {
     const auto& g = group.as_array();
     if (g.size() != 2) group.fail("expected [[kinds...], repeat]");
@@ -461,10 +459,10 @@ void gpt_neo_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
         GgufValue b;
         b.type = GgufType::BOOL;
         b.u = kind.as_string() == "local";
-        pattern.arr.push_back(b);
+        pattern.push_back(b);
       }
   }
-  w.put(k(arch, "attention.sliding_window_pattern"), std::move(pattern));
+  w.put(k(arch, "attention.sliding_window_pattern"), GgufValue::array_of(GgufType::BOOL, pattern));
 }
 
 void bloom_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {

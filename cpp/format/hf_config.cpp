@@ -4,7 +4,38 @@
 
 namespace wren {
 
+namespace {
+
+// Every count and size config.json may give, under each spelling the families read, with the largest
+// value accepted: checked when the config is opened, before any of them enters arithmetic (a zero
+// head count is a division by zero; a huge head size, a loop of billions). The bounds are those the
+// GGUF hyper-parameters are held to (models/hparams.cpp), or the tokenizer's id range.
+struct CountKey {
+  const char* key;
+  int64_t max;
+};
+constexpr int64_t kMaxHeads = 4096, kMaxWidth = int64_t(1) << 20, kMaxFfn = int64_t(1) << 22;
+constexpr CountKey kCountKeys[] = {
+    {"num_attention_heads", kMaxHeads}, {"n_head", kMaxHeads},        {"n_heads", kMaxHeads},
+    {"num_heads", kMaxHeads},           {"num_key_value_heads", kMaxHeads}, {"n_kv_heads", kMaxHeads},
+    {"n_head_kv", kMaxHeads},           {"head_dim", 4096},           {"hidden_size", kMaxWidth},
+    {"n_embd", kMaxWidth},              {"dim", kMaxWidth},           {"num_hidden_layers", 1024},
+    {"n_layer", 1024},
+    {"n_layers", 1024},                 {"intermediate_size", kMaxFfn}, {"n_inner", kMaxFfn},
+    {"vocab_size", int64_t(1) << 24},   {"type_vocab_size", int64_t(1) << 24},
+    {"num_local_experts", 4096},        {"num_experts_per_tok", 4096},
+    {"max_position_embeddings", int64_t(1) << 31}, {"n_positions", int64_t(1) << 31},
+    {"original_max_position_embeddings", int64_t(1) << 31},
+};
+
+}  // namespace
+
 HfConfig::HfConfig(const JsonValue& root) : root_(root) {
+  for (const CountKey& k : kCountKeys)
+    if (const JsonValue* v = root.find_non_null(k.key)) {
+      const int64_t n = v->as_int();
+      if (n < 1 || n > k.max) v->fail(str_cat("expected a count in 1..", k.max, ", found ", n));
+    }
   rope_ = root.find_non_null("rope_parameters");
   if (!rope_) rope_ = root.find_non_null("rope_scaling");
   if (rope_ && !rope_->is_object()) rope_->fail(str_cat("expected an object, found ", rope_->kind_name()));

@@ -233,6 +233,10 @@ const SafetensorsFile* HfFolder::shard_of(const uint8_t* p) const {
   return nullptr;
 }
 
+void HfFolder::check_not_truncated() const {
+  for (const auto& s : shards_) s->check_not_truncated();
+}
+
 void HfFolder::release(const uint8_t* p, uint64_t n) const {
   if (const SafetensorsFile* s = shard_of(p)) s->release(p, n);
 }

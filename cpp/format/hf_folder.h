@@ -60,6 +60,7 @@ class HfFolder : public TensorSource {
 
   uint64_t file_size() const override { return bytes_; }
   void release(const uint8_t* p, uint64_t n) const override;
+  void check_not_truncated() const override;
 
   // True when dir looks like a model folder (has config.json or any weights file).
   static bool looks_like_model_folder(const std::string& dir);

@@ -1,14 +1,14 @@
 // tokenizer.json (+ tokenizer_config.json, chat_template.jinja, config.json) -> the tokenizer.ggml.*
 // keys llama.cpp's converter writes: the vocabulary with token types, merges, special token ids and
 // add-BOS/EOS flags, the chat template, and which tokenizer model and pre-tokenizer to run.
-#include <fstream>
+#include <algorithm>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include "format/hf_folder.h"
 #include "tokenizer/pre_tokenizer.h"
 #include "util/errors.h"
+#include "util/mmap_file.h"
 
 namespace wren {
 namespace {
@@ -17,13 +17,9 @@ namespace {
 enum TokType : int32_t { kNormal = 1, kUnknown = 2, kControl = 3, kUserDefined = 4, kUnused = 5, kByte = 6 };
 
 std::string read_text(const std::string& path, size_t max_bytes) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw FormatError(str_cat(path, ": cannot open"));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string s = ss.str();
-  if (s.size() > max_bytes) throw FormatError(str_cat(path, ": larger than ", max_bytes, " bytes"));
-  return s;
+  const MappedFile f(path);  // a regular file only: never blocks on a FIFO
+  if (f.size() > max_bytes) throw FormatError(str_cat(path, ": larger than ", max_bytes, " bytes"));
+  return std::string(reinterpret_cast<const char*>(f.data()), f.size());
 }
 
 bool starts_with(const std::string& s, const char* p) { return s.rfind(p, 0) == 0; }
@@ -135,29 +131,23 @@ struct AddedToken {
 };
 
 GgufValue string_array(std::vector<std::string> v) {
-  GgufValue g;
-  g.type = GgufType::ARRAY;
-  g.elem_type = GgufType::STRING;
-  g.arr.resize(v.size());
+  std::vector<GgufValue> elems(v.size());
   for (size_t i = 0; i < v.size(); ++i) {
-    g.arr[i].type = GgufType::STRING;
-    g.arr[i].s = std::move(v[i]);
+    elems[i].type = GgufType::STRING;
+    elems[i].s = std::move(v[i]);
   }
-  return g;
+  return GgufValue::array_of(GgufType::STRING, elems);
 }
 
 template <typename T>
 GgufValue number_array(const std::vector<T>& v, GgufType t) {
-  GgufValue g;
-  g.type = GgufType::ARRAY;
-  g.elem_type = t;
-  g.arr.resize(v.size());
+  std::vector<GgufValue> elems(v.size());
   for (size_t i = 0; i < v.size(); ++i) {
-    g.arr[i].type = t;
-    if (t == GgufType::F32) g.arr[i].f = static_cast<double>(static_cast<float>(v[i]));
-    else g.arr[i].i = static_cast<int64_t>(v[i]);
+    elems[i].type = t;
+    if (t == GgufType::F32) elems[i].f = static_cast<double>(static_cast<float>(v[i]));
+    else elems[i].i = static_cast<int64_t>(v[i]);
   }
-  return g;
+  return GgufValue::array_of(t, elems);
 }
 
 // Special token ids and add-BOS/EOS flags, in gguf-py SpecialVocab's order of precedence:
@@ -428,6 +418,13 @@ void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWrit
   if (kind != "llama")
     if (const JsonValue* v = config.find_non_null("vocab_size")) {
       if (v->as_int() <= max_id) v->fail(str_cat("vocab_size ", v->as_int(), " is not above the largest token id ", max_id));
+      // Padding entries stand for embedding rows: bounded by what the weights hold, before any is made.
+      uint64_t largest_dim = 0;
+      for (const SafetensorsTensor* t : w.hf_tensors())
+        for (const uint64_t d : t->shape) largest_dim = std::max(largest_dim, d);
+      if (static_cast<uint64_t>(v->as_int()) > largest_dim)
+        v->fail(str_cat("vocab_size ", v->as_int(), " is larger than every dimension of every weight (at most ",
+                        largest_dim, "): the embedding has one row per token"));
       n_vocab = v->as_int();
     }
 

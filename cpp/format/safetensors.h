@@ -39,6 +39,7 @@ class SafetensorsFile {
   const SafetensorsTensor& require_supported(const SafetensorsTensor& t) const;
   bool contains(const uint8_t* p) const { return p >= file_->data() && p < file_->data() + file_->size(); }
   void release(const uint8_t* p, uint64_t n) const { file_->release(p, static_cast<size_t>(n)); }
+  void check_not_truncated() const { file_->check_not_truncated(); }
 
  private:
   [[noreturn]] void fail(const std::string& field, const std::string& what) const;

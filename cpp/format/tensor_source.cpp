@@ -1,5 +1,7 @@
 #include "format/tensor_source.h"
 
+#include <cstring>
+
 #include "util/errors.h"
 
 namespace wren {
@@ -17,6 +19,121 @@ bool GgufValue::is_integer() const {
     case GgufType::U32: case GgufType::I32: case GgufType::U64: case GgufType::I64: return true;
     default: return false;
   }
+}
+
+bool GgufValue::is_signed() const {
+  return type == GgufType::I8 || type == GgufType::I16 || type == GgufType::I32 || type == GgufType::I64;
+}
+
+namespace {
+
+template <typename T>
+T load(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+template <typename T>
+void store(std::string* out, T v) {
+  char b[sizeof(T)];
+  std::memcpy(b, &v, sizeof(T));
+  out->append(b, sizeof(T));
+}
+
+// Decodes one element of type t at p (the encoding was validated when it was read or written).
+const uint8_t* decode(GgufType t, const uint8_t* p, const std::shared_ptr<const std::string>& buf,
+                      GgufValue* out) {
+  out->type = t;
+  switch (t) {
+    case GgufType::U8: case GgufType::BOOL: out->u = load<uint8_t>(p); return p + 1;
+    case GgufType::I8: out->i = load<int8_t>(p); return p + 1;
+    case GgufType::U16: out->u = load<uint16_t>(p); return p + 2;
+    case GgufType::I16: out->i = load<int16_t>(p); return p + 2;
+    case GgufType::U32: out->u = load<uint32_t>(p); return p + 4;
+    case GgufType::I32: out->i = load<int32_t>(p); return p + 4;
+    case GgufType::F32: out->f = load<float>(p); return p + 4;
+    case GgufType::U64: out->u = load<uint64_t>(p); return p + 8;
+    case GgufType::I64: out->i = load<int64_t>(p); return p + 8;
+    case GgufType::F64: out->f = load<double>(p); return p + 8;
+    case GgufType::STRING: {
+      const uint64_t n = load<uint64_t>(p);
+      out->s.assign(reinterpret_cast<const char*>(p + 8), static_cast<size_t>(n));
+      return p + 8 + n;
+    }
+    case GgufType::ARRAY: {
+      out->elem_type = static_cast<GgufType>(load<uint32_t>(p));
+      out->count = load<uint64_t>(p + 4);
+      out->encoded = buf;
+      const uint8_t* base = reinterpret_cast<const uint8_t*>(buf->data());
+      out->begin = static_cast<size_t>(p + 12 - base);
+      const uint8_t* q = p + 12;
+      GgufValue skip;
+      for (uint64_t k = 0; k < out->count; ++k) q = decode(out->elem_type, q, buf, &skip);
+      out->end = static_cast<size_t>(q - base);
+      return q;
+    }
+  }
+  throw FormatError("internal: unknown GGUF value type");
+}
+
+void encode(const GgufValue& v, std::string* out) {
+  switch (v.type) {
+    case GgufType::U8: case GgufType::BOOL: store<uint8_t>(out, static_cast<uint8_t>(v.u)); break;
+    case GgufType::I8: store<int8_t>(out, static_cast<int8_t>(v.i)); break;
+    case GgufType::U16: store<uint16_t>(out, static_cast<uint16_t>(v.u)); break;
+    case GgufType::I16: store<int16_t>(out, static_cast<int16_t>(v.i)); break;
+    case GgufType::U32: store<uint32_t>(out, static_cast<uint32_t>(v.u)); break;
+    case GgufType::I32: store<int32_t>(out, static_cast<int32_t>(v.i)); break;
+    case GgufType::F32: store<float>(out, static_cast<float>(v.f)); break;
+    case GgufType::U64: store<uint64_t>(out, v.u); break;
+    case GgufType::I64: store<int64_t>(out, v.i); break;
+    case GgufType::F64: store<double>(out, v.f); break;
+    case GgufType::STRING:
+      store<uint64_t>(out, v.s.size());
+      out->append(v.s);
+      break;
+    case GgufType::ARRAY:
+      store<uint32_t>(out, static_cast<uint32_t>(v.elem_type));
+      store<uint64_t>(out, v.count);
+      if (v.encoded) out->append(*v.encoded, v.begin, v.end - v.begin);
+      break;
+  }
+}
+
+}  // namespace
+
+void GgufValue::for_each(const std::function<void(size_t, const GgufValue&)>& fn) const {
+  if (type != GgufType::ARRAY || count == 0) return;
+  const uint8_t* p = reinterpret_cast<const uint8_t*>(encoded->data()) + begin;
+  GgufValue e;
+  for (uint64_t k = 0; k < count; ++k) {
+    p = decode(elem_type, p, encoded, &e);
+    fn(static_cast<size_t>(k), e);
+  }
+}
+
+std::vector<GgufValue> GgufValue::elements() const {
+  std::vector<GgufValue> out;
+  out.reserve(size());
+  for_each([&](size_t, const GgufValue& e) { out.push_back(e); });
+  return out;
+}
+
+GgufValue GgufValue::array_of(GgufType elem_type, const std::vector<GgufValue>& elems) {
+  auto buf = std::make_shared<std::string>();
+  for (const GgufValue& e : elems) {
+    if (e.type != elem_type) throw FormatError("internal: array element of the wrong type");
+    encode(e, buf.get());
+  }
+  GgufValue v;
+  v.type = GgufType::ARRAY;
+  v.elem_type = elem_type;
+  v.count = elems.size();
+  v.begin = 0;
+  v.end = buf->size();
+  v.encoded = std::move(buf);
+  return v;
 }
 
 uint64_t GgufTensor::n_elements() const {
@@ -109,8 +226,8 @@ std::vector<std::string> TensorSource::get_string_array(const std::string& key) 
   if (v->type != GgufType::ARRAY || v->elem_type != GgufType::STRING)
     fail(key, "expected an array of strings");
   std::vector<std::string> out;
-  out.reserve(v->arr.size());
-  for (const GgufValue& e : v->arr) out.push_back(e.s);
+  out.reserve(v->size());
+  v->for_each([&](size_t, const GgufValue& e) { out.push_back(e.s); });
   return out;
 }
 
@@ -119,13 +236,11 @@ std::vector<int64_t> TensorSource::get_int_array(const std::string& key) const {
   if (!v) fail(key, "required key is missing");
   if (v->type != GgufType::ARRAY) fail(key, "expected an array of integers");
   std::vector<int64_t> out;
-  out.reserve(v->arr.size());
-  for (const GgufValue& e : v->arr) {
+  out.reserve(v->size());
+  v->for_each([&](size_t, const GgufValue& e) {
     if (!e.is_integer()) fail(key, str_cat("expected integers, found ", gguf_type_name(e.type)));
-    const bool is_signed = e.type == GgufType::I8 || e.type == GgufType::I16 ||
-                           e.type == GgufType::I32 || e.type == GgufType::I64;
-    out.push_back(is_signed ? e.i : static_cast<int64_t>(e.u));
-  }
+    out.push_back(e.is_signed() ? e.i : static_cast<int64_t>(e.u));
+  });
   return out;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,17 +22,35 @@ enum class GgufType : uint32_t {
 const char* gguf_type_name(GgufType t);
 
 // One metadata value. Scalars keep their value in the widest matching field.
+//
+// Arrays are kept compact: their elements stay encoded as GGUF encodes them (numbers little-endian
+// and packed, strings as a u64 length and the bytes, nested arrays as element type, count and
+// elements), one shared buffer per array, decoded on access. An array costs the RAM its bytes take
+// in the file, not a GgufValue per element (~100 bytes for each byte of a u8 array).
 struct GgufValue {
   GgufType type = GgufType::U8;
   uint64_t u = 0;   // unsigned integers, bool
   int64_t i = 0;    // signed integers
   double f = 0.0;   // floats
   std::string s;    // STRING
-  GgufType elem_type = GgufType::U8;  // ARRAY
-  std::vector<GgufValue> arr;         // ARRAY (may nest)
+
+  // ARRAY: `count` elements of elem_type, encoded back to back in `encoded` from byte `begin`.
+  GgufType elem_type = GgufType::U8;
+  uint64_t count = 0;
+  std::shared_ptr<const std::string> encoded;
+  size_t begin = 0, end = 0;  // [begin, end) of *encoded
 
   bool is_integer() const;
+  bool is_signed() const;  // I8..I64
   bool is_float() const { return type == GgufType::F32 || type == GgufType::F64; }
+  size_t size() const { return static_cast<size_t>(count); }  // ARRAY: number of elements
+
+  // ARRAY: calls fn(k, element) for each element in order (one decoded element at a time).
+  void for_each(const std::function<void(size_t, const GgufValue&)>& fn) const;
+  // ARRAY: all elements decoded (for small arrays; large ones: for_each).
+  std::vector<GgufValue> elements() const;
+  // An ARRAY of elem_type holding the given scalars (or arrays, for ARRAY): encodes them.
+  static GgufValue array_of(GgufType elem_type, const std::vector<GgufValue>& elems);
 };
 
 struct GgufTensor {
@@ -57,6 +76,12 @@ class TensorSource {
   // Drops the resident pages of bytes [p, p + n) of a tensor's data once they were copied (see
   // MappedFile::release: only whole pages inside the range go, so neighbours are never touched).
   virtual void release(const uint8_t* p, uint64_t n) const {}
+  // FormatError when a file the tensors are mapped from has been truncated since it was opened.
+  // Weights stay in the mapping (they are not copied at load), and a page past the new end of a
+  // file faults (SIGBUS) when touched; the runtime calls this before every forward pass instead.
+  // A file truncated while a pass runs can still fault: mapping a file means trusting it not to
+  // shrink, as every mmap-based runtime does (llama.cpp included).
+  virtual void check_not_truncated() const {}
 
   const std::map<std::string, GgufValue>& metadata() const { return kv_; }
   const std::vector<GgufTensor>& tensors() const { return tensors_; }

@@ -1,6 +1,7 @@
 #include "kernels/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 
 #include "kernels/kernel_table.h"
 #include "tensor/decode_i8.h"
@@ -137,7 +138,13 @@ void matmul_tiled(const QuantMatrix& w, const float* x, int64_t n, float* y, Thr
                   MatmulScratch& s) {
   const int64_t tr = tile_rows(w.rows, pool.size());
   const int64_t n_tiles = (w.rows + tr - 1) / tr;
+  std::atomic<bool> stop{false};
   pool.parallel_for(n_tiles, [&](int64_t t, int thread) {
+    if (stop.load(std::memory_order_relaxed)) return;
+    if (thread == 0 && s.cancel && *s.cancel && (*s.cancel)()) {  // the caller's thread only
+      stop.store(true, std::memory_order_relaxed);
+      return;
+    }
     const int64_t r0 = t * tr, nr = std::min(tr, w.rows - r0);
     const float* tile;
     if (w.dtype == DType::F32 && !w.is_packed()) {
@@ -156,6 +163,7 @@ void matmul_tiled(const QuantMatrix& w, const float* x, int64_t n, float* y, Thr
     blas::sgemm_nt(static_cast<int>(n), static_cast<int>(nr), static_cast<int>(w.cols), x,
                    static_cast<int>(w.cols), tile, static_cast<int>(w.cols), y + r0, static_cast<int>(w.rows));
   });
+  if (stop.load()) throw Interrupted();
 }
 
 }  // namespace

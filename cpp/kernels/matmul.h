@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <memory>
 #include <utility>
@@ -44,6 +45,10 @@ class MatmulScratch {
   // reference numerics, for logits inspection); false: activations are quantized to 8 bits and
   // multiplied on the integer blocks (generation; what llama.cpp does).
   bool float_activations = false;
+  // Optional: polled by the calling thread between F32 weight tiles (float_activations); when it
+  // returns true the product stops and throws Interrupted. For long products (an output head over
+  // hundreds of tokens) that Ctrl-C must not wait for.
+  const std::function<bool()>* cancel = nullptr;
 
  private:
   int64_t max_cols_, max_batch_;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -93,5 +94,11 @@ void gated_mlp(const GatedMlpWeights& w, GateActivation act, const float* x, int
 
 // x[i] += y[i]
 void add_in_place(float* x, const float* y, int64_t count);
+
+// logits (rows, head.rows) = x (rows, dim) times the output head, a slice of rows at a time with
+// cancel polled between slices: over a long input it is the longest single step of a forward pass
+// (hundreds of milliseconds), and Ctrl-C must not wait for it.
+void output_head(const QuantMatrix& head, const float* x, int64_t rows, float* logits, ThreadPool& pool,
+                 MatmulScratch& s, const std::function<bool()>& cancel);
 
 }  // namespace wren

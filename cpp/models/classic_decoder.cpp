@@ -95,7 +95,7 @@ class ClassicDecoder : public Model {
     const int64_t first = all_logits ? 0 : n - 1;
     float* xb = ws_.xb.get();  // (n - first, dim)
     apply_layer_norm(output_norm_, ws_.x.get() + first * cfg_.dim, n - first, cfg_.dim, cfg_.norm_eps, xb);
-    matmul(output_, xb, n - first, logits, pool_, ws_.mm);
+    output_head(output_, xb, n - first, logits, pool_, ws_.mm, cancel);
   }
 
   void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, int64_t /*seq_len*/, KvCache& cache, float* out,

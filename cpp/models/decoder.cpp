@@ -69,7 +69,7 @@ class Decoder : public Model {
     const int64_t first = all_logits ? 0 : n - 1;
     const int64_t rows = n - first;
     rms_norm(x + first * dim, output_norm_.data(), rows, dim, cfg_.rms_eps, xb);
-    matmul(output_, xb, rows, logits, pool_, ws_.mm);
+    output_head(output_, xb, rows, logits, pool_, ws_.mm, cancel);
     if (cfg_.final_softcap > 0.f) soft_cap(logits, rows * cfg_.n_vocab, cfg_.final_softcap);
   }
 
@@ -230,6 +230,9 @@ DecoderConfig DecoderConfig::read(const TensorSource& f, const std::string& arch
   auto check = [&](bool ok, const std::string& field, const std::string& what) {
     if (!ok) f.fail(key(field.c_str()), what);
   };
+  // NaN, zero or negative: every normalized activation would be NaN or infinite (all-NaN logits).
+  check(c.rms_eps > 0 && c.rms_eps < 1, "attention.layer_norm_rms_epsilon",
+        str_cat("must be in (0, 1), found ", c.rms_eps));
   check(c.attn.head_dim % 2 == 0, "attention.key_length", str_cat("head size must be even, found ", c.attn.head_dim));
   c.rope_dim = static_cast<int64_t>(f.get_uint(key("rope.dimension_count"), c.attn.head_dim));
   check(c.rope_dim > 0 && c.rope_dim <= c.attn.head_dim && c.rope_dim % 2 == 0, "rope.dimension_count",

@@ -22,12 +22,12 @@ std::unique_ptr<Model> make_gpt_neo(const TensorSource& f, const std::string& ar
   c.window = static_cast<int64_t>(f.get_uint(window_key));
   if (c.window <= 0 || c.window > (int64_t(1) << 24)) f.fail(window_key, str_cat("out of range: ", c.window));
   const GgufValue* local = f.find(layers_key);
-  if (!local || local->type != GgufType::ARRAY || local->arr.size() != static_cast<size_t>(c.n_layers))
+  if (!local || local->type != GgufType::ARRAY || local->size() != static_cast<size_t>(c.n_layers))
     f.fail(layers_key, str_cat("expected an array of ", c.n_layers, " booleans (true: local attention)"));
-  for (const GgufValue& v : local->arr) {
+  local->for_each([&](size_t, const GgufValue& v) {
     if (v.type != GgufType::BOOL && !v.is_integer()) f.fail(layers_key, "expected booleans");
     c.local.push_back(v.u != 0 || v.i != 0);
-  }
+  });
   return make_classic_decoder(f, c, pool, n_ctx);
 }
 

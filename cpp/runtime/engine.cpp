@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <exception>
 #include <future>
+#include <system_error>
 #include <thread>
 
 #include "format/lora_source.h"
@@ -34,13 +35,19 @@ Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv
   }
   // The vocabulary (hash maps over ~50k tokens and merges) is built on its own thread while the
   // weights are bound and packed: both only read the parsed file.
-  std::future<std::unique_ptr<Tokenizer>> tokenizer = std::async(std::launch::async, [this] {
+  auto load_vocabulary = [this] {
     try {
       return Tokenizer::from_source(*file_);
     } catch (const FormatError& e) {
       throw FormatError(str_cat("loading vocabulary: ", e.what()));
     }
-  });
+  };
+  std::future<std::unique_ptr<Tokenizer>> tokenizer;
+  try {
+    tokenizer = std::async(std::launch::async, load_vocabulary);
+  } catch (const std::system_error&) {  // no thread to spare (process limits): load it here instead
+    tokenizer = std::async(std::launch::deferred, load_vocabulary);
+  }
   const uint64_t trained = file_->get_uint(file_->get_string("general.architecture") + ".context_length", 2048);
   n_ctx_ = n_ctx > 0 ? n_ctx : static_cast<int64_t>(std::min<uint64_t>(trained, 1 << 20));
   try {
@@ -56,9 +63,12 @@ Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv
   } catch (const UnsupportedError& e) {
     tokenizer_error_ = e.what();  // raised when text is tokenized; token ids still work
   }
+  // Every row of the embedding (and of the output head) is a token the model can produce: a vocabulary
+  // of another size would fail later, mid-generation, on the first id it does not cover.
   if (tokenizer_)
-    WREN_CHECK(model_->info().n_vocab >= tokenizer_->n_vocab(), FormatError, path, ": the vocabulary has ",
-               tokenizer_->n_vocab(), " tokens but the embedding only ", model_->info().n_vocab, " rows");
+    WREN_CHECK(model_->info().n_vocab == tokenizer_->n_vocab(), FormatError, path, ": the vocabulary has ",
+               tokenizer_->n_vocab(), " tokens but the embedding has ", model_->info().n_vocab,
+               " rows (token_embd.weight); they must match");
   // Learned position embeddings end where they end, whatever context was asked for.
   if (model_->info().max_positions > 0) n_ctx_ = std::min(n_ctx_, model_->info().max_positions);
 }
@@ -89,6 +99,7 @@ void Engine::eval(Session& s, const int32_t* tokens, int64_t n, float* all_logit
   WREN_CHECK(n > 0, InvalidArgument, "no tokens to evaluate");
   const int64_t n_vocab = info().n_vocab;
   check_tokens(tokens, n);
+  file_->check_not_truncated();
   if (s.n_past + n > n_ctx_)
     throw ContextOverflowError(str_cat(s.n_past + n, " tokens (", s.n_past, " in context + ", n,
                                        " new) exceed the context window n_ctx=", n_ctx_,
@@ -125,6 +136,7 @@ void Engine::hidden_states(const int32_t* tokens, int64_t n, float* out, const C
 
 void Engine::hidden_states(Session& s, const int32_t* tokens, int64_t n, float* out, const CancelFn& cancel,
                            bool exact) {
+  file_->check_not_truncated();
   // An encoder sees its whole input at once; a decoder may take it in batches.
   const int64_t batch = info().causal ? model_->max_batch() : n;
   const int64_t dim = info().dim;

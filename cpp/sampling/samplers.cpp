@@ -67,8 +67,16 @@ class RepetitionPenalty : public Sampler {
 class Temperature : public Sampler {
  public:
   explicit Temperature(float t) : t_(t) {}
+  // Scales the logits' distances from the largest: the distribution is the same as dividing the
+  // logits themselves, but nothing overflows however small t is. As t -> 0 every token but the most
+  // likely one(s) goes to -inf: the greedy limit, not the overflowed infinities of a plain division
+  // (whose softmax is NaN and picks an arbitrary token).
   void apply(Candidates& c) override {
-    for (size_t i = 0; i < c.size; ++i) c.items[i].logit /= t_;
+    if (c.size == 0) return;
+    float top = c.items[0].logit;
+    for (size_t i = 1; i < c.size; ++i) top = std::max(top, c.items[i].logit);
+    if (!std::isfinite(top)) top = 0.0f;
+    for (size_t i = 0; i < c.size; ++i) c.items[i].logit = (c.items[i].logit - top) / t_;
   }
 
  private:

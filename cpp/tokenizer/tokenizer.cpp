@@ -90,18 +90,17 @@ std::vector<float> read_scores(const TensorSource& f, size_t n) {
   const GgufValue* v = f.find(kKeyScores);
   if (v == nullptr) return scores;
   if (v->type != GgufType::ARRAY) f.fail(kKeyScores, "expected an array of numbers");
-  if (v->arr.size() != n)
-    f.fail(kKeyScores, str_cat("has ", v->arr.size(), " entries but ", kKeyTokens, " has ", n));
-  for (size_t i = 0; i < n; ++i) {
-    const GgufValue& e = v->arr[i];
+  if (v->size() != n)
+    f.fail(kKeyScores, str_cat("has ", v->size(), " entries but ", kKeyTokens, " has ", n));
+  v->for_each([&](size_t i, const GgufValue& e) {
     if (e.is_float()) {
       scores[i] = static_cast<float>(e.f);
     } else if (e.is_integer()) {
-      scores[i] = static_cast<float>(e.type == GgufType::I32 || e.type == GgufType::I64 ? e.i : e.u);
+      scores[i] = static_cast<float>(e.is_signed() ? e.i : e.u);
     } else {
       f.fail(kKeyScores, str_cat("entry ", i, " is a ", gguf_type_name(e.type), "; expected a number"));
     }
-  }
+  });
   return scores;
 }
 
@@ -113,6 +112,16 @@ struct EncodeWorkspace {
   UnigramWorkspace unigram;
   std::vector<TextPiece> pieces;
   std::string text;
+  const std::function<bool()>* cancel = nullptr;
+  size_t until_poll = 0;  // pieces left before cancel is polled again
+
+  // Polls cancel every kPollEvery pieces (a poll takes the GIL: not once per word).
+  void poll() {
+    constexpr size_t kPollEvery = 4096;
+    if (!cancel || !*cancel || until_poll-- > 0) return;
+    until_poll = kPollEvery;
+    if ((*cancel)()) throw Interrupted();
+  }
 };
 
 std::unique_ptr<Tokenizer> Tokenizer::from_source(const TensorSource& f) {
@@ -322,8 +331,10 @@ void Tokenizer::load_unigram(const TensorSource& f) {
     if (v->type != GgufType::ARRAY || (v->elem_type != GgufType::U8 && v->elem_type != GgufType::I8))
       f.fail(kKeyCharsMap, "expected an array of bytes");
     std::vector<uint8_t> blob;
-    blob.reserve(v->arr.size());
-    for (const GgufValue& e : v->arr) blob.push_back(static_cast<uint8_t>(e.type == GgufType::I8 ? e.i : e.u));
+    blob.reserve(v->size());
+    v->for_each([&](size_t, const GgufValue& e) {
+      blob.push_back(static_cast<uint8_t>(e.type == GgufType::I8 ? e.i : e.u));
+    });
     try {
       spm_normalizer_.charsmap = CharsMap(std::move(blob));
     } catch (const FormatError& e) {
@@ -392,6 +403,7 @@ void Tokenizer::encode_plain(const char* s, size_t n, bool at_start, EncodeWorks
     ws->pieces.clear();
     pre_.split(ws->text.data(), ws->text.size(), &ws->pieces);
     for (const TextPiece& p : ws->pieces) {
+      ws->poll();
       const char* piece = ws->text.data() + p.begin;
       const size_t len = p.end - p.begin;
       // A run of newlines that is a token is that token, whatever the merges say (llama.cpp's rule
@@ -408,7 +420,10 @@ void Tokenizer::encode_plain(const char* s, size_t n, bool at_start, EncodeWorks
   } else if (bpe_) {
     ws->pieces.clear();
     pre_.split(s, n, &ws->pieces);
-    for (const TextPiece& p : ws->pieces) bpe_->encode(s + p.begin, p.end - p.begin, &ws->bpe, out);
+    for (const TextPiece& p : ws->pieces) {
+      ws->poll();
+      bpe_->encode(s + p.begin, p.end - p.begin, &ws->bpe, out);
+    }
   } else if (spm_) {
     // Each stretch of text follows the start or a special token; which ones get the prefix space
     // depends on where the vocabulary came from (see SpacePrefix).
@@ -428,7 +443,10 @@ void Tokenizer::encode_plain(const char* s, size_t n, bool at_start, EncodeWorks
     bert_normalizer_.normalize(s, n, &ws->text);
     ws->pieces.clear();
     split_bert_words(ws->text.data(), ws->text.size(), &ws->pieces);
-    for (const TextPiece& p : ws->pieces) wordpiece_->encode(ws->text.data() + p.begin, p.end - p.begin, out);
+    for (const TextPiece& p : ws->pieces) {
+      ws->poll();
+      wordpiece_->encode(ws->text.data() + p.begin, p.end - p.begin, out);
+    }
   }
 }
 
@@ -441,6 +459,7 @@ void Tokenizer::encode_text(const char* s, size_t n, bool parse_special, EncodeW
       size_t len = 0;
       const int32_t id = match_special(s, n, i, parse_special, &len);
       if (id >= 0) {
+        ws->poll();
         encode_plain(s + plain_begin, i - plain_begin, plain_begin == 0, ws, out);
         out->push_back(id);
         i += len;
@@ -455,13 +474,15 @@ void Tokenizer::encode_text(const char* s, size_t n, bool parse_special, EncodeW
   encode_plain(s + plain_begin, n - plain_begin, plain_begin == 0, ws, out);
 }
 
-std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_bos, bool parse_special) const {
+std::vector<int32_t> Tokenizer::encode(const std::string& text, bool add_bos, bool parse_special,
+                                       const std::function<bool()>& cancel) const {
   // The models keep byte offsets in 32 bits (normalization can triple the text).
   WREN_CHECK(text.size() < UINT32_MAX / 4, InvalidArgument, "text of ", text.size(), " bytes is too long to tokenize");
   std::vector<int32_t> out;
   out.reserve(text.size() / 3 + 2);
   if (add_bos && add_bos_ && bos_ >= 0) out.push_back(bos_);
   EncodeWorkspace ws;
+  ws.cancel = &cancel;
   encode_text(text.data(), text.size(), parse_special, &ws, &out);
   if (add_bos && add_eos_) out.push_back(eos_);
   if (add_bos && add_sep_) out.push_back(sep_);

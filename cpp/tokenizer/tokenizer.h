@@ -17,6 +17,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -57,7 +58,10 @@ class Tokenizer {
   // BERT the separator [SEP] (tokenizer.ggml.add_sep_token, default true). parse_special: control tokens written literally in the text
   // ("<|im_start|>") become those tokens; when false they are encoded as plain text.
   // User-defined tokens are matched either way (as llama.cpp and HF tokenizers do).
-  std::vector<int32_t> encode(const std::string& text, bool add_bos, bool parse_special) const;
+  // cancel (optional) is polled between pre-tokenized pieces; when it returns true, encode throws
+  // Interrupted (Ctrl-C on a long text).
+  std::vector<int32_t> encode(const std::string& text, bool add_bos, bool parse_special,
+                              const std::function<bool()>& cancel = {}) const;
   // Ids to raw bytes (not necessarily valid UTF-8: a character may be split across calls).
   // skip_special drops control and unknown tokens. For SentencePiece (with add_space_prefix) and
   // WordPiece, the one leading space of the result is dropped (as Hugging Face's decoders do).

@@ -109,6 +109,20 @@ uint16_t unicode_flags(uint32_t cp) {
 
 const char* unicode_version() { return kUnicodeVersion; }
 
+size_t utf8_first_invalid(const char* s, size_t n) {
+  size_t i = 0;
+  while (i < n) {
+    if (static_cast<uint8_t>(s[i]) < 0x80) {
+      ++i;
+      continue;
+    }
+    const Utf8Step st = utf8_next(s, n, i);
+    if (st.kind != Utf8Step::kValid) return i;
+    i += st.len;
+  }
+  return n;
+}
+
 Utf8Step utf8_next(const char* s, size_t n, size_t i) {
   const auto byte = [&](size_t k) { return static_cast<uint8_t>(s[k]); };
   const uint8_t b0 = byte(i);

@@ -76,6 +76,10 @@ struct Utf8Step {
 // bytes.decode(errors="replace") and Rust's from_utf8_lossy do).
 Utf8Step utf8_next(const char* s, size_t n, size_t i);
 
+// Offset of the first byte of s[0, n) that is not part of a well-formed UTF-8 sequence (an
+// incomplete one at the end included), or n when all of it is valid UTF-8.
+size_t utf8_first_invalid(const char* s, size_t n);
+
 // Appends the UTF-8 encoding of a code point (cp must be <= U+10FFFF).
 void utf8_append(std::string* out, uint32_t cp);
 

@@ -8,10 +8,31 @@
 
 namespace wren {
 
+namespace detail {
+// Messages quote strings from files (keys, names), which may hold NUL or other control bytes: written
+// as \xNN, so that what() (a C string) carries the whole message and a terminal shows it safely.
+inline std::string escape_controls(const std::string& msg) {
+  std::string out;
+  out.reserve(msg.size());
+  static const char kHex[] = "0123456789abcdef";
+  for (const char c : msg) {
+    const auto u = static_cast<unsigned char>(c);
+    if ((u < 0x20 && c != '\n' && c != '\t') || u == 0x7f) {
+      out += "\\x";
+      out += kHex[u >> 4];
+      out += kHex[u & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+}  // namespace detail
+
 // Base of every error wrenlm raises on purpose.
 class WrenError : public std::runtime_error {
  public:
-  explicit WrenError(const std::string& msg) : std::runtime_error(msg) {}
+  explicit WrenError(const std::string& msg) : std::runtime_error(detail::escape_controls(msg)) {}
 };
 
 // A file is malformed or inconsistent: names the file, the field, what was expected and found.

@@ -20,9 +20,13 @@ class MappedFile {
   // Drops this process's pages of [p, p + n) (whole pages inside it): they stop counting in RSS
   // and are read back from the file on the next touch. For data copied elsewhere at load time.
   void release(const uint8_t* p, size_t n) const;
+  // FormatError when the file on disk is now shorter than the mapping: touching the missing pages
+  // would kill the process with SIGBUS. One fstat(); called before each forward pass.
+  void check_not_truncated() const;
 
  private:
   std::string path_;
+  int fd_ = -1;  // kept open for check_not_truncated
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
 };

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <system_error>
+
+#include "util/errors.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
@@ -35,17 +38,29 @@ uint64_t make_state(uint32_t job, int64_t count) {
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
-  for (int t = 1; t < n_threads_; ++t) workers_.emplace_back([this, t] { worker(t); });
+  try {
+    workers_.reserve(static_cast<size_t>(n_threads_));
+    for (int t = 1; t < n_threads_; ++t) workers_.emplace_back([this, t] { worker(t); });
+  } catch (const std::system_error& e) {
+    // The OS refused a thread (address-space or process limits): stop the ones already started
+    // (a destructor does not run for a half-built object) and say so.
+    stop_workers();
+    throw WrenError(str_cat("cannot start ", n_threads_, " compute threads (", workers_.size() + 1,
+                            " started): ", e.what(), "; use fewer threads (n_threads) or raise the limit"));
+  }
 }
 
-ThreadPool::~ThreadPool() {
+void ThreadPool::stop_workers() {
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_.store(true);
   }
   wake_.notify_all();
   for (std::thread& w : workers_) w.join();
+  workers_.clear();
 }
+
+ThreadPool::~ThreadPool() { stop_workers(); }
 
 void ThreadPool::run_tasks(uint32_t job, int thread) {
   uint64_t s = state_.load(std::memory_order_acquire);

@@ -20,6 +20,7 @@ namespace wren {
 
 class ThreadPool {
  public:
+  // WrenError when the OS cannot create the threads (never a half-built pool).
   explicit ThreadPool(int n_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -39,6 +40,8 @@ class ThreadPool {
   void run_tasks(uint32_t job, int thread);
   // One job of at most kMaxTasks tasks.
   void run_job(int64_t n_tasks, const Fn& fn);
+  // Asks the workers to exit and joins them.
+  void stop_workers();
 
   int n_threads_;
   std::vector<std::thread> workers_;

@@ -17,6 +17,7 @@ FormatError = _core.FormatError
 UnsupportedError = _core.UnsupportedError
 ContextOverflowError = _core.ContextOverflowError
 
+from wrenlm.chat import ChatTemplateError  # noqa: E402
 from wrenlm.model import Model  # noqa: E402
 from wrenlm.perplexity import PerplexityResult  # noqa: E402
 from wrenlm.tokenizer import Tokenizer  # noqa: E402
@@ -30,5 +31,6 @@ __all__ = [
     "FormatError",
     "UnsupportedError",
     "ContextOverflowError",
+    "ChatTemplateError",
     "__version__",
 ]

@@ -251,8 +251,8 @@ def _cmd_info(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``wrenlm`` command."""
     p = _Parser(prog="wrenlm", description="Fast CPU inference for GGUF language models.",
-                epilog="Errors print 'wrenlm: error: ...' and exit with status 2; Ctrl-C during "
-                       "`generate` exits with 130.")
+                epilog="Errors print 'wrenlm: error: ...' and exit with status 2 (an internal error: status 1, "
+                       "traceback with WRENLM_DEBUG=1); Ctrl-C during `generate` exits with 130.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     g = sub.add_parser("generate", help="continue a prompt, printing the text as it is generated",
@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _error_types() -> tuple[type[BaseException], ...]:
     """Exceptions reported as one line: bad input, not bugs. Only modules already imported are
     consulted, so that reporting an error never triggers (and fails in) an import."""
-    types: list[type[BaseException]] = [ValueError, FileNotFoundError, _UsageError]
+    types: list[type[BaseException]] = [ValueError, OSError, MemoryError, _UsageError]
     wrenlm = sys.modules.get("wrenlm")
     if wrenlm is not None and hasattr(wrenlm, "WrenError"):
         types.append(wrenlm.WrenError)
@@ -329,11 +329,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             pass
         return 1
     except Exception as e:
-        if not isinstance(e, _error_types()):
+        if isinstance(e, _error_types()):
+            message = str(e) or type(e).__name__
+            print(f"wrenlm: error: {message}", file=sys.stderr, flush=True)
+            return 2
+        # A bug, not bad input: still one line (no traceback), unless asked for with WRENLM_DEBUG=1.
+        if os.environ.get("WRENLM_DEBUG") == "1":
             raise
-        message = str(e) or type(e).__name__
-        print(f"wrenlm: error: {message}", file=sys.stderr, flush=True)
-        return 2
+        print(f"wrenlm: internal error: {type(e).__name__}: {e} (set WRENLM_DEBUG=1 for the traceback, and "
+              f"please report it)", file=sys.stderr, flush=True)
+        return 1
 
 
 if __name__ == "__main__":

@@ -12,24 +12,12 @@ import numpy as np
 from wrenlm import _core
 from wrenlm import chat as _chat
 from wrenlm import perplexity as perplexity_
+from wrenlm._args import INT32_MAX, UINT64_MAX
+from wrenlm._args import check_float as _check_float
+from wrenlm._args import check_int as _check_int
+from wrenlm._args import check_text as _check_text
 
 Prompt = Union[str, Sequence[int]]
-
-
-def _check_int(name: str, value: Any, *, minimum: int | None = None, allow_none: bool = False) -> int | None:
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValueError(f"{name} must be an integer{' or None' if allow_none else ''}, got {value!r}")
-    if minimum is not None and value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
-
-
-def _check_float(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    return float(value)
 
 
 LoraArg = Union[str, "os.PathLike[str]", tuple[Any, float], Sequence[Any], None]
@@ -106,14 +94,15 @@ class Model:
     def __init__(self, path: str | os.PathLike[str] | None = None, *, n_ctx: int = 2048,
                  n_threads: int | None = None, kv_cache: str = "f16", lora: LoraArg = None) -> None:
         n_ctx = _check_int("n_ctx", n_ctx, minimum=0)
-        n_threads = _check_int("n_threads", n_threads, minimum=1, allow_none=True)
+        n_threads = _check_int("n_threads", n_threads, minimum=1, maximum=INT32_MAX, allow_none=True)
         if kv_cache not in _KV_CACHE_TYPES:
             raise ValueError(f"kv_cache must be one of {', '.join(map(repr, _KV_CACHE_TYPES))}, got {kv_cache!r}")
         from wrenlm import hub
 
         resolved = hub.resolve_model(path)
         self.path = str(resolved)
-        self._engine: Any = _core.Engine(self.path, n_ctx=n_ctx, n_threads=n_threads or 0, kv_cache=kv_cache,
+        native_path = os.fsencode(self.path)  # bytes: a file name need not be valid UTF-8
+        self._engine: Any = _core.Engine(native_path, n_ctx=n_ctx, n_threads=n_threads or 0, kv_cache=kv_cache,
                                          lora=_lora_specs(lora))
         self._info: dict[str, Any] = dict(self._engine.info)
 
@@ -174,9 +163,7 @@ class Model:
     def tokenize(self, text: str, *, add_bos: bool = True, special: bool = True) -> list[int]:
         """Token ids of text. add_bos: prepend BOS if the model asks for it; special: parse
         special-token text such as ``<|im_start|>`` as those tokens."""
-        if not isinstance(text, str):
-            raise ValueError(f"text must be a str, got {type(text).__name__}")
-        return self._e.tokenize(text, add_bos=add_bos, special=special)
+        return self._e.tokenize(_check_text("text", text), add_bos=add_bos, special=special)
 
     def detokenize(self, ids: Sequence[int], *, skip_special: bool = False) -> str:
         """Text of token ids (invalid UTF-8 across a cut becomes U+FFFD)."""
@@ -184,7 +171,7 @@ class Model:
 
     def is_eog(self, token_id: int) -> bool:
         """True for tokens that end a generation (EOS, end-of-turn such as ``<|im_end|>``)."""
-        return bool(self._e.is_eog(_check_int("token_id", token_id)))
+        return bool(self._e.is_eog(_check_int("token_id", token_id)))  # False outside the vocabulary
 
     def _ids(self, ids: Sequence[int]) -> list[int]:
         if isinstance(ids, (str, bytes)):
@@ -257,7 +244,9 @@ class Model:
             prompt: text, or a list of token ids.
             max_tokens: at most this many new tokens; None: until end of generation (an error if
                 the context fills up first).
-            temperature: 0 is greedy; higher is more random.
+            temperature: 0 is greedy; higher is more random. A tiny positive temperature tends to
+                greedy: logits are scaled relative to the largest one, so no value overflows and the
+                most likely token wins (ties shared), down to the smallest positive float32.
             top_k, top_p, min_p: candidate filters (0, 1.0 and 0 turn them off).
             repeat_penalty: > 1 discourages tokens seen in the last repeat_last_n tokens.
             seed: makes sampling reproducible.
@@ -308,20 +297,19 @@ class Model:
             stops = list(stop)
             if not all(isinstance(s, str) for s in stops):
                 raise ValueError("stop must be a string or a list of strings")
+        stops = [_check_text("stop", s) for s in stops]
         if any(not s for s in stops):
             raise ValueError("stop strings must not be empty")
-        seed = _check_int("seed", seed, minimum=0, allow_none=True)
-        if seed is not None and seed >= 2**64:
-            raise ValueError("seed must be < 2**64")
+        seed = _check_int("seed", seed, minimum=0, maximum=UINT64_MAX, allow_none=True)
         return self._e.generator(
             ids,
             max_tokens=_check_int("max_tokens", max_tokens, minimum=1, allow_none=True),
             temperature=_check_float("temperature", temperature),
-            top_k=_check_int("top_k", top_k, minimum=0),
+            top_k=_check_int("top_k", top_k, minimum=0, maximum=INT32_MAX),
             top_p=_check_float("top_p", top_p),
             min_p=_check_float("min_p", min_p),
             repeat_penalty=_check_float("repeat_penalty", repeat_penalty),
-            repeat_last_n=_check_int("repeat_last_n", repeat_last_n, minimum=0),
+            repeat_last_n=_check_int("repeat_last_n", repeat_last_n, minimum=0, maximum=INT32_MAX),
             seed=seed,
             stop=stops,
             ignore_eos=bool(ignore_eos),
@@ -418,6 +406,7 @@ class Model:
     def _embed_ids(self, text: Prompt, k: int, truncate: bool) -> list[int]:
         e = self._e
         if isinstance(text, str):
+            text = _check_text(f"texts[{k}]", text)
             ids = e.tokenize(text, add_bos=True, special=False)  # BOS/CLS, EOS/SEP as the file asks
         elif isinstance(text, bytes) or not isinstance(text, Sequence):
             raise ValueError(f"texts[{k}] must be a str or a list of token ids, got {type(text).__name__}")

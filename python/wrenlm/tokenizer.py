@@ -36,7 +36,7 @@ class Tokenizer:
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
-        self._native = _core.Tokenizer(os.fspath(path))
+        self._native = _core.Tokenizer(os.fsencode(path))  # bytes: a file name need not be valid UTF-8
         self._path = os.fspath(path)
 
     def encode(self, text: str, *, add_bos: bool = True, parse_special: bool = True) -> list[int]:
