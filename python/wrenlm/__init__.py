@@ -18,12 +18,16 @@ UnsupportedError = _core.UnsupportedError
 ContextOverflowError = _core.ContextOverflowError
 
 from wrenlm.model import Model  # noqa: E402
+from wrenlm.quantize import quantize  # noqa: E402
+from wrenlm.quantize import types as quantize_types  # noqa: E402
 from wrenlm.tokenizer import Tokenizer  # noqa: E402
 
 __version__ = "0.1.0"
 __all__ = [
     "Model",
     "Tokenizer",
+    "quantize",
+    "quantize_types",
     "WrenError",
     "FormatError",
     "UnsupportedError",
