@@ -8,6 +8,7 @@
 //     is rounded again to the level nearest to it under the scale the decoder will actually use.
 // The block bytes are written by small encoders, the inverses of decode_block in packed.cpp.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -21,7 +22,12 @@ namespace {
 
 constexpr int kMaxGroup = 32;  // weights per sub-block, at most
 
-int nearest_int(float v) { return static_cast<int>(std::lround(v)); }
+// Round half away from zero, inline (std::lround is a library call, and this is the inner loop).
+// Arguments are clamped to a small range first, so the conversion cannot overflow.
+inline int nearest_int(float v) {
+  v = std::fmin(std::fmax(v, -1e6f), 1e6f);
+  return static_cast<int>(v + (v >= 0.f ? 0.5f : -0.5f));
+}
 int clampi(int v, int lo, int hi) { return v < lo ? lo : v > hi ? hi : v; }
 
 // Levels lo..hi (integers): the nearest to v.
@@ -31,25 +37,41 @@ struct UniformLevels {
   float value(int i) const { return static_cast<float>(lo + i); }
 };
 
-// The 16 levels of IQ4 (sorted): the nearest to v, by bisection of the midpoints.
+// The 16 levels of IQ4 (sorted): the nearest to v. The midpoints between levels are multiples of
+// 1/2, so every half-unit cell [k/2, k/2 + 1/2) has one nearest level (exact ties at a cell's left
+// edge go up, which costs no error), and a table of the 512 cells over [-128, 128) answers in one load.
 struct Iq4Levels {
+  static const uint8_t* table() {
+    static const auto t = [] {
+      std::array<uint8_t, 512> n{};
+      for (int k = 0; k < 512; ++k) {
+        const float v = static_cast<float>(k - 256) * 0.5f + 0.25f;
+        int best = 0;
+        for (int i = 1; i < 16; ++i)
+          if (std::fabs(v - static_cast<float>(kIQ4Values[i])) < std::fabs(v - static_cast<float>(kIQ4Values[best])))
+            best = i;
+        n[static_cast<size_t>(k)] = static_cast<uint8_t>(best);
+      }
+      return n;
+    }();
+    return t.data();
+  }
+  const uint8_t* nearest = table();
   int index(float v) const {
-    int a = 0, b = 15;
-    while (b - a > 1) {
-      const int m = (a + b) / 2;
-      (v < static_cast<float>(kIQ4Values[m]) ? b : a) = m;
-    }
-    return v - static_cast<float>(kIQ4Values[a]) <= static_cast<float>(kIQ4Values[b]) - v ? a : b;
+    const float cell = std::floor(v * 2.f);
+    const int k = cell < -256.f ? 0 : cell > 255.f ? 511 : static_cast<int>(cell) + 256;
+    return nearest[k];
   }
   float value(int i) const { return static_cast<float>(kIQ4Values[i]); }
 };
 
 // Stage 1, symmetric formats: x ~ s * value(q). Candidate scales put the largest-magnitude weight
-// on (or near, +- 10 steps) the lowest and the highest level; each candidate's rounding is refitted
+// on (or near, +- n_steps steps) the lowest and the highest level; each candidate's rounding is refitted
 // (s = sum x v / sum v^2), and the fit with the least error (the largest (sum x v)^2 / sum v^2) wins.
 // Returns s; q gets the level indices.
 template <typename Levels>
-float fit_scale(const float* x, int n, const Levels& lv, float lowest, float highest, float step, uint8_t* q) {
+float fit_scale(const float* x, int n, const Levels& lv, float lowest, float highest, float step, int n_steps,
+                uint8_t* q) {
   float xm = 0.f;
   for (int i = 0; i < n; ++i)
     if (std::fabs(x[i]) > std::fabs(xm)) xm = x[i];
@@ -78,7 +100,7 @@ float fit_scale(const float* x, int n, const Levels& lv, float lowest, float hig
       std::memcpy(q, trial, static_cast<size_t>(n));
     }
   };
-  for (int k = -10; k <= 10; ++k) {
+  for (int k = -n_steps; k <= n_steps; ++k) {
     try_scale(xm / (lowest + step * static_cast<float>(k)));
     try_scale(xm / (highest + step * static_cast<float>(k)));
   }
@@ -212,10 +234,13 @@ void quantize_offset_super(const float* x, int sub, int top, int scale_top, uint
 // x = d * sc * (u - center). Fills d, the signed scales and u (= level index, so level + center).
 void quantize_signed_super(const float* x, int center, int scale_lo, int scale_hi, uint16_t* d_bits, int* sc,
                            uint8_t* u) {
+  // 3-bit levels are coarse, and the best scale can sit far from the largest weight's; at 6 bits
+  // fewer candidates around it find the same optimum.
+  const int n_steps = center <= 4 ? 10 : 5;
   const UniformLevels lv{-center, center - 1};
   float s[16];
   for (int j = 0; j < 16; ++j)
-    s[j] = fit_scale(x + 16 * j, 16, lv, static_cast<float>(-center), static_cast<float>(center - 1), 0.1f,
+    s[j] = fit_scale(x + 16 * j, 16, lv, static_cast<float>(-center), static_cast<float>(center - 1), 0.1f, n_steps,
                      u + 16 * j);
   const float d = quantize_signed_scales(s, 16, scale_lo, scale_hi, d_bits, sc);
   for (int j = 0; j < 16; ++j) requantize(x + 16 * j, 16, lv, d * static_cast<float>(sc[j]), u + 16 * j);
@@ -326,7 +351,7 @@ void quantize_block_iq4_nl(const float* x, void* dst) {
   BlockIQ4_NL blk;
   uint8_t u[kQK];
   const Iq4Levels lv;
-  const float s = fit_scale(x, kQK, lv, -127.f, 113.f, 1.f, u);
+  const float s = fit_scale(x, kQK, lv, -127.f, 113.f, 1.f, 7, u);
   const float d = stored(s, &blk.d);
   requantize(x, kQK, lv, d, u);
   pack_iq4_nibbles(u, blk.qs);
@@ -338,7 +363,7 @@ void quantize_block_iq4_xs(const float* x, void* dst) {
   uint8_t u[kQKK];
   const Iq4Levels lv;
   float s[8];
-  for (int j = 0; j < 8; ++j) s[j] = fit_scale(x + 32 * j, 32, lv, -127.f, 113.f, 1.f, u + 32 * j);
+  for (int j = 0; j < 8; ++j) s[j] = fit_scale(x + 32 * j, 32, lv, -127.f, 113.f, 1.f, 7, u + 32 * j);
   int ls[8];
   const float d = quantize_signed_scales(s, 8, -32, 31, &blk.d, ls);
   blk.scales_h = 0;

@@ -27,7 +27,6 @@ import wrenlm
 from conftest import require_module
 from test_quant_mixes import quantize_with_llama_cpp
 from tiny_models import convert_to_gguf, rewrite_gguf, save_hf_model
-
 from wrenlm import _core
 
 ROUND_TRIP = ["F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0"]
@@ -161,7 +160,16 @@ def field_value(reader, key):
     return f.contents()
 
 
-def compare_with_llama_cpp(src: Path, mix: str, work: Path, logits: bool) -> None:
+def sampled(name: str, n_layer: int) -> bool:
+    """The tensors outside the layers and those of the first two and the last layer."""
+    if not name.startswith("blk."):
+        return True
+    return int(name.split(".")[1]) in (0, 1, n_layer - 1)
+
+
+def compare_with_llama_cpp(src: Path, mix: str, work: Path, logits: bool, sample: bool = False) -> None:
+    """Quantizes src with us and with llama.cpp and compares the files (sample: check the blocks of
+    `sampled` tensors only; the table of types is always compared whole)."""
     gguf = gguf_py()
     ours_path = work / f"{src.stem}-{mix}-ours.gguf"
     wrenlm.quantize(src, ours_path, type=mix, n_threads=2, progress=False, force=True)
@@ -178,8 +186,11 @@ def compare_with_llama_cpp(src: Path, mix: str, work: Path, logits: bool) -> Non
     assert field_value(ours, "general.file_type") == field_value(ref, "general.file_type")
 
     src_tensors = {t.name: t for t in source.tensors}
+    n_layer = 1 + max(int(t.name.split(".")[1]) for t in source.tensors if t.name.startswith("blk."))
     ratios: dict[str, list[float]] = {}
     for a, b in zip(ours.tensors, ref.tensors):
+        if sample and not sampled(a.name, n_layer):
+            continue
         s = src_tensors[a.name]
         x = np.asarray(gguf.quants.dequantize(s.data, s.tensor_type), dtype=np.float32)
         raw = np.ascontiguousarray(a.data).view(np.uint8).reshape(-1)
@@ -240,9 +251,11 @@ def test_tiny_llama_mix_matches_llama_cpp(mix, tiny_llama, work):
     compare_with_llama_cpp(tiny_llama, mix, work, logits=mix in ("Q4_K_M", "Q2_K", "IQ4_XS", "Q8_0"))
 
 
-@pytest.mark.parametrize("mix", ["Q4_K_M", "Q2_K", "IQ4_XS"])
+@pytest.mark.parametrize("mix", ["Q4_K_M", "Q2_K"])
 def test_smollm2_fallback_mix_matches_llama_cpp(mix, smollm2_f16, work):
-    compare_with_llama_cpp(smollm2_f16, mix, work, logits=mix == "Q4_K_M")
+    """576-wide rows: K-quants fall back to Q5_0 / Q4_0 / Q8_0 there; the tied token_embd is treated
+    as the output matrix (Q8_0, as 576 is no multiple of 256)."""
+    compare_with_llama_cpp(smollm2_f16, mix, work, logits=mix == "Q4_K_M", sample=True)
 
 
 def test_requantize_from_a_quantized_file(smollm2_path, work):
