@@ -3,10 +3,10 @@
 - Round-trip formats (F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0): our bytes equal gguf-py's numpy
   quantizer's (gguf.quants.quantize) exactly, on random rows, edge blocks and real SmolLM2 rows.
 - Search formats (Q2_K..Q6_K, IQ4_NL, IQ4_XS) have no unique encoding, so: gguf-py's dequantizer reads
-  our blocks as ours does (bit-equal floats), and the RMS error of every tensor is at most 1.02x that
-  of llama.cpp's quantizer on the same source tensor. Our search minimises exactly that squared error
-  (llama.cpp minimises a weighted one), so we measured 0.87-1.00x; 2% leaves room for rounding luck on
-  small tensors without letting a worse quantizer through.
+  our blocks as ours does (bit-equal floats), and the RMS error of every tensor is at most 1.05x that
+  of llama.cpp's quantizer on the same source tensor. Both searches minimise a squared error weighted
+  towards large weights (ours: tensor/quantize_search.cpp), not the plain RMS, so the plain RMS can
+  land on either side: measured 0.90-1.03x. A quantizer with a wrong scale rule is 1.2x or worse.
 - Mixes: the file llama.cpp's own quantizer (llama-cpp-python's llama_model_quantize) writes from the
   same source is the oracle for which tensor gets which type, the tensor order and the metadata keys,
   on a tiny Llama whose rows are multiples of 256 (K-quants apply, 8 layers so the "more bits" layers
@@ -34,7 +34,7 @@ SEARCHED = {"Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"}
 # Mixes compared with llama.cpp on the tiny Llama: between them every type we write appears.
 MIXES = ["Q4_K_M", "Q2_K", "Q3_K_M", "Q3_K_L", "Q4_K_S", "Q5_K_S", "Q5_K_M", "Q6_K", "IQ4_XS", "IQ4_NL",
          "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "F16", "BF16"]
-RMS_RATIO = 1.02  # see the module docstring
+RMS_RATIO = 1.05  # see the module docstring
 
 
 def gguf_py():
