@@ -33,11 +33,43 @@ uint64_t source_alignment(const TensorSource& src) {
   return 32;
 }
 
-// Quantizes rows [r0, r0 + n) of tensor t to type `to` into out, on the pool: each task takes a run
-// of rows, dequantizes each row into its thread's float buffer and quantizes it into place.
-void convert_rows(ThreadPool& pool, const TensorSource& src, const GgufTensor& t, DType to, uint64_t r0, uint64_t n,
-                  std::vector<std::vector<float>>& scratch, uint8_t* out) {
-  const uint64_t cols = t.shape[0];
+// Hugging Face Llama-family folders keep the Q/K rows of each head in transformers' order (the source
+// says so with wrenlm.rope.neox); llama.cpp's GGUF files interleave the two halves of every head
+// (its converter permutes them for its RoPE). Output row r takes the source row given here.
+struct RowOrder {
+  uint64_t head_dim = 0;  // 0: rows stay in place
+  uint64_t source_row(uint64_t r) const {
+    if (!head_dim) return r;
+    const uint64_t head = r / head_dim, k = r % head_dim;
+    return head * head_dim + (k % 2) * (head_dim / 2) + k / 2;
+  }
+};
+
+// The row order of tensor t in the output, and the row length it is converted with (1 for a permuted
+// vector: a bias's elements are its "rows").
+RowOrder row_order(const TensorSource& src, const GgufTensor& t, uint64_t* cols) {
+  *cols = t.shape[0];
+  if (!src.get_bool("wrenlm.rope.neox", false)) return {};
+  int layer;
+  char kind[16] = {}, part[16] = {};
+  if (std::sscanf(t.name.c_str(), "blk.%d.attn_%1[qk].%15s", &layer, kind, part) != 3) return {};
+  if (std::string(part) != "weight" && std::string(part) != "bias") return {};
+  const std::string a = src.get_string("general.architecture", "");
+  const uint64_t n_head = src.get_uint(a + ".attention.head_count");
+  const uint64_t heads = kind[0] == 'q' ? n_head : src.get_uint(a + ".attention.head_count_kv", n_head);
+  const bool vector = t.shape.size() == 1;
+  const uint64_t rows = vector ? t.shape[0] : t.n_elements() / t.shape[0];
+  if (vector) *cols = 1;
+  if (!heads || rows % heads || (rows / heads) % 2)
+    src.fail("tensor '" + t.name + "'", str_cat(rows, " rows do not split into ", heads, " heads of even size"));
+  return {rows / heads};
+}
+
+// Quantizes output rows [r0, r0 + n) of tensor t (rows of `cols` elements, taken from the source in
+// `order`) to type `to` into out, on the pool: each task takes a run of rows, dequantizes each row
+// into its thread's float buffer and quantizes it into place.
+void convert_rows(ThreadPool& pool, const TensorSource& src, const GgufTensor& t, uint64_t cols, RowOrder order,
+                  DType to, uint64_t r0, uint64_t n, std::vector<std::vector<float>>& scratch, uint8_t* out) {
   const size_t in_row = row_bytes(t.dtype, cols), out_row = row_bytes(to, cols);
   const int64_t n_tasks = static_cast<int64_t>(std::min<uint64_t>(n, static_cast<uint64_t>(pool.size()) * 4));
   pool.parallel_for(n_tasks, [&](int64_t task, int thread) {
@@ -45,7 +77,7 @@ void convert_rows(ThreadPool& pool, const TensorSource& src, const GgufTensor& t
     const uint64_t b = n * static_cast<uint64_t>(task + 1) / static_cast<uint64_t>(n_tasks);
     float* row = scratch[static_cast<size_t>(thread)].data();
     for (uint64_t r = a; r < b; ++r) {
-      dequantize_row(t.dtype, t.data + (r0 + r) * in_row, row, static_cast<size_t>(cols));
+      dequantize_row(t.dtype, t.data + order.source_row(r0 + r) * in_row, row, static_cast<size_t>(cols));
       try {
         quantize_row(to, row, out + r * out_row, static_cast<size_t>(cols));
       } catch (const InvalidArgument& e) {
@@ -81,7 +113,9 @@ uint64_t quantize_model(const std::string& src_path, const std::string& dst_path
   for (const std::string& k : src->keys()) w.set_value(k, *src->find(k));
   w.set_value("general.quantization_version", u32(kQuantizationVersion));
   w.set_value("general.file_type", u32(mix.file_type));
-  for (const char* k : {"split.no", "split.count", "split.tensors.count"}) w.remove_value(k);
+  // Split files are written whole; wrenlm.* keys describe our own view of a source (an HF folder's
+  // Q/K order, undone below), not the file we write.
+  for (const char* k : {"split.no", "split.count", "split.tensors.count", "wrenlm.rope.neox"}) w.remove_value(k);
   QuantizeProgress pr;
   pr.n_tensors = plan.size();
   for (const TensorPlan& p : plan) {
@@ -103,7 +137,9 @@ uint64_t quantize_model(const std::string& src_path, const std::string& dst_path
       pr.from = t.dtype;
       pr.to = plan[i].to;
       if (callback) callback(pr);
-      if (t.dtype == plan[i].to) {  // kept: copied as it is, in slabs
+      uint64_t cols;
+      const RowOrder order = row_order(*src, t, &cols);
+      if (t.dtype == plan[i].to && !order.head_dim) {  // kept: copied as it is, in slabs
         for (uint64_t off = 0; off < t.nbytes; off += 4 * kSlabElements) {
           const uint64_t n = std::min<uint64_t>(4 * kSlabElements, t.nbytes - off);
           w.write_data(t.data + off, static_cast<size_t>(n));
@@ -114,16 +150,16 @@ uint64_t quantize_model(const std::string& src_path, const std::string& dst_path
         }
         continue;
       }
-      const uint64_t cols = t.shape[0], rows = t.n_elements() / cols;
+      const uint64_t rows = t.n_elements() / cols;
       const uint64_t slab_rows = std::max<uint64_t>(1, kSlabElements / cols);
       const size_t in_row = row_bytes(t.dtype, cols), out_row = row_bytes(plan[i].to, cols);
       for (auto& s : scratch) s.resize(static_cast<size_t>(cols));
       for (uint64_t r0 = 0; r0 < rows; r0 += slab_rows) {
         const uint64_t n = std::min(slab_rows, rows - r0);
         out.resize(static_cast<size_t>(n) * out_row);
-        convert_rows(pool, *src, t, plan[i].to, r0, n, scratch, out.data());
+        convert_rows(pool, *src, t, cols, order, plan[i].to, r0, n, scratch, out.data());
         w.write_data(out.data(), out.size());
-        src->release(t.data + r0 * in_row, n * in_row);
+        if (!order.head_dim) src->release(t.data + r0 * in_row, n * in_row);
         pr.bytes_read += n * in_row;
         pr.bytes_written = w.bytes_written();
         if (callback) callback(pr);

@@ -360,3 +360,37 @@ def test_cli(tiny_llama, tmp_path, capsys):
     assert main(["quantize", "--list-types"]) == 0
     listing = capsys.readouterr().out
     assert "Q4_K_M" in listing and "IQ4_XS" in listing
+
+
+def test_hf_folder_source(smollm2_path, work):
+    """A Hugging Face folder as the source (a tiny Llama with SmolLM2's tokenizer.json, as wrenlm reads
+    folders). Oracle: llama.cpp's converter on the same folder. Its F16 output (gguf-py's
+    astype(float16), Q/K rows permuted for llama.cpp's RoPE) equals our F16 mix tensor for tensor, byte
+    for byte; and our Q4_K_M from the folder has the type table of llama.cpp's Q4_K_M from the
+    converter's file, and llama.cpp computes with it as with its own."""
+    gguf = gguf_py()
+    transformers = require_module("transformers")
+    from tiny_models import smollm2_tokenizer
+
+    tok = smollm2_tokenizer(smollm2_path)
+    cfg = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=256, intermediate_size=512, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                                   tie_word_embeddings=True, rms_norm_eps=1e-5)
+    hf = save_hf_model(work / "hf-bpe", cfg, transformers.LlamaForCausalLM, tok, init_std=0.2)
+    converted = convert_to_gguf(hf, work / "bpe-converter-f16.gguf", outtype="f16")
+    ours_path = work / "bpe-from-hf-F16.gguf"
+    wrenlm.quantize(hf, ours_path, type="F16", n_threads=2, progress=False, force=True)
+    ours = {t.name: t for t in gguf.GGUFReader(str(ours_path)).tensors}
+    ref = {t.name: t for t in gguf.GGUFReader(str(converted)).tensors}
+    assert sorted(ours) == sorted(ref)
+    for name, r in ref.items():
+        o = ours[name]
+        assert (o.tensor_type, list(o.shape)) == (r.tensor_type, list(r.shape)), name
+        assert np.ascontiguousarray(o.data).tobytes() == np.ascontiguousarray(r.data).tobytes(), name
+    assert "wrenlm.rope.neox" not in gguf.GGUFReader(str(ours_path)).fields
+
+    q = work / "bpe-from-hf-Q4_K_M.gguf"
+    wrenlm.quantize(hf, q, type="Q4_K_M", n_threads=2, progress=False, force=True)
+    ref_q = quantize_with_llama_cpp(str(converted), "Q4_K_M", work / "bpe-converter-Q4_K_M-llama.gguf")
+    assert table(gguf.GGUFReader(str(q))) == table(gguf.GGUFReader(str(ref_q)))
+    check_llama_cpp_logits(q, ref_q)
