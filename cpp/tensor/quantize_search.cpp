@@ -223,11 +223,17 @@ enum Fmt { kFQ2_K, kFQ3_K, kFQ4_K, kFQ5_K, kFQ6_K, kFIQ4_NL, kFIQ4_XS };
 constexpr float kLambda[] = {1.f, 0.f, 1.f, 1.f, 1.f, 1.f, 1.f};
 
 void importance(const float* x, int n, Fmt f, float* w) {
-  const float lambda = kLambda[f];
+  // Computed on x / max|x| (only ratios matter), so that neither huge nor tiny weights overflow.
+  float amax = 0.f;
+  for (int i = 0; i < n; ++i) amax = std::max(amax, std::fabs(x[i]));
+  const float inv = amax > 0.f ? 1.f / amax : 0.f;
   float s2 = 0.f;
-  for (int i = 0; i < n; ++i) s2 += x[i] * x[i];
-  const float floor = lambda * s2 / static_cast<float>(n) + 1e-30f;
-  for (int i = 0; i < n; ++i) w[i] = x[i] * x[i] + floor;
+  for (int i = 0; i < n; ++i) {
+    w[i] = x[i] * inv * (x[i] * inv);
+    s2 += w[i];
+  }
+  const float floor = kLambda[f] * s2 / static_cast<float>(n) + 1e-20f;
+  for (int i = 0; i < n; ++i) w[i] += floor;
 }
 
 // The offset K-quants (Q2_K: 16 x 16, 2 bits, 4-bit scales; Q4_K / Q5_K: 8 x 32, 4 / 5 bits, 6-bit
