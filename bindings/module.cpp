@@ -11,4 +11,5 @@ PYBIND11_MODULE(_core, m) {
   wren::py_bind::register_model(m);
   wren::py_bind::register_sampling(m);
   wren::py_bind::register_attention(m);
+  wren::py_bind::register_quantize(m);
 }

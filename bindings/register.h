@@ -12,6 +12,7 @@ void register_tokenizer(pybind11::module_& m);
 void register_model(pybind11::module_& m);
 void register_sampling(pybind11::module_& m);
 void register_attention(pybind11::module_& m);
+void register_quantize(pybind11::module_& m);
 
 // Raises KeyboardInterrupt-mapped Interrupted when Python has a pending signal (Ctrl-C).
 // Call with the GIL released; it briefly takes it.

@@ -20,6 +20,8 @@ ContextOverflowError = _core.ContextOverflowError
 from wrenlm.chat import ChatTemplateError  # noqa: E402
 from wrenlm.model import Model  # noqa: E402
 from wrenlm.perplexity import PerplexityResult  # noqa: E402
+from wrenlm.quantize import quantize  # noqa: E402
+from wrenlm.quantize import types as quantize_types  # noqa: E402
 from wrenlm.tokenizer import Tokenizer  # noqa: E402
 
 __version__ = "0.1.0"
@@ -27,6 +29,8 @@ __all__ = [
     "Model",
     "Tokenizer",
     "PerplexityResult",
+    "quantize",
+    "quantize_types",
     "WrenError",
     "FormatError",
     "UnsupportedError",

@@ -1,4 +1,4 @@
-"""The ``wrenlm`` command: generate, chat, perplexity, fetch, info.
+"""The ``wrenlm`` command: generate, chat, perplexity, quantize, fetch, info.
 
 The package's heavy parts (the compiled core, numpy) are imported inside the commands, not at the
 top, so that argument errors and ``--help`` do not wait for them.
@@ -245,6 +245,20 @@ def _cmd_info(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_quantize(args: argparse.Namespace) -> int:
+    import wrenlm
+
+    if args.list_types:
+        for name, about in wrenlm.quantize_types():
+            print(f"  {name:8s} {about}")
+        return 0
+    if args.input is None or args.output is None:
+        raise _UsageError("quantize needs IN and OUT (or --list-types)")
+    wrenlm.quantize(args.input, args.output, type=args.type, n_threads=args.threads,
+                    progress=not args.quiet, force=args.force)
+    return 0
+
+
 # -- entry point -----------------------------------------------------------------------------------
 
 
@@ -296,6 +310,24 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Load a model and print what it is.")
     _model_flags(i)
     i.set_defaults(func=_cmd_info)
+
+    q = sub.add_parser("quantize", help="quantize a model into a GGUF file (llama.cpp's mixes)",
+                       description="Quantize IN (a GGUF file, F32/F16/BF16 or already quantized, or a Hugging "
+                                   "Face model folder) into the GGUF file OUT with one of llama.cpp's mixes: "
+                                   "the same per-tensor types as llama-quantize, written by wrenlm's own "
+                                   "quantizers. Progress goes to stderr; Ctrl-C stops it and leaves no "
+                                   "partial OUT.")
+    q.add_argument("input", metavar="IN", nargs="?", help="source GGUF file or Hugging Face folder")
+    q.add_argument("output", metavar="OUT", nargs="?", help="output GGUF file")
+    q.add_argument("--type", "-t", default="Q4_K_M", metavar="TYPE",
+                   help="the mix, e.g. Q4_K_M (default), Q5_K_M, Q6_K, Q8_0, Q4_0, IQ4_XS, F16; "
+                        "--list-types shows all")
+    q.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="quantization threads (default: the number of physical cores)")
+    q.add_argument("--force", "-f", action="store_true", help="overwrite OUT if it exists")
+    q.add_argument("--quiet", "-q", action="store_true", help="no progress display")
+    q.add_argument("--list-types", action="store_true", help="list the mixes and exit")
+    q.set_defaults(func=_cmd_quantize)
     return p
 
 
