@@ -79,11 +79,11 @@ int layer_of(const std::string& name) {
 uint64_t first_uint(const TensorSource& src, const std::string& key, uint64_t def) {
   const GgufValue* v = src.find(key);
   if (!v || v->type != GgufType::ARRAY) return src.get_uint(key, def);
-  if (v->arr.empty() || !v->arr[0].is_integer()) return def;
-  const GgufValue& e = v->arr[0];
-  const bool is_signed = e.type == GgufType::I8 || e.type == GgufType::I16 || e.type == GgufType::I32 ||
-                         e.type == GgufType::I64;
-  return is_signed ? static_cast<uint64_t>(std::max<int64_t>(0, e.i)) : e.u;
+  uint64_t first = def;
+  v->for_each([&](size_t k, const GgufValue& e) {
+    if (k == 0 && e.is_integer()) first = e.is_signed() ? static_cast<uint64_t>(std::max<int64_t>(0, e.i)) : e.u;
+  });
+  return first;
 }
 
 // More bits for the first and last eighth of the layers and every third one in between.

@@ -14,37 +14,6 @@ constexpr uint32_t kVersion = 3;
 
 uint64_t align_up(uint64_t v, uint64_t a) { return (v + a - 1) / a * a; }
 
-// Appends the little-endian encoding of v (without its type tag) to out.
-void encode(const GgufValue& v, std::string& out) {
-  auto raw = [&out](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); };
-  auto str = [&](const std::string& s) {
-    const uint64_t n = s.size();
-    raw(&n, 8);
-    out += s;
-  };
-  switch (v.type) {
-    case GgufType::U8: case GgufType::BOOL: { const uint8_t x = static_cast<uint8_t>(v.u); raw(&x, 1); break; }
-    case GgufType::I8: { const int8_t x = static_cast<int8_t>(v.i); raw(&x, 1); break; }
-    case GgufType::U16: { const uint16_t x = static_cast<uint16_t>(v.u); raw(&x, 2); break; }
-    case GgufType::I16: { const int16_t x = static_cast<int16_t>(v.i); raw(&x, 2); break; }
-    case GgufType::U32: { const uint32_t x = static_cast<uint32_t>(v.u); raw(&x, 4); break; }
-    case GgufType::I32: { const int32_t x = static_cast<int32_t>(v.i); raw(&x, 4); break; }
-    case GgufType::U64: raw(&v.u, 8); break;
-    case GgufType::I64: raw(&v.i, 8); break;
-    case GgufType::F32: { const float x = static_cast<float>(v.f); raw(&x, 4); break; }
-    case GgufType::F64: raw(&v.f, 8); break;
-    case GgufType::STRING: str(v.s); break;
-    case GgufType::ARRAY: {
-      const uint32_t et = static_cast<uint32_t>(v.elem_type);
-      const uint64_t n = v.arr.size();
-      raw(&et, 4);
-      raw(&n, 8);
-      for (const GgufValue& e : v.arr) encode(e, out);
-      break;
-    }
-  }
-}
-
 }  // namespace
 
 GgufWriter::GgufWriter(std::string path, uint64_t alignment) : path_(std::move(path)), alignment_(alignment) {
@@ -123,7 +92,7 @@ void GgufWriter::write_header() {
     str(kv.first);
     const uint32_t t = static_cast<uint32_t>(kv.second.type);
     raw(&t, 4);
-    encode(kv.second, h);
+    kv.second.encode(&h);
   }
   for (const Entry& e : tensors_) {
     str(e.name);

@@ -77,7 +77,7 @@ const uint8_t* decode(GgufType t, const uint8_t* p, const std::shared_ptr<const 
   throw FormatError("internal: unknown GGUF value type");
 }
 
-void encode(const GgufValue& v, std::string* out) {
+void encode_value(const GgufValue& v, std::string* out) {
   switch (v.type) {
     case GgufType::U8: case GgufType::BOOL: store<uint8_t>(out, static_cast<uint8_t>(v.u)); break;
     case GgufType::I8: store<int8_t>(out, static_cast<int8_t>(v.i)); break;
@@ -120,11 +120,13 @@ std::vector<GgufValue> GgufValue::elements() const {
   return out;
 }
 
+void GgufValue::encode(std::string* out) const { encode_value(*this, out); }
+
 GgufValue GgufValue::array_of(GgufType elem_type, const std::vector<GgufValue>& elems) {
   auto buf = std::make_shared<std::string>();
   for (const GgufValue& e : elems) {
     if (e.type != elem_type) throw FormatError("internal: array element of the wrong type");
-    encode(e, buf.get());
+    e.encode(buf.get());
   }
   GgufValue v;
   v.type = GgufType::ARRAY;

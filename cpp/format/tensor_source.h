@@ -49,6 +49,9 @@ struct GgufValue {
   void for_each(const std::function<void(size_t, const GgufValue&)>& fn) const;
   // ARRAY: all elements decoded (for small arrays; large ones: for_each).
   std::vector<GgufValue> elements() const;
+  // Appends v's little-endian GGUF encoding, without its type tag, to out (what a GGUF file holds
+  // after the tag; an ARRAY: element type, count, elements).
+  void encode(std::string* out) const;
   // An ARRAY of elem_type holding the given scalars (or arrays, for ARRAY): encodes them.
   static GgufValue array_of(GgufType elem_type, const std::vector<GgufValue>& elems);
 };
