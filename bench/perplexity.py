@@ -12,7 +12,8 @@ position (llama-cpp-python's logits_all) where wrenlm computes those of the scor
 The text: Python's own pydoc topics (`pydoc_data.topics`, the Language Reference pages `help()`
 shows), English prose and code that every Python installation has; the same Python version gives
 the same text. Models as in bench/compare.py (smollm2, llama1b-MIX@llama.cpp, a GGUF path), plus
-smollm2-MIX@llama.cpp: SmolLM2's Q4_1 file requantized by llama.cpp's quantizer.
+smollm2-MIX@llama.cpp: SmolLM2's Q4_1 file requantized by llama.cpp's quantizer, and
+smollm2-MIX@wrenlm: the same file requantized by `wrenlm quantize`.
 
     python bench/perplexity.py smollm2 smollm2-q4_k_m@llama.cpp llama1b-q4_k_m@llama.cpp --windows 8
 """
@@ -81,6 +82,15 @@ def resolve(spec: str) -> tuple[str, Path]:
         mix = key[len("smollm2-"):-len("@llama.cpp")]
         return key, llama_quant.quantize(compare.smollm2_path(), mix, log=compare.log, allow_requantize=True,
                                          out_dir=llama_quant.cache_dir())
+    if key.startswith("smollm2-") and key.endswith("@wrenlm"):  # the same source through wrenlm quantize
+        import wrenlm
+
+        mix = key[len("smollm2-"):-len("@wrenlm")].upper()
+        src = compare.smollm2_path()
+        out = llama_quant.cache_dir() / f"{src.stem}.{mix}.wrenlm.gguf"
+        if not out.exists():
+            wrenlm.quantize(src, out, type=mix)
+        return key, out
     return compare.resolve_model(spec)
 
 

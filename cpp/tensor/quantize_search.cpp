@@ -304,6 +304,14 @@ void pack_iq4_nibbles(const uint8_t* u, uint8_t* qs) {
   for (int j = 0; j < 16; ++j) qs[j] = static_cast<uint8_t>(u[j] | (u[j + 16] << 4));
 }
 
+// Bit `bit` of each of the 256 values into 32 bytes, the layout of Q3_K's hmask and Q5_K's qh: bit i
+// of byte l is value 32 i + l's.
+void pack_high_bits(const uint8_t* u, int bit, uint8_t* out) {
+  std::memset(out, 0, 32);
+  for (int i = 0; i < 8; ++i)
+    for (int l = 0; l < 32; ++l) out[l] |= static_cast<uint8_t>(((u[32 * i + l] >> bit) & 1) << i);
+}
+
 }  // namespace
 
 void quantize_block_q2_k(const float* x, void* dst) {
@@ -327,9 +335,7 @@ void quantize_block_q3_k(const float* x, void* dst) {
     blk.scales[8 + j % 4] |= static_cast<uint8_t>(((v >> 4) & 3) << (2 * (j / 4)));
   }
   pack_crumbs(u, blk.qs);
-  std::memset(blk.hmask, 0, sizeof blk.hmask);
-  for (int i = 0; i < 8; ++i)
-    for (int l = 0; l < 32; ++l) blk.hmask[l] |= static_cast<uint8_t>(((u[32 * i + l] >> 2) & 1) << i);
+  pack_high_bits(u, 2, blk.hmask);
   std::memcpy(dst, &blk, sizeof blk);
 }
 
@@ -348,9 +354,7 @@ void quantize_block_q5_k(const float* x, void* dst) {
   quantize_offset_super(x, kFQ5_K, 32, 31, 63, &blk.d, &blk.dmin, sc, m, u);
   pack_k_scales(sc, m, blk.scales);
   pack_k_nibbles(u, blk.qs);
-  std::memset(blk.qh, 0, sizeof blk.qh);
-  for (int i = 0; i < 8; ++i)
-    for (int l = 0; l < 32; ++l) blk.qh[l] |= static_cast<uint8_t>(((u[32 * i + l] >> 4) & 1) << i);
+  pack_high_bits(u, 4, blk.qh);
   std::memcpy(dst, &blk, sizeof blk);
 }
 

@@ -80,6 +80,17 @@ def make_matrix(gguf, name, rows, cols, rng):
     return int(qt), raw.reshape(-1), gguf.quants.dequantize(raw, qt).astype(np.float64)
 
 
+def act_q8_oracle(w, n, rng):
+    """n random activation rows x for the weights w (rows, cols, float64), and the oracle of the 8-bit
+    products: the float64 product with the round-tripped 8-bit activations, and its bound."""
+    from wrenlm import _core
+
+    x = (rng.standard_normal((n, w.shape[1])) * 2).astype(np.float32)
+    xa = np.stack([_core.kernels.quantize_act_q8(r) for r in x]).astype(np.float64)
+    bound = 1e-5 * (np.abs(xa) @ np.abs(w).T) + 1e-6
+    return x, xa @ w.T, bound  # expected: (n, rows)
+
+
 def packed_cols(gguf, name, cols):
     """cols for the 32-column types; the same number of 256-column blocks' worth, scaled down, for the
     K-quants (at least one block, and more than one where cols spans several 32-blocks)."""
@@ -110,10 +121,7 @@ def test_packed_gemm_twins_and_numpy(name, rows, cols, n):
     rng = np.random.default_rng(rows * cols + n)
     cols = packed_cols(gguf, name, cols)
     tid, raw, w = make_matrix(gguf, name, rows, cols, rng)
-    x = (rng.standard_normal((n, cols)) * 2).astype(np.float32)
-    xa = np.stack([_core.kernels.quantize_act_q8(r) for r in x]).astype(np.float64)
-    expected = xa @ w.T  # (n, rows)
-    bound = 1e-5 * (np.abs(xa) @ np.abs(w).T) + 1e-6
+    x, expected, bound = act_q8_oracle(w, n, rng)
     assert_twins(lambda isa: _core.kernels.gemm_packed(isa, tid, raw, rows, x), expected, bound)
 
 
@@ -129,10 +137,7 @@ def test_i8_gemm_twins_and_numpy(name, rows, cols, n):
 
     rng = np.random.default_rng(rows * cols + n)
     tid, raw, w = make_matrix(gguf, name, rows, cols, rng)
-    x = (rng.standard_normal((n, cols)) * 2).astype(np.float32)
-    xa = np.stack([_core.kernels.quantize_act_q8(r) for r in x]).astype(np.float64)
-    expected = xa @ w.T  # (n, rows)
-    bound = 1e-5 * (np.abs(xa) @ np.abs(w).T) + 1e-6
+    x, expected, bound = act_q8_oracle(w, n, rng)
     assert_twins(lambda isa: _core.kernels.gemm_i8(isa, tid, raw, rows, x), expected, bound)
 
 
