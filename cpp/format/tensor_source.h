@@ -20,6 +20,8 @@ enum class GgufType : uint32_t {
 };
 const char* gguf_type_name(GgufType t);
 
+struct LoraUpdate;  // format/lora_adapter.h
+
 // One metadata value. Scalars keep their value in the widest matching field.
 struct GgufValue {
   GgufType type = GgufType::U8;
@@ -57,6 +59,9 @@ class TensorSource {
   // Drops the resident pages of bytes [p, p + n) of a tensor's data once they were copied (see
   // MappedFile::release: only whole pages inside the range go, so neighbours are never touched).
   virtual void release(const uint8_t* p, uint64_t n) const {}
+  // The LoRA updates an adapter layer (format/lora_source.h) adds to tensor `name`, in the order the
+  // adapters were given, for the weight binder to apply at run time; none for a plain file.
+  virtual std::vector<const LoraUpdate*> lora_updates(const std::string& name) const { return {}; }
 
   const std::map<std::string, GgufValue>& metadata() const { return kv_; }
   const std::vector<GgufTensor>& tensors() const { return tensors_; }

@@ -18,6 +18,11 @@ MatmulScratch::MatmulScratch(int n_threads, int64_t max_cols, int64_t max_batch)
       act_(new ActQ8[act_stride_ * static_cast<size_t>(max_batch)]),
       tile_(new float[tile_stride_ * static_cast<size_t>(n_threads)]) {}
 
+float* MatmulScratch::low_rank(int64_t n_floats) {
+  if (low_rank_.size() < static_cast<size_t>(n_floats)) low_rank_.resize(static_cast<size_t>(n_floats));
+  return low_rank_.data();
+}
+
 namespace {
 
 // Rows are handed to threads in chunks; small enough to balance, large enough to amortize.
@@ -158,6 +163,13 @@ void matmul_tiled(const QuantMatrix& w, const float* x, int64_t n, float* y, Thr
   });
 }
 
+// y (n x w.rows) += w's low-rank terms of x (n x w.cols), after the main product.
+void add_low_rank_terms(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool,
+                        MatmulScratch& s) {
+  if (w.low_rank.empty()) return;
+  add_low_rank(w.low_rank, w.rows, w.cols, x, n, y, s.low_rank(low_rank_scratch(w.low_rank, n)), pool);
+}
+
 }  // namespace
 
 MatmulPath matmul_path(const QuantMatrix& w, int64_t n, const MatmulScratch& s) {
@@ -171,12 +183,13 @@ MatmulPath matmul_path(const QuantMatrix& w, int64_t n, const MatmulScratch& s) 
 void matmul(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s) {
   WREN_CHECK(w.cols <= s.max_cols() && n <= s.max_batch(), InvalidArgument, "matmul: scratch too small");
   switch (matmul_path(w, n, s)) {
-    case MatmulPath::kPacked: return matmul_packed({{&w, y}}, x, n, pool, s);
-    case MatmulPath::kF16: return matmul_f16(w, x, n, y, pool);
-    case MatmulPath::kMatvec: return matvec(w, x, y, pool, s);
-    case MatmulPath::kTiles: return matmul_tiled(w, x, n, y, pool, s);
-    case MatmulPath::kI8: return matmul_i8(w, x, n, y, pool, s);
+    case MatmulPath::kPacked: matmul_packed({{&w, y}}, x, n, pool, s); break;
+    case MatmulPath::kF16: matmul_f16(w, x, n, y, pool); break;
+    case MatmulPath::kMatvec: matvec(w, x, y, pool, s); break;
+    case MatmulPath::kTiles: matmul_tiled(w, x, n, y, pool, s); break;
+    case MatmulPath::kI8: matmul_i8(w, x, n, y, pool, s); break;
   }
+  add_low_rank_terms(w, x, n, y, pool, s);
 }
 
 void matmul_shared_input(std::initializer_list<std::pair<const QuantMatrix*, float*>> products, const float* x,
@@ -190,6 +203,7 @@ void matmul_shared_input(std::initializer_list<std::pair<const QuantMatrix*, flo
   }
   if (all_packed) {
     matmul_packed(products, x, n, pool, s);
+    for (const auto& [w, y] : products) add_low_rank_terms(*w, x, n, y, pool, s);
   } else {
     for (const auto& [w, y] : products) matmul(*w, x, n, y, pool, s);
   }
@@ -200,6 +214,7 @@ void dequantize_matrix_row(const QuantMatrix& w, int64_t r, float* out) {
     dequantize_packed_rows(w.packed, r, 1, out);
   else
     dequantize_row(w.dtype, w.row(r), out, static_cast<size_t>(w.cols));
+  add_low_rank_row(w.low_rank, r, w.cols, out);
 }
 
 }  // namespace wren

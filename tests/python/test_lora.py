@@ -212,8 +212,10 @@ def test_info_lists_adapters(base, adapter, gguf_adapter):
     names = {f"blk.{i}.{n}.weight" for i in range(2)
              for n in ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]}
     assert set(a["targets"]) == names == set(g["targets"])
-    # Each adapted matrix once, as float32: per block 64x64 q/o, 32x64 k/v, 3 x 160x64 MLP.
-    assert model.info["lora_bytes"] == 2 * 4 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 160 * 64)
+    # A (r x cols) and B (rows x r) of each target, float32, for both rank-4 adapters: per block
+    # 64x64 q/o, 32x64 k/v, 3 x 160x64 MLP (not the matrices themselves: nothing is merged).
+    per_block = 4 * (2 * (64 + 64) + 2 * (32 + 64) + 3 * (160 + 64))
+    assert model.info["lora_bytes"] == 2 * 2 * 4 * per_block
     assert wrenlm.Model(gguf, n_threads=2).info["lora"] == []
 
 
