@@ -2,50 +2,45 @@
 
 #include <algorithm>
 
+#include "kernels/kernel_table.h"
 #include "util/blas.h"
 
 namespace wren {
 namespace {
 
-// Below this many multiply-adds a product's low-rank work runs on the calling thread: a parallel
-// job's hand-off costs more than it saves (decode's terms are a few tens of thousands).
+// Below this many multiply-adds add_low_rank runs on the calling thread: a parallel job's hand-off
+// costs more than it saves.
 constexpr int64_t kMinMacsToSplit = int64_t(1) << 20;
-
-int64_t max_rank(const std::vector<LowRankTerm>& terms) {
-  int64_t r = 0;
-  for (const LowRankTerm& t : terms) r = std::max(r, t.rank);
-  return r;
-}
+// Rows of A per h task: a rank-16 term's A is read by four tasks, spread over the threads.
+constexpr int64_t kRankPerTask = 4;
 
 }  // namespace
 
-int64_t low_rank_scratch(const std::vector<LowRankTerm>& terms, int64_t n) { return n * max_rank(terms); }
+int64_t low_rank_width(const std::vector<LowRankTerm>& terms) {
+  int64_t w = 0;
+  for (const LowRankTerm& t : terms) w += t.rank;
+  return w;
+}
 
 void add_low_rank(const std::vector<LowRankTerm>& terms, int64_t rows, int64_t cols, const float* x, int64_t n,
-                  float* y, float* xa, ThreadPool& pool) {
+                  float* y, float* h, ThreadPool& pool) {
   if (terms.empty() || n <= 0) return;
-  const int64_t stride = max_rank(terms);  // xa floats per token: tasks own disjoint token runs of it
-  const int r = static_cast<int>(rows), c = static_cast<int>(cols);
+  const int64_t width = low_rank_width(terms);
+  const int r = static_cast<int>(rows), c = static_cast<int>(cols), w = static_cast<int>(width);
   // Tokens [t0, t0 + m): every term, one after the other.
   auto run = [&](int64_t t0, int64_t m) {
+    const int mm = static_cast<int>(m);
     const float* xt = x + t0 * cols;  // (m, cols)
     float* yt = y + t0 * rows;        // (m, rows)
-    float* h = xa + t0 * stride;      // (m, rank) for each term in turn
+    float* ht = h + t0 * width;       // (m, width): this term's rank columns at an offset
     for (const LowRankTerm& t : terms) {
       const int k = static_cast<int>(t.rank);
-      if (m == 1) {
-        blas::sgemv(k, c, 1.0f, t.a, c, xt, 0.0f, h);        // h (rank) = A x
-        blas::sgemv(r, k, t.scale, t.b, k, h, 1.0f, yt);     // y (rows) += s B h
-      } else {
-        const int mm = static_cast<int>(m);
-        blas::sgemm(true, mm, k, c, 1.0f, xt, c, t.a, c, 0.0f, h, k);         // h (m, rank) = x A^T
-        blas::sgemm(true, mm, r, k, t.scale, h, k, t.b, k, 1.0f, yt, r);      // y (m, rows) += s h B^T
-      }
+      blas::sgemm(true, mm, k, c, 1.0f, xt, c, t.a, c, 0.0f, ht, w);                          // h (m, rank) = x A^T
+      blas::sgemm(true, mm, r, k, t.scale, ht, w, t.b, k, 1.0f, yt, r);                       // y += s h B^T
+      ht += t.rank;
     }
   };
-  int64_t macs = 0;
-  for (const LowRankTerm& t : terms) macs += t.rank * (rows + cols);
-  macs *= n;
+  const int64_t macs = n * width * (rows + cols);
   const int64_t n_tasks = std::min<int64_t>(n, pool.size());
   if (n_tasks <= 1 || macs < kMinMacsToSplit) return run(0, n);
   const int64_t per_task = (n + n_tasks - 1) / n_tasks;
@@ -55,11 +50,70 @@ void add_low_rank(const std::vector<LowRankTerm>& terms, int64_t rows, int64_t c
   });
 }
 
+int64_t low_rank_h_tasks(const std::vector<LowRankTerm>& terms) {
+  int64_t n = 0;
+  for (const LowRankTerm& t : terms) n += (t.rank + kRankPerTask - 1) / kRankPerTask;
+  return n;
+}
+
+void low_rank_h_task(const std::vector<LowRankTerm>& terms, int64_t task, const float* x, int64_t n, int64_t cols,
+                     float* h) {
+  const DotF32Fn dot = active_kernels().dot_f32;
+  const int64_t width = low_rank_width(terms);
+  int64_t offset = 0;  // the term's first column in h
+  for (const LowRankTerm& t : terms) {
+    const int64_t chunks = (t.rank + kRankPerTask - 1) / kRankPerTask;
+    if (task < chunks) {
+      const int64_t k0 = task * kRankPerTask, k1 = std::min(t.rank, k0 + kRankPerTask);
+      for (int64_t k = k0; k < k1; ++k)
+        for (int64_t i = 0; i < n; ++i) h[i * width + offset + k] = dot(t.a + k * cols, x + i * cols, cols);
+      return;
+    }
+    task -= chunks;
+    offset += t.rank;
+  }
+}
+
+void add_low_rank_rows(const std::vector<LowRankTerm>& terms, int64_t r0, int64_t r1, const float* h, int64_t t0,
+                       int64_t nt, float* y, int64_t ldy) {
+  const int64_t width = low_rank_width(terms);
+  for (int64_t i = t0; i < t0 + nt; ++i) {
+    float* yi = y + i * ldy;
+    const float* hi = h + i * width;
+    for (const LowRankTerm& t : terms) {
+      // y[r] += s B[r, :] h for r in [r0, r1): B's rows r0.. are one contiguous block (streamed from
+      // memory once); four rows at a time keep four independent sums in flight.
+      const int64_t k = t.rank;
+      int64_t r = r0;
+      for (; r + 4 <= r1; r += 4) {
+        const float* b = t.b + r * k;
+        float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
+        for (int64_t j = 0; j < k; ++j) {
+          s0 += b[j] * hi[j];
+          s1 += b[k + j] * hi[j];
+          s2 += b[2 * k + j] * hi[j];
+          s3 += b[3 * k + j] * hi[j];
+        }
+        yi[r] += t.scale * s0;
+        yi[r + 1] += t.scale * s1;
+        yi[r + 2] += t.scale * s2;
+        yi[r + 3] += t.scale * s3;
+      }
+      for (; r < r1; ++r) {
+        float s0 = 0.f;
+        for (int64_t j = 0; j < k; ++j) s0 += t.b[r * k + j] * hi[j];
+        yi[r] += t.scale * s0;
+      }
+      hi += t.rank;
+    }
+  }
+}
+
 void add_low_rank_row(const std::vector<LowRankTerm>& terms, int64_t r, int64_t cols, float* row) {
   for (const LowRankTerm& t : terms)
     for (int64_t k = 0; k < t.rank; ++k) {
       const float s = t.scale * t.b[r * t.rank + k];  // s B[r, k]
-      const float* a = t.a + k * cols;                 // A[k, :]
+      const float* a = t.a + k * cols;                // A[k, :]
       for (int64_t j = 0; j < cols; ++j) row[j] += s * a[j];
     }
 }

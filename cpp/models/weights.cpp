@@ -154,7 +154,7 @@ std::vector<LowRankTerm> WeightBinder::low_rank_terms(const GgufTensor& t, int64
     WREN_CHECK(u->cols == cols && row0 >= 0 && row0 + rows <= u->rows, std::logic_error, "LoRA update of '", t.name,
                "' (", u->rows, " x ", u->cols, ") does not cover rows [", row0, ", ", row0 + rows, ") of ", cols,
                " columns");
-    // B's rows row0.. belong to this matrix (one part of a fused tensor, or all of it).
+    // B's rows row0.. belong to this matrix: one part of a fused tensor, or all of it.
     terms.push_back({u->a.data(), u->b.data() + row0 * u->rank, u->rank, u->scale});
   }
   return terms;
