@@ -203,6 +203,35 @@ def test_adapter_on_quantized_base(base, adapter, tmp_path):
     assert_close(ours(q8, adapter, ids), ref, RTOL)
 
 
+def test_adapter_on_quantized_base_generation_path(base, adapter, tmp_path):
+    """The generation path on a Q8_0 base: 8-bit activations on the packed blocks, the adapter's terms
+    in float32 inside the same jobs (a 16-token prompt, then one token at a time). The 8-bit
+    activations alone move logits by a few % of their scale (test_architectures.py), so against
+    transformers + PEFT on the same Q8_0 file (dequantized): prompt logits with top-1 equal at >= 85%
+    of positions and within a quarter of the adapter's own effect (a lost or misplaced update leaves
+    the fast path about as far from the adapted reference as the base is); each greedy token the
+    reference's top-1, or within 10% of the adapter's effect of it (a near tie), teacher-forced."""
+    hf, _, ids = base
+    torch = require_module("torch")
+    q8 = convert_to_gguf(hf, tmp_path / "model-q8_0.gguf", outtype="q8_0")
+    ids = ids[:16]
+    ref_model = peft_model(load_transformers_gguf(str(q8)), [(adapter, 1.0)])
+    ref = logits_of(ref_model, ids)
+    with torch.no_grad():
+        effect = np.abs(ref - logits_of(load_transformers_gguf(str(q8)), ids)).max()
+    model = wrenlm.Model(q8, n_threads=2, lora=adapter)
+    fast = model.logits(ids, exact=False)
+    agree = float((fast.argmax(-1) == ref.argmax(-1)).mean())
+    err = np.abs(fast - ref).max()
+    print(f"prompt: top-1 agreement {agree:.3f}, max |diff| {err:.3g}, adapter effect {effect:.3g}")
+    assert agree >= 0.85 and err < 0.25 * effect
+    gen = model.generate_ids(ids, max_tokens=12, ignore_eos=True)
+    ref_gen = logits_of(ref_model, ids + gen)[len(ids) - 1:-1]  # the reference's view before each token
+    behind = [float(row.max() - row[t]) for row, t in zip(ref_gen, gen)]
+    print(f"greedy: reference top-1 at {sum(b == 0 for b in behind)}/12, largest shortfall {max(behind):.3g}")
+    assert max(behind) <= 0.1 * effect
+
+
 def test_info_lists_adapters(base, adapter, gguf_adapter):
     hf, gguf, _ = base
     model = wrenlm.Model(gguf, n_threads=2, lora=[adapter, (str(gguf_adapter), 0.25)])
