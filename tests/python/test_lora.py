@@ -160,6 +160,27 @@ def test_peft_adapter_matches_peft(base, adapter, kind, scale):
     assert_close(ours(gguf if kind == "gguf" else hf, [(adapter, scale)], ids), ref, RTOL)
 
 
+@pytest.mark.parametrize("kind", ["gguf", "hf"])
+def test_adapter_on_fused_phi3_matrices(tmp_path_factory, smollm2_path, kind):
+    """Phi-3's fused attn_qkv and gate/up ffn_up are bound as row parts (Q, K, V; gate, up): each part
+    applies its own rows of the adapter's B. Against PEFT on the same fused Linear layers."""
+    from test_architectures import make_tiny
+
+    transformers = require_module("transformers")
+    tok = smollm2_tokenizer(smollm2_path)
+    cfg = transformers.Phi3Config(vocab_size=len(tok), hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                                  original_max_position_embeddings=512, pad_token_id=0, bos_token_id=1,
+                                  eos_token_id=2, tie_word_embeddings=False)
+    hf, gguf = make_tiny(tmp_path_factory, "lora_phi3", cfg, transformers.Phi3ForCausalLM, tok,
+                         tokenizer_class="GPT2Tokenizer")
+    adapter = make_peft_adapter(hf, tmp_path_factory.mktemp("lora_phi3_a") / "peft", seed=3, r=4, lora_alpha=8,
+                                target_modules=["qkv_proj", "o_proj", "gate_up_proj", "down_proj"])
+    ids = tok(PROMPT)["input_ids"]
+    ref = logits_of(peft_model(hf, [(adapter, 1.0)]), ids)
+    assert_close(ours(gguf if kind == "gguf" else hf, adapter, ids), ref, RTOL)
+
+
 def test_adapter_changes_the_logits(base, adapter):
     """The test adapters are not negligible: the base alone is far outside the tolerance."""
     hf, gguf, ids = base
