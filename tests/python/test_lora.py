@@ -1,15 +1,16 @@
-"""LoRA adapters merged at load, against transformers + PEFT on a tiny random Llama.
+"""LoRA adapters applied at run time, against transformers + PEFT on a tiny random Llama (and Phi-3).
 
 The adapters are made by PEFT itself (`get_peft_model`, saved with `save_pretrained`; lora_B is zero
 at init, so both matrices are drawn at random here to make the update count) and, for the GGUF kind,
 converted by llama.cpp's own `convert_lora_to_gguf.py`. The oracle is transformers running the base
 with PEFT's adapter (unmerged: x W^T + s (x A^T) B^T), or, for several adapters, PEFT's own merge of
-the first followed by the second unmerged; our side merges W + s B A once, in float32.
+the first followed by the second unmerged; our side also adds s (x A^T) B^T beside the base matrix's
+own product (kernels/low_rank.h), in float32.
 
 Tolerance: as test_architectures.py, 1e-4 x max|logit| (+1e-5) with F32 weights and an F32 KV cache:
-the merge changes only the summation order (B A summed before, not after, the product with x). The
-adapters move logits by O(1) (checked: the base alone is far outside the tolerance), so a wrong scale,
-a missing Q/K row permutation or a transposed update would fail."""
+the same float32 math in another summation order (and PEFT's merge of a first adapter). The adapters
+move logits by O(1) (checked: the base alone is far outside the tolerance), so a wrong scale, a
+missing Q/K row permutation, a transposed update or a wrong row slice of B would fail."""
 
 from __future__ import annotations
 
@@ -207,8 +208,8 @@ def test_adapters_add_up(base, adapter, adapter2):
 
 
 def test_greedy_generation_with_adapter(base, adapter):
-    """Prefill + KV-cache decode on the merged weights (generation path) against PEFT's greedy
-    tokens by full recomputation."""
+    """Prefill + KV-cache decode with the adapter (one token at a time: its terms split across the
+    product's threads) against PEFT's greedy tokens by full recomputation."""
     hf, gguf, ids = base
     model = wrenlm.Model(gguf, kv_cache="f32", n_threads=2, lora=adapter)
     assert model.generate_ids(ids, max_tokens=12, ignore_eos=True) == greedy_ids(peft_model(hf, [(adapter, 1.0)]),
@@ -216,8 +217,8 @@ def test_greedy_generation_with_adapter(base, adapter):
 
 
 def test_adapter_on_quantized_base(base, adapter, tmp_path):
-    """A Q8_0 base: the adapted matrices are dequantized and merged in float32. Oracle: transformers'
-    own dequantization of the same Q8_0 file (gguf-py) with PEFT's adapter on top."""
+    """A Q8_0 base, exact path (float activations on the dequantized blocks, terms added in float32).
+    Oracle: transformers' own dequantization of the same Q8_0 file (gguf-py) with PEFT's adapter on top."""
     hf, _, ids = base
     q8 = convert_to_gguf(hf, tmp_path / "model-q8_0.gguf", outtype="q8_0")
     ref = logits_of(peft_model(load_transformers_gguf(str(q8)), [(adapter, 1.0)]), ids)
