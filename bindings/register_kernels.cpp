@@ -317,6 +317,16 @@ void register_kernels(py::module_& m) {
     return out;
   }, py::arg("isa"), py::arg("p"), py::arg("values"), py::arg("offset"), py::arg("head_dim"),
      "p @ values[:, offset:offset+head_dim] with the given ISA's attention kernel.");
+  // One ISA's rows_dot_f32: y + scale * (b h) for b (n_rows, k), h (k), y (n_rows); returns the new y.
+  k.def("rows_dot_f32", [](const std::string& isa, Floats b, Floats h, float scale, Floats y) {
+    WREN_CHECK(b.ndim() == 2 && h.ndim() == 1 && h.shape(0) == b.shape(1) && y.ndim() == 1 && y.shape(0) == b.shape(0),
+               InvalidArgument, "b (n_rows, k), h (k), y (n_rows)");
+    py::array_t<float> out(b.shape(0));
+    std::copy(y.data(), y.data() + y.size(), out.mutable_data());
+    table(isa).rows_dot_f32(b.data(), b.shape(1), b.shape(0), h.data(), scale, out.mutable_data());
+    return out;
+  }, py::arg("isa"), py::arg("b"), py::arg("h"), py::arg("scale"), py::arg("y"));
+
   k.def("exp_sum", [](const std::string& isa, Floats x, float shift) {
     Floats y(x.size());
     std::copy(x.data(), x.data() + x.size(), y.mutable_data());

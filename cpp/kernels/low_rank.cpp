@@ -77,33 +77,13 @@ void low_rank_h_task(const std::vector<LowRankTerm>& terms, int64_t task, const 
 void add_low_rank_rows(const std::vector<LowRankTerm>& terms, int64_t r0, int64_t r1, const float* h, int64_t t0,
                        int64_t nt, float* y, int64_t ldy) {
   const int64_t width = low_rank_width(terms);
+  const RowsDotF32Fn rows_dot = active_kernels().rows_dot_f32;
   for (int64_t i = t0; i < t0 + nt; ++i) {
     float* yi = y + i * ldy;
     const float* hi = h + i * width;
     for (const LowRankTerm& t : terms) {
-      // y[r] += s B[r, :] h for r in [r0, r1): B's rows r0.. are one contiguous block (streamed from
-      // memory once); four rows at a time keep four independent sums in flight.
-      const int64_t k = t.rank;
-      int64_t r = r0;
-      for (; r + 4 <= r1; r += 4) {
-        const float* b = t.b + r * k;
-        float s0 = 0.f, s1 = 0.f, s2 = 0.f, s3 = 0.f;
-        for (int64_t j = 0; j < k; ++j) {
-          s0 += b[j] * hi[j];
-          s1 += b[k + j] * hi[j];
-          s2 += b[2 * k + j] * hi[j];
-          s3 += b[3 * k + j] * hi[j];
-        }
-        yi[r] += t.scale * s0;
-        yi[r + 1] += t.scale * s1;
-        yi[r + 2] += t.scale * s2;
-        yi[r + 3] += t.scale * s3;
-      }
-      for (; r < r1; ++r) {
-        float s0 = 0.f;
-        for (int64_t j = 0; j < k; ++j) s0 += t.b[r * k + j] * hi[j];
-        yi[r] += t.scale * s0;
-      }
+      // y[r] += s B[r, :] h for r in [r0, r1): B's rows r0.. are one contiguous block, streamed once
+      rows_dot(t.b + r0 * t.rank, t.rank, r1 - r0, hi, t.scale, yi + r0);
       hi += t.rank;
     }
   }

@@ -10,8 +10,9 @@
 //     are read once for many tokens;
 //   - inside the product's own parallel jobs (decode): h = x A^T in chunks of A's rows beside the
 //     activation quantization (low_rank_h_task), then each row task adds its rows of s h B^T
-//     (add_low_rank_rows). A decoded token reads A and B from memory once, like the weights, so
-//     splitting them across the threads matters as much as splitting W's rows.
+//     (add_low_rank_rows, KernelTable::rows_dot_f32 over the task's contiguous run of B's rows). A
+//     decoded token reads A and B from memory once, like the weights, so splitting them across the
+//     threads matters as much as splitting W's rows.
 #pragma once
 
 #include <cstdint>
