@@ -29,15 +29,6 @@ inline void sgemm(bool trans_b, int m, int n, int k, float alpha, const float* a
 #endif
 }
 
-// y (m) = alpha * A (m x n, row-major) * x (n) + beta * y.
-inline void sgemv(int m, int n, float alpha, const float* a, int lda, const float* x, float beta, float* y) {
-#ifdef WRENLM_SCIPY_OPENBLAS
-  scipy_cblas_sgemv(CblasRowMajor, CblasNoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1);
-#else
-  cblas_sgemv(CblasRowMajor, CblasNoTrans, m, n, alpha, a, lda, x, 1, beta, y, 1);
-#endif
-}
-
 void set_num_threads(int n);  // defined in util/blas.cpp (OpenBLAS-specific, optional elsewhere)
 std::string core_name();
 
