@@ -9,6 +9,7 @@
 
 #include "bindings/register.h"
 #include "kernels/kernel_table.h"
+#include "kernels/matmul.h"
 #include "tensor/decode_i8.h"
 #include "tensor/dtype.h"
 #include "tensor/packed.h"
@@ -59,6 +60,26 @@ struct PackedCase {
   }
   void run(const KernelTable& kt, float* y) const { kt.gemm_packed(p, 0, p.n_groups, xq.data(), xs, n, y, p.rows); }
 };
+
+// One matrix of a `matmul` call: the file bytes, their packed copy (when packable) and the arrays
+// its low-rank terms point into.
+struct MatmulCase {
+  QuantMatrix w;
+  Bytes raw;
+  std::vector<uint8_t> packed;
+  std::vector<Floats> keep;
+};
+
+const char* path_name(MatmulPath p) {
+  switch (p) {
+    case MatmulPath::kPacked: return "packed";
+    case MatmulPath::kF16: return "f16";
+    case MatmulPath::kMatvec: return "matvec";
+    case MatmulPath::kTiles: return "tiles";
+    case MatmulPath::kI8: return "i8";
+  }
+  return "?";
+}
 
 const KernelTable& table(const std::string& isa) {
   if (isa == "generic") return reference_kernels();
@@ -174,6 +195,80 @@ void register_kernels(py::module_& m) {
     return out;
   }, py::arg("type_id"), py::arg("raw"), py::arg("rows"), "Pack, then dequantize from the packed layout.");
 
+  // wren::matmul as the models call it (matmul_shared_input for several matrices), with low-rank
+  // terms. products: [(type_id, raw, rows, terms)], terms: [(a (rank, cols), b (total_rows, rank),
+  // row0, scale)] (the matrix's rows are B's rows row0.., as for one part of a fused tensor);
+  // packable types are packed as the weight binder packs them. x (n, cols); exact: float
+  // activations (MatmulScratch::float_activations). Returns ([y (n, rows)], [path of each product]).
+  k.def("matmul", [](const py::list& products, Floats x, bool exact, int n_threads) {
+    WREN_CHECK(products.size() >= 1 && products.size() <= 4 && x.ndim() == 2 && n_threads >= 1, InvalidArgument,
+               "1 to 4 products, x (n, cols), n_threads >= 1");
+    const int64_t n = x.shape(0), cols = x.shape(1);
+    std::vector<MatmulCase> cases(products.size());
+    for (size_t i = 0; i < products.size(); ++i) {
+      const auto item = products[i].cast<py::tuple>();
+      const auto type_id = item[0].cast<uint32_t>();
+      MatmulCase& c = cases[i];
+      c.raw = item[1].cast<Bytes>();
+      const Bytes& raw = c.raw;
+      const auto rows = item[2].cast<int64_t>();
+      size_t n_el;
+      const DType t = checked_type(type_id, static_cast<size_t>(raw.size()), &n_el);
+      WREN_CHECK(rows > 0 && n_el == static_cast<size_t>(rows * cols), InvalidArgument, "product ", i, ": expected ",
+                 rows, " x ", cols, " elements, found ", n_el);
+      c.w.dtype = t;
+      c.w.rows = rows;
+      c.w.cols = cols;
+      c.w.row_stride = row_bytes(t, static_cast<size_t>(cols));
+      c.w.data = raw.data();
+      if (packable(t) && cols % pack_format(t).tile_cols == 0) {
+        c.w.packed = packed_layout(t, rows, cols);
+        c.packed.resize(packed_bytes(c.w.packed));
+        pack_groups(c.w.packed, raw.data(), c.w.row_stride, 0, c.w.packed.n_groups, c.packed.data());
+        c.w.packed.data = c.packed.data();
+        c.w.data = nullptr;
+      }
+      for (const py::handle term : item[3].cast<py::list>()) {
+        const auto tt = term.cast<py::tuple>();
+        const auto a = tt[0].cast<Floats>();
+        const auto b = tt[1].cast<Floats>();
+        const auto row0 = tt[2].cast<int64_t>();
+        WREN_CHECK(a.ndim() == 2 && a.shape(1) == cols && b.ndim() == 2 && b.shape(1) == a.shape(0) && row0 >= 0 &&
+                       row0 + rows <= b.shape(0),
+                   InvalidArgument, "term: a (rank, cols), b (total_rows, rank), row0 + rows <= total_rows");
+        c.keep.push_back(a);
+        c.keep.push_back(b);
+        c.w.low_rank.push_back({a.data(), b.data() + row0 * a.shape(0), a.shape(0), tt[3].cast<float>()});
+      }
+    }
+    ThreadPool pool(n_threads);
+    MatmulScratch s(n_threads, cols, n);
+    s.float_activations = exact;
+    std::vector<py::array_t<float>> ys;
+    py::list paths;
+    for (MatmulCase& c : cases) {
+      ys.emplace_back(std::vector<int64_t>{n, c.w.rows});
+      paths.append(path_name(matmul_path(c.w, n, s)));
+    }
+    {
+      py::gil_scoped_release nogil;
+      auto y = [&](size_t i) { return ys[i].mutable_data(); };
+      switch (cases.size()) {
+        case 1: matmul(cases[0].w, x.data(), n, y(0), pool, s); break;
+        case 2: matmul_shared_input({{&cases[0].w, y(0)}, {&cases[1].w, y(1)}}, x.data(), n, pool, s); break;
+        case 3:
+          matmul_shared_input({{&cases[0].w, y(0)}, {&cases[1].w, y(1)}, {&cases[2].w, y(2)}}, x.data(), n, pool, s);
+          break;
+        default:
+          matmul_shared_input({{&cases[0].w, y(0)}, {&cases[1].w, y(1)}, {&cases[2].w, y(2)}, {&cases[3].w, y(3)}},
+                              x.data(), n, pool, s);
+      }
+    }
+    py::list out;
+    for (auto& y : ys) out.append(y);
+    return py::make_tuple(out, paths);
+  }, py::arg("products"), py::arg("x"), py::kw_only(), py::arg("exact") = false, py::arg("n_threads") = 2);
+
   k.def("quantize_act_q8", [](Floats x) {
     const size_t n = static_cast<size_t>(x.size());
     WREN_CHECK(n % kQK == 0, InvalidArgument, "length must be a multiple of 32");
@@ -222,6 +317,16 @@ void register_kernels(py::module_& m) {
     return out;
   }, py::arg("isa"), py::arg("p"), py::arg("values"), py::arg("offset"), py::arg("head_dim"),
      "p @ values[:, offset:offset+head_dim] with the given ISA's attention kernel.");
+  // One ISA's rows_dot_f32: y + scale * (b h) for b (n_rows, k), h (k), y (n_rows); returns the new y.
+  k.def("rows_dot_f32", [](const std::string& isa, Floats b, Floats h, float scale, Floats y) {
+    WREN_CHECK(b.ndim() == 2 && h.ndim() == 1 && h.shape(0) == b.shape(1) && y.ndim() == 1 && y.shape(0) == b.shape(0),
+               InvalidArgument, "b (n_rows, k), h (k), y (n_rows)");
+    py::array_t<float> out(b.shape(0));
+    std::copy(y.data(), y.data() + y.size(), out.mutable_data());
+    table(isa).rows_dot_f32(b.data(), b.shape(1), b.shape(0), h.data(), scale, out.mutable_data());
+    return out;
+  }, py::arg("isa"), py::arg("b"), py::arg("h"), py::arg("scale"), py::arg("y"));
+
   k.def("exp_sum", [](const std::string& isa, Floats x, float shift) {
     Floats y(x.size());
     std::copy(x.data(), x.data() + x.size(), y.mutable_data());

@@ -42,7 +42,7 @@ void register_model(py::module_& m) {
              return std::make_unique<Engine>(path, n_ctx, n_threads, kv, specs, kCancelOnSignal);
            }), py::arg("path"), py::kw_only(), py::arg("n_ctx") = 0, py::arg("n_threads") = 0,
            py::arg("kv_cache") = "f16", py::arg("lora") = std::vector<std::pair<std::string, float>>{},
-           "lora: (adapter path, scale) pairs merged into the weights at load.")
+           "lora: (adapter path, scale) pairs, applied at run time beside the weights they update.")
       .def_property_readonly("n_ctx", &Engine::n_ctx)
       .def_property_readonly("kv_cache", [](const Engine& e) { return kv_dtype_name(e.kv_dtype()); })
       .def_property_readonly("n_threads", &Engine::n_threads)

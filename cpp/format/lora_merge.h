@@ -1,7 +1,7 @@
 // Merging LoRA updates into a base matrix: W + sum of s * B A, computed once, in float32. A quantized
 // base matrix is dequantized first, so the result is exact (what PEFT computes on float weights);
-// the price is 4 bytes per element of every adapted matrix. The same function serves the loader
-// (format/lora_source.h) and any tool that writes a merged model.
+// the price is 4 bytes per element of every adapted matrix. For tools that write a merged model; the
+// loader does not merge (format/lora_source.h: adapters are applied at run time, kernels/low_rank.h).
 #pragma once
 
 #include <cstdint>

@@ -21,6 +21,8 @@ enum class GgufType : uint32_t {
 };
 const char* gguf_type_name(GgufType t);
 
+struct LoraUpdate;  // format/lora_adapter.h
+
 // One metadata value. Scalars keep their value in the widest matching field.
 //
 // Arrays are kept compact: their elements stay encoded as GGUF encodes them (numbers little-endian
@@ -85,6 +87,9 @@ class TensorSource {
   // A file truncated while a pass runs can still fault: mapping a file means trusting it not to
   // shrink, as every mmap-based runtime does (llama.cpp included).
   virtual void check_not_truncated() const {}
+  // The LoRA updates an adapter layer (format/lora_source.h) adds to tensor `name`, in the order the
+  // adapters were given, for the weight binder to apply at run time; none for a plain file.
+  virtual std::vector<const LoraUpdate*> lora_updates(const std::string& name) const { return {}; }
 
   const std::map<std::string, GgufValue>& metadata() const { return kv_; }
   const std::vector<GgufTensor>& tensors() const { return tensors_; }

@@ -60,6 +60,7 @@ KernelTable with_fallbacks(const KernelTable& t) {
   if (!c.attn_values_f32) c.attn_values_f32 = r.attn_values_f32;
   if (!c.exp_sum) c.exp_sum = r.exp_sum;
   if (!c.dot_i8) c.dot_i8 = r.dot_i8;
+  if (!c.rows_dot_f32) c.rows_dot_f32 = r.rows_dot_f32;
   return c;
 }
 

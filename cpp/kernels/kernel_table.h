@@ -44,6 +44,10 @@ using AttnValuesFn = void (*)(const float* p, int64_t p_stride, int64_t n_q, con
 // pass shift >= max(x), so no argument exceeds 0; results under float's normal range (e^-87.3)
 // may come back as 0 instead of a subnormal (AVX2).
 using ExpSumFn = float (*)(float* x, int64_t n, float shift);
+// Short float rows times one vector, added: y[r] += scale * (b_r . h) for r in [0, n_rows), with
+// b_r = b + r * k (k floats, typically a LoRA rank of 4 to 64). The B h step of low-rank terms on
+// decode (kernels/low_rank.h), where one call covers a row task's run of B.
+using RowsDotF32Fn = void (*)(const float* b, int64_t k, int64_t n_rows, const float* h, float scale, float* y);
 
 struct KernelTable {
   const char* name;
@@ -61,6 +65,7 @@ struct KernelTable {
   AttnValuesFn attn_values_f16 = nullptr;
   AttnValuesFn attn_values_f32 = nullptr;
   ExpSumFn exp_sum = nullptr;
+  RowsDotF32Fn rows_dot_f32 = nullptr;  // null: the scalar twin (dispatch.cpp)
 };
 
 const KernelTable& reference_kernels();
@@ -68,6 +73,7 @@ const KernelTable* avx2_kernels();    // nullptr when not compiled in
 const KernelTable* avx512_kernels();  // AVX-512 F/BW/VL + VNNI; nullptr when not compiled in
 void fill_attention_kernels_avx2(KernelTable& t);    // kernels/avx2/attention_avx2.cpp (also used by avx512)
 void fill_attention_kernels_avx512(KernelTable& t);  // kernels/avx512/attention_avx512.cpp
+void fill_low_rank_kernels_avx2(KernelTable& t);     // kernels/avx2/low_rank_avx2.cpp (also used by avx512)
 const KernelTable& active_kernels();  // chosen once
 // Whether the named table is compiled in and this CPU can run it.
 bool isa_available(const char* name);

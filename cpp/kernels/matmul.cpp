@@ -19,6 +19,11 @@ MatmulScratch::MatmulScratch(int n_threads, int64_t max_cols, int64_t max_batch)
       act_(new ActQ8[act_stride_ * static_cast<size_t>(max_batch)]),
       tile_(new float[tile_stride_ * static_cast<size_t>(n_threads)]) {}
 
+float* MatmulScratch::low_rank(int64_t n_floats) {
+  if (low_rank_.size() < static_cast<size_t>(n_floats)) low_rank_.resize(static_cast<size_t>(n_floats));
+  return low_rank_.data();
+}
+
 namespace {
 
 // Rows are handed to threads in chunks; small enough to balance, large enough to amortize.
@@ -34,6 +39,58 @@ constexpr int64_t kF16TokensPerTask = 64;
 // Codebook formats (tensor/decode_i8.h): up to this many tokens, rows are decoded to int8 and
 // multiplied with 8-bit activations; more, and tiles dequantized for sgemm cost less per token.
 constexpr int64_t kI8MaxTokens = 16;
+// Low-rank terms (kernels/low_rank.h) of products with up to this many tokens run inside the
+// product's own jobs, split like its rows; more, and they run after it, over runs of tokens.
+constexpr int64_t kSplitLowRankMaxTokens = 16;
+
+// The low-rank terms of up to four products of one input x (n, cols), split into the product's
+// jobs: h_tasks() tasks of h = x A^T to run beside (before) the row tasks, then add_rows() in each
+// row task. Empty when no product has terms or n is too large (then add_low_rank_after runs).
+class SplitLowRank {
+ public:
+  // ws: count (<= 4) matrices of equal cols.
+  SplitLowRank(const QuantMatrix* const* ws, int count, int64_t n, MatmulScratch& s) : n_(n) {
+    if (n > kSplitLowRankMaxTokens) return;
+    int64_t floats = 0;
+    for (int k = 0; k < count; ++k) floats += n * low_rank_width(ws[k]->low_rank);
+    if (floats == 0) return;
+    float* h = s.low_rank(floats);
+    for (int k = 0; k < count; ++k) {
+      const QuantMatrix* w = ws[k];
+      ws_[count_] = w;
+      h_[count_] = h;
+      h += n * low_rank_width(w->low_rank);
+      first_[count_ + 1] = first_[count_] + low_rank_h_tasks(w->low_rank);
+      ++count_;
+    }
+  }
+  bool active() const { return count_ > 0; }
+  int64_t h_tasks() const { return first_[count_]; }
+  void h_task(int64_t task, const float* x) const {
+    int k = 0;
+    while (task >= first_[k + 1]) ++k;
+    low_rank_h_task(ws_[k]->low_rank, task - first_[k], x, n_, ws_[k]->cols, h_[k]);
+  }
+  // Rows [r0, r1) and tokens [t0, t0 + nt) of product k (its output y, rows apart).
+  void add_rows(int k, int64_t r0, int64_t r1, int64_t t0, int64_t nt, float* y) const {
+    if (count_ > 0 && !ws_[k]->low_rank.empty())
+      add_low_rank_rows(ws_[k]->low_rank, r0, r1, h_[k], t0, nt, y, ws_[k]->rows);
+  }
+
+ private:
+  int64_t n_;
+  int count_ = 0;
+  const QuantMatrix* ws_[4] = {};
+  float* h_[4] = {};
+  int64_t first_[5] = {};
+};
+
+// y (n x w.rows) += w's low-rank terms of x (n x w.cols), after the product, unless split already did.
+void add_low_rank_after(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool,
+                        MatmulScratch& s, const SplitLowRank* split = nullptr) {
+  if (w.low_rank.empty() || (split && split->active())) return;
+  add_low_rank(w.low_rank, w.rows, w.cols, x, n, y, s.low_rank(n * low_rank_width(w.low_rank)), pool);
+}
 
 // Products of packed matrices with one input x (n, cols): x is quantized to 8-bit blocks once, then
 // one parallel job covers (groups of rows) x (runs of tokens) of every matrix.
@@ -42,8 +99,14 @@ void matmul_packed(std::initializer_list<std::pair<const QuantMatrix*, float*>> 
   const int64_t cols = products.begin()->first->cols;
   const GemmPackedFn gemm = active_kernels().gemm_packed;
   const int64_t xs = s.act_stride();
-  pool.parallel_for(n, [&](int64_t t, int) {
-    quantize_act_q8(x + t * cols, s.act(t), static_cast<size_t>(cols));
+  const QuantMatrix* ws[4] = {};
+  for (size_t k = 0; k < products.size(); ++k) ws[k] = products.begin()[k].first;
+  const SplitLowRank lr(ws, static_cast<int>(products.size()), n, s);
+  pool.parallel_for(n + lr.h_tasks(), [&](int64_t t, int) {
+    if (t < n)
+      quantize_act_q8(x + t * cols, s.act(t), static_cast<size_t>(cols));
+    else
+      lr.h_task(t - n, x);
   });
   const int64_t gpt = n == 1 ? kDecodeGroupsPerTask : kPrefillGroupsPerTask;
   const int64_t token_tasks = (n + kPrefillTokensPerTask - 1) / kPrefillTokensPerTask;
@@ -61,12 +124,17 @@ void matmul_packed(std::initializer_list<std::pair<const QuantMatrix*, float*>> 
     const int64_t g0 = local % group_tasks * gpt, g1 = std::min(p.n_groups, g0 + gpt);
     const int64_t t0 = local / group_tasks * kPrefillTokensPerTask, nt = std::min(kPrefillTokensPerTask, n - t0);
     gemm(p, g0, g1, s.act(t0), xs, nt, y + t0 * w->rows, w->rows);
+    lr.add_rows(static_cast<int>(k), g0 * kPackRows, std::min(w->rows, g1 * kPackRows), t0, nt, y);
   });
+  for (const auto& [w, y] : products) add_low_rank_after(*w, x, n, y, pool, s, &lr);
 }
 
 void matvec(const QuantMatrix& w, const float* x, float* y, ThreadPool& pool, MatmulScratch& s) {
   const KernelTable& k = active_kernels();
   const DotF32Fn f = w.dtype == DType::F32 ? k.dot_f32 : w.dtype == DType::F16 ? k.dot_f16 : nullptr;
+  const QuantMatrix* self = &w;
+  const SplitLowRank lr(&self, 1, 1, s);
+  if (lr.active()) pool.parallel_for(lr.h_tasks(), [&](int64_t t, int) { lr.h_task(t, x); });
   const int64_t n_tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
   pool.parallel_for(n_tasks, [&](int64_t task, int thread) {
     float* buf = s.tile(thread);
@@ -79,12 +147,13 @@ void matvec(const QuantMatrix& w, const float* x, float* y, ThreadPool& pool, Ma
         y[r] = k.dot_f32(buf, x, w.cols);
       }
     }
+    lr.add_rows(0, task * kRowsPerTask, end, 0, 1, y);
   });
 }
 
 // F16 weights straight from their rows (no F32 copy): tasks are row runs x token runs, row-major
 // so that a task's rows stay in cache over the token runs that follow it.
-void matmul_f16(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool) {
+void matmul_f16(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s) {
   const GemmF16Fn gemm = active_kernels().gemm_f16;
   const auto* rows = reinterpret_cast<const uint16_t*>(w.row(0));
   const int64_t rows_per_task = n <= 16 ? kRowsPerTask : 4 * kRowsPerTask;
@@ -95,6 +164,7 @@ void matmul_f16(const QuantMatrix& w, const float* x, int64_t n, float* y, Threa
     const int64_t t0 = task % token_tasks * kF16TokensPerTask, nt = std::min(kF16TokensPerTask, n - t0);
     gemm(rows, w.cols, r0, r1, x + t0 * w.cols, nt, y + t0 * w.rows, w.rows);
   });
+  add_low_rank_after(w, x, n, y, pool, s);
 }
 
 // Codebook-format rows (tensor/decode_i8.h) times a few tokens: x is quantized to 8-bit blocks once;
@@ -104,8 +174,13 @@ void matmul_i8(const QuantMatrix& w, const float* x, int64_t n, float* y, Thread
   const DecodeI8Fn decode = decode_i8_fn(w.dtype);
   const DotI8Fn dot = active_kernels().dot_i8;
   const int64_t cols = w.cols;
-  pool.parallel_for(n, [&](int64_t t, int) {
-    quantize_act_q8(x + t * cols, s.act(t), static_cast<size_t>(cols));
+  const QuantMatrix* self = &w;
+  const SplitLowRank lr(&self, 1, n, s);
+  pool.parallel_for(n + lr.h_tasks(), [&](int64_t t, int) {
+    if (t < n)
+      quantize_act_q8(x + t * cols, s.act(t), static_cast<size_t>(cols));
+    else
+      lr.h_task(t - n, x);
   });
   const int64_t n_tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
   pool.parallel_for(n_tasks, [&](int64_t task, int thread) {
@@ -117,7 +192,9 @@ void matmul_i8(const QuantMatrix& w, const float* x, int64_t n, float* y, Thread
       decode(w.row(r), q, scale, static_cast<size_t>(cols));
       dot(q, scale, cols, s.act(0), s.act_stride(), n, y + r, w.rows);
     }
+    lr.add_rows(0, task * kRowsPerTask, end, 0, n, y);
   });
+  add_low_rank_after(w, x, n, y, pool, s, &lr);
 }
 
 // Weight rows per F32 tile. OpenBLAS's sgemm (0.3.x, Haswell kernels, one thread) is about three
@@ -164,6 +241,7 @@ void matmul_tiled(const QuantMatrix& w, const float* x, int64_t n, float* y, Thr
                    static_cast<int>(w.cols), tile, static_cast<int>(w.cols), y + r0, static_cast<int>(w.rows));
   });
   if (stop.load()) throw Interrupted();
+  add_low_rank_after(w, x, n, y, pool, s);
 }
 
 }  // namespace
@@ -179,11 +257,11 @@ MatmulPath matmul_path(const QuantMatrix& w, int64_t n, const MatmulScratch& s) 
 void matmul(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s) {
   WREN_CHECK(w.cols <= s.max_cols() && n <= s.max_batch(), InvalidArgument, "matmul: scratch too small");
   switch (matmul_path(w, n, s)) {
-    case MatmulPath::kPacked: return matmul_packed({{&w, y}}, x, n, pool, s);
-    case MatmulPath::kF16: return matmul_f16(w, x, n, y, pool);
-    case MatmulPath::kMatvec: return matvec(w, x, y, pool, s);
-    case MatmulPath::kTiles: return matmul_tiled(w, x, n, y, pool, s);
-    case MatmulPath::kI8: return matmul_i8(w, x, n, y, pool, s);
+    case MatmulPath::kPacked: matmul_packed({{&w, y}}, x, n, pool, s); break;
+    case MatmulPath::kF16: matmul_f16(w, x, n, y, pool, s); break;
+    case MatmulPath::kMatvec: matvec(w, x, y, pool, s); break;
+    case MatmulPath::kTiles: matmul_tiled(w, x, n, y, pool, s); break;
+    case MatmulPath::kI8: matmul_i8(w, x, n, y, pool, s); break;
   }
 }
 
@@ -208,6 +286,7 @@ void dequantize_matrix_row(const QuantMatrix& w, int64_t r, float* out) {
     dequantize_packed_rows(w.packed, r, 1, out);
   else
     dequantize_row(w.dtype, w.row(r), out, static_cast<size_t>(w.cols));
+  add_low_rank_row(w.low_rank, r, w.cols, out);
 }
 
 }  // namespace wren

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/low_rank.h"
 #include "tensor/blocks.h"
 #include "tensor/dtype.h"
 #include "tensor/packed.h"
@@ -17,7 +18,8 @@
 namespace wren {
 
 // A weight matrix: `rows` output features, each a row of `cols` inputs. Either viewed in place in
-// the file (data, row_stride), or, for Q4_0/Q4_1/Q8_0, re-laid out at load time (packed).
+// the file (data, row_stride), or, for Q4_0/Q4_1/Q8_0, re-laid out at load time (packed). Low-rank
+// terms (LoRA adapters, kernels/low_rank.h) are added to every product and row lookup.
 struct QuantMatrix {
   DType dtype = DType::F32;
   int64_t rows = 0;
@@ -25,6 +27,7 @@ struct QuantMatrix {
   const uint8_t* data = nullptr;  // file layout (null once packed)
   size_t row_stride = 0;          // bytes per row of the file layout
   PackedMatrix packed;            // packed.data != null: the packed copy is the working one
+  std::vector<LowRankTerm> low_rank;  // usually empty; each A (rank, cols), B (rows, rank)
 
   bool is_packed() const { return packed.data != nullptr; }
   const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_stride; }
@@ -37,6 +40,9 @@ class MatmulScratch {
   ActQ8* act(int64_t token) { return act_.get() + token * static_cast<int64_t>(act_stride_); }
   int64_t act_stride() const { return static_cast<int64_t>(act_stride_); }  // ActQ8 blocks per token
   float* tile(int thread) { return tile_.get() + static_cast<size_t>(thread) * tile_stride_; }
+  // n_floats for low-rank terms' x A^T (kernels/low_rank.h); grows when first asked for more, so
+  // only the first product of a size allocates, and models without adapters never do.
+  float* low_rank(int64_t n_floats);
   int64_t max_cols() const { return max_cols_; }
   int64_t max_batch() const { return max_batch_; }
   static constexpr int64_t kTileRows = 512;  // most weight rows one F32 tile holds (see matmul.cpp)
@@ -55,6 +61,7 @@ class MatmulScratch {
   size_t act_stride_, tile_stride_;
   std::unique_ptr<ActQ8[]> act_;
   std::unique_ptr<float[]> tile_;
+  std::vector<float> low_rank_;
 };
 
 // How matmul multiplies w by n activation rows:
@@ -68,7 +75,7 @@ class MatmulScratch {
 enum class MatmulPath { kPacked, kF16, kMatvec, kTiles, kI8 };
 MatmulPath matmul_path(const QuantMatrix& w, int64_t n, const MatmulScratch& s);
 
-// y (n x w.rows) = x (n x w.cols) * w^T, by matmul_path.
+// y (n x w.rows) = x (n x w.cols) * w^T, by matmul_path, plus w's low-rank terms.
 void matmul(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s);
 
 // Several products of the same input: ys[i] (n x ws[i]->rows) = x (n x cols) * ws[i]^T, for
@@ -77,7 +84,7 @@ void matmul(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPoo
 void matmul_shared_input(std::initializer_list<std::pair<const QuantMatrix*, float*>> products, const float* x,
                          int64_t n, ThreadPool& pool, MatmulScratch& s);
 
-// Row r of w as floats (for embedding lookup).
+// Row r of w as floats, low-rank terms included (for embedding lookup).
 void dequantize_matrix_row(const QuantMatrix& w, int64_t r, float* out);
 
 }  // namespace wren

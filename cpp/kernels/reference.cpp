@@ -114,6 +114,14 @@ void dot_i8_ref(const int8_t* q, const float* scale, int64_t cols, const ActQ8* 
   }
 }
 
+void rows_dot_f32_ref(const float* b, int64_t k, int64_t n_rows, const float* h, float scale, float* y) {
+  for (int64_t r = 0; r < n_rows; ++r) {
+    float s = 0.f;
+    for (int64_t j = 0; j < k; ++j) s += b[r * k + j] * h[j];
+    y[r] += scale * s;
+  }
+}
+
 float exp_sum_ref(float* x, int64_t n, float shift) {
   float sum = 0.f;
   for (int64_t i = 0; i < n; ++i) sum += x[i] = std::exp(x[i] - shift);
@@ -133,6 +141,7 @@ const KernelTable& reference_kernels() {
     t.attn_values_f32 = attn_values_ref<float>;
     t.exp_sum = exp_sum_ref;
     t.dot_i8 = dot_i8_ref;
+    t.rows_dot_f32 = rows_dot_f32_ref;
     return t;
   }();
   return table;

@@ -7,6 +7,7 @@
 #include <new>
 #include <stdexcept>
 
+#include "format/lora_adapter.h"
 #include "tensor/packed.h"
 #include "tensor/quant.h"
 #include "util/errors.h"
@@ -92,7 +93,7 @@ QuantMatrix WeightBinder::matrix(const std::string& name, int64_t rows, int64_t 
   const GgufTensor& t = get(name);
   if (t.shape.size() != 2 || t.shape[0] != static_cast<uint64_t>(cols) || t.shape[1] != static_cast<uint64_t>(rows))
     f_.fail("tensor '" + name + "'", str_cat("expected shape [", cols, ", ", rows, "], found ", t.shape_str()));
-  return bind(t, t.data, rows, cols, true);
+  return bind(t, 0, rows, cols, true);
 }
 
 QuantMatrix WeightBinder::matrix_rows(const std::string& name, int64_t total_rows, int64_t row0, int64_t rows,
@@ -103,8 +104,7 @@ QuantMatrix WeightBinder::matrix_rows(const std::string& name, int64_t total_row
     f_.fail("tensor '" + name + "'", str_cat("expected shape [", cols, ", ", total_rows, "], found ", t.shape_str()));
   WREN_CHECK(row0 >= 0 && rows > 0 && row0 + rows <= total_rows, std::logic_error, name, ": rows [", row0, ", ",
              row0 + rows, ") outside ", total_rows);
-  const size_t stride = row_bytes(t.dtype, static_cast<size_t>(cols));
-  return bind(t, t.data + static_cast<size_t>(row0) * stride, rows, cols, false);
+  return bind(t, row0, rows, cols, false);
 }
 
 QuantMatrix WeightBinder::expert(const std::string& stacked, const std::string& per_expert, int64_t e,
@@ -121,18 +121,19 @@ QuantMatrix WeightBinder::expert(const std::string& stacked, const std::string& 
       t.shape[2] != static_cast<uint64_t>(n_experts))
     f_.fail("tensor '" + stacked + "'",
             str_cat("expected shape [", cols, ", ", rows, ", ", n_experts, "], found ", t.shape_str()));
-  const size_t stride = row_bytes(t.dtype, static_cast<size_t>(cols));
-  return bind(t, t.data + static_cast<size_t>(e * rows) * stride, rows, cols, false);
+  return bind(t, e * rows, rows, cols, false);
 }
 
-QuantMatrix WeightBinder::bind(const GgufTensor& t, const uint8_t* data, int64_t rows, int64_t cols, bool release,
+QuantMatrix WeightBinder::bind(const GgufTensor& t, int64_t row0, int64_t rows, int64_t cols, bool release,
                                bool pack) const {
   QuantMatrix m;
   m.dtype = t.dtype;
   m.rows = rows;
   m.cols = cols;
-  m.data = data;
   m.row_stride = row_bytes(t.dtype, static_cast<size_t>(cols));
+  const uint8_t* data = t.data + static_cast<size_t>(row0) * m.row_stride;
+  m.data = data;
+  m.low_rank = low_rank_terms(t, row0, rows, cols);
   if (pack && arena_ && packable(t.dtype) && cols % pack_format(t.dtype).tile_cols == 0) {
     m.packed = packed_layout(t.dtype, rows, cols);
     uint8_t* dst = arena_->alloc(packed_bytes(m.packed));
@@ -143,11 +144,27 @@ QuantMatrix WeightBinder::bind(const GgufTensor& t, const uint8_t* data, int64_t
   return m;
 }
 
+std::vector<LowRankTerm> WeightBinder::low_rank_terms(const GgufTensor& t, int64_t row0, int64_t rows,
+                                                      int64_t cols) const {
+  std::vector<LowRankTerm> terms;
+  for (const LoraUpdate* u : f_.lora_updates(t.name)) {
+    if (t.shape.size() != 2)
+      throw UnsupportedError(str_cat(f_.path(), ": tensor '", t.name, "': LoRA updates of a ", t.shape.size(),
+                                     "-D tensor (stacked experts) are not supported"));
+    WREN_CHECK(u->cols == cols && row0 >= 0 && row0 + rows <= u->rows, std::logic_error, "LoRA update of '", t.name,
+               "' (", u->rows, " x ", u->cols, ") does not cover rows [", row0, ", ", row0 + rows, ") of ", cols,
+               " columns");
+    // B's rows row0.. belong to this matrix: one part of a fused tensor, or all of it.
+    terms.push_back({u->a.data(), u->b.data() + row0 * u->rank, u->rank, u->scale});
+  }
+  return terms;
+}
+
 QuantMatrix WeightBinder::token_embedding(int64_t dim, bool output_head) const {
   const GgufTensor& t = get("token_embd.weight");
   if (t.shape.size() != 2 || t.shape[0] != static_cast<uint64_t>(dim))
     f_.fail("tensor 'token_embd.weight'", str_cat("expected shape [", dim, ", n_vocab], found ", t.shape_str()));
-  return bind(t, t.data, static_cast<int64_t>(t.shape[1]), dim, true, output_head);
+  return bind(t, 0, static_cast<int64_t>(t.shape[1]), dim, true, output_head);
 }
 
 std::vector<float> WeightBinder::vector(const std::string& name, int64_t n) const {

@@ -83,11 +83,13 @@ class WeightBinder {
 
  private:
   const GgufTensor& get(const std::string& name) const;
-  // rows x cols of t's type starting at `data` (inside t); packed into the arena when packable.
-  // release: t is wholly copied by the re-layout, so its file pages may go. pack: false keeps the
-  // file's layout (the view reads the mapping).
-  QuantMatrix bind(const GgufTensor& t, const uint8_t* data, int64_t rows, int64_t cols, bool release,
+  // rows x cols of t's type from row row0 of t (rows of cols elements); packed into the arena when
+  // packable. release: t is wholly copied by the re-layout, so its file pages may go. pack: false
+  // keeps the file's layout (the view reads the mapping). The source's LoRA updates of t come along
+  // as low-rank terms (their B rows row0..), applied by the kernels at run time.
+  QuantMatrix bind(const GgufTensor& t, int64_t row0, int64_t rows, int64_t cols, bool release,
                    bool pack = true) const;
+  std::vector<LowRankTerm> low_rank_terms(const GgufTensor& t, int64_t row0, int64_t rows, int64_t cols) const;
   const TensorSource& f_;
   WeightArena* arena_;
 };

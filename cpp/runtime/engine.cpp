@@ -29,9 +29,9 @@ Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv
   // Our pool calls sgemm from each of its threads on separate tiles: OpenBLAS must not add its own.
   blas::set_num_threads(1);
   if (!loras.empty()) {
-    auto merged = std::make_unique<LoraSource>(std::move(file_), loras, pool_.get(), cancel);
-    lora_source_ = merged.get();
-    file_ = std::move(merged);
+    auto layered = std::make_unique<LoraSource>(std::move(file_), loras, cancel);
+    lora_source_ = layered.get();
+    file_ = std::move(layered);
   }
   // The vocabulary (hash maps over ~50k tokens and merges) is built on its own thread while the
   // weights are bound and packed: both only read the parsed file.
@@ -79,7 +79,7 @@ const std::vector<LoraAdapter>& Engine::loras() const {
 }
 
 uint64_t Engine::lora_bytes() const {
-  return lora_source_ ? lora_source_->merged_bytes() : 0;
+  return lora_source_ ? lora_source_->bytes() : 0;
 }
 
 const Tokenizer& Engine::tokenizer() const {

@@ -32,13 +32,13 @@ class Engine {
  public:
   // n_ctx <= 0: the model's training context. n_threads <= 0: physical cores.
   // kv_dtype: element type of each session's KV cache.
-  // loras: adapters merged into the weights at load (format/lora_source.h); cancel (may be empty)
-  // is asked between merged matrices.
+  // loras: adapters applied at run time beside the weights they update (format/lora_source.h);
+  // cancel (may be empty) is asked between adapters while they are read.
   Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv_dtype = KvDtype::F16,
          const std::vector<LoraSpec>& loras = {}, const CancelFn& cancel = nullptr);
 
   const TensorSource& file() const { return *file_; }
-  // The adapters merged at load (empty without any), and the bytes of their merged float32 copies.
+  // The adapters applied (empty without any), and the bytes of their A and B matrices.
   const std::vector<LoraAdapter>& loras() const;
   uint64_t lora_bytes() const;
   // UnsupportedError when the file's tokenizer kind is not supported (the network still runs on ids).
@@ -73,7 +73,7 @@ class Engine {
 
  private:
   std::unique_ptr<TensorSource> file_;
-  const LoraSource* lora_source_ = nullptr;  // file_ itself when adapters were merged
+  const LoraSource* lora_source_ = nullptr;  // file_ itself when adapters were given
   std::unique_ptr<Tokenizer> tokenizer_;
   std::string tokenizer_error_;  // why tokenizer_ is null
   std::unique_ptr<ThreadPool> pool_;

@@ -46,7 +46,7 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="compute threads (default: the number of physical cores)")
     p.add_argument("--lora", action="append", default=None, type=_lora_flag, metavar="PATH[:SCALE]",
-                   help="LoRA adapter merged at load: a llama.cpp GGUF adapter or a PEFT folder, with an "
+                   help="LoRA adapter applied at run time: a llama.cpp GGUF adapter or a PEFT folder, with an "
                         "optional scale (default 1.0); repeatable, the adapters add up")
 
 

@@ -71,13 +71,13 @@ class Model:
         n_threads: compute threads; None: the number of physical cores.
         kv_cache: element type of the key/value cache, ``"f16"`` (default: half the memory) or
             ``"f32"`` (exact keys and values, for comparisons).
-        lora: LoRA adapters merged into the weights at load: a path, a ``(path, scale)`` pair, or a
-            list of paths and pairs (a bare path has scale 1.0; several adapters add up). A path is
-            a llama.cpp GGUF adapter (``convert_lora_to_gguf.py``) or a PEFT folder
-            (``adapter_config.json`` + ``adapter_model.safetensors``). Each matrix an adapter changes
-            becomes W + scale * (alpha / r) * B A, kept in float32: 4 bytes per element of each
-            adapted matrix (``info["lora_bytes"]``), and those matrices run at float32 speed.
-            ``info["lora"]`` lists the adapters applied.
+        lora: LoRA adapters: a path, a ``(path, scale)`` pair, or a list of paths and pairs (a
+            bare path has scale 1.0; several adapters add up). A path is a llama.cpp GGUF adapter
+            (``convert_lora_to_gguf.py``) or a PEFT folder (``adapter_config.json`` +
+            ``adapter_model.safetensors``). They are applied at run time, unmerged, as PEFT and
+            llama.cpp do: each adapted matrix W keeps its type and kernels, and its product gains
+            scale * (alpha / r) * (x A^T) B^T, with A and B in float32 (``info["lora_bytes"]``:
+            r * (rows + cols) * 4 bytes per adapted matrix). ``info["lora"]`` lists the adapters.
 
     Raises:
         FormatError: a file is malformed, or an adapter does not fit the model (another

@@ -141,6 +141,22 @@ def test_i8_gemm_twins_and_numpy(name, rows, cols, n):
     assert_twins(lambda isa: _core.kernels.gemm_i8(isa, tid, raw, rows, x), expected, bound)
 
 
+@pytest.mark.parametrize("n_rows", [1, 8, 13, 37])
+@pytest.mark.parametrize("k", [4, 8, 16, 19, 64])
+def test_rows_dot_twins_and_numpy(n_rows, k):
+    """LoRA's B h on decode (y += s B h for a run of B's rows of a few floats each): eight-row blocks,
+    k and row tails, on every ISA vs the scalar twin and vs numpy in float64."""
+    from wrenlm import _core
+
+    rng = np.random.default_rng(n_rows * 100 + k)
+    b = rng.standard_normal((n_rows, k)).astype(np.float32)
+    h = rng.standard_normal(k).astype(np.float32)
+    y = rng.standard_normal(n_rows).astype(np.float32)
+    expected = y + 0.75 * (b.astype(np.float64) @ h)
+    bound = 1e-5 * (np.abs(y) + 0.75 * np.abs(b).astype(np.float64) @ np.abs(h)) + 1e-6
+    assert_twins(lambda isa: _core.kernels.rows_dot_f32(isa, b, h, 0.75, y), expected, bound)
+
+
 def test_activation_quantization_error_bound():
     from wrenlm import _core
 

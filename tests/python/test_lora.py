@@ -1,15 +1,16 @@
-"""LoRA adapters merged at load, against transformers + PEFT on a tiny random Llama.
+"""LoRA adapters applied at run time, against transformers + PEFT on a tiny random Llama (and Phi-3).
 
 The adapters are made by PEFT itself (`get_peft_model`, saved with `save_pretrained`; lora_B is zero
 at init, so both matrices are drawn at random here to make the update count) and, for the GGUF kind,
 converted by llama.cpp's own `convert_lora_to_gguf.py`. The oracle is transformers running the base
 with PEFT's adapter (unmerged: x W^T + s (x A^T) B^T), or, for several adapters, PEFT's own merge of
-the first followed by the second unmerged; our side merges W + s B A once, in float32.
+the first followed by the second unmerged; our side also adds s (x A^T) B^T beside the base matrix's
+own product (kernels/low_rank.h), in float32.
 
 Tolerance: as test_architectures.py, 1e-4 x max|logit| (+1e-5) with F32 weights and an F32 KV cache:
-the merge changes only the summation order (B A summed before, not after, the product with x). The
-adapters move logits by O(1) (checked: the base alone is far outside the tolerance), so a wrong scale,
-a missing Q/K row permutation or a transposed update would fail."""
+the same float32 math in another summation order (and PEFT's merge of a first adapter). The adapters
+move logits by O(1) (checked: the base alone is far outside the tolerance), so a wrong scale, a
+missing Q/K row permutation, a transposed update or a wrong row slice of B would fail."""
 
 from __future__ import annotations
 
@@ -160,6 +161,27 @@ def test_peft_adapter_matches_peft(base, adapter, kind, scale):
     assert_close(ours(gguf if kind == "gguf" else hf, [(adapter, scale)], ids), ref, RTOL)
 
 
+@pytest.mark.parametrize("kind", ["gguf", "hf"])
+def test_adapter_on_fused_phi3_matrices(tmp_path_factory, smollm2_path, kind):
+    """Phi-3's fused attn_qkv and gate/up ffn_up are bound as row parts (Q, K, V; gate, up): each part
+    applies its own rows of the adapter's B. Against PEFT on the same fused Linear layers."""
+    from test_architectures import make_tiny
+
+    transformers = require_module("transformers")
+    tok = smollm2_tokenizer(smollm2_path)
+    cfg = transformers.Phi3Config(vocab_size=len(tok), hidden_size=64, intermediate_size=160, num_hidden_layers=2,
+                                  num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                                  original_max_position_embeddings=512, pad_token_id=0, bos_token_id=1,
+                                  eos_token_id=2, tie_word_embeddings=False)
+    hf, gguf = make_tiny(tmp_path_factory, "lora_phi3", cfg, transformers.Phi3ForCausalLM, tok,
+                         tokenizer_class="GPT2Tokenizer")
+    adapter = make_peft_adapter(hf, tmp_path_factory.mktemp("lora_phi3_a") / "peft", seed=3, r=4, lora_alpha=8,
+                                target_modules=["qkv_proj", "o_proj", "gate_up_proj", "down_proj"])
+    ids = tok(PROMPT)["input_ids"]
+    ref = logits_of(peft_model(hf, [(adapter, 1.0)]), ids)
+    assert_close(ours(gguf if kind == "gguf" else hf, adapter, ids), ref, RTOL)
+
+
 def test_adapter_changes_the_logits(base, adapter):
     """The test adapters are not negligible: the base alone is far outside the tolerance."""
     hf, gguf, ids = base
@@ -186,8 +208,8 @@ def test_adapters_add_up(base, adapter, adapter2):
 
 
 def test_greedy_generation_with_adapter(base, adapter):
-    """Prefill + KV-cache decode on the merged weights (generation path) against PEFT's greedy
-    tokens by full recomputation."""
+    """Prefill + KV-cache decode with the adapter (one token at a time: its terms split across the
+    product's threads) against PEFT's greedy tokens by full recomputation."""
     hf, gguf, ids = base
     model = wrenlm.Model(gguf, kv_cache="f32", n_threads=2, lora=adapter)
     assert model.generate_ids(ids, max_tokens=12, ignore_eos=True) == greedy_ids(peft_model(hf, [(adapter, 1.0)]),
@@ -195,12 +217,41 @@ def test_greedy_generation_with_adapter(base, adapter):
 
 
 def test_adapter_on_quantized_base(base, adapter, tmp_path):
-    """A Q8_0 base: the adapted matrices are dequantized and merged in float32. Oracle: transformers'
-    own dequantization of the same Q8_0 file (gguf-py) with PEFT's adapter on top."""
+    """A Q8_0 base, exact path (float activations on the dequantized blocks, terms added in float32).
+    Oracle: transformers' own dequantization of the same Q8_0 file (gguf-py) with PEFT's adapter on top."""
     hf, _, ids = base
     q8 = convert_to_gguf(hf, tmp_path / "model-q8_0.gguf", outtype="q8_0")
     ref = logits_of(peft_model(load_transformers_gguf(str(q8)), [(adapter, 1.0)]), ids)
     assert_close(ours(q8, adapter, ids), ref, RTOL)
+
+
+def test_adapter_on_quantized_base_generation_path(base, adapter, tmp_path):
+    """The generation path on a Q8_0 base: 8-bit activations on the packed blocks, the adapter's terms
+    in float32 inside the same jobs (a 16-token prompt, then one token at a time). The 8-bit
+    activations alone move logits by a few % of their scale (test_architectures.py), so against
+    transformers + PEFT on the same Q8_0 file (dequantized): prompt logits with top-1 equal at >= 85%
+    of positions and within a quarter of the adapter's own effect (a lost or misplaced update leaves
+    the fast path about as far from the adapted reference as the base is); each greedy token the
+    reference's top-1, or within 10% of the adapter's effect of it (a near tie), teacher-forced."""
+    hf, _, ids = base
+    torch = require_module("torch")
+    q8 = convert_to_gguf(hf, tmp_path / "model-q8_0.gguf", outtype="q8_0")
+    ids = ids[:16]
+    ref_model = peft_model(load_transformers_gguf(str(q8)), [(adapter, 1.0)])
+    ref = logits_of(ref_model, ids)
+    with torch.no_grad():
+        effect = np.abs(ref - logits_of(load_transformers_gguf(str(q8)), ids)).max()
+    model = wrenlm.Model(q8, n_threads=2, lora=adapter)
+    fast = model.logits(ids, exact=False)
+    agree = float((fast.argmax(-1) == ref.argmax(-1)).mean())
+    err = np.abs(fast - ref).max()
+    print(f"prompt: top-1 agreement {agree:.3f}, max |diff| {err:.3g}, adapter effect {effect:.3g}")
+    assert agree >= 0.85 and err < 0.25 * effect
+    gen = model.generate_ids(ids, max_tokens=12, ignore_eos=True)
+    ref_gen = logits_of(ref_model, ids + gen)[len(ids) - 1:-1]  # the reference's view before each token
+    behind = [float(row.max() - row[t]) for row, t in zip(ref_gen, gen)]
+    print(f"greedy: reference top-1 at {sum(b == 0 for b in behind)}/12, largest shortfall {max(behind):.3g}")
+    assert max(behind) <= 0.1 * effect
 
 
 def test_info_lists_adapters(base, adapter, gguf_adapter):
@@ -212,8 +263,10 @@ def test_info_lists_adapters(base, adapter, gguf_adapter):
     names = {f"blk.{i}.{n}.weight" for i in range(2)
              for n in ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"]}
     assert set(a["targets"]) == names == set(g["targets"])
-    # Each adapted matrix once, as float32: per block 64x64 q/o, 32x64 k/v, 3 x 160x64 MLP.
-    assert model.info["lora_bytes"] == 2 * 4 * (2 * 64 * 64 + 2 * 32 * 64 + 3 * 160 * 64)
+    # A (r x cols) and B (rows x r) of each target, float32, for both rank-4 adapters: per block
+    # 64x64 q/o, 32x64 k/v, 3 x 160x64 MLP (not the matrices themselves: nothing is merged).
+    per_block = 4 * (2 * (64 + 64) + 2 * (32 + 64) + 3 * (160 + 64))
+    assert model.info["lora_bytes"] == 2 * 2 * 4 * per_block
     assert wrenlm.Model(gguf, n_threads=2).info["lora"] == []
 
 

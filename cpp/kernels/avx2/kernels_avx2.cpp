@@ -396,6 +396,7 @@ const KernelTable* avx2_kernels() {
     KernelTable t{"avx2", gemm_packed_avx2, dot_f32_avx2, dot_f16_avx2, gemm_f16_avx2};
     t.dot_i8 = dot_i8_avx2;
     fill_attention_kernels_avx2(t);
+    fill_low_rank_kernels_avx2(t);
     return t;
   }();
   return &table;
