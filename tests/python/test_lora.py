@@ -25,12 +25,12 @@ import numpy as np
 import pytest
 import wrenlm
 from conftest import load_transformers_gguf, need, require_module
+from test_architectures import tiny_llama  # noqa: F401  (a fixture: the base model)
 from tiny_models import (
     assert_close,
     convert_to_gguf,
     converter_script,
     greedy_ids,
-    save_hf_model,
     smollm2_tokenizer,
 )
 
@@ -42,18 +42,11 @@ ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "d
 # -- models and adapters -------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def base(tmp_path_factory, smollm2_path):
-    """(HF folder, llama.cpp's F32 GGUF of it, token ids of PROMPT): 4 query heads over 2 KV heads so
-    that attn_q and attn_k are permuted with different head counts."""
-    transformers = require_module("transformers")
-    tok = smollm2_tokenizer(smollm2_path)
-    cfg = transformers.LlamaConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=160, num_hidden_layers=2,
-                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
-                                   tie_word_embeddings=False, rms_norm_eps=1e-5)
-    d = tmp_path_factory.mktemp("lora_base")
-    hf = save_hf_model(d / "hf", cfg, transformers.LlamaForCausalLM, tok, init_std=0.2)
-    gguf = convert_to_gguf(hf, d / "model-f32.gguf")
-    return hf, gguf, tok(PROMPT)["input_ids"]
+def base(tiny_llama, smollm2_path):  # noqa: F811  (the imported fixture, by name)
+    """(HF folder, llama.cpp's F32 GGUF of it, token ids of PROMPT): test_architectures' tiny Llama,
+    whose 4 query heads over 2 KV heads permute attn_q and attn_k with different head counts."""
+    hf, gguf = tiny_llama
+    return hf, gguf, smollm2_tokenizer(smollm2_path)(PROMPT)["input_ids"]
 
 
 def make_peft_adapter(hf: Path, out: Path, seed: int, std: float = 0.15, **config) -> Path:
