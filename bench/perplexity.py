@@ -100,8 +100,7 @@ def measure(key: str, path: Path, args, text: str) -> dict:
 
     model = wrenlm.Model(str(path), n_ctx=args.n_ctx, n_threads=args.threads)
     ids = model.tokenize(text)
-    bos = model._e.bos_id if model._e.add_bos else None
-    wins = list(ppl.windows(ids, args.n_ctx, bos))[:args.windows]
+    wins = model._perplexity_windows(ids, args.n_ctx)[:args.windows]
     runs: dict[str, list[np.ndarray]] = {"wrenlm": [], "llama.cpp": []}
     seconds = {"wrenlm": 0.0, "llama.cpp": 0.0}
     if args.exact:

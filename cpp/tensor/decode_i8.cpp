@@ -52,6 +52,11 @@ inline uint64_t iq1_entry(uint64_t g, bool negative_delta) {
 // The IQ2 formats' group scale: d * (0.5 + ls) / 4 (as gguf-py: d * (0.5 + ls) * 0.25).
 inline float iq2_scale(float d, unsigned ls) { return d * (0.5f + static_cast<float>(ls)) * 0.25f; }
 
+// IQ2_XS and IQ2_S: 16 groups of 16, ls of group j in nibble j % 2 of byte j / 2.
+inline void iq2_group_scales(float d, const uint8_t* scales, float* scale) {
+  for (int j = 0; j < kQKK / 16; ++j) scale[j] = iq2_scale(d, (scales[j / 2] >> (4 * (j % 2))) & 0x0f);
+}
+
 void decode_iq2_xxs(const void* src, int8_t* q, float* scale, size_t n) {
   const auto* b = static_cast<const BlockIQ2_XXS*>(src);
   for (size_t i = 0; i < n / kQKK; ++i, q += kQKK, scale += kQKK / 16) {
@@ -70,7 +75,7 @@ void decode_iq2_xs(const void* src, int8_t* q, float* scale, size_t n) {
   const auto* b = static_cast<const BlockIQ2_XS*>(src);
   for (size_t i = 0; i < n / kQKK; ++i, q += kQKK, scale += kQKK / 16) {
     const float d = fp16_to_f32(b[i].d);
-    for (int j = 0; j < kQKK / 16; ++j) scale[j] = iq2_scale(d, (b[i].scales[j / 2] >> (4 * (j % 2))) & 0x0f);
+    iq2_group_scales(d, b[i].scales, scale);
     for (int e = 0; e < kQKK / 8; ++e) {
       const uint16_t v = b[i].qs[e];
       store8(q + 8 * e, signed8(kIQ2XSGrid[v & 511], kIQ2Signs[v >> 9]));
@@ -82,7 +87,7 @@ void decode_iq2_s(const void* src, int8_t* q, float* scale, size_t n) {
   const auto* b = static_cast<const BlockIQ2_S*>(src);
   for (size_t i = 0; i < n / kQKK; ++i, q += kQKK, scale += kQKK / 16) {
     const float d = fp16_to_f32(b[i].d);
-    for (int j = 0; j < kQKK / 16; ++j) scale[j] = iq2_scale(d, (b[i].scales[j / 2] >> (4 * (j % 2))) & 0x0f);
+    iq2_group_scales(d, b[i].scales, scale);
     for (int e = 0; e < kQKK / 8; ++e) {
       const unsigned idx = b[i].qs[e] | ((b[i].qh[e / 4] >> (2 * (e % 4))) & 3u) << 8;
       store8(q + 8 * e, signed8(kIQ2SGrid[idx], b[i].signs[e]));

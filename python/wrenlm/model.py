@@ -224,14 +224,17 @@ class Model:
         ids = self.tokenize(text) if isinstance(text, str) else self._ids(text)
         if len(ids) < 4:
             raise ValueError(f"perplexity needs at least 4 tokens of text, got {len(ids)}")
-        bos = self._e.bos_id if self._e.add_bos else None
-        chunks = list(perplexity_.windows(ids, n_ctx, bos))
+        chunks = self._perplexity_windows(ids, n_ctx)
         scored: list[np.ndarray] = []
         for k, w in enumerate(chunks, 1):
             scored.append(self._e.token_nll(w.ids, first=w.first, exact=bool(exact)))
             if progress is not None:
                 progress(k, len(chunks), perplexity_.running_perplexity(scored))
         return perplexity_.summarize(scored, n_ctx=len(chunks[0].ids), n_tokens=len(ids))
+
+    def _perplexity_windows(self, ids: Sequence[int], n_ctx: int) -> list[perplexity_.Window]:
+        """The windows perplexity() scores ids on (BOS put back when this model adds one)."""
+        return list(perplexity_.windows(ids, n_ctx, self._e.bos_id if self._e.add_bos else None))
 
     # -- generation --------------------------------------------------------------------------
     def stream(self, prompt: Prompt, *, max_tokens: int | None = 256, temperature: float = 0.0, top_k: int = 0,

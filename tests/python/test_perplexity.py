@@ -60,7 +60,7 @@ def test_exact_path_matches_transformers(smollm2_path, text):
     with wrenlm.Model(smollm2_path, n_ctx=N_CTX, n_threads=2, kv_cache="f32") as model:
         ids = model.tokenize(text)[:2 * N_CTX]
         ours = model.perplexity(ids, n_ctx=N_CTX, exact=True)
-        windows = list(wrenlm.perplexity.windows(ids, N_CTX, None))
+        windows = model._perplexity_windows(ids, N_CTX)
     assert ours.n_windows == 2 and ours.nll.size == 2 * (N_CTX - 1 - N_CTX // 2)
     ref_nll = np.concatenate([transformers_nll(reference, w.ids, w.first) for w in windows])
     ref_ppl = math.exp(ref_nll.mean())
@@ -75,8 +75,7 @@ def _beside_llama_cpp(path: str, text: str, n_windows: int) -> tuple[float, floa
     with wrenlm.Model(path, n_ctx=N_CTX, n_threads=2) as model:
         ids = model.tokenize(text)[:n_windows * N_CTX]
         ours = model.perplexity(ids, n_ctx=N_CTX)
-        bos = model._e.bos_id if model._e.add_bos else None
-        windows = list(wrenlm.perplexity.windows(ids, N_CTX, bos))
+        windows = model._perplexity_windows(ids, N_CTX)
     peer = bench_ppl.LlamaCppScorer(Path(path), N_CTX, 2)
     try:
         theirs = math.exp(np.concatenate([peer.nll(w.ids, w.first) for w in windows]).mean())

@@ -200,7 +200,8 @@ void gemm_packed_avx512(const PackedMatrix& w, int64_t g0, int64_t g1, const Act
 
 // Decoded int8 weights (signed) times int8 activations, 64 columns (two ActQ8 blocks) a step: VNNI
 // takes |q| as its unsigned operand and the activations with q's signs. The sixteen int32 lanes hold
-// the sums of 4 columns each, lanes 4s..4s+3 those of scale[2b + s]. An odd last block in scalar code.
+// the sums of 4 columns each, lanes 4s..4s+3 those of scale[2b + s]. An odd last block goes to the
+// scalar twin.
 void dot_i8_avx512(const int8_t* q, const float* scale, int64_t cols, const ActQ8* x, int64_t x_stride, int64_t n,
                    float* y, int64_t ldy) {
   const __m512i lane_scale = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
@@ -221,12 +222,11 @@ void dot_i8_avx512(const int8_t* q, const float* scale, int64_t cols, const ActQ
                             acc);
     }
     float r = _mm512_reduce_add_ps(acc);
-    for (; b < nb; ++b)
-      for (int h = 0; h < 2; ++h) {
-        int32_t s = 0;
-        for (int j = 16 * h; j < 16 * h + 16; ++j) s += q[kQK * b + j] * a[b].qs[j];
-        r += scale[2 * b + h] * a[b].d * static_cast<float>(s);
-      }
+    if (b < nb) {  // the odd last block: the scalar twin
+      float tail;
+      reference_kernels().dot_i8(q + kQK * b, scale + 2 * b, kQK, a + b, 0, 1, &tail, 0);
+      r += tail;
+    }
     y[t * ldy] = r;
   }
 }
