@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import wrenlm
 from conftest import require_module
-from test_gguf_reader import build, good_parts, kv, s
+from malformed_files import build, good_parts, kv, s
 from tiny_models import replace_vocab, save_hf_model, smollm2_tokenizer
 
 PROMPT = "The capital of France is"
