@@ -11,6 +11,7 @@
 #include "runtime/perplexity.h"
 #include "util/blas.h"
 #include "util/errors.h"
+#include "util/thread_pool.h"
 
 namespace py = pybind11;
 
@@ -32,6 +33,7 @@ void check_fits_context(const Engine& e, int64_t n) {
 }  // namespace
 
 void register_model(py::module_& m) {
+  m.attr("MAX_THREADS") = ThreadPool::kMaxThreads;  // every thread count is checked against it
   py::class_<Engine>(m, "Engine", "A loaded model: file, tokenizer, network, thread pool.")
       .def(py::init([](const std::string& path, int64_t n_ctx, int n_threads, const std::string& kv_cache,
                        const std::vector<std::pair<std::string, float>>& lora) {

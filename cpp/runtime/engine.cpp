@@ -22,7 +22,6 @@ int default_thread_count() {
 Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv_dtype,
                const std::vector<LoraSpec>& loras, const CancelFn& cancel)
     : kv_dtype_(kv_dtype) {
-  WREN_CHECK(n_threads <= 1024, InvalidArgument, "n_threads must be <= 1024, got ", n_threads);
   WREN_CHECK(n_ctx >= 0 && n_ctx <= (int64_t(1) << 24), InvalidArgument, "n_ctx must be in 0..16M, got ", n_ctx);
   file_ = open_model_source(path);
   pool_ = std::make_unique<ThreadPool>(n_threads > 0 ? n_threads : default_thread_count());

@@ -38,6 +38,7 @@ uint64_t make_state(uint32_t job, int64_t count) {
 }  // namespace
 
 ThreadPool::ThreadPool(int n_threads) : n_threads_(std::max(1, n_threads)) {
+  WREN_CHECK(n_threads <= kMaxThreads, InvalidArgument, "n_threads must be <= ", kMaxThreads, ", got ", n_threads);
   try {
     workers_.reserve(static_cast<size_t>(n_threads_));
     for (int t = 1; t < n_threads_; ++t) workers_.emplace_back([this, t] { worker(t); });

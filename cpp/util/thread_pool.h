@@ -20,7 +20,12 @@ namespace wren {
 
 class ThreadPool {
  public:
-  // WrenError when the OS cannot create the threads (never a half-built pool).
+  // More threads than this is a mistake (a count of cores cannot be larger), not a request to honour:
+  // every pool refuses it before starting any thread.
+  static constexpr int kMaxThreads = 1024;
+
+  // InvalidArgument above kMaxThreads; WrenError when the OS cannot create the threads (never a
+  // half-built pool).
   explicit ThreadPool(int n_threads);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;

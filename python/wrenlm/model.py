@@ -94,7 +94,7 @@ class Model:
     def __init__(self, path: str | os.PathLike[str] | None = None, *, n_ctx: int = 2048,
                  n_threads: int | None = None, kv_cache: str = "f16", lora: LoraArg = None) -> None:
         n_ctx = _check_int("n_ctx", n_ctx, minimum=0)
-        n_threads = _check_int("n_threads", n_threads, minimum=1, maximum=INT32_MAX, allow_none=True)
+        n_threads = _check_int("n_threads", n_threads, minimum=1, maximum=_core.MAX_THREADS, allow_none=True)
         if kv_cache not in _KV_CACHE_TYPES:
             raise ValueError(f"kv_cache must be one of {', '.join(map(repr, _KV_CACHE_TYPES))}, got {kv_cache!r}")
         from wrenlm import hub

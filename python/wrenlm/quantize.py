@@ -15,6 +15,7 @@ import sys
 import time
 from typing import Callable, Optional, TextIO, Union
 
+from wrenlm._args import check_int
 from wrenlm._loader import load_core
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -89,8 +90,7 @@ def quantize(src: PathLike, dst: PathLike, type: str = "Q4_K_M", *, n_threads: O
     aliases = {"Q4_K": "Q4_K_M", "Q5_K": "Q5_K_M", "Q3_K": "Q3_K_M"}
     if not isinstance(type, str) or aliases.get(type.upper(), type.upper()) not in valid:
         raise ValueError(f"unknown quantization type {type!r} (valid: {', '.join(valid)})")
-    if n_threads is not None and (not isinstance(n_threads, int) or n_threads < 1):
-        raise ValueError(f"n_threads must be a positive integer or None, got {n_threads!r}")
+    n_threads = check_int("n_threads", n_threads, minimum=1, maximum=core.MAX_THREADS, allow_none=True)
     if not os.path.exists(src_s):
         raise FileNotFoundError(f"{src_s}: no such file or folder")
     if os.path.exists(dst_s):

@@ -232,6 +232,26 @@ def test_thread_pool_that_cannot_start_is_an_error(smollm2_path):
     assert assert_child_ok(r) == ["WrenError True"], r.stdout + r.stderr
 
 
+@pytest.mark.parametrize("surface", ["Model", "quantize"])
+def test_thread_counts_are_bounded_before_any_thread_starts(smollm2_path, tmp_path, surface):
+    """More than _core.MAX_THREADS (1024) threads is refused as a ValueError at every surface that
+    takes a count. quantize() used to try to start all of them (100,000 here) before failing."""
+    import threading
+
+    from wrenlm import _core
+
+    before = threading.active_count()
+    calls = {
+        "Model": lambda: wrenlm.Model(smollm2_path, n_threads=100_000),
+        "quantize": lambda: wrenlm.quantize(smollm2_path, tmp_path / "q.gguf", type="Q8_0", n_threads=100_000),
+    }
+    with pytest.raises(ValueError, match=r"n_threads must be <= 1024, got 100000"):
+        calls[surface]()
+    assert _core.MAX_THREADS == 1024
+    assert threading.active_count() == before
+    assert not (tmp_path / "q.gguf").exists()
+
+
 def test_fifo_is_refused_without_blocking(tmp_path):
     fifo = tmp_path / "model.gguf"
     os.mkfifo(fifo)
