@@ -1,5 +1,6 @@
 #include "format/hf_config.h"
 
+#include "tokenizer/vocab_limits.h"
 #include "util/errors.h"
 
 namespace wren {
@@ -22,7 +23,7 @@ constexpr CountKey kCountKeys[] = {
     {"n_embd", kMaxWidth},              {"dim", kMaxWidth},           {"num_hidden_layers", 1024},
     {"n_layer", 1024},
     {"n_layers", 1024},                 {"intermediate_size", kMaxFfn}, {"n_inner", kMaxFfn},
-    {"vocab_size", int64_t(1) << 24},   {"type_vocab_size", int64_t(1) << 24},
+    {"vocab_size", kMaxVocab},          {"type_vocab_size", kMaxVocab},
     {"num_local_experts", 4096},        {"num_experts_per_tok", 4096},
     {"max_position_embeddings", int64_t(1) << 31}, {"n_positions", int64_t(1) << 31},
     {"original_max_position_embeddings", int64_t(1) << 31},

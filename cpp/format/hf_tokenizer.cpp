@@ -7,6 +7,7 @@
 
 #include "format/hf_folder.h"
 #include "tokenizer/pre_tokenizer.h"
+#include "tokenizer/vocab_limits.h"
 #include "util/errors.h"
 #include "util/mmap_file.h"
 
@@ -404,12 +405,12 @@ void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWrit
   std::map<int64_t, std::string> by_id;
   for (const JsonValue::Member& m : vocab.as_object()) {
     const int64_t id = m.second.as_int();
-    if (id < 0 || id > (int64_t(1) << 24)) m.second.fail(str_cat("token id must be in 0..2^24, found ", id));
+    if (id < 0 || id >= kMaxVocab) m.second.fail(str_cat("token id must be in 0..", kMaxVocab - 1, ", found ", id));
     by_id[id] = m.first;
   }
   std::map<int64_t, const AddedToken*> added_by_id;
   for (const AddedToken& a : added) {
-    if (a.id < 0 || a.id > (int64_t(1) << 24)) w.fail("tokenizer.json", str_cat("added token id ", a.id, " is out of range"));
+    if (a.id < 0 || a.id >= kMaxVocab) w.fail("tokenizer.json", str_cat("added token id ", a.id, " is out of range"));
     added_by_id[a.id] = &a;
     by_id[a.id] = a.content;
   }

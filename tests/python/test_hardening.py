@@ -351,6 +351,30 @@ def test_metadata_arrays_do_not_amplify_memory(tmp_path, element):
     assert grown < 2 * size, f"RSS grew by {grown / 2**20:.0f} MiB for a {size / 2**20:.0f} MiB file"
 
 
+def test_vocabulary_count_is_bounded_before_tokens_are_copied(tmp_path):
+    """A token costs ~160 bytes of RAM loaded but only 8 bytes in a file (an empty string), so the
+    count is checked against the bound (2^24 ids, as config.json's vocab_size) before any token is
+    copied: 2^24 + 1 empty tokens (a 128 MiB file) used to take ~2.7 GB and seconds to load."""
+    n = (1 << 24) + 1
+    path = tmp_path / "vocab.gguf"
+    path.write_bytes(build([kv("general.architecture", 8, s("llama")), kv("tokenizer.ggml.model", 8, s("gpt2")),
+                            kv("tokenizer.ggml.tokens", 9, struct.pack("<IQ", 8, n) + bytes(8 * n))], [], b""))
+    r = run_child(f"""
+        import resource, wrenlm
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            wrenlm.Tokenizer({str(path)!r})
+            print("loaded")
+        except wrenlm.FormatError as e:
+            print("FormatError", str(e).split(": ", 1)[1])
+        print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024)
+    """, timeout=120)
+    verdict, grown = assert_child_ok(r, 2)
+    assert verdict == "FormatError tokenizer.ggml.tokens: 16777217 tokens are too many (at most 16777216)"
+    size = path.stat().st_size
+    assert int(grown) < 2 * size, f"RSS grew by {int(grown) / 2**20:.0f} MiB for a {size / 2**20:.0f} MiB file"
+
+
 def test_metadata_arrays_read_back_exactly(tmp_path):
     # Stored compactly, read back as gguf-py wrote them (gguf-py is the oracle).
     gguf = require_module("gguf")
