@@ -14,6 +14,7 @@
 #include "models/model.h"
 #include "runtime/kv_cache.h"
 #include "tokenizer/tokenizer.h"
+#include "util/heap.h"
 #include "util/thread_pool.h"
 
 namespace wren {
@@ -72,6 +73,7 @@ class Engine {
              const CancelFn& cancel);
 
  private:
+  HeapTrimOnDestroy trim_;  // first: destroyed last, once the members below have freed their memory
   std::unique_ptr<TensorSource> file_;
   const LoraSource* lora_source_ = nullptr;  // file_ itself when adapters were given
   std::unique_ptr<Tokenizer> tokenizer_;
