@@ -19,7 +19,7 @@ namespace wren::py_bind {
 
 void register_quantize(py::module_& m) {
   m.def("quantize_model", [](const std::string& src, const std::string& dst, const std::string& type, int n_threads,
-                             py::object callback) {
+                             const std::vector<std::pair<std::string, float>>& lora, py::object callback) {
         const QuantizeCallback cb = [&callback](const QuantizeProgress& p) {
           py::gil_scoped_acquire gil;
           if (PyErr_CheckSignals() != 0) {
@@ -33,11 +33,13 @@ void register_quantize(py::module_& m) {
         QuantizeOptions o;
         o.mix = type;
         o.n_threads = n_threads;
+        for (const auto& [path, scale] : lora) o.loras.push_back({path, scale});
         py::gil_scoped_release nogil;
         return quantize_model(src, dst, o, cb);
       }, py::arg("src"), py::arg("dst"), py::kw_only(), py::arg("type"), py::arg("n_threads") = 0,
-      py::arg("callback") = py::none(),
-      "Quantizes src (GGUF file or HF folder) into the GGUF file dst; returns its size in bytes.\n"
+      py::arg("lora") = std::vector<std::pair<std::string, float>>(), py::arg("callback") = py::none(),
+      "Quantizes src (GGUF file or HF folder) into the GGUF file dst, merging the LoRA adapters\n"
+      "[(path, scale)] given; returns its size in bytes.\n"
       "callback(tensor, n_tensors, name, from_type, to_type, bytes_read, bytes_total, bytes_written) runs at\n"
       "the start of each tensor and after each slab.");
 

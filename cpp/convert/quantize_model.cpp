@@ -8,6 +8,8 @@
 #include "convert/quant_mix.h"
 #include "format/gguf.h"
 #include "format/gguf_writer.h"
+#include "format/lora_merge.h"
+#include "format/lora_source.h"
 #include "format/tensor_source.h"
 #include "runtime/engine.h"
 #include "tensor/quant.h"
@@ -29,6 +31,7 @@ GgufValue u32(uint64_t v) {
 }
 
 uint64_t source_alignment(const TensorSource& src) {
+  if (const auto* l = dynamic_cast<const LoraSource*>(&src)) return source_alignment(l->base());
   if (const auto* g = dynamic_cast<const GgufFile*>(&src)) return g->alignment();
   return 32;
 }
@@ -67,9 +70,11 @@ RowOrder row_order(const TensorSource& src, const GgufTensor& t, uint64_t* cols)
 
 // Quantizes output rows [r0, r0 + n) of tensor t (rows of `cols` elements, taken from the source in
 // `order`) to type `to` into out, on the pool: each task takes a run of rows, dequantizes each row
-// into its thread's float buffer and quantizes it into place.
+// into its thread's float buffer and quantizes it into place. With `merged` (t with its LoRA updates
+// added, float32 in source row order), rows come from there instead.
 void convert_rows(ThreadPool& pool, const TensorSource& src, const GgufTensor& t, uint64_t cols, RowOrder order,
-                  DType to, uint64_t r0, uint64_t n, std::vector<std::vector<float>>& scratch, uint8_t* out) {
+                  DType to, uint64_t r0, uint64_t n, std::vector<std::vector<float>>& scratch, uint8_t* out,
+                  const float* merged) {
   const size_t in_row = row_bytes(t.dtype, cols), out_row = row_bytes(to, cols);
   const int64_t n_tasks = static_cast<int64_t>(std::min<uint64_t>(n, static_cast<uint64_t>(pool.size()) * 4));
   pool.parallel_for(n_tasks, [&](int64_t task, int thread) {
@@ -77,9 +82,11 @@ void convert_rows(ThreadPool& pool, const TensorSource& src, const GgufTensor& t
     const uint64_t b = n * static_cast<uint64_t>(task + 1) / static_cast<uint64_t>(n_tasks);
     float* row = scratch[static_cast<size_t>(thread)].data();
     for (uint64_t r = a; r < b; ++r) {
-      dequantize_row(t.dtype, t.data + order.source_row(r0 + r) * in_row, row, static_cast<size_t>(cols));
+      const uint64_t from = order.source_row(r0 + r);
+      const float* x = merged ? merged + from * cols : row;
+      if (!merged) dequantize_row(t.dtype, t.data + from * in_row, row, static_cast<size_t>(cols));
       try {
-        quantize_row(to, row, out + r * out_row, static_cast<size_t>(cols));
+        quantize_row(to, x, out + r * out_row, static_cast<size_t>(cols));
       } catch (const InvalidArgument& e) {
         src.fail(str_cat("tensor '", t.name, "' row ", r0 + r), e.what());
       }
@@ -94,6 +101,7 @@ uint64_t quantize_model(const std::string& src_path, const std::string& dst_path
   const QuantMix& mix = find_quant_mix(options.mix);
   WREN_CHECK(options.n_threads >= 0, InvalidArgument, "n_threads must be >= 0, got ", options.n_threads);
   std::unique_ptr<TensorSource> src = open_model_source(src_path);
+  if (!options.loras.empty()) src = std::make_unique<LoraSource>(std::move(src), options.loras, nullptr);
   const std::vector<GgufTensor>& ts = src->tensors();
   WREN_CHECK(!ts.empty(), FormatError, src_path, ": no tensors to quantize");
   const std::vector<TensorPlan> plan = plan_quant_mix(*src, mix);
@@ -139,7 +147,10 @@ uint64_t quantize_model(const std::string& src_path, const std::string& dst_path
       if (callback) callback(pr);
       uint64_t cols;
       const RowOrder order = row_order(*src, t, &cols);
-      if (t.dtype == plan[i].to && !order.head_dim) {  // kept: copied as it is, in slabs
+      const std::vector<const LoraUpdate*> updates = src->lora_updates(t.name);
+      // (rows, cols) float32 of W + its updates: adapted matrices are merged whole before quantizing.
+      const std::vector<float> merged = updates.empty() ? std::vector<float>() : merge_lora_matrix(t, updates, &pool);
+      if (t.dtype == plan[i].to && !order.head_dim && updates.empty()) {  // kept: copied as it is, in slabs
         for (uint64_t off = 0; off < t.nbytes; off += 4 * kSlabElements) {
           const uint64_t n = std::min<uint64_t>(4 * kSlabElements, t.nbytes - off);
           w.write_data(t.data + off, static_cast<size_t>(n));
@@ -157,7 +168,8 @@ uint64_t quantize_model(const std::string& src_path, const std::string& dst_path
       for (uint64_t r0 = 0; r0 < rows; r0 += slab_rows) {
         const uint64_t n = std::min(slab_rows, rows - r0);
         out.resize(static_cast<size_t>(n) * out_row);
-        convert_rows(pool, *src, t, cols, order, plan[i].to, r0, n, scratch, out.data());
+        convert_rows(pool, *src, t, cols, order, plan[i].to, r0, n, scratch, out.data(),
+                     merged.empty() ? nullptr : merged.data());
         w.write_data(out.data(), out.size());
         if (!order.head_dim) src->release(t.data + r0 * in_row, n * in_row);
         pr.bytes_read += n * in_row;

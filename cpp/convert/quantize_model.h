@@ -9,7 +9,9 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
+#include "format/lora_adapter.h"
 #include "tensor/dtype.h"
 
 namespace wren {
@@ -32,6 +34,9 @@ using QuantizeCallback = std::function<void(const QuantizeProgress&)>;
 struct QuantizeOptions {
   std::string mix = "Q4_K_M";  // a name from quant_mixes()
   int n_threads = 0;           // 0: the physical cores
+  // LoRA adapters merged into the weights they update (W + scale * alpha/r * B A, in float32 from the
+  // dequantized base, format/lora_merge.h) before those are quantized; the output needs no adapter.
+  std::vector<LoraSpec> loras;
 };
 
 // Returns the output's size in bytes.

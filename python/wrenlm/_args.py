@@ -7,7 +7,10 @@ outside its C++ type's range, a float where an integer is meant, a string holdin
 
 from __future__ import annotations
 
-from typing import Any
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Union
 
 import numpy as np
 
@@ -52,3 +55,36 @@ def check_text(name: str, value: Any) -> str:
         raise ValueError(f"{name} is not valid Unicode text: a lone surrogate {value[e.start]!r} at index "
                          f"{e.start} cannot be encoded as UTF-8") from None
     return value
+
+
+LoraArg = Union[str, "os.PathLike[str]", tuple[Any, float], Sequence[Any], None]
+
+
+def lora_specs(lora: Any) -> list[tuple[str, float]]:
+    """[(path, scale), ...] from the lora argument of Model and quantize: None, a path, a (path, scale)
+    pair, or a list of paths and (path, scale) pairs (a bare path has scale 1.0)."""
+    def is_path(x: Any) -> bool:
+        return isinstance(x, (str, os.PathLike))
+
+    def is_scale(x: Any) -> bool:
+        return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
+
+    if lora is None:
+        return []
+    if is_path(lora) or (isinstance(lora, tuple) and len(lora) == 2 and is_path(lora[0]) and is_scale(lora[1])):
+        lora = [lora]
+    if isinstance(lora, (bytes, Mapping)) or not isinstance(lora, Sequence):
+        raise ValueError(f"lora must be a path, a (path, scale) pair or a list of them, got {type(lora).__name__}")
+    out = []
+    for k, item in enumerate(lora):
+        if is_path(item):
+            path, scale = item, 1.0
+        elif isinstance(item, (tuple, list)) and len(item) == 2 and is_path(item[0]) and is_scale(item[1]):
+            path, scale = item
+        else:
+            raise ValueError(f"lora[{k}] must be a path or a (path, scale) pair, got {item!r}")
+        scale = float(scale)
+        if not math.isfinite(scale):
+            raise ValueError(f"lora[{k}]: the scale must be a finite number, got {scale}")
+        out.append((os.fspath(path), scale))
+    return out

@@ -45,9 +45,13 @@ def _model_flags(p: argparse.ArgumentParser) -> None:
                    help="context window in tokens, prompt + reply (default 2048; 0: the model's own)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="compute threads (default: the number of physical cores)")
+    _lora_option(p, "LoRA adapter applied at run time")
+
+
+def _lora_option(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--lora", action="append", default=None, type=_lora_flag, metavar="PATH[:SCALE]",
-                   help="LoRA adapter applied at run time: a llama.cpp GGUF adapter or a PEFT folder, with an "
-                        "optional scale (default 1.0); repeatable, the adapters add up")
+                   help=f"{what}: a llama.cpp GGUF adapter or a PEFT folder, with an optional scale "
+                        "(default 1.0); repeatable, the adapters add up")
 
 
 def _lora_flag(value: str) -> tuple[str, float]:
@@ -255,7 +259,7 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     if args.input is None or args.output is None:
         raise _UsageError("quantize needs IN and OUT (or --list-types)")
     wrenlm.quantize(args.input, args.output, type=args.type, n_threads=args.threads,
-                    progress=not args.quiet, force=args.force)
+                    progress=not args.quiet, force=args.force, lora=args.lora)
     return 0
 
 
@@ -324,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--list-types shows all")
     q.add_argument("--threads", type=int, default=None, metavar="N",
                    help="quantization threads (default: the number of physical cores)")
+    _lora_option(q, "LoRA adapter merged into the weights before quantizing")
     q.add_argument("--force", "-f", action="store_true", help="overwrite OUT if it exists")
     q.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     q.add_argument("--list-types", action="store_true", help="list the mixes and exit")

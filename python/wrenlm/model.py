@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Union
@@ -12,45 +11,13 @@ import numpy as np
 from wrenlm import _core
 from wrenlm import chat as _chat
 from wrenlm import perplexity as perplexity_
-from wrenlm._args import INT32_MAX, UINT64_MAX
+from wrenlm._args import INT32_MAX, UINT64_MAX, LoraArg
 from wrenlm._args import check_float as _check_float
 from wrenlm._args import check_int as _check_int
 from wrenlm._args import check_text as _check_text
+from wrenlm._args import lora_specs as _lora_specs
 
 Prompt = Union[str, Sequence[int]]
-
-
-LoraArg = Union[str, "os.PathLike[str]", tuple[Any, float], Sequence[Any], None]
-
-
-def _lora_specs(lora: Any) -> list[tuple[str, float]]:
-    """[(path, scale), ...] from Model's lora argument: None, a path, a (path, scale) pair, or a list
-    of paths and (path, scale) pairs (a bare path has scale 1.0)."""
-    def is_path(x: Any) -> bool:
-        return isinstance(x, (str, os.PathLike))
-
-    def is_scale(x: Any) -> bool:
-        return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, bool)
-
-    if lora is None:
-        return []
-    if is_path(lora) or (isinstance(lora, tuple) and len(lora) == 2 and is_path(lora[0]) and is_scale(lora[1])):
-        lora = [lora]
-    if isinstance(lora, (bytes, Mapping)) or not isinstance(lora, Sequence):
-        raise ValueError(f"lora must be a path, a (path, scale) pair or a list of them, got {type(lora).__name__}")
-    out = []
-    for k, item in enumerate(lora):
-        if is_path(item):
-            path, scale = item, 1.0
-        elif isinstance(item, (tuple, list)) and len(item) == 2 and is_path(item[0]) and is_scale(item[1]):
-            path, scale = item
-        else:
-            raise ValueError(f"lora[{k}] must be a path or a (path, scale) pair, got {item!r}")
-        scale = float(scale)
-        if not math.isfinite(scale):
-            raise ValueError(f"lora[{k}]: the scale must be a finite number, got {scale}")
-        out.append((os.fspath(path), scale))
-    return out
 
 
 _KV_CACHE_TYPES = ("f16", "f32")

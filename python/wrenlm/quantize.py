@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Callable, Optional, TextIO, Union
 
-from wrenlm._args import check_int
+from wrenlm._args import LoraArg, check_int, lora_specs
 from wrenlm._loader import load_core
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -59,8 +59,8 @@ class _Progress:
 
 
 def quantize(src: PathLike, dst: PathLike, type: str = "Q4_K_M", *, n_threads: Optional[int] = None,
-             progress: Union[bool, ProgressFn] = True, force: bool = False) -> int:
-    """Writes src quantized with the mix ``type`` to the GGUF file dst.
+             progress: Union[bool, ProgressFn] = True, force: bool = False, lora: LoraArg = None) -> int:
+    """Writes src quantized with the mix ``type`` to the GGUF file dst, with LoRA adapters merged in.
 
     Args:
         src: a GGUF file or a Hugging Face model folder.
@@ -71,6 +71,10 @@ def quantize(src: PathLike, dst: PathLike, type: str = "Q4_K_M", *, n_threads: O
         progress: True prints progress (tensor i/n, MB/s) on stderr; False is silent; a callable
             receives the values of ``ProgressFn``.
         force: overwrite dst if it exists (otherwise FileExistsError).
+        lora: adapters to merge into the weights, as for ``Model`` (a path, a (path, scale) pair or a
+            list of them; PEFT folders or llama.cpp GGUF adapters). Each adapted matrix becomes
+            W + scale * (alpha / r) * B A, computed in float32 from the dequantized W, then quantized
+            to its type in the mix; the output needs no adapter at run time.
 
     Returns:
         The output file's size in bytes.
@@ -91,6 +95,7 @@ def quantize(src: PathLike, dst: PathLike, type: str = "Q4_K_M", *, n_threads: O
     if not isinstance(type, str) or aliases.get(type.upper(), type.upper()) not in valid:
         raise ValueError(f"unknown quantization type {type!r} (valid: {', '.join(valid)})")
     n_threads = check_int("n_threads", n_threads, minimum=1, maximum=core.MAX_THREADS, allow_none=True)
+    loras = lora_specs(lora)
     if not os.path.exists(src_s):
         raise FileNotFoundError(f"{src_s}: no such file or folder")
     if os.path.exists(dst_s):
@@ -102,7 +107,8 @@ def quantize(src: PathLike, dst: PathLike, type: str = "Q4_K_M", *, n_threads: O
             raise ValueError(f"{dst_s} is a folder; the output is one GGUF file")
     show = _Progress(sys.stderr) if progress is True else None
     callback = show if show is not None else (progress if callable(progress) else None)
-    size = int(core.quantize_model(src_s, dst_s, type=type, n_threads=n_threads or 0, callback=callback))
+    size = int(core.quantize_model(src_s, dst_s, type=type, n_threads=n_threads or 0, lora=loras,
+                                     callback=callback))
     if show is not None:
         show.close(size)
     return size
