@@ -69,9 +69,17 @@ class Model:
         resolved = hub.resolve_model(path)
         self.path = str(resolved)
         native_path = os.fsencode(self.path)  # bytes: a file name need not be valid UTF-8
+        loras = _lora_specs(lora)
         self._engine: Any = _core.Engine(native_path, n_ctx=n_ctx, n_threads=n_threads or 0, kv_cache=kv_cache,
-                                         lora=_lora_specs(lora))
+                                         lora=loras)
         self._info: dict[str, Any] = dict(self._engine.info)
+        self._options: dict[str, Any] = dict(n_ctx=n_ctx, n_threads=n_threads, kv_cache=kv_cache, lora=loras)
+
+    def __reduce__(self) -> tuple[Any, tuple[str, dict[str, Any]]]:
+        """Pickles as the constructor call (path and options), never the weights: a worker process
+        (multiprocessing, Ray, Dask) that unpickles it opens the file itself, so the path must be
+        readable there. A closed Model pickles too, and unpickles open."""
+        return _reopen, (self.path, dict(self._options))
 
     # -- lifecycle ---------------------------------------------------------------------------
     def close(self) -> None:
@@ -105,8 +113,8 @@ class Model:
     @property
     def info(self) -> dict[str, Any]:
         """Architecture, name, quantization, parameter count, vocabulary size, layers...; ``lora``: the
-        adapters merged at load (path, format, scale, alpha, rank, targets), ``lora_bytes``: the
-        memory of their merged float32 matrices."""
+        adapters applied at run time (path, format, scale, alpha, rank, targets), ``lora_bytes``: the
+        memory of their float32 A and B matrices."""
         return dict(self._info)
 
     @property
@@ -394,3 +402,8 @@ class Model:
             # Inputs of models that end every input with EOS/SEP keep that last token.
             ids = ids[:n_ctx - 1] + [ids[-1]] if e.add_eos_token else ids[:n_ctx]
         return ids
+
+
+def _reopen(path: str, options: dict[str, Any]) -> Model:
+    """Unpickles a Model (Model.__reduce__)."""
+    return Model(path, **options)
