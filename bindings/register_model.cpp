@@ -32,6 +32,14 @@ void check_fits_context(const Engine& e, int64_t n) {
 
 }  // namespace
 
+namespace {
+py::list logprob_list(const std::vector<TokenLogprob>& v) {
+  py::list out;
+  for (const TokenLogprob& t : v) out.append(py::make_tuple(t.id, t.logprob, t.top));
+  return out;
+}
+}  // namespace
+
 void register_model(py::module_& m) {
   m.attr("MAX_THREADS") = ThreadPool::kMaxThreads;  // every thread count is checked against it
   py::class_<Engine>(m, "Engine", "A loaded model: file, tokenizer, network, thread pool.")
@@ -166,7 +174,9 @@ void register_model(py::module_& m) {
          "One pooled vector per token-id sequence: (len(seqs), dim) float32.")
       .def("generator", [](Engine& e, py::handle prompt, py::handle max_tokens, py::handle temperature,
                            py::handle top_k, py::handle top_p, py::handle min_p, py::handle repeat_penalty,
-                           py::handle repeat_last_n, py::handle seed, py::handle stop, py::handle ignore_eos) {
+                           py::handle repeat_last_n, py::handle seed, py::handle stop, py::handle ignore_eos,
+                           py::handle presence_penalty, py::handle frequency_penalty, py::handle logit_bias,
+                           py::handle logprobs, py::handle echo) {
         // Every argument is converted here, against its native type (bindings/args.h).
         GenerateOptions o;
         o.max_tokens = max_tokens.is_none() ? -1 : native_int<int64_t>(max_tokens, "max_tokens");
@@ -183,10 +193,24 @@ void register_model(py::module_& m) {
           throw InvalidArgument("stop must be a list of strings");
         for (py::handle s : py::reinterpret_borrow<py::sequence>(stop)) o.stop.push_back(native_str(s, "stop"));
         o.ignore_eos = PyObject_IsTrue(ignore_eos.ptr()) == 1;
+        o.sampling.presence_penalty = native_float32(presence_penalty, "presence_penalty");
+        o.sampling.frequency_penalty = native_float32(frequency_penalty, "frequency_penalty");
+        if (!logit_bias.is_none()) {
+          if (!PyDict_Check(logit_bias.ptr())) throw InvalidArgument("logit_bias must be a dict {token id: bias}");
+          for (const auto& [id, bias] : py::reinterpret_borrow<py::dict>(logit_bias))
+            o.sampling.logit_bias.emplace_back(native_int<int32_t>(id, "logit_bias token id"),
+                                               native_float32(bias, "logit_bias value"));
+        }
+        o.logprobs = logprobs.is_none() ? -1 : native_int<int32_t>(logprobs, "logprobs");
+        WREN_CHECK(logprobs.is_none() || o.logprobs >= 0, InvalidArgument, "logprobs must be >= 0 or None, got ",
+                   o.logprobs);
+        o.echo = PyObject_IsTrue(echo.ptr()) == 1;
         return std::make_unique<Generator>(e, native_int_list<int32_t>(prompt, "prompt token id"), std::move(o));
       }, py::arg("prompt"), py::kw_only(), py::arg("max_tokens"), py::arg("temperature"), py::arg("top_k"),
          py::arg("top_p"), py::arg("min_p"), py::arg("repeat_penalty"), py::arg("repeat_last_n"), py::arg("seed"),
-         py::arg("stop"), py::arg("ignore_eos"), py::keep_alive<0, 1>());
+         py::arg("stop"), py::arg("ignore_eos"), py::arg("presence_penalty") = 0.0f,
+         py::arg("frequency_penalty") = 0.0f, py::arg("logit_bias") = py::none(), py::arg("logprobs") = py::none(),
+         py::arg("echo") = false, py::keep_alive<0, 1>());
 
   py::class_<Generator>(m, "Generator", "One generation in progress; next() yields text pieces.")
       .def("next", [](Generator& g) -> py::object {
@@ -201,7 +225,11 @@ void register_model(py::module_& m) {
       .def_property_readonly("finish_reason", &Generator::finish_reason)
       .def_property_readonly("n_prompt_tokens", &Generator::n_prompt_tokens)
       .def_property_readonly("n_generated", &Generator::n_generated)
-      .def_property_readonly("tokens", &Generator::generated_tokens);
+      .def_property_readonly("tokens", &Generator::generated_tokens)
+      .def_property_readonly("logprobs", [](const Generator& g) { return logprob_list(g.logprobs()); },
+                             "[(id, logprob, [(id, logprob), ...]), ...] of the generated tokens (logprobs >= 0)")
+      .def_property_readonly("prompt_logprobs", [](const Generator& g) { return logprob_list(g.prompt_logprobs()); },
+                             "The same for the prompt tokens (echo); the first has logprob NaN");
 
   m.def("default_thread_count", &default_thread_count);
 }

@@ -1,6 +1,7 @@
 #include "runtime/generator.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "util/errors.h"
 
@@ -9,6 +10,8 @@ namespace wren {
 void GenerateOptions::validate() const {
   WREN_CHECK(max_tokens != 0, InvalidArgument, "max_tokens must be >= 1 (or None for no limit), got 0");
   for (const std::string& s : stop) WREN_CHECK(!s.empty(), InvalidArgument, "stop strings must not be empty");
+  WREN_CHECK(logprobs >= -1 && logprobs <= kMaxTopLogprobs, InvalidArgument, "logprobs must be in 0..",
+             kMaxTopLogprobs, " (or None), got ", logprobs);
   sampling.validate();
 }
 
@@ -27,8 +30,33 @@ Generator::Generator(Engine& engine, std::vector<int32_t> prompt, GenerateOption
     throw ContextOverflowError(str_cat("prompt (", n_prompt, " tokens) + max_tokens (", opts_.max_tokens,
                                        ") exceeds the context window n_ctx=", n_ctx,
                                        "; lower max_tokens or load with a larger n_ctx"));
+  for (const auto& [id, bias] : opts_.sampling.logit_bias)
+    WREN_CHECK(id < engine.info().n_vocab, InvalidArgument, "logit_bias: token id ", id,
+               " is outside the vocabulary (", engine.info().n_vocab, " tokens)");
   session_ = engine.new_session();
-  for (int32_t t : prompt_) sampler_.accept(t);  // the repetition penalty sees the prompt too
+  for (int32_t t : prompt_) sampler_.accept_prompt(t);  // the repetition penalty sees the prompt too
+}
+
+void Generator::eval_prompt_with_logprobs(const CancelFn& cancel) {
+  // Positions whose logits are kept at once: (kChunk, n_vocab) floats. A tail shorter than kMinTail
+  // joins the chunk before it, so no chunk takes the few-rows attention kernel unless the whole
+  // prompt does: each position then goes through the same kernels as in one Engine::eval of the
+  // prompt, and its logprob is what Model.logits(prompt, exact=False) gives.
+  constexpr int64_t kChunk = 64, kMinTail = 16;
+  const int64_t n_vocab = engine_.info().n_vocab, n = static_cast<int64_t>(prompt_.size());
+  const int n_top = std::max(opts_.logprobs, 0);
+  std::vector<float> logits(static_cast<size_t>((kChunk + kMinTail) * n_vocab));  // (rows, n_vocab)
+  TokenLogprob first;
+  first.id = prompt_[0];
+  first.logprob = NAN;
+  prompt_logprobs_.assign(1, first);
+  for (int64_t p = 0, k; p < n; p += k) {
+    k = n - p < kChunk + kMinTail ? n - p : kChunk;
+    engine_.eval(*session_, prompt_.data() + p, k, logits.data(), cancel);
+    for (int64_t j = 0; j < k && p + j + 1 < n; ++j)  // row j predicts prompt token p + j + 1
+      prompt_logprobs_.push_back(token_logprob(&logits[static_cast<size_t>(j * n_vocab)], n_vocab,
+                                               prompt_[static_cast<size_t>(p + j + 1)], n_top));
+  }
 }
 
 std::string Generator::release_pending() {
@@ -57,7 +85,10 @@ std::string Generator::finish(const std::string& reason) {
 std::optional<std::string> Generator::next(const CancelFn& cancel) {
   if (done_) return std::nullopt;
   if (!started_) {
-    engine_.eval(*session_, prompt_.data(), static_cast<int64_t>(prompt_.size()), nullptr, cancel);
+    if (opts_.echo)
+      eval_prompt_with_logprobs(cancel);
+    else
+      engine_.eval(*session_, prompt_.data(), static_cast<int64_t>(prompt_.size()), nullptr, cancel);
     started_ = true;
   } else if (need_eval_) {
     if (session_->n_past >= engine_.n_ctx())
@@ -67,9 +98,11 @@ std::optional<std::string> Generator::next(const CancelFn& cancel) {
   }
   need_eval_ = false;
 
-  const int32_t token = sampler_.sample(session_->logits.data(), engine_.info().n_vocab);
+  const int64_t n_vocab = engine_.info().n_vocab;
+  const int32_t token = sampler_.sample(session_->logits.data(), n_vocab);
   sampler_.accept(token);
   if (!opts_.ignore_eos && engine_.tokenizer().is_eog(token)) return finish("eos");
+  if (opts_.logprobs >= 0) logprobs_.push_back(token_logprob(session_->logits.data(), n_vocab, token, opts_.logprobs));
   generated_.push_back(token);
   need_eval_ = true;
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "runtime/engine.h"
+#include "sampling/logprobs.h"
 #include "sampling/sampler.h"
 
 namespace wren {
@@ -17,6 +18,8 @@ struct GenerateOptions {
   SamplingParams sampling;
   std::vector<std::string> stop;  // stop strings: generation ends before them; never emitted
   bool ignore_eos = false;
+  int logprobs = -1;  // -1: none; n >= 0: each generated token's logprob and the n most likely tokens
+  bool echo = false;  // also the prompt tokens' logprobs (and n alternatives; n = max(logprobs, 0))
 
   void validate() const;
 };
@@ -35,11 +38,17 @@ class Generator {
   int64_t n_prompt_tokens() const { return static_cast<int64_t>(prompt_.size()); }
   int64_t n_generated() const { return static_cast<int64_t>(generated_.size()); }
   const std::vector<int32_t>& generated_tokens() const { return generated_; }
+  // With logprobs >= 0: one entry per generated token (generated_tokens() order).
+  const std::vector<TokenLogprob>& logprobs() const { return logprobs_; }
+  // With echo: one entry per prompt token, the first without a logprob (nothing precedes it: NaN).
+  const std::vector<TokenLogprob>& prompt_logprobs() const { return prompt_logprobs_; }
 
  private:
   std::string finish(const std::string& reason);
   // Moves what is safe to show from pending_ to the return value.
   std::string release_pending();
+  // Evaluates the prompt in chunks that keep every position's logits, for prompt_logprobs_.
+  void eval_prompt_with_logprobs(const CancelFn& cancel);
 
   Engine& engine_;
   std::vector<int32_t> prompt_;
@@ -48,6 +57,7 @@ class Generator {
   SamplerChain sampler_;
   Detokenizer detok_;
   std::vector<int32_t> generated_;
+  std::vector<TokenLogprob> logprobs_, prompt_logprobs_;
   std::string pending_;  // text not yet emitted because it might start a stop string
   std::string finish_reason_;
   bool started_ = false;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <optional>
 #include <random>
+#include <utility>
 #include <vector>
 
 namespace wren {
@@ -32,6 +33,8 @@ class Sampler {
   virtual ~Sampler() = default;
   virtual void apply(Candidates& c) = 0;
   virtual void accept(int32_t token) {}
+  // A prompt token: seen as accept() by default; stages that count only generated tokens skip it.
+  virtual void accept_prompt(int32_t token) { accept(token); }
   virtual void reset() {}
 };
 
@@ -42,6 +45,10 @@ struct SamplingParams {
   float min_p = 0.0f;        // 0: off
   float repeat_penalty = 1.0f;  // 1: off
   int32_t repeat_last_n = 64;
+  // OpenAI's penalties on generated tokens: logit[j] -= count[j] * frequency + (count[j] > 0) * presence.
+  float presence_penalty = 0.0f;   // -2..2
+  float frequency_penalty = 0.0f;  // -2..2
+  std::vector<std::pair<int32_t, float>> logit_bias;  // (token id, -100..100) added to its logit first
   std::optional<uint64_t> seed;  // none: from the OS
 
   void validate() const;  // throws InvalidArgument naming the bad parameter
@@ -52,6 +59,7 @@ class SamplerChain : public Sampler {
   explicit SamplerChain(const SamplingParams& p);
   void apply(Candidates& c) override;
   void accept(int32_t token) override;
+  void accept_prompt(int32_t token) override;
   void reset() override;
   // Picks the next token from raw logits.
   int32_t sample(const float* logits, int64_t n_vocab);
@@ -62,7 +70,9 @@ class SamplerChain : public Sampler {
 };
 
 // Individual stages (exposed for unit tests on small distributions).
+std::unique_ptr<Sampler> make_logit_bias(const std::vector<std::pair<int32_t, float>>& bias);
 std::unique_ptr<Sampler> make_repetition_penalty(float penalty, int32_t last_n);
+std::unique_ptr<Sampler> make_presence_frequency_penalty(float presence, float frequency);
 std::unique_ptr<Sampler> make_temperature(float t);
 std::unique_ptr<Sampler> make_top_k(int32_t k);
 std::unique_ptr<Sampler> make_top_p(float p);

@@ -1,6 +1,7 @@
 #include <algorithm>
 #include <cmath>
 #include <deque>
+#include <unordered_map>
 
 #include "sampling/sampler.h"
 #include "util/errors.h"
@@ -32,17 +33,20 @@ void Candidates::softmax() {
 
 namespace {
 
+// The logit of token id, or null: candidates are still indexed by id when the stages that call this
+// run (the chain puts them first, before anything sorts or cuts the list).
+float* logit_of(Candidates& c, int32_t id) {
+  if (id < 0 || static_cast<size_t>(id) >= c.size || c.items[static_cast<size_t>(id)].id != id) return nullptr;
+  return &c.items[static_cast<size_t>(id)].logit;
+}
+
 class RepetitionPenalty : public Sampler {
  public:
   RepetitionPenalty(float penalty, int32_t last_n) : penalty_(penalty), last_n_(last_n) {}
   void apply(Candidates& c) override {
     if (penalty_ == 1.0f || recent_.empty()) return;
-    // Candidates are still indexed by id here (the chain runs penalties first, before sorting).
-    for (int32_t id : recent_) {
-      if (id < 0 || static_cast<size_t>(id) >= c.size || c.items[static_cast<size_t>(id)].id != id) continue;
-      float& l = c.items[static_cast<size_t>(id)].logit;
-      l = l > 0 ? l / penalty_ : l * penalty_;
-    }
+    for (int32_t id : recent_)
+      if (float* l = logit_of(c, id)) *l = *l > 0 ? *l / penalty_ : *l * penalty_;
   }
   void accept(int32_t token) override {
     if (last_n_ <= 0) return;
@@ -62,6 +66,35 @@ class RepetitionPenalty : public Sampler {
   int32_t last_n_;
   std::deque<int32_t> history_;
   std::vector<int32_t> recent_;  // distinct ids in history_: each is penalized once
+};
+
+class LogitBias : public Sampler {
+ public:
+  explicit LogitBias(const std::vector<std::pair<int32_t, float>>& bias) : bias_(bias) {}
+  void apply(Candidates& c) override {
+    for (const auto& [id, b] : bias_)
+      if (float* l = logit_of(c, id)) *l += b;
+  }
+
+ private:
+  std::vector<std::pair<int32_t, float>> bias_;
+};
+
+// OpenAI's presence and frequency penalties, on the tokens generated so far (not the prompt's).
+class PresenceFrequencyPenalty : public Sampler {
+ public:
+  PresenceFrequencyPenalty(float presence, float frequency) : presence_(presence), frequency_(frequency) {}
+  void apply(Candidates& c) override {
+    for (const auto& [id, n] : count_)
+      if (float* l = logit_of(c, id)) *l -= static_cast<float>(n) * frequency_ + presence_;
+  }
+  void accept(int32_t token) override { ++count_[token]; }
+  void accept_prompt(int32_t) override {}
+  void reset() override { count_.clear(); }
+
+ private:
+  float presence_, frequency_;
+  std::unordered_map<int32_t, int64_t> count_;  // generated token -> times generated
 };
 
 class Temperature : public Sampler {
@@ -183,10 +216,25 @@ void SamplingParams::validate() const {
   WREN_CHECK(std::isfinite(repeat_penalty) && repeat_penalty > 0.0f, InvalidArgument,
              "repeat_penalty must be a finite number > 0, got ", repeat_penalty);
   WREN_CHECK(repeat_last_n >= 0, InvalidArgument, "repeat_last_n must be >= 0, got ", repeat_last_n);
+  WREN_CHECK(std::isfinite(presence_penalty) && std::fabs(presence_penalty) <= 2.0f, InvalidArgument,
+             "presence_penalty must be in [-2, 2], got ", presence_penalty);
+  WREN_CHECK(std::isfinite(frequency_penalty) && std::fabs(frequency_penalty) <= 2.0f, InvalidArgument,
+             "frequency_penalty must be in [-2, 2], got ", frequency_penalty);
+  for (const auto& [id, b] : logit_bias) {
+    WREN_CHECK(id >= 0, InvalidArgument, "logit_bias: token id ", id, " is negative");
+    WREN_CHECK(std::isfinite(b) && std::fabs(b) <= 100.0f, InvalidArgument, "logit_bias[", id,
+               "] must be in [-100, 100], got ", b);
+  }
 }
 
+std::unique_ptr<Sampler> make_logit_bias(const std::vector<std::pair<int32_t, float>>& bias) {
+  return std::make_unique<LogitBias>(bias);
+}
 std::unique_ptr<Sampler> make_repetition_penalty(float penalty, int32_t last_n) {
   return std::make_unique<RepetitionPenalty>(penalty, last_n);
+}
+std::unique_ptr<Sampler> make_presence_frequency_penalty(float presence, float frequency) {
+  return std::make_unique<PresenceFrequencyPenalty>(presence, frequency);
 }
 std::unique_ptr<Sampler> make_temperature(float t) { return std::make_unique<Temperature>(t); }
 std::unique_ptr<Sampler> make_top_k(int32_t k) { return std::make_unique<TopK>(k); }
@@ -197,7 +245,10 @@ std::unique_ptr<Sampler> make_dist(uint64_t seed) { return std::make_unique<Dist
 
 SamplerChain::SamplerChain(const SamplingParams& p) {
   p.validate();
+  if (!p.logit_bias.empty()) stages_.push_back(make_logit_bias(p.logit_bias));
   if (p.repeat_penalty != 1.0f) stages_.push_back(make_repetition_penalty(p.repeat_penalty, p.repeat_last_n));
+  if (p.presence_penalty != 0.0f || p.frequency_penalty != 0.0f)
+    stages_.push_back(make_presence_frequency_penalty(p.presence_penalty, p.frequency_penalty));
   if (p.temperature == 0.0f) {
     stages_.push_back(make_greedy());
     return;
@@ -214,6 +265,9 @@ void SamplerChain::apply(Candidates& c) {
 }
 void SamplerChain::accept(int32_t token) {
   for (auto& s : stages_) s->accept(token);
+}
+void SamplerChain::accept_prompt(int32_t token) {
+  for (auto& s : stages_) s->accept_prompt(token);
 }
 void SamplerChain::reset() {
   for (auto& s : stages_) s->reset();

@@ -22,6 +22,7 @@ from wrenlm.model import Model  # noqa: E402
 from wrenlm.perplexity import PerplexityResult  # noqa: E402
 from wrenlm.quantize import quantize  # noqa: E402
 from wrenlm.quantize import types as quantize_types  # noqa: E402
+from wrenlm.stream import Stream, TokenLogprob, TopLogprob, Usage  # noqa: E402
 from wrenlm.tokenizer import Tokenizer  # noqa: E402
 
 __version__ = "0.1.0"
@@ -29,6 +30,10 @@ __all__ = [
     "Model",
     "Tokenizer",
     "PerplexityResult",
+    "Stream",
+    "TokenLogprob",
+    "TopLogprob",
+    "Usage",
     "quantize",
     "quantize_types",
     "WrenError",

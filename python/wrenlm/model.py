@@ -16,6 +16,7 @@ from wrenlm._args import check_float as _check_float
 from wrenlm._args import check_int as _check_int
 from wrenlm._args import check_text as _check_text
 from wrenlm._args import lora_specs as _lora_specs
+from wrenlm.stream import Stream
 
 Prompt = Union[str, Sequence[int]]
 
@@ -214,9 +215,14 @@ class Model:
     # -- generation --------------------------------------------------------------------------
     def stream(self, prompt: Prompt, *, max_tokens: int | None = 256, temperature: float = 0.0, top_k: int = 0,
                top_p: float = 1.0, min_p: float = 0.0, repeat_penalty: float = 1.0, repeat_last_n: int = 64,
-               seed: int | None = None, stop: str | Sequence[str] | None = None,
-               ignore_eos: bool = False) -> Iterator[str]:
+               seed: int | None = None, stop: str | Sequence[str] | None = None, ignore_eos: bool = False,
+               presence_penalty: float = 0.0, frequency_penalty: float = 0.0,
+               logit_bias: Mapping[int, float] | None = None, logprobs: int | None = None,
+               echo: bool = False) -> Stream:
         """Yields the continuation of prompt piece by piece (never a broken UTF-8 character).
+
+        The :class:`~wrenlm.stream.Stream` returned is an iterator of str that also gives the tokens,
+        their logprobs, and once done ``finish_reason`` and ``usage``; ``close()`` stops it early.
 
         Args:
             prompt: text, or a list of token ids.
@@ -229,6 +235,12 @@ class Model:
             repeat_penalty: > 1 discourages tokens seen in the last repeat_last_n tokens.
             seed: makes sampling reproducible.
             stop: strings that end generation; the stop string itself is not returned.
+            presence_penalty, frequency_penalty: OpenAI's penalties (-2..2) on tokens generated so
+                far: logit -= count * frequency_penalty + (count > 0) * presence_penalty.
+            logit_bias: {token id: bias in -100..100} added to those logits before sampling.
+            logprobs: n in 0..20 records each generated token's log-probability and the n most
+                likely tokens (``Stream.logprobs``); None records nothing.
+            echo: also record the prompt tokens' log-probabilities (``Stream.prompt_logprobs``).
 
         Raises:
             ContextOverflowError: prompt + max_tokens exceeds n_ctx.
@@ -236,17 +248,10 @@ class Model:
         """
         gen = self._generator(prompt, max_tokens=max_tokens, temperature=temperature, top_k=top_k, top_p=top_p,
                               min_p=min_p, repeat_penalty=repeat_penalty, repeat_last_n=repeat_last_n, seed=seed,
-                              stop=stop, ignore_eos=ignore_eos)
-        return self._iterate(gen)
-
-    @staticmethod
-    def _iterate(gen: Any) -> Iterator[str]:
-        while True:
-            piece = gen.next()
-            if piece is None:
-                return
-            if piece:
-                yield piece
+                              stop=stop, ignore_eos=ignore_eos, presence_penalty=presence_penalty,
+                              frequency_penalty=frequency_penalty, logit_bias=logit_bias, logprobs=logprobs,
+                              echo=echo)
+        return Stream(gen, self._e.token_bytes)
 
     def generate(self, prompt: Prompt, **kwargs: Any) -> str:
         """The whole continuation of prompt as one string (greedy by default). Takes the
@@ -262,7 +267,9 @@ class Model:
 
     def _generator(self, prompt: Prompt, *, max_tokens: int | None, temperature: float, top_k: int, top_p: float,
                    min_p: float, repeat_penalty: float, repeat_last_n: int, seed: int | None,
-                   stop: str | Sequence[str] | None, ignore_eos: bool) -> Any:
+                   stop: str | Sequence[str] | None, ignore_eos: bool, presence_penalty: float = 0.0,
+                   frequency_penalty: float = 0.0, logit_bias: Mapping[int, float] | None = None,
+                   logprobs: int | None = None, echo: bool = False) -> Any:
         if isinstance(prompt, str):
             ids = self.tokenize(prompt)
         else:
@@ -291,6 +298,11 @@ class Model:
             seed=seed,
             stop=stops,
             ignore_eos=bool(ignore_eos),
+            presence_penalty=_check_float("presence_penalty", presence_penalty),
+            frequency_penalty=_check_float("frequency_penalty", frequency_penalty),
+            logit_bias=_check_logit_bias(logit_bias),
+            logprobs=_check_int("logprobs", logprobs, minimum=0, maximum=20, allow_none=True),
+            echo=bool(echo),
         )
 
     # -- chat --------------------------------------------------------------------------------
@@ -402,6 +414,20 @@ class Model:
             # Inputs of models that end every input with EOS/SEP keep that last token.
             ids = ids[:n_ctx - 1] + [ids[-1]] if e.add_eos_token else ids[:n_ctx]
         return ids
+
+
+def _check_logit_bias(bias: Any) -> dict[int, float] | None:
+    """{token id: bias}; keys may be int or decimal strings (as OpenAI's JSON has them)."""
+    if bias is None:
+        return None
+    if not isinstance(bias, Mapping):
+        raise ValueError(f"logit_bias must be a dict {{token id: bias}}, got {type(bias).__name__}")
+    out = {}
+    for k, v in bias.items():
+        key = int(k) if isinstance(k, str) and k.strip().lstrip("-").isdigit() else k
+        token = _check_int("logit_bias token id", key, minimum=0, maximum=INT32_MAX)
+        out[token] = _check_float(f"logit_bias[{k!r}]", v)
+    return out
 
 
 def _reopen(path: str, options: dict[str, Any]) -> Model:
