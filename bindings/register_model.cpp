@@ -222,6 +222,8 @@ void register_model(py::module_& m) {
         if (!piece) return py::none();
         return utf8(*piece);
       }, "The next text piece ('' while held back), or None when finished.")
+      .def("cancel", &Generator::cancel, py::call_guard<py::gil_scoped_release>(),
+           "Stops the generation within one token; safe from another thread while next() runs.")
       .def_property_readonly("finish_reason", &Generator::finish_reason)
       .def_property_readonly("n_prompt_tokens", &Generator::n_prompt_tokens)
       .def_property_readonly("n_generated", &Generator::n_generated)

@@ -84,17 +84,25 @@ std::string Generator::finish(const std::string& reason) {
 
 std::optional<std::string> Generator::next(const CancelFn& cancel) {
   if (done_) return std::nullopt;
-  if (!started_) {
-    if (opts_.echo)
-      eval_prompt_with_logprobs(cancel);
-    else
-      engine_.eval(*session_, prompt_.data(), static_cast<int64_t>(prompt_.size()), nullptr, cancel);
-    started_ = true;
-  } else if (need_eval_) {
-    if (session_->n_past >= engine_.n_ctx())
-      throw ContextOverflowError(str_cat("generation reached the context window n_ctx=", engine_.n_ctx(),
-                                         " without finishing; pass max_tokens or load with a larger n_ctx"));
-    engine_.eval(*session_, &generated_.back(), 1, nullptr, cancel);
+  const CancelFn stop_asked = [&] { return cancelled_.load(std::memory_order_relaxed) || (cancel && cancel()); };
+  try {
+    if (cancelled_.load(std::memory_order_relaxed)) throw Interrupted();
+    if (!started_) {
+      if (opts_.echo)
+        eval_prompt_with_logprobs(stop_asked);
+      else
+        engine_.eval(*session_, prompt_.data(), static_cast<int64_t>(prompt_.size()), nullptr, stop_asked);
+      started_ = true;
+    } else if (need_eval_) {
+      if (session_->n_past >= engine_.n_ctx())
+        throw ContextOverflowError(str_cat("generation reached the context window n_ctx=", engine_.n_ctx(),
+                                           " without finishing; pass max_tokens or load with a larger n_ctx"));
+      engine_.eval(*session_, &generated_.back(), 1, nullptr, stop_asked);
+    }
+  } catch (const Interrupted&) {
+    if (!cancelled_.load(std::memory_order_relaxed)) throw;  // Ctrl-C: the caller's to handle
+    session_.reset();  // its cache is partly written; nothing will read it again
+    return finish("cancelled");
   }
   need_eval_ = false;
 

@@ -1,6 +1,7 @@
 // Token-by-token generation: sample, detokenize, watch for stop strings, yield text pieces.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -34,7 +35,12 @@ class Generator {
   // prompt on the first call.
   std::optional<std::string> next(const CancelFn& cancel);
 
-  const std::string& finish_reason() const { return finish_reason_; }  // "", "stop", "length", "eos"
+  // Safe from any thread, also while next() runs: the generation stops within one token (between
+  // layers) and finishes with reason "cancelled"; next() then returns what was held back, then nullopt.
+  void cancel() { cancelled_.store(true, std::memory_order_relaxed); }
+
+  // "", "stop", "length", "eos", "cancelled"
+  const std::string& finish_reason() const { return finish_reason_; }
   int64_t n_prompt_tokens() const { return static_cast<int64_t>(prompt_.size()); }
   int64_t n_generated() const { return static_cast<int64_t>(generated_.size()); }
   const std::vector<int32_t>& generated_tokens() const { return generated_; }
@@ -63,6 +69,7 @@ class Generator {
   bool started_ = false;
   bool need_eval_ = false;  // the last sampled token still has to be fed to the model
   bool done_ = false;
+  std::atomic<bool> cancelled_{false};
 };
 
 }  // namespace wren

@@ -52,7 +52,8 @@ class Stream(Iterator[str]):
     While or after iterating: ``tokens`` (generated ids so far), ``logprobs`` (with ``logprobs=n``),
     ``prompt_logprobs`` (with ``echo=True``); once exhausted: ``finish_reason`` (``"stop"`` for a
     stop string or the end-of-generation token, ``"length"`` for max_tokens) and ``usage``.
-    ``close()`` stops the generation early (``finish_reason`` then stays None).
+    ``close()`` stops it early; ``cancel()`` does the same from any thread, also while another
+    thread is inside ``next()`` (it ends within one token, ``finish_reason`` ``"cancelled"``).
     """
 
     def __init__(self, native: Any, token_bytes: Callable[[int], bytes]) -> None:
@@ -75,8 +76,16 @@ class Stream(Iterator[str]):
         raise StopIteration
 
     def close(self) -> None:
-        """Stops the generation: no more tokens are computed."""
+        """Stops the generation: no more tokens are computed, and its memory is released."""
+        if not self._done:
+            self._gen.cancel()
+            self._gen.next()  # settles it: finish_reason "cancelled", the session freed
         self._done = True
+
+    def cancel(self) -> None:
+        """Stops the generation from any thread: a ``next()`` running elsewhere returns within one
+        token (the text held back, then the end); ``finish_reason`` becomes ``"cancelled"``."""
+        self._gen.cancel()
 
     @property
     def tokens(self) -> list[int]:
@@ -84,7 +93,8 @@ class Stream(Iterator[str]):
 
     @property
     def finish_reason(self) -> Optional[str]:
-        """None while running (or after close()); then ``"stop"`` or ``"length"`` (OpenAI's values)."""
+        """None while running; then ``"stop"`` or ``"length"`` (OpenAI's values), or ``"cancelled"``
+        after ``cancel()``/``close()``."""
         reason = self._gen.finish_reason
         return {"": None, "eos": "stop"}.get(reason, reason)
 

@@ -149,4 +149,38 @@ def test_close_stops_the_stream(smollm2):
     n = len(s.tokens)
     s.close()
     assert list(s) == []
-    assert len(s.tokens) == n and s.finish_reason is None
+    assert len(s.tokens) == n and s.finish_reason == "cancelled"
+    s.close()  # twice is fine
+
+
+def test_cancel_from_another_thread_stops_within_a_token(smollm2_path):
+    """A stream iterated in one thread, cancelled from another while it computes: the iterating thread
+    sees the end within about one token's time, finish_reason "cancelled", and the model still works."""
+    import threading
+    import time
+
+    import wrenlm
+
+    m = wrenlm.Model(smollm2_path, n_ctx=2048, n_threads=1)
+    s = m.stream("Once upon a time", max_tokens=None, ignore_eos=True)
+    started, ended = threading.Event(), {}
+
+    def consume() -> None:
+        for k, _ in enumerate(s):
+            if k == 3:
+                started.set()
+        ended["t"] = time.perf_counter()
+
+    t = threading.Thread(target=consume)
+    t.start()
+    assert started.wait(60)
+    t0 = time.perf_counter()
+    s.cancel()
+    t.join(30)
+    assert not t.is_alive()
+    token_time = 1.0 / 20  # SmolLM2 decodes well above 20 tokens/s on one thread
+    assert ended["t"] - t0 < 10 * token_time, ended["t"] - t0
+    assert s.finish_reason == "cancelled"
+    n = len(s.tokens)
+    assert list(s) == [] and len(s.tokens) == n
+    assert m.generate("The capital of France is", max_tokens=3)  # the engine is unharmed
