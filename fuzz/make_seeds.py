@@ -84,8 +84,9 @@ def gguf_seeds() -> None:
         # 2. Small vocabularies of each tokenizer model (metadata only).
         byte_chars = gpt2_byte_chars()
         vocabs = {
-            "gpt2": (["<|endoftext|>"] + byte_chars + ["\u0120t", "he", "\u0120the"], ["\u0120 t", "h e", "\u0120t he"]),
-            "llama": (["<unk>", "<s>", "</s>"] + [f"<0x{b:02X}>" for b in range(256)] + ["\u2581", "\u2581the", "a"], []),
+            "gpt2": (["<|endoftext|>", *byte_chars, "\u0120t", "he", "\u0120the"],
+                     ["\u0120 t", "h e", "\u0120t he"]),
+            "llama": (["<unk>", "<s>", "</s>", *[f"<0x{b:02X}>" for b in range(256)], "\u2581", "\u2581the", "a"], []),
             "bert": (["[PAD]", "[UNK]", "[CLS]", "[SEP]", "\u2581the", "the", "\u2581a", "a"], []),
             "t5": (["<pad>", "</s>", "<unk>", "\u2581", "\u2581the", "t", "h", "e"], []),
         }
@@ -229,7 +230,8 @@ def tokenizer_jsons() -> dict[str, str]:
     wp.decoder = decoders.WordPiece()
     wp.train_from_iterator(corpus, trainers.WordPieceTrainer(vocab_size=200, special_tokens=["[PAD]", "[UNK]", "[CLS]",
                                                                                              "[SEP]", "[MASK]"]))
-    wp.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    wp.post_processor = processors.TemplateProcessing(single="[CLS] $A [SEP]",
+                                                      special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
     out["wordpiece"] = wp.to_str()
     return out
 
