@@ -95,7 +95,7 @@ summarize() {
 
 smoke() {
   local secs="${1:-60}" failed=() t
-  [ -x "$BUILD/fuzz_gguf" ] || build
+  build  # incremental: a no-op when nothing changed
   ensure_atheris
   local tmp
   tmp=$(mktemp -d)
@@ -123,7 +123,7 @@ smoke() {
 run_campaign() {
   local t="$1" secs="$2"
   is_native "$t" || is_python "$t" || { echo "fuzz: unknown target '$t' (bash tools/fuzz.sh list)" >&2; exit 2; }
-  if is_native "$t"; then [ -x "$BUILD/$t" ] || build; else ensure_atheris; fi
+  if is_native "$t"; then build; else ensure_atheris; fi
   local log="$CACHE/$t.last.log"
   mkdir -p "$CACHE"
   say "run $t for ${secs}s; corpus $CACHE/$t; commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')"
