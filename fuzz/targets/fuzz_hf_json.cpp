@@ -8,7 +8,7 @@
 //   1  config.json of a folder whose tokenizer.json and weights are fixed
 //   2  tokenizer.json of a folder whose config.json and weights are fixed
 //   3  tokenizer_config.json beside the fixed config.json and tokenizer.json
-// The folder lives in a temporary directory made once; its weights are a tiny F32 safetensors file.
+// The folder lives in a temporary directory made once (/dev/shm when present); its weights are a tiny F32 safetensors file.
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -75,9 +75,13 @@ void write_weights() {
 }
 
 void make_folder() {
-  char tmpl[] = "/tmp/wrenlm-fuzz-hf-XXXXXX";
-  if (!::mkdtemp(tmpl)) std::abort();
-  g_dir = tmpl;
+  // In memory (tmpfs) where there is one: every input rewrites a file of the folder.
+  char shm[] = "/dev/shm/wrenlm-fuzz-hf-XXXXXX";
+  char tmp[] = "/tmp/wrenlm-fuzz-hf-XXXXXX";
+  const char* dir = ::mkdtemp(shm);
+  if (!dir) dir = ::mkdtemp(tmp);
+  if (!dir) std::abort();
+  g_dir = dir;
   write_weights();
   std::atexit([] {
     for (const char* f : {"model.safetensors", "config.json", "tokenizer.json", "tokenizer_config.json"})
