@@ -13,12 +13,16 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT / "python"))
+from tiny_gguf import gpt2_byte_chars, write_tiny_llama  # noqa: E402
+
 CORPUS = ROOT / "corpus"
 
 TEXTS = [
@@ -120,20 +124,6 @@ def gguf_seeds() -> None:
             w.write_tensors_to_file()
             w.close()
             (out / f"vocab-{model}.gguf").write_bytes(path.read_bytes())
-
-
-def gpt2_byte_chars() -> list[str]:
-    """GPT-2's byte -> printable character table, as the byte-level BPE vocabularies spell bytes."""
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    chars = {}
-    extra = 0
-    for b in range(256):
-        if b in keep:
-            chars[b] = chr(b)
-        else:
-            chars[b] = chr(256 + extra)
-            extra += 1
-    return [chars[b] for b in range(256)]
 
 
 # ---- safetensors -------------------------------------------------------------------------------------
@@ -260,6 +250,15 @@ def sampler_seeds() -> None:
     (out / "raw").write_bytes(raw + bytes([2]) + struct.pack("<2i", 4, 99) + logits)
 
 
+def model_load_seeds() -> None:
+    out = clean("fuzz_model_load")
+    with tempfile.TemporaryDirectory() as tmp:
+        for matrix_type in ("F32", "Q8_0"):
+            path = Path(tmp) / f"llama-{matrix_type}.gguf"
+            write_tiny_llama(str(path), dim=32, ffn=64, n_head=2, n_kv=1, n_vocab=272, matrix_type=matrix_type)
+            (out / path.name).write_bytes(path.read_bytes())
+
+
 def python_seeds() -> None:
     for target in ("fuzz_model_args", "fuzz_chat_template"):
         out = clean(target)
@@ -273,6 +272,7 @@ def main() -> None:
     hf_json_seeds()
     tokenizer_seeds()
     sampler_seeds()
+    model_load_seeds()
     python_seeds()
     for d in sorted(CORPUS.iterdir()):
         size = sum(f.stat().st_size for f in d.iterdir())

@@ -19,7 +19,7 @@ CACHE="${WRENLM_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/wrenlm}/fuzz"
 if [ -z "${PYTHON:-}" ]; then
   if [ -x "$ROOT/.venv/bin/python" ]; then PYTHON="$ROOT/.venv/bin/python"; else PYTHON=python3; fi
 fi
-NATIVE_TARGETS=(fuzz_gguf fuzz_safetensors fuzz_hf_json fuzz_tokenizer fuzz_sampler)
+NATIVE_TARGETS=(fuzz_gguf fuzz_safetensors fuzz_hf_json fuzz_tokenizer fuzz_sampler fuzz_model_load)
 PYTHON_TARGETS=(fuzz_model_args fuzz_chat_template)
 # Every run: an input taking over 10 s is a hang; over 2 GiB of RSS is a finding (readers must bound
 # what a file can make them allocate).
@@ -51,12 +51,23 @@ ensure_atheris() {
   "$PYTHON" -c "import atheris" 2>/dev/null || { say "installing atheris into $PYTHON"; "$PYTHON" -m pip install -q atheris; }
 }
 
+# fuzz_model_load links the whole runtime: Eigen headers and OpenBLAS, found by tools/find_deps.py in
+# $PYTHON as the main build finds them (both are wrenlm's build requirements from PyPI).
+ensure_runtime_deps() {
+  if ! "$PYTHON" "$ROOT/tools/find_deps.py" eigen >/dev/null 2>&1 || \
+     ! "$PYTHON" "$ROOT/tools/find_deps.py" openblas >/dev/null 2>&1; then
+    say "installing cmeel-eigen + scipy-openblas32 into $PYTHON (for fuzz_model_load)"
+    "$PYTHON" -m pip install -q cmeel-eigen scipy-openblas32
+  fi
+}
+
 build() {
   ensure_clang
+  ensure_runtime_deps
   local gen=()
   command -v ninja >/dev/null && gen=(-G Ninja)
   cmake -S "$ROOT/fuzz" -B "$BUILD" "${gen[@]}" -DCMAKE_CXX_COMPILER="$CXX_BIN" -DCMAKE_BUILD_TYPE=None \
-    -DPython3_EXECUTABLE="$(command -v python3)" >/dev/null
+    -DPython3_EXECUTABLE="$(command -v "$PYTHON")" >/dev/null
   cmake --build "$BUILD" -j"$(nproc)"
 }
 

@@ -29,6 +29,9 @@ import numpy as np
 with atheris.instrument_imports():
     import wrenlm
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from tiny_gguf import write_tiny_llama  # noqa: E402
+
 # FileNotFoundError: a model path that does not exist (the documented error of Model and Tokenizer).
 EXPECTED = (ValueError, TypeError, FileNotFoundError, wrenlm.WrenError)
 
@@ -41,74 +44,9 @@ ODD_VALUES = [None, True, False, "7", b"7", 3.0, [1], {}, np.int64(3), np.uint64
               np.float64(1e300)]
 
 
-def write_tiny_llama(path: str) -> None:
-    """A 1-layer Llama (dim 64, vocabulary of 300 byte-level BPE tokens) with random F32 weights."""
-    import gguf
-
-    rng = np.random.default_rng(0)
-    dim, ffn, n_head, n_kv, n_layer = 64, 128, 4, 2, 1
-    keep = list(range(ord("!"), ord("~") + 1)) + list(range(0xA1, 0xAD)) + list(range(0xAE, 0x100))
-    byte_chars, extra = [], 0
-    for b in range(256):
-        if b in keep:
-            byte_chars.append(chr(b))
-        else:
-            byte_chars.append(chr(256 + extra))
-            extra += 1
-    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
-    merges = ["\u0120 t", "h e", "\u0120t he", "i n", "e r", "a n", "\u0120 a", "o n", "r e", "\u0120 s"]
-    tokens = specials + byte_chars + [m.replace(" ", "") for m in merges]
-    tokens += [f"<extra{i}>" for i in range(300 - len(tokens))]
-    types = [3] * len(specials) + [1] * (len(tokens) - len(specials))
-    n_vocab = len(tokens)
-
-    w = gguf.GGUFWriter(path, "llama")
-    w.add_name("fuzz tiny llama")
-    w.add_context_length(128)
-    w.add_embedding_length(dim)
-    w.add_block_count(n_layer)
-    w.add_feed_forward_length(ffn)
-    w.add_head_count(n_head)
-    w.add_head_count_kv(n_kv)
-    w.add_layer_norm_rms_eps(1e-5)
-    w.add_rope_freq_base(10000.0)
-    w.add_vocab_size(n_vocab)
-    w.add_tokenizer_model("gpt2")
-    w.add_tokenizer_pre("smollm")
-    w.add_token_list(tokens)
-    w.add_token_types(types)
-    w.add_token_merges(merges)
-    w.add_bos_token_id(1)
-    w.add_eos_token_id(2)
-    w.add_add_bos_token(True)
-    w.add_chat_template("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
-                        "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
-
-    def mat(rows: int, cols: int) -> np.ndarray:
-        return (rng.standard_normal((rows, cols)) * 0.1).astype(np.float32)
-
-    head_dim = dim // n_head
-    w.add_tensor("token_embd.weight", mat(n_vocab, dim))
-    for i in range(n_layer):
-        w.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(dim, np.float32))
-        w.add_tensor(f"blk.{i}.attn_q.weight", mat(dim, dim))
-        w.add_tensor(f"blk.{i}.attn_k.weight", mat(n_kv * head_dim, dim))
-        w.add_tensor(f"blk.{i}.attn_v.weight", mat(n_kv * head_dim, dim))
-        w.add_tensor(f"blk.{i}.attn_output.weight", mat(dim, dim))
-        w.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(dim, np.float32))
-        w.add_tensor(f"blk.{i}.ffn_gate.weight", mat(ffn, dim))
-        w.add_tensor(f"blk.{i}.ffn_up.weight", mat(ffn, dim))
-        w.add_tensor(f"blk.{i}.ffn_down.weight", mat(dim, ffn))
-    w.add_tensor("output_norm.weight", np.ones(dim, np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
-
-
 TMP = tempfile.mkdtemp(prefix="wrenlm-fuzz-args-")
 MODEL_PATH = os.path.join(TMP, "tiny-llama.gguf")
-write_tiny_llama(MODEL_PATH)
+write_tiny_llama(MODEL_PATH, dim=64, ffn=128)
 MODEL = wrenlm.Model(MODEL_PATH, n_ctx=64, n_threads=1)
 TOKENIZER = wrenlm.Tokenizer(MODEL_PATH)
 
