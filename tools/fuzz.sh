@@ -95,13 +95,13 @@ run_target() {
   fi
 }
 
-# The last coverage line and final stats of a libFuzzer log.
+# The last coverage line and final stats of a libFuzzer log; $3 is "cpu_s=N" or "wall_s=N".
 summarize() {
-  local t="$1" log="$2" cpu="$3"
+  local t="$1" log="$2" secs="$3"
   local last execs
   last=$(grep -E '^#[0-9]+' "$log" | tail -1 || true)
   execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}' | tail -1)
-  echo "SUMMARY $t: cpu_s=$cpu executions=${execs:-?} last: ${last:-none}"
+  echo "SUMMARY $t: $secs executions=${execs:-?} last: ${last:-none}"
 }
 
 smoke() {
@@ -116,7 +116,7 @@ smoke() {
     start=$(date +%s)
     if run_target "$t" "$secs" "$tmp/$t" "$tmp/$t-artifacts" >"$tmp/$t.log" 2>&1; then
       end=$(date +%s)
-      summarize "$t" "$tmp/$t.log" "$((end - start))"
+      summarize "$t" "$tmp/$t.log" "wall_s=$((end - start))"
     else
       tail -60 "$tmp/$t.log"
       echo "FINDING in $t: crash inputs in $tmp/$t-artifacts (reproduce: bash tools/fuzz.sh repro $t FILE)"
@@ -145,7 +145,7 @@ run_campaign() {
   cat "$log.time"
   local cpu
   cpu=$(awk '{split($1,a,"="); split($2,b,"="); printf "%.0f", a[2] + b[2]}' "$log.time")
-  summarize "$t" "$log" "$cpu"
+  summarize "$t" "$log" "cpu_s=$cpu"
   echo "corpus: $(find "$CACHE/$t" -type f | wc -l) files in $CACHE/$t"
   if [ "$status" -ne 0 ]; then
     echo "FINDING in $t (status $status): see $CACHE/$t-artifacts" >&2
