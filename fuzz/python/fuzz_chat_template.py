@@ -19,10 +19,8 @@ Run through tools/fuzz.sh (smoke / run / repro), or directly: python fuzz/python
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
-import tempfile
 
 import atheris
 
@@ -30,11 +28,14 @@ with atheris.instrument_imports():
     import jinja2  # noqa: F401  (instrumented for coverage)
     from wrenlm import chat
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scratch import scratch_dir  # noqa: E402
+
 SECRET = "wrenlm-fuzz-canary-7f3a9c"  # reachable only through this module's globals
-_fd, CANARY_FILE = tempfile.mkstemp(prefix="wrenlm-fuzz-canary-")
+CANARY_FILE = os.path.join(scratch_dir("wrenlm-fuzz-chat-"), "canary.txt")
 FILE_SECRET = "wrenlm-file-canary-41be02"
-os.write(_fd, FILE_SECRET.encode())
-os.close(_fd)
+with open(CANARY_FILE, "w") as f:
+    f.write(FILE_SECRET)
 
 # Events a template must never cause. "open" is allowed only for Python's own module files
 # (a lazy import inside jinja2 while rendering is not the template's doing).
@@ -136,7 +137,6 @@ def TestOneInput(data: bytes) -> None:
 
 
 def main() -> None:
-    atexit.register(os.unlink, CANARY_FILE)  # atheris.Fuzz() leaves through exit()
     atheris.Setup(sys.argv, TestOneInput)
     atheris.Fuzz()
 

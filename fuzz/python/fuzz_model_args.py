@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 
 import atheris
 import numpy as np
@@ -30,6 +29,7 @@ with atheris.instrument_imports():
     import wrenlm
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from scratch import scratch_dir  # noqa: E402
 from tiny_gguf import write_tiny_llama  # noqa: E402
 
 # FileNotFoundError: a model path that does not exist (the documented error of Model and Tokenizer).
@@ -44,7 +44,7 @@ ODD_VALUES = [None, True, False, "7", b"7", 3.0, [1], {}, np.int64(3), np.uint64
               np.float64(1e300)]
 
 
-TMP = tempfile.mkdtemp(prefix="wrenlm-fuzz-args-")
+TMP = scratch_dir("wrenlm-fuzz-args-")
 MODEL_PATH = os.path.join(TMP, "tiny-llama.gguf")
 write_tiny_llama(MODEL_PATH, dim=64, ffn=128)
 MODEL = wrenlm.Model(MODEL_PATH, n_ctx=64, n_threads=1)
