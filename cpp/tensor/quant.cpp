@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "tensor/decode_i8.h"
 #include "tensor/fp16.h"
@@ -50,16 +51,31 @@ void dequantize_row(DType t, const void* src, float* dst, size_t n) {
 void quantize_act_q8(const float* x, ActQ8* out, size_t n) {
   for (size_t b = 0; b < n / kQK; ++b, x += kQK) {
     float amax = 0.f;
-    for (int j = 0; j < kQK; ++j) amax = std::max(amax, std::fabs(x[j]));
+    bool finite = true;
+    for (int j = 0; j < kQK; ++j) {
+      amax = std::max(amax, std::fabs(x[j]));
+      finite &= std::fabs(x[j]) <= std::numeric_limits<float>::max();  // false for NaN and +-inf
+    }
+    if (!finite) {
+      // NaN or inf (a broken or hostile model file): converting it to an integer would be undefined,
+      // and any cast value a made-up finite number. The block's scale and sums become NaN instead, so
+      // every dot product with it is NaN -- as the float (exact) path gives for the same activations.
+      std::memset(out[b].qs, 0, sizeof(out[b].qs));
+      out[b].d = out[b].sum = out[b].half[0] = out[b].half[1] = std::numeric_limits<float>::quiet_NaN();
+      continue;
+    }
     const float d = amax / 127.f;
     const float id = d > 0.f ? 1.f / d : 0.f;
+    // A block so small that 1/d overflows (amax below ~3.7e-37, d subnormal): x * inf would be inf
+    // (NaN for 0), so divide instead; |x / d| <= 127 always.
+    const bool divide = id > std::numeric_limits<float>::max();
     // Two simple loops per half (each one vectorizes; a sum indexed by j / 16 kept GCC from it).
     int sum[2];
     for (int h = 0; h < 2; ++h) {
       int s = 0;
       for (int j = 16 * h; j < 16 * h + 16; ++j) {
         // Round half away from zero, inline (no libm call in the per-matmul path).
-        const float v = x[j] * id;
+        const float v = divide ? x[j] / d : x[j] * id;
         const int q = static_cast<int>(v + (v >= 0.f ? 0.5f : -0.5f));
         out[b].qs[j] = static_cast<int8_t>(q);
         s += q;
