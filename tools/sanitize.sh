@@ -101,6 +101,13 @@ if [ "$mode" = asan ]; then
 else
   export TSAN_OPTIONS="halt_on_error=1:abort_on_error=1:second_deadlock_stack=1:suppressions=$root/tools/tsan.supp${WRENLM_TSAN_OPTIONS:+:$WRENLM_TSAN_OPTIONS}"
 fi
-# Subprocesses that tests start (the CLI, Ctrl-C tests) inherit LD_PRELOAD and the options above.
-export LD_PRELOAD="$runtime${LD_PRELOAD:+:$LD_PRELOAD}"
-exec "$venv/bin/python" -m pytest -p no:cacheprovider "${deselect_args[@]+"${deselect_args[@]}"}" "$@"
+# libstdc++ is preloaded too: python itself does not link it, and the runtime's __cxa_throw
+# interceptor, resolved when the runtime starts, would otherwise find nothing and abort on the first
+# C++ exception ("CHECK failed ... real___cxa_throw"). Subprocesses that tests start (the CLI, the
+# Ctrl-C tests) inherit LD_PRELOAD and the options above.
+libstdcxx="$("$cxx" -print-file-name=libstdc++.so.6)"
+export LD_PRELOAD="$runtime:$libstdcxx${LD_PRELOAD:+:$LD_PRELOAD}"
+# --capture=sys: pytest captures Python's sys.stdout/stderr only, so a sanitizer report written to
+# file descriptor 2 reaches the terminal (or log) even when it aborts the process mid-test.
+exec "$venv/bin/python" -m pytest -p no:cacheprovider --capture=sys \
+  "${deselect_args[@]+"${deselect_args[@]}"}" "$@"
