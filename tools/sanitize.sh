@@ -95,8 +95,9 @@ if [ "$#" -eq 0 ]; then
     # parallel, the pool with 2-3 threads (attention, generation), and Ctrl-C while the pool works.
     # Tests whose oracle is torch are left out: torch's OpenMP threads (libgomp, not instrumented)
     # show as races in torch's own buffers.
+    # (test_hardening's Ctrl-C tests run their models with n_threads=1, and under TSan their three
+    # passes over 20 MB of text or Gemma 3's output head outlast the test's 300 s child timeout.)
     set -- tests/python/test_concurrency.py tests/python/test_attention.py tests/python/test_generate.py \
-      tests/python/test_hardening.py::test_long_calls_stop_promptly_on_ctrl_c \
       tests/python/test_quantize.py::test_interrupt_leaves_no_output
   fi
 fi
