@@ -8,7 +8,7 @@
 
 #include "bindings/register.h"
 #include "models/blocks.h"
-#include "runtime/kv_cache.h"
+#include "attention/kv_cache.h"
 #include "util/errors.h"
 
 namespace py = pybind11;

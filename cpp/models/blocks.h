@@ -9,7 +9,7 @@
 
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
-#include "runtime/kv_cache.h"
+#include "attention/kv_cache.h"
 #include "util/thread_pool.h"
 
 namespace wren {
