@@ -104,7 +104,7 @@ class Bert : public Model {
       // x = LayerNorm(x + attn_out(attention(qkv(x))))
       project_qkv(L.attn, x, n, q, k, v, ws_, pool_);
       cache.store(l, pos0, n, k, v);
-      attention(q, cache, l, n, pos0, cfg_.attn, mask, att, ws_, pool_);
+      attention(q, cache.view(l, pos0 + n), {pos0, n}, cfg_.attn, mask, att, ws_.attn, pool_);
       project_out(L.attn, att, n, xb, ws_, pool_);
       add_in_place(x, xb, n * dim);
       apply_layer_norm(L.attn_out_norm, x, n, dim, cfg_.norm_eps, x);
