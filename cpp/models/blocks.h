@@ -1,4 +1,4 @@
-// Building blocks shared by the architectures: attention projections, gated MLPs, the activation
+// Building blocks shared by the architectures: attention and MLP weights, gated MLPs, the activation
 // workspace and the output head. Each takes its inputs and scratch explicitly; none allocates.
 // Attention itself (KV cache, decode and prefill, masks) is cpp/attention/.
 #pragma once
