@@ -1,5 +1,5 @@
-// Attention over a KV cache (causal or not, sliding window, soft-capping, ALiBi), exposed for tests: the decode and prefill paths of
-// models/blocks.cpp against a numpy reference, for both cache types.
+// Attention over a KV cache (causal or not, sliding window, soft-capping, ALiBi), exposed for tests:
+// the decode and prefill paths of cpp/attention/ against a numpy reference, for both cache types.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -7,8 +7,8 @@
 #include <optional>
 
 #include "bindings/register.h"
-#include "models/blocks.h"
-#include "runtime/kv_cache.h"
+#include "attention/attention.h"
+#include "attention/kv_cache.h"
 #include "util/errors.h"
 
 namespace py = pybind11;
@@ -47,8 +47,8 @@ void register_attention(py::module_& m) {
       KvCache cache(1, n_keys, s.kv_dim(), s.head_dim, parse_kv_dtype(kv_cache));
       cache.store(0, 0, n_keys, k.data(), v.data());
       ThreadPool pool(n_threads);
-      Workspace ws(n, s.q_dim(), s, 1, n_keys, n_threads);
-      attention(q.data(), cache, 0, n, pos0, s, mask, out.mutable_data(), ws, pool);
+      AttentionScratch scratch(s, n_keys, n_threads);
+      attention(q.data(), cache.view(0, n_keys), {pos0, n}, s, mask, out.mutable_data(), scratch, pool);
     }
     return out;
   }, py::arg("q"), py::arg("k"), py::arg("v"), py::kw_only(), py::arg("pos0"), py::arg("n_heads"),
@@ -56,7 +56,7 @@ void register_attention(py::module_& m) {
      py::arg("window") = 0, py::arg("scale") = 0.f, py::arg("softcap") = 0.f, py::arg("alibi") = py::none(),
      "Attention output (n, q_dim) of queries q (n, q_dim) at positions pos0.. over keys and values\n"
      "(pos0 + n, kv_dim), stored in a one-layer cache of type kv_cache ('f16' | 'f32'). See\n"
-     "AttentionMask (models/blocks.h) for causal, window, scale (0: 1/sqrt(head_dim)), softcap, alibi.");
+     "AttentionMask (attention/mask.h) for causal, window, scale (0: 1/sqrt(head_dim)), softcap, alibi.");
 }
 
 }  // namespace wren::py_bind

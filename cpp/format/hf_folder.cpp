@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "format/hf_arch.h"
 #include "tensor/fp16.h"
 #include "util/errors.h"
 

@@ -7,7 +7,6 @@
 
 #include <map>
 #include <memory>
-#include <optional>
 #include <string>
 #include <vector>
 
@@ -80,23 +79,7 @@ class HfFolder : public TensorSource {
 bool is_regular_file(const std::string& path);
 std::string path_join(const std::string& dir, const std::string& name);
 
-// Translation steps (format/hf_arch.cpp, format/hf_tokenizer.cpp).
-void translate_model(const JsonValue& config, HfWriter& w);
-
-// Where llama.cpp's converter puts one Hugging Face weight, for adapters that name base weights by
-// their HF names (format/lora_peft.cpp): the GGUF tensor name and how the values travel.
-struct HfTensorTarget {
-  enum class Layout {
-    kSame,        // renamed only: the GGUF matrix is the HF one
-    kTransposed,  // GPT-2 Conv1D (in, out) written as (out, in): a Linear-style (out, in) update fits as is
-    kChanged,     // values or row order changed (norm + 1, BLOOM's fused Q/K/V order)
-  };
-  std::string gguf_name;
-  Layout layout = Layout::kSame;
-};
-// hf_name ("model.layers.3.self_attn.q_proj.weight") under the rules of the families written as GGUF
-// architecture `arch`; nullopt when no family of that architecture has such a weight (or it is dropped).
-std::optional<HfTensorTarget> hf_tensor_target(const std::string& arch, const std::string& hf_name);
+// Translation of the tokenizer (format/hf_tokenizer.cpp); the model's is format/hf_arch.h.
 void translate_tokenizer(const std::string& dir, const JsonValue& config, HfWriter& w);
 
 }  // namespace wren

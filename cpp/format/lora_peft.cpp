@@ -1,10 +1,10 @@
 // PEFT LoRA folders (adapter_config.json + adapter_model.safetensors), read against their base. The
-// adapter names base weights by their Hugging Face names; the family rules of format/hf_arch.cpp
-// give the GGUF names the base uses.
+// adapter names base weights by their Hugging Face names; the families' conversion rules
+// (format/hf_arch.h) give the GGUF names the base uses.
 #include <cmath>
 #include <map>
 
-#include "format/hf_folder.h"
+#include "format/hf_arch.h"
 #include "format/json.h"
 #include "format/lora_adapter.h"
 #include "format/safetensors.h"

@@ -7,7 +7,7 @@
 #include "format/tensor_source.h"
 #include "models/classic_decoder.h"
 #include "models/dense_blocks.h"
-#include "models/registry.h"
+#include "models/family.h"
 #include "models/weights.h"
 #include "util/errors.h"
 
@@ -104,7 +104,7 @@ class Bert : public Model {
       // x = LayerNorm(x + attn_out(attention(qkv(x))))
       project_qkv(L.attn, x, n, q, k, v, ws_, pool_);
       cache.store(l, pos0, n, k, v);
-      attention(q, cache, l, n, pos0, cfg_.attn, mask, att, ws_, pool_);
+      attention(q, cache.view(l, pos0 + n), {pos0, n}, cfg_.attn, mask, att, ws_.attn, pool_);
       project_out(L.attn, att, n, xb, ws_, pool_);
       add_in_place(x, xb, n * dim);
       apply_layer_norm(L.attn_out_norm, x, n, dim, cfg_.norm_eps, x);
@@ -128,10 +128,91 @@ class Bert : public Model {
   std::vector<BertLayer> layers_;
 };
 
-}  // namespace
-
 std::unique_ptr<Model> make_bert(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx) {
   return std::make_unique<Bert>(f, arch, pool, n_ctx);
+}
+
+// ---- Hugging Face folders --------------------------------------------------------------------
+
+std::vector<HfRule> bert_rules() {
+  return {
+      {"embeddings.word_embeddings.weight", "token_embd.weight"},
+      {"embeddings.position_embeddings.weight", "position_embd.weight"},
+      {"embeddings.token_type_embeddings.weight", "token_types.weight"},
+      {"embeddings.LayerNorm.weight", "token_embd_norm.weight"},
+      {"embeddings.LayerNorm.bias", "token_embd_norm.bias"},
+      {"embeddings.position_ids", nullptr, HfTransform::kSkip},
+      {"pooler.dense.weight", nullptr, HfTransform::kSkip},
+      {"pooler.dense.bias", nullptr, HfTransform::kSkip},
+      {"encoder.layer.#.attention.self.query.weight", "blk.#.attn_q.weight"},
+      {"encoder.layer.#.attention.self.query.bias", "blk.#.attn_q.bias"},
+      {"encoder.layer.#.attention.self.key.weight", "blk.#.attn_k.weight"},
+      {"encoder.layer.#.attention.self.key.bias", "blk.#.attn_k.bias"},
+      {"encoder.layer.#.attention.self.value.weight", "blk.#.attn_v.weight"},
+      {"encoder.layer.#.attention.self.value.bias", "blk.#.attn_v.bias"},
+      {"encoder.layer.#.attention.output.dense.weight", "blk.#.attn_output.weight"},
+      {"encoder.layer.#.attention.output.dense.bias", "blk.#.attn_output.bias"},
+      {"encoder.layer.#.attention.output.LayerNorm.weight", "blk.#.attn_output_norm.weight"},
+      {"encoder.layer.#.attention.output.LayerNorm.bias", "blk.#.attn_output_norm.bias"},
+      {"encoder.layer.#.intermediate.dense.weight", "blk.#.ffn_up.weight"},
+      {"encoder.layer.#.intermediate.dense.bias", "blk.#.ffn_up.bias"},
+      {"encoder.layer.#.output.dense.weight", "blk.#.ffn_down.weight"},
+      {"encoder.layer.#.output.dense.bias", "blk.#.ffn_down.bias"},
+      {"encoder.layer.#.output.LayerNorm.weight", "blk.#.layer_output_norm.weight"},
+      {"encoder.layer.#.output.LayerNorm.bias", "blk.#.layer_output_norm.bias"},
+  };
+}
+
+// sentence-transformers folders: modules.json names the pooling module, whose config.json says how
+// token vectors become one embedding (llama.cpp pooling types: 1 mean, 2 CLS, 3 last token).
+void pooling_type(const std::string& arch, HfWriter& w) {
+  const std::string modules_path = path_join(w.dir(), "modules.json");
+  if (!is_regular_file(modules_path)) return;
+  const JsonDocument modules = read_json_file(modules_path, uint64_t(1) << 20);
+  std::string pooling_dir;
+  for (const JsonValue& m : modules.root->as_array()) {
+    const std::string& type = m.at("type").as_string();
+    if (type.size() >= 7 && type.compare(type.size() - 7, 7, "Pooling") == 0) {
+      pooling_dir = m.at("path").as_string();
+      if (pooling_dir.find("..") != std::string::npos || (!pooling_dir.empty() && pooling_dir[0] == '/'))
+        m.at("path").fail("expected a folder inside the model folder");
+      break;
+    }
+  }
+  if (pooling_dir.empty()) return;
+  const JsonDocument cfg = read_json_file(path_join(path_join(w.dir(), pooling_dir), "config.json"), uint64_t(1) << 20);
+  auto flag = [&](const char* key) {
+    const JsonValue* v = cfg.root->find_non_null(key);
+    return v && v->as_bool();
+  };
+  uint64_t type = 0;
+  if (flag("pooling_mode_mean_tokens")) type = 1;
+  else if (flag("pooling_mode_cls_token")) type = 2;
+  else if (flag("pooling_mode_lasttoken")) type = 3;
+  else if (const JsonValue* mode = cfg.root->find_non_null("pooling_mode")) {
+    const std::string& m = mode->as_string();
+    type = m == "mean" ? 1 : m == "cls" ? 2 : m == "lasttoken" ? 3 : 0;
+  }
+  if (type == 0)
+    throw UnsupportedError(str_cat(cfg.root->file(), ": only mean, CLS and last-token pooling are supported"));
+  w.put_u32(hf_key(arch, "pooling_type"), type);
+}
+
+void bert_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {
+  w.put_bool(hf_key(arch, "attention.causal"), false);
+  pooling_type(arch, w);
+}
+
+}  // namespace
+
+const ModelFamily& bert_family() {
+  static const ModelFamily family = {
+      "bert",
+      {"bert"},
+      make_bert,
+      {{{"bert"}, "bert", bert_rules(), bert_keys, true, false, "bert."}},
+  };
+  return family;
 }
 
 }  // namespace wren

@@ -1,5 +1,6 @@
-// Building blocks shared by the architectures: attention over the KV cache and gated MLPs.
-// Each takes its inputs and scratch explicitly; none allocates.
+// Building blocks shared by the architectures: attention and MLP weights, gated MLPs, the activation
+// workspace and the output head. Each takes its inputs and scratch explicitly; none allocates.
+// Attention itself (KV cache, decode and prefill, masks) is cpp/attention/.
 #pragma once
 
 #include <cstdint>
@@ -7,20 +8,12 @@
 #include <memory>
 #include <vector>
 
+#include "attention/attention.h"
 #include "kernels/matmul.h"
 #include "kernels/ops.h"
-#include "runtime/kv_cache.h"
 #include "util/thread_pool.h"
 
 namespace wren {
-
-struct AttentionShape {
-  int64_t n_heads = 0;
-  int64_t n_kv_heads = 0;
-  int64_t head_dim = 0;
-  int64_t q_dim() const { return n_heads * head_dim; }
-  int64_t kv_dim() const { return n_kv_heads * head_dim; }
-};
 
 struct AttentionWeights {
   QuantMatrix wq;  // (n_heads*head_dim, dim)
@@ -48,12 +41,8 @@ struct Workspace {
   std::unique_ptr<float[]> att;     // (batch, q_dim) attention output before wo
   std::unique_ptr<float[]> hb;      // (batch, ffn_dim); only (mlp_tokens(...), ffn_dim) touched per pass
   std::unique_ptr<float[]> hb2;     // (batch, ffn_dim)
-  std::unique_ptr<float[]> attn;      // (n_threads, attn_stride) attention scratch, see blocks.cpp
-  std::unique_ptr<float[]> partials;  // (max tasks, group, head_dim + 2) split-key decode results
+  AttentionScratch attn;            // attention over up to n_ctx keys
   MatmulScratch mm;
-  int64_t attn_stride;     // floats per thread in `attn`: linear in n_ctx, not in batch * n_ctx
-  int64_t max_partials;    // tasks `partials` holds
-  float* attn_scratch(int thread) { return attn.get() + thread * attn_stride; }
 };
 
 // Tokens an MLP takes per pass over its weights, out of n. The packed and F16 products work in
@@ -62,22 +51,6 @@ struct Workspace {
 // converted to F32 tiles for sgemm (MatmulPath::kTiles) use each tile for the whole batch: no
 // slicing there.
 int64_t mlp_tokens(const QuantMatrix& first_weight, const Workspace& ws, int64_t n);
-
-// What each query row may see, and how its scores are shaped before the softmax. The default is
-// plain causal attention scaled by 1/sqrt(head_dim).
-struct AttentionMask {
-  float scale = 0.f;      // score multiplier; 0 means 1/sqrt(head_dim)
-  bool causal = true;     // false: every row sees all pos0 + n keys (encoders)
-  int64_t window = 0;     // > 0: the row at position p sees only keys (p - window, p] (sliding window)
-  float softcap = 0.f;    // > 0: score = softcap * tanh(score / softcap), after scaling (Gemma 2)
-  const float* alibi = nullptr;  // (n_heads) slopes: score += slope[h] * key position (BLOOM's ALiBi)
-};
-
-// Grouped-query attention of n new query rows (positions pos0..pos0+n-1) over one layer of the
-// cache (F16 or F32), rows [0, pos0+n). q: (n, q_dim); out: (n, q_dim). The query heads sharing a KV
-// head are processed together, so each K/V row is read once per group.
-void attention(const float* q, const KvCache& cache, int64_t layer, int64_t n, int64_t pos0,
-               const AttentionShape& shape, const AttentionMask& mask, float* out, Workspace& ws, ThreadPool& pool);
 
 // out (n, dim) = down( act(gate(x)) * up(x) ), act = SiLU.
 void swiglu_mlp(const GatedMlpWeights& w, const float* x, int64_t n, float* out, Workspace& ws, ThreadPool& pool);

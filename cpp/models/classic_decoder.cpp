@@ -126,7 +126,7 @@ class ClassicDecoder : public Model {
       apply_layer_norm(L.attn_norm, x, n, dim, cfg_.norm_eps, xb);
       project_qkv(L.attn, xb, n, q, k, v, ws_, pool_);
       cache.store(l, pos0, n, k, v);
-      attention(q, cache, l, n, pos0, cfg_.attn, mask(l), att, ws_, pool_);
+      attention(q, cache.view(l, pos0 + n), {pos0, n}, cfg_.attn, mask(l), att, ws_.attn, pool_);
       project_out(L.attn, att, n, xb, ws_, pool_);
       add_in_place(x, xb, n * dim);
       // feed-forward: x += down(gelu(up(LayerNorm(x))))

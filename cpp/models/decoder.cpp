@@ -190,7 +190,7 @@ class Decoder : public Model {
       mask.scale = cfg_.attn_scale;
       mask.softcap = cfg_.attn_softcap;
       mask.window = cfg_.is_sliding(l) ? cfg_.window : 0;
-      attention(q, cache, l, n, pos0, a, mask, ws_.att.get(), ws_, pool_);
+      attention(q, cache.view(l, pos0 + n), {pos0, n}, a, mask, ws_.att.get(), ws_.attn, pool_);
     }
     {
       auto p = timed("attn_out");

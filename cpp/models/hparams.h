@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <string>
 
-#include "models/blocks.h"
+#include "attention/attention.h"
 
 namespace wren {
 

@@ -7,7 +7,7 @@
 #include <string>
 
 #include "models/weights.h"
-#include "runtime/kv_cache.h"
+#include "attention/kv_cache.h"
 #include "util/thread_pool.h"
 
 namespace wren {

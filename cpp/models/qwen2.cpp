@@ -2,9 +2,10 @@
 #include "format/tensor_source.h"
 #include "util/errors.h"
 #include "models/decoder.h"
-#include "models/registry.h"
+#include "models/family.h"
 
 namespace wren {
+namespace {
 
 std::unique_ptr<Model> make_qwen2(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx) {
   DecoderConfig c = DecoderConfig::read(f, arch);
@@ -18,6 +19,18 @@ std::unique_ptr<Model> make_qwen2(const TensorSource& f, const std::string& arch
     L.ffn_norm = w.vector(p + "ffn_norm.weight", c.dim);
     bind_feed_forward(w, p, c, L);
   });
+}
+
+}  // namespace
+
+const ModelFamily& qwen2_family() {
+  static const ModelFamily family = {
+      "qwen2",
+      {"qwen2"},
+      make_qwen2,
+      {{{"qwen2"}, "qwen2", hf_rules::llama()}},  // the common keys say it all
+  };
+  return family;
 }
 
 }  // namespace wren

@@ -1,28 +1,51 @@
+// The list of model families, and loading a model by its file's architecture.
 #include "models/registry.h"
 
+#include <algorithm>
 #include <map>
 
 #include "format/tensor_source.h"
 #include "util/errors.h"
 
 namespace wren {
-namespace {
 
-const std::map<std::string, ModelFactory>& factories() {
-  static const std::map<std::string, ModelFactory> table = {
-      {"llama", make_llama},  // Llama 2/3, Mistral, SmolLM2, Mixtral (all written as "llama" by llama.cpp)
-      {"qwen2", make_qwen2},
-      {"gemma", make_gemma},
-      {"gemma2", make_gemma},
-      {"gemma3", make_gemma},
-      {"phi3", make_phi3},
-      {"gpt2", make_gpt2},
-      {"bert", make_bert},  // encoder: embeddings only
-      {"bloom", make_bloom},
-      {"gpt_neo", make_gpt_neo},  // no llama.cpp converter: from Hugging Face folders (format/hf_arch.cpp)
+// Each family's record, defined in its own file.
+const ModelFamily& llama_family();    // Llama 2/3, Mistral, SmolLM2, Mixtral
+const ModelFamily& qwen2_family();
+const ModelFamily& gemma_family();    // Gemma 1/2/3
+const ModelFamily& phi3_family();
+const ModelFamily& gpt2_family();
+const ModelFamily& gpt_neo_family();  // no llama.cpp converter: from Hugging Face folders
+const ModelFamily& bloom_family();
+const ModelFamily& bert_family();     // encoder: embeddings only
+
+const std::vector<const ModelFamily*>& model_families() {
+  static const std::vector<const ModelFamily*> list = {
+      &llama_family(), &qwen2_family(), &gemma_family(), &phi3_family(),
+      &gpt2_family(),  &gpt_neo_family(), &bloom_family(), &bert_family(),
   };
-  return table;
+  return list;
 }
+
+const ModelFamily* family_for_gguf_arch(const std::string& arch) {
+  for (const ModelFamily* f : model_families())
+    for (const std::string& a : f->gguf_archs)
+      if (a == arch) return f;
+  return nullptr;
+}
+
+// Declared by format/hf_arch.h: the folder translation runs the families' descriptions.
+const std::vector<const HfArch*>& hf_archs() {
+  static const std::vector<const HfArch*> list = [] {
+    std::vector<const HfArch*> out;
+    for (const ModelFamily* f : model_families())
+      for (const HfArch& h : f->hf) out.push_back(&h);
+    return out;
+  }();
+  return list;
+}
+
+namespace {
 
 // The weight type holding the most bytes: what people call the model's quantization.
 std::string dominant_type(const TensorSource& f) {
@@ -39,15 +62,19 @@ std::string dominant_type(const TensorSource& f) {
 
 std::unique_ptr<Model> load_model(const TensorSource& f, ThreadPool& pool, int64_t n_ctx) {
   const std::string arch = f.get_string("general.architecture");
-  auto it = factories().find(arch);
-  if (it == factories().end()) {
+  const ModelFamily* family = family_for_gguf_arch(arch);
+  if (!family) {
+    std::vector<std::string> names;
+    for (const ModelFamily* fam : model_families())
+      names.insert(names.end(), fam->gguf_archs.begin(), fam->gguf_archs.end());
+    std::sort(names.begin(), names.end());
     std::string known;
-    for (const auto& [name, _] : factories()) known += (known.empty() ? "" : ", ") + name;
+    for (const std::string& name : names) known += (known.empty() ? "" : ", ") + name;
     throw UnsupportedError(str_cat(f.path(), ": architecture '", arch, "' is not supported (supported: ", known, ")"));
   }
   std::unique_ptr<Model> m;
   try {
-    m = it->second(f, arch, pool, n_ctx);
+    m = family->make(f, arch, pool, n_ctx);
   } catch (const FormatError& e) {
     throw FormatError(str_cat("loading ", arch, " model: ", e.what()));
   }

@@ -1,23 +1,17 @@
-// Architecture name (general.architecture) -> factory. A new family adds one line here.
+// The model families wrenlm knows (models/registry.cpp lists their records).
 #pragma once
 
-#include <memory>
 #include <string>
+#include <vector>
 
-#include "models/model.h"
+#include "models/family.h"
 
 namespace wren {
 
-using ModelFactory = std::unique_ptr<Model> (*)(const TensorSource& f, const std::string& arch, ThreadPool& pool,
-                                                int64_t n_ctx);
+// Every family, in a fixed order.
+const std::vector<const ModelFamily*>& model_families();
 
-std::unique_ptr<Model> make_llama(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
-std::unique_ptr<Model> make_bert(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
-std::unique_ptr<Model> make_bloom(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
-std::unique_ptr<Model> make_gpt2(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
-std::unique_ptr<Model> make_gpt_neo(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
-std::unique_ptr<Model> make_qwen2(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
-std::unique_ptr<Model> make_gemma(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
-std::unique_ptr<Model> make_phi3(const TensorSource& f, const std::string& arch, ThreadPool& pool, int64_t n_ctx);
+// The family that loads files of general.architecture `arch`, or nullptr.
+const ModelFamily* family_for_gguf_arch(const std::string& arch);
 
 }  // namespace wren

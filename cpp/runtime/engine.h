@@ -12,7 +12,7 @@
 #include "format/lora_adapter.h"
 #include "format/tensor_source.h"
 #include "models/model.h"
-#include "runtime/kv_cache.h"
+#include "attention/kv_cache.h"
 #include "tokenizer/tokenizer.h"
 #include "util/heap.h"
 #include "util/thread_pool.h"

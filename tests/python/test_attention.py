@@ -1,4 +1,4 @@
-"""Grouped-query attention over the KV cache (models/blocks.cpp) against a float64 numpy
+"""Grouped-query attention over the KV cache (cpp/attention/) against a float64 numpy
 reference, for both cache types and both paths: decode (< 16 query rows: per-row kernels, keys
 split across tasks for long contexts) and prefill (>= 16 rows: tiled sgemm with an online softmax).
 

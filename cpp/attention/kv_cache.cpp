@@ -1,4 +1,4 @@
-#include "runtime/kv_cache.h"
+#include "attention/kv_cache.h"
 
 #include <algorithm>
 
@@ -22,6 +22,21 @@ KvCache::KvCache(int64_t n_layers, int64_t n_ctx, int64_t kv_dim, int64_t head_d
   const size_t bytes = static_cast<size_t>(n_layers) * static_cast<size_t>(n_ctx * kv_dim) * element_size();
   k_.reset(new uint8_t[bytes]);
   v_.reset(new uint8_t[bytes]);
+}
+
+KvLayerView KvCache::view(int64_t layer, int64_t n_positions) const {
+  WREN_CHECK(layer >= 0 && layer < n_layers_ && n_positions >= 0 && n_positions <= n_ctx_, InvalidArgument,
+             "KV cache view of positions [0, ", n_positions, ") in layer ", layer, " is outside (", n_layers_,
+             " layers, n_ctx=", n_ctx_, ")");
+  KvLayerView v;
+  v.k = k_.get() + head_offset(layer, 0);
+  v.v = v_.get() + head_offset(layer, 0);
+  v.head_stride = head_bytes();
+  v.n_kv_heads = kv_dim_ / head_dim_;
+  v.head_dim = head_dim_;
+  v.n_positions = n_positions;
+  v.dtype = dtype_;
+  return v;
 }
 
 void KvCache::store(int64_t layer, int64_t pos0, int64_t n, const float* k, const float* v) {

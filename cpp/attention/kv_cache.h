@@ -18,6 +18,25 @@ enum class KvDtype { F16, F32 };
 KvDtype parse_kv_dtype(const std::string& name);
 const char* kv_dtype_name(KvDtype t);
 
+// One layer of a cache as the attention kernels read it: where the keys and values of positions
+// [0, n_positions) live, the head layout and the element type. Each KV head's rows are contiguous:
+// row j (position j) of head h starts at k + h * head_stride + j * row_bytes() (values likewise
+// from v), head_dim elements of dtype. The kernels see only this view, never the cache class: a
+// cache with another layout (paged blocks shared between sequences) hands out its own views.
+struct KvLayerView {
+  const uint8_t* k = nullptr;  // (n_kv_heads, n_positions, head_dim) of dtype, heads head_stride apart
+  const uint8_t* v = nullptr;  // likewise
+  size_t head_stride = 0;      // bytes from one head's row 0 to the next head's
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t n_positions = 0;     // rows [0, n_positions) are readable
+  KvDtype dtype = KvDtype::F16;
+
+  size_t row_bytes() const { return static_cast<size_t>(head_dim) * (dtype == KvDtype::F16 ? 2 : 4); }
+  const void* k_row(int64_t head, int64_t j) const { return k + head * head_stride + j * row_bytes(); }
+  const void* v_row(int64_t head, int64_t j) const { return v + head * head_stride + j * row_bytes(); }
+};
+
 class KvCache {
  public:
   // Memory is reserved, not touched: pages are committed as positions are written.
@@ -28,9 +47,9 @@ class KvCache {
   // positions pos0..pos0+n-1 of a layer (each head's slice into that head's rows).
   void store(int64_t layer, int64_t pos0, int64_t n, const float* k, const float* v);
 
-  // Rows of one KV head of a layer, elements of dtype(): (n_ctx, head_dim), row r at r * head_dim.
-  const void* k(int64_t layer, int64_t head) const { return k_.get() + head_offset(layer, head); }
-  const void* v(int64_t layer, int64_t head) const { return v_.get() + head_offset(layer, head); }
+  // Positions [0, n_positions) of a layer, for attention. InvalidArgument outside the cache.
+  KvLayerView view(int64_t layer, int64_t n_positions) const;
+
   KvDtype dtype() const { return dtype_; }
   size_t element_size() const { return dtype_ == KvDtype::F16 ? 2 : 4; }
   int64_t n_ctx() const { return n_ctx_; }

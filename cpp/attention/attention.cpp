@@ -1,0 +1,48 @@
+#include "attention/attention.h"
+
+#include <algorithm>
+
+#include "attention/paths.h"
+#include "util/errors.h"
+
+namespace wren {
+
+using namespace attention_detail;
+
+namespace {
+
+int64_t scratch_floats_per_thread(const AttentionShape& a, int64_t n_ctx) {
+  const int64_t group = a.n_heads / a.n_kv_heads;
+  const int64_t decode = group * n_ctx;                                  // (group, keys) probabilities
+  const int64_t prefill = kQueryBlock * kKeyTile                         // (rows, tile) probabilities
+                          + 2 * kKeyTile * a.head_dim                    // K and V tiles in F32
+                          + 2 * group * kQueryBlock;                     // running max and sum
+  return std::max(decode, prefill);
+}
+
+// Split-key decode tasks the scratch holds results for: enough to give each thread
+// kTasksPerThread tasks whenever (rows x KV heads) alone would not.
+int64_t max_decode_tasks(int n_threads) { return 2 * kTasksPerThread * n_threads; }
+
+}  // namespace
+
+AttentionScratch::AttentionScratch(const AttentionShape& a, int64_t n_ctx, int n_threads)
+    : per_thread(new float[static_cast<size_t>(n_threads) * scratch_floats_per_thread(a, n_ctx)]),
+      partials(new float[static_cast<size_t>(max_decode_tasks(n_threads) * a.n_heads / a.n_kv_heads *
+                                             (a.head_dim + 2))]),
+      stride(scratch_floats_per_thread(a, n_ctx)),
+      max_partials(max_decode_tasks(n_threads)) {}
+
+void attention(const float* q, const KvLayerView& kv, const QueryPositions& rows, const AttentionShape& s,
+               const AttentionMask& mask, float* out, AttentionScratch& scratch, ThreadPool& pool) {
+  WREN_CHECK(rows.pos0 >= 0 && rows.n >= 0 && rows.end() <= kv.n_positions, InvalidArgument, "attention of positions [",
+             rows.pos0, ", ", rows.end(), ") over a cache view of ", kv.n_positions, " positions");
+  WREN_CHECK(kv.n_kv_heads == s.n_kv_heads && kv.head_dim == s.head_dim, InvalidArgument, "attention: the cache holds ",
+             kv.n_kv_heads, " KV heads of ", kv.head_dim, ", the layer has ", s.n_kv_heads, " of ", s.head_dim);
+  if (rows.n >= kGemmAttentionMin)
+    attention_prefill(q, kv, rows, s, mask, out, scratch, pool);
+  else
+    attention_decode(q, kv, rows, s, mask, out, scratch, pool);
+}
+
+}  // namespace wren

@@ -1,0 +1,41 @@
+// Grouped-query attention of new query rows over one layer of a KV cache: the decode path (few rows,
+// per-row kernels, keys split across threads) and the prefill path (many rows, tiled GEMMs with an
+// online softmax), picked by the number of rows. Both read the cache through a KvLayerView.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "attention/kv_cache.h"
+#include "attention/mask.h"
+#include "util/thread_pool.h"
+
+namespace wren {
+
+struct AttentionShape {
+  int64_t n_heads = 0;
+  int64_t n_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t q_dim() const { return n_heads * head_dim; }
+  int64_t kv_dim() const { return n_kv_heads * head_dim; }
+};
+
+// Scratch for attention calls over up to n_ctx keys on n_threads threads, allocated once: linear in
+// n_ctx, not in rows x n_ctx (prefill works in tiles).
+struct AttentionScratch {
+  AttentionScratch(const AttentionShape& a, int64_t n_ctx, int n_threads);
+  std::unique_ptr<float[]> per_thread;  // (n_threads, stride) probabilities, K/V tiles, running max/sum
+  std::unique_ptr<float[]> partials;    // (max_partials, group, head_dim + 2) split-key decode results
+  int64_t stride;        // floats per thread in per_thread
+  int64_t max_partials;  // split-key decode tasks `partials` holds
+  float* thread(int t) { return per_thread.get() + t * stride; }
+};
+
+// out (n, q_dim) = attention of the query rows q (n, q_dim) at positions rows over the view's keys
+// and values [0, rows.end()), shaped by mask. The query heads sharing a KV head are processed
+// together, so each K/V row is read once per group. InvalidArgument when the view holds fewer than
+// rows.end() positions or another head layout than shape.
+void attention(const float* q, const KvLayerView& kv, const QueryPositions& rows, const AttentionShape& shape,
+               const AttentionMask& mask, float* out, AttentionScratch& scratch, ThreadPool& pool);
+
+}  // namespace wren
