@@ -127,6 +127,7 @@ inline void group_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x,
       load_values<T>(q, wv);
       __m512 s[2], o[2];
       sub_scales<T>(tile, j, d, dmin, s, o);
+#pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const ActQ8& xb = x[t * x_stride + tl * kSubs + j];
         const __m512 dx = _mm512_set1_ps(xb.d);
