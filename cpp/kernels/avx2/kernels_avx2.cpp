@@ -274,7 +274,8 @@ inline void half_group_times_tokens(const PackedMatrix& w, int64_t g, int h, con
           const float sx = kHalves ? xb.half[c] : xb.sum;
           if constexpr (kCentered) {  // S * (dx * isum - center * dx * sx)
             const float center = static_cast<float>(F.center);
-            acc[t] = _mm256_fmadd_ps(sc, _mm256_fmadd_ps(isum, _mm256_set1_ps(xb.d), _mm256_set1_ps(-center * sx)), acc[t]);
+            const __m256 centered = _mm256_fmadd_ps(isum, _mm256_set1_ps(xb.d), _mm256_set1_ps(-center * sx));
+            acc[t] = _mm256_fmadd_ps(sc, centered, acc[t]);
           } else {
             acc[t] = _mm256_fmadd_ps(isum, _mm256_mul_ps(sc, _mm256_set1_ps(xb.d)), acc[t]);
             if constexpr (kOffsets) acc[t] = _mm256_fmadd_ps(oc, _mm256_set1_ps(sx), acc[t]);
