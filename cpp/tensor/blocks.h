@@ -176,11 +176,13 @@ static_assert(sizeof(BlockNVFP4) == 36, "NVFP4 layout");
 
 // An activation vector quantized once per matmul: blocks of 32 int8 with a float scale, plus the
 // block sums (scaled) that the offset formats (Q4_1, K-quants) need: of the whole block, and of its
-// two 16-column halves (the K-quants with 16-column sub-blocks).
+// two 16-column halves (the K-quants with 16-column sub-blocks); and the halves' integer sums, with
+// which a kernel can subtract a centered format's center * sum inside its integer dot product.
 struct ActQ8 {
   float d;
-  float sum;       // d * sum(qs)
-  float half[2];   // d * sum(qs[0..16)), d * sum(qs[16..32))
+  float sum;         // d * sum(qs)
+  float half[2];     // d * sum(qs[0..16)), d * sum(qs[16..32))
+  int32_t isum[2];   // sum(qs[0..16)), sum(qs[16..32))
   int8_t qs[kQK];
 };
 

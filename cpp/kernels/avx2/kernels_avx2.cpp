@@ -45,60 +45,60 @@ inline __m256i broadcast4(const int8_t* qs, int i) {
 template <DType T>
 constexpr bool kSignedValues = pack_format(T).base == PackBase::kBytes || pack_format(T).lut;
 
-// The values of one 32-column sub-block (tensor/packed.h) for rows 8h..8h+7 of the group: vector k
-// holds columns 4k..4k+3 (bytes 32h..32h+31 of each 64-byte vector of the layout).
+// Four vectors of one 32-column sub-block (tensor/packed.h), rows 8h..8h+7 of the group: wv[i] holds
+// columns 4(4c+i)..4(4c+i)+3, so c = 0 gives columns 0..15 and c = 1 columns 16..31 (bytes
+// 32h..32h+31 of each 64-byte vector of the layout).
 template <DType T>
-inline void load_half_values(const uint8_t* q, int h, __m256i (&wv)[8]) {
+inline void load_quarter_values(const uint8_t* q, int h, int c, __m256i* wv /* (4) */) {
   constexpr PackFormat F = pack_format(T);
   auto load = [&](size_t at) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + at + 32 * h)); };
   if constexpr (F.base == PackBase::kBytes) {
     const __m256i flip = _mm256_set1_epi8(static_cast<char>(0x80));  // u = q + 128 -> q
-    for (int k = 0; k < 8; ++k) wv[k] = _mm256_xor_si256(load(64 * k), flip);
+    for (int i = 0; i < 4; ++i) wv[i] = _mm256_xor_si256(load(64 * (4 * c + i)), flip);
   } else if constexpr (F.base == PackBase::kNibbles) {
-    const __m256i nib = _mm256_set1_epi8(0x0f);
-    for (int c = 0; c < 4; ++c) {
-      const __m256i packed = load(64 * c);
-      wv[c] = _mm256_and_si256(packed, nib);
-      wv[c + 4] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), nib);
-    }
+    const __m256i nib = _mm256_set1_epi8(0x0f);  // chunk i: vector i low, vector i + 4 high
+    for (int i = 0; i < 4; ++i) wv[i] = _mm256_and_si256(c ? _mm256_srli_epi16(load(64 * i), 4) : load(64 * i), nib);
   } else {
-    const __m256i three = _mm256_set1_epi8(3);
-    for (int c = 0; c < 2; ++c) {
-      const __m256i packed = load(64 * c);
-      for (int sh = 0; sh < 4; ++sh) wv[4 * c + sh] = _mm256_and_si256(_mm256_srli_epi16(packed, 2 * sh), three);
-    }
+    const __m256i three = _mm256_set1_epi8(3);  // chunk c: vectors 4c..4c+3
+    const __m256i packed = load(64 * c);
+    for (int i = 0; i < 4; ++i) wv[i] = _mm256_and_si256(_mm256_srli_epi16(packed, 2 * i), three);
   }
   if constexpr (F.crumb_planes) {
     const __m256i mask = _mm256_set1_epi8(static_cast<char>(3 << F.plane_bit));
-    for (int c = 0; c < 2; ++c) {
-      const __m256i hc = load(F.sub_bytes() - 128 + 64 * c);
-      for (int s = 0; s < 4; ++s) {  // bits 2s..2s+1 -> plane_bit..plane_bit+1, inside each byte
-        const int sh = 2 * s - F.plane_bit;
-        const __m256i moved = sh > 0 ? _mm256_srli_epi16(hc, sh) : _mm256_slli_epi16(hc, -sh);
-        wv[4 * c + s] = _mm256_or_si256(wv[4 * c + s], _mm256_and_si256(moved, mask));
-      }
+    const __m256i hc = load(F.sub_bytes() - 128 + 64 * c);
+    for (int i = 0; i < 4; ++i) {  // bits 2i..2i+1 -> plane_bit..plane_bit+1, inside each byte
+      const int sh = 2 * i - F.plane_bit;
+      const __m256i moved = sh > 0 ? _mm256_srli_epi16(hc, sh) : _mm256_slli_epi16(hc, -sh);
+      wv[i] = _mm256_or_si256(wv[i], _mm256_and_si256(moved, mask));
     }
   } else if constexpr (F.n_planes > 0) {
     for (int p = 0; p < F.n_planes; ++p) {
       const __m256i plane = load(F.sub_bytes() - 64 * (F.n_planes - p));
       const int to = F.plane_bit + p;
       const __m256i bit = _mm256_set1_epi8(static_cast<char>(1 << to));
-      for (int k = 0; k < 8; ++k) {  // bit k of the plane's byte belongs to vector k
+      for (int i = 0; i < 4; ++i) {  // bit k of the plane's byte belongs to vector k
+        const int k = 4 * c + i;
         const __m256i moved = k > to ? _mm256_srli_epi16(plane, k - to) : _mm256_slli_epi16(plane, to - k);
-        wv[k] = _mm256_or_si256(wv[k], _mm256_and_si256(moved, bit));
+        wv[i] = _mm256_or_si256(wv[i], _mm256_and_si256(moved, bit));
       }
     }
   }
   if constexpr (F.lut) {
     const __m256i table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kIQ4Values)));
-    for (int k = 0; k < 8; ++k) wv[k] = _mm256_shuffle_epi8(table, wv[k]);
+    for (int i = 0; i < 4; ++i) wv[i] = _mm256_shuffle_epi8(table, wv[i]);
   }
+}
+
+// All eight vectors of the sub-block (vector k: columns 4k..4k+3).
+template <DType T>
+inline void load_half_values(const uint8_t* q, int h, __m256i (&wv)[8]) {
+  for (int c = 0; c < 2; ++c) load_quarter_values<T>(q, h, c, wv + 4 * c);
 }
 
 // Integer dot products of the 8 rows with an activation block over vectors [K0, K1) (columns
 // 4*K0..4*K1-1): 8 int32 lanes, exact.
 template <DType T, int K0, int K1>
-inline __m256i int_sums(const __m256i (&wv)[8], const int8_t* qs) {
+inline __m256i int_sums(const __m256i* wv, const int8_t* qs) {
   const __m256i ones = _mm256_set1_epi16(1);
   __m256i acc = _mm256_setzero_si256();
   if constexpr (kSignedValues<T>) {
@@ -150,8 +150,9 @@ inline void half_sub_scales(const uint8_t* tile, int h, int j, __m256 d, __m256 
 // Bytes ahead of the tile being read that decode prefetches.
 constexpr size_t kPrefetchAhead = 4096;
 
-// Rows 8*H0..8*H1-1 of group g (one half, or both) times NT tokens, any packed format. Decode runs
-// both halves of each sub-block in turn, so the weights stream through memory in order.
+// Rows 8*H0..8*H1-1 of group g (one half, or both) times NT tokens, any packed format: decode's
+// product (NT == 1, both halves of each sub-block in turn, so the weights stream through memory in
+// order). Prefill uses half_group_times_tokens below, which keeps fewer registers live.
 template <DType T, int NT, int H0, int H1>
 inline void rows_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x, int64_t x_stride, float* y,
                               int64_t ldy, int64_t valid) {
@@ -227,6 +228,65 @@ inline void rows_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x, 
     for (int t = 0; t < NT; ++t) store_rows(y + t * ldy + g * kPackRows + 8 * h, acc[h - H0][t], valid - 8 * h);
 }
 
+// Prefill, rows 8h..8h+7 of group g times NT tokens, the packed formats without a kernel of their
+// own: each 16-column quarter of a sub-block (4 vectors) is unpacked once and multiplied with all NT
+// tokens, folded into the float accumulators at once (its own S and O, or the sub-block's, with
+// the activation sum of those 16 columns), so only NT accumulators, 4 weight vectors and the scales
+// are live: the 16 registers hold them without spills.
+template <DType T, int NT>
+inline void half_group_times_tokens(const PackedMatrix& w, int64_t g, int h, const ActQ8* x, int64_t x_stride,
+                                    float* y, int64_t ldy, int64_t valid) {
+  constexpr PackFormat F = pack_format(T);
+  constexpr int kSubs = F.tile_cols / kQK;
+  constexpr bool kHalves = F.sub_cols == 16;
+  constexpr bool kOffsets = !kSignedValues<T>;
+  constexpr bool kCentered = kOffsets && !F.has_min;
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int64_t tl = 0; tl < w.n_tiles; ++tl) {
+    const uint8_t* tile = w.tile(g, tl);
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
+    __m256 dmin = _mm256_setzero_ps();                                                                    // (8)
+    if constexpr (F.has_min)
+      dmin = _mm256_mul_ps(
+          _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + F.dmin_offset() + 16 * h))),
+          _mm256_set1_ps(static_cast<float>(F.min_sign)));
+#pragma GCC unroll 1
+    for (int j = 0; j < kSubs; ++j) {
+      const uint8_t* q = tile + F.header_bytes() + static_cast<size_t>(j) * F.sub_bytes();
+      __m256 s[2], o[2];
+      half_sub_scales<T>(tile, h, j, d, dmin, s, o);
+      __m256i first[NT];  // 32-column scales: each token's integer sum of columns 0..15
+      for (int c = 0; c < 2; ++c) {
+        __m256i wv[4];
+        load_quarter_values<T>(q, h, c, wv);
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t) {
+          const ActQ8& xb = x[t * x_stride + tl * kSubs + j];
+          const __m256i quarter = int_sums<T, 0, 4>(wv, xb.qs + 16 * c);
+          if (!kHalves && c == 0) {
+            first[t] = quarter;
+            continue;
+          }
+          // This quarter's (kHalves) or the whole sub-block's S, O and activation sum.
+          const __m256 isum = _mm256_cvtepi32_ps(kHalves ? quarter : _mm256_add_epi32(first[t], quarter));
+          const __m256 sc = s[kHalves ? c : 0], oc = o[kHalves ? c : 0];
+          const float sx = kHalves ? xb.half[c] : xb.sum;
+          if constexpr (kCentered) {  // S * (dx * isum - center * dx * sx)
+            const float center = static_cast<float>(F.center);
+            const __m256 centered = _mm256_fmadd_ps(isum, _mm256_set1_ps(xb.d), _mm256_set1_ps(-center * sx));
+            acc[t] = _mm256_fmadd_ps(sc, centered, acc[t]);
+          } else {
+            acc[t] = _mm256_fmadd_ps(isum, _mm256_mul_ps(sc, _mm256_set1_ps(xb.d)), acc[t]);
+            if constexpr (kOffsets) acc[t] = _mm256_fmadd_ps(oc, _mm256_set1_ps(sx), acc[t]);
+          }
+        }
+      }
+    }
+  }
+  for (int t = 0; t < NT; ++t) store_rows(y + t * ldy + g * kPackRows + 8 * h, acc[t], valid - 8 * h);
+}
+
 // Q4_0 / Q4_1 prefill, rows 8h..8h+7 of group g times NT tokens: each 32-byte chunk of the half
 // tile is unpacked once and used by all NT tokens; per token one int16 accumulator per block (16
 // products of <= 15*127 each fit), so everything stays in the 16 vector registers.
@@ -269,7 +329,7 @@ template <DType T>
 void gemm_packed_t(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x, int64_t x_stride, int64_t n,
                    float* y, int64_t ldy) {
   constexpr bool kQ4 = T == DType::Q4_0 || T == DType::Q4_1;
-  constexpr int kTokens = kQ4 ? 4 : 2;  // tokens per pass over a half group's weights
+  constexpr int kTokens = 4;  // tokens per pass over a half group's weights
   for (int64_t g = g0; g < g1; ++g) {
     const int64_t valid = std::min<int64_t>(kPackRows, w.rows - g * kPackRows);
     if (n == 1) {
@@ -283,9 +343,9 @@ void gemm_packed_t(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x
         if constexpr (kQ4)
           half_group_times_tokens_q4<T, kTokens>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
         else
-          rows_times_tokens<T, kTokens, h, h + 1>(w, g, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
+          half_group_times_tokens<T, kTokens>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
       }
-      for (; t < n; ++t) rows_times_tokens<T, 1, h, h + 1>(w, g, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
+      for (; t < n; ++t) half_group_times_tokens<T, 1>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
     };
     half(std::integral_constant<int, 0>{});
     if (valid > 8) half(std::integral_constant<int, 1>{});

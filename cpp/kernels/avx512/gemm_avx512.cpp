@@ -127,24 +127,27 @@ inline void group_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x,
       load_values<T>(q, wv);
       __m512 s[2], o[2];
       sub_scales<T>(tile, j, d, dmin, s, o);
+#pragma GCC unroll 8
       for (int t = 0; t < NT; ++t) {
         const ActQ8& xb = x[t * x_stride + tl * kSubs + j];
         const __m512 dx = _mm512_set1_ps(xb.d);
-        // Two integer chains halve the dependency chain of the 8 dot-product steps.
-        __m512i s0 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[0], broadcast4(xb.qs, 0));
-        __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), wv[kHalves ? 4 : 1], broadcast4(xb.qs, kHalves ? 4 : 1));
+        // Two integer chains halve the dependency chain of the 8 dot-product steps. Centered formats
+        // start each chain at -center * (its columns' activation sum): the integer sum of
+        // (value - center) * qx comes out of the chain, and the float work per chain is the same
+        // S * dx multiply as for the others (no scalar -center * dx * sx to broadcast per token).
+        const int c = F.has_min ? 0 : F.center;
+        const __m512i init0 = _mm512_set1_epi32(kHalves ? -c * xb.isum[0] : -c * (xb.isum[0] + xb.isum[1]));
+        const __m512i init1 = _mm512_set1_epi32(kHalves ? -c * xb.isum[1] : 0);
+        __m512i s0 = _mm512_dpbusd_epi32(init0, wv[0], broadcast4(xb.qs, 0));
+        __m512i s1 = _mm512_dpbusd_epi32(init1, wv[kHalves ? 4 : 1], broadcast4(xb.qs, kHalves ? 4 : 1));
         if constexpr (kHalves) {  // s0: columns 0..15, s1: columns 16..31
           for (int i = 1; i < 4; ++i) {
             s0 = _mm512_dpbusd_epi32(s0, wv[i], broadcast4(xb.qs, i));
             s1 = _mm512_dpbusd_epi32(s1, wv[i + 4], broadcast4(xb.qs, i + 4));
           }
-          if constexpr (!F.has_min) {  // S * (dx * isum - center * dx * sx): one multiply saved
-            const float c = static_cast<float>(F.center);
-            acc[t] = _mm512_fmadd_ps(s[0], _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), dx, _mm512_set1_ps(-c * xb.half[0])), acc[t]);
-            acc[t] = _mm512_fmadd_ps(s[1], _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), dx, _mm512_set1_ps(-c * xb.half[1])), acc[t]);
-          } else {
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(s[0], dx), acc[t]);
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(s[1], dx), acc[t]);
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(s[0], dx), acc[t]);
+          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(s[1], dx), acc[t]);
+          if constexpr (F.has_min) {
             acc[t] = _mm512_fmadd_ps(o[0], _mm512_set1_ps(xb.half[0]), acc[t]);
             acc[t] = _mm512_fmadd_ps(o[1], _mm512_set1_ps(xb.half[1]), acc[t]);
           }
@@ -154,13 +157,8 @@ inline void group_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x,
             s1 = _mm512_dpbusd_epi32(s1, wv[i + 1], broadcast4(xb.qs, i + 1));
           }
           const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-          if constexpr (!F.has_min) {
-            const float c = static_cast<float>(F.center);
-            acc[t] = _mm512_fmadd_ps(s[0], _mm512_fmadd_ps(sum, dx, _mm512_set1_ps(-c * xb.sum)), acc[t]);
-          } else {
-            acc[t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(s[0], dx), acc[t]);
-            acc[t] = _mm512_fmadd_ps(o[0], _mm512_set1_ps(xb.sum), acc[t]);
-          }
+          acc[t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(s[0], dx), acc[t]);
+          if constexpr (F.has_min) acc[t] = _mm512_fmadd_ps(o[0], _mm512_set1_ps(xb.sum), acc[t]);
         }
       }
     }
