@@ -62,6 +62,7 @@ void quantize_act_q8(const float* x, ActQ8* out, size_t n) {
       // every dot product with it is NaN -- as the float (exact) path gives for the same activations.
       std::memset(out[b].qs, 0, sizeof(out[b].qs));
       out[b].d = out[b].sum = out[b].half[0] = out[b].half[1] = std::numeric_limits<float>::quiet_NaN();
+      out[b].isum[0] = out[b].isum[1] = 0;  // scaled by d (NaN) wherever they are used
       continue;
     }
     const float d = amax / 127.f;
