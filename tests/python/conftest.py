@@ -6,12 +6,19 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import time
 from pathlib import Path
 
 import pytest
 
 REQUIRE_REFERENCE = os.environ.get("WRENLM_REQUIRE_REFERENCE") == "1"
+
+# A shell without job control starts background commands with SIGINT ignored, and a Python started
+# that way never raises KeyboardInterrupt; the Ctrl-C tests (here and in the children they start, which
+# inherit the ignored disposition) would then fail only because of how the suite was launched.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def assert_megabyte_encodes_fast(encode, texts, min_ids: int, one_char_run: bool = True) -> None:
