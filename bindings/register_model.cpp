@@ -1,5 +1,7 @@
 // Engine (a loaded model) and Generator (one generation in progress). Compute runs with the GIL
 // released and checks for Ctrl-C between layers.
+#include <algorithm>
+
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -9,6 +11,7 @@
 #include "runtime/engine.h"
 #include "runtime/generator.h"
 #include "runtime/perplexity.h"
+#include "runtime/scheduler.h"
 #include "util/blas.h"
 #include "util/errors.h"
 #include "util/thread_pool.h"
@@ -68,6 +71,9 @@ void register_model(py::module_& m) {
         d["n_layers"] = i.n_layers;
         d["dim"] = i.dim;
         d["causal"] = i.causal;
+        d["kv_dim"] = i.kv_dim;
+        d["sliding_window"] = i.window;
+        d["n_sliding_layers"] = std::count(i.sliding.begin(), i.sliding.end(), true);
         d["file_size"] = e.file().file_size();
         py::list loras;
         for (const LoraAdapter& a : e.loras()) {
@@ -172,6 +178,55 @@ void register_model(py::module_& m) {
         return out;
       }, py::arg("seqs"), py::kw_only(), py::arg("pooling"), py::arg("normalize"),
          "One pooled vector per token-id sequence: (len(seqs), dim) float32.")
+      .def_property_readonly("scheduler_stats", [](Engine& e) {
+        const Scheduler::Stats s = e.scheduler().stats();
+        py::dict d;
+        d["passes"] = s.passes;
+        d["tokens"] = s.tokens;
+        d["max_sequences"] = s.max_sequences;
+        return d;
+      }, "Continuous batching counters: forward passes run for generations, tokens they took, and the\n"
+         "most generations one pass served.")
+      .def("session", [](const Engine& e) { return e.new_session(); }, py::keep_alive<0, 1>(),
+           "A new, empty sequence (its own KV cache, pages from this engine's pool).")
+      .def_property_readonly("kv_bytes", [](const Engine& e) { return e.kv_pool().bytes_in_use(); },
+                             "Bytes of KV-cache pages held by all sequences now.")
+      .def_property_readonly("kv_peak_bytes", [](const Engine& e) { return e.kv_pool().peak_bytes(); },
+                             "The most KV-cache page bytes held at once so far.")
+      .def("eval_batch", [](Engine& e, const py::list& items, bool exact) {
+        const int64_t v = e.info().n_vocab;
+        std::vector<Session*> sessions;
+        std::vector<std::vector<int32_t>> ids;
+        std::vector<bool> all;
+        for (py::handle item : items) {
+          const auto t = item.cast<py::tuple>();
+          WREN_CHECK(t.size() == 3, InvalidArgument, "eval_batch: each item is (session, ids, all_logits)");
+          sessions.push_back(t[0].cast<Session*>());
+          WREN_CHECK(sessions.back() != nullptr, InvalidArgument, "eval_batch: a session is None");
+          ids.push_back(native_int_list<int32_t>(t[1], "token id"));
+          all.push_back(PyObject_IsTrue(t[2].ptr()) == 1);
+          check_fits_context(e, static_cast<int64_t>(ids.back().size()));  // before (n, n_vocab) is allocated
+        }
+        std::vector<py::array_t<float>> outs;
+        std::vector<EvalRequest> requests;
+        for (size_t i = 0; i < ids.size(); ++i) {
+          const int64_t n = static_cast<int64_t>(ids[i].size());
+          outs.push_back(all[i] ? py::array_t<float>({n, v}) : py::array_t<float>(v));
+          requests.push_back(EvalRequest{sessions[i], ids[i].data(), n, all[i] ? outs[i].mutable_data() : nullptr});
+        }
+        {
+          py::gil_scoped_release nogil;
+          e.eval_batch(requests, kCancelOnSignal, exact);
+        }
+        py::list result;
+        for (size_t i = 0; i < ids.size(); ++i) {
+          if (!all[i]) std::copy(sessions[i]->logits.begin(), sessions[i]->logits.end(), outs[i].mutable_data());
+          result.append(outs[i]);
+        }
+        return result;
+      }, py::arg("items"), py::kw_only(), py::arg("exact") = false,
+         "Appends each (session, ids, all_logits) item's ids to its session, all in shared forward passes.\n"
+         "Returns per item the logits (len(ids), n_vocab) of every token, or (n_vocab) of the last.")
       .def("generator", [](Engine& e, py::handle prompt, py::handle max_tokens, py::handle temperature,
                            py::handle top_k, py::handle top_p, py::handle min_p, py::handle repeat_penalty,
                            py::handle repeat_last_n, py::handle seed, py::handle stop, py::handle ignore_eos,
@@ -212,6 +267,16 @@ void register_model(py::module_& m) {
          py::arg("frequency_penalty") = 0.0f, py::arg("logit_bias") = py::none(), py::arg("logprobs") = py::none(),
          py::arg("echo") = false, py::keep_alive<0, 1>());
 
+  py::class_<Session>(m, "Session", "One sequence's state: its KV cache and last logits.")
+      .def_property_readonly("n_past", &Session::n_past, "Positions in the cache.")
+      .def_property_readonly("kv_bytes", [](const Session& s) { return s.cache.bytes(); },
+                             "Bytes of the KV-cache pages this sequence holds (shared ones counted in full).")
+      .def("truncate", [](Session& s, int64_t n) { s.cache.truncate(n); }, py::arg("n"),
+           "Forgets every position from n on.")
+      .def("share_prefix", [](const Session& s, Session& dst, int64_t n) { s.cache.share_prefix(dst.cache, n); },
+           py::arg("dst"), py::arg("n"),
+           "Makes dst start with this sequence's first n positions, sharing their pages (copied on write).");
+
   py::class_<Generator>(m, "Generator", "One generation in progress; next() yields text pieces.")
       .def("next", [](Generator& g) -> py::object {
         std::optional<std::string> piece;
@@ -222,11 +287,20 @@ void register_model(py::module_& m) {
         if (!piece) return py::none();
         return utf8(*piece);
       }, "The next text piece ('' while held back), or None when finished.")
+      .def("start", &Generator::start, py::arg("run_ahead") = false, py::call_guard<py::gil_scoped_release>(),
+           "Submits it to the engine's scheduler now (else the first next() does). run_ahead: it runs to its\n"
+           "end without waiting for next() (collecting several generations at once).")
       .def("cancel", &Generator::cancel, py::call_guard<py::gil_scoped_release>(),
            "Stops the generation within one token; safe from another thread while next() runs.")
       .def_property_readonly("finish_reason", &Generator::finish_reason)
       .def_property_readonly("n_prompt_tokens", &Generator::n_prompt_tokens)
       .def_property_readonly("n_generated", &Generator::n_generated)
+      .def_property_readonly("n_cached_tokens", &Generator::n_cached_tokens,
+                             "Prompt tokens whose keys and values were reused, not computed")
+      .def("reuse_prefix", &Generator::reuse_prefix, py::arg("session"), py::arg("n"),
+           py::call_guard<py::gil_scoped_release>(),
+           "Before it starts: take the first n prompt positions from session (which the caller knows hold\n"
+           "the same tokens), sharing its KV pages. Returns the positions reused.")
       .def_property_readonly("tokens", &Generator::generated_tokens)
       .def_property_readonly("logprobs", [](const Generator& g) { return logprob_list(g.logprobs()); },
                              "[(id, logprob, [(id, logprob), ...]), ...] of the generated tokens (logprobs >= 0)")

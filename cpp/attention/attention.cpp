@@ -13,7 +13,7 @@ namespace {
 
 int64_t scratch_floats_per_thread(const AttentionShape& a, int64_t n_ctx) {
   const int64_t group = a.n_heads / a.n_kv_heads;
-  const int64_t decode = group * n_ctx;                                  // (group, keys) probabilities
+  const int64_t decode = group * n_ctx + group * a.head_dim;            // (group, keys) probabilities, a run's output
   const int64_t prefill = kQueryBlock * kKeyTile                         // (rows, tile) probabilities
                           + 2 * kKeyTile * a.head_dim                    // K and V tiles in F32
                           + 2 * group * kQueryBlock;                     // running max and sum
@@ -43,6 +43,19 @@ void attention(const float* q, const KvLayerView& kv, const QueryPositions& rows
     attention_prefill(q, kv, rows, s, mask, out, scratch, pool);
   else
     attention_decode(q, kv, rows, s, mask, out, scratch, pool);
+}
+
+void attend_batch(int64_t layer, const float* q, const float* k, const float* v, const std::vector<SeqRows>& seqs,
+                  const AttentionShape& shape, const AttentionMask& mask, float* out, AttentionScratch& scratch,
+                  ThreadPool& pool) {
+  int64_t row = 0;
+  for (const SeqRows& s : seqs) {
+    const int64_t pos0 = s.kv->size();
+    s.kv->store(layer, pos0, s.n, k + row * shape.kv_dim(), v + row * shape.kv_dim());
+    attention(q + row * shape.q_dim(), s.kv->view(layer, pos0 + s.n), {pos0, s.n}, shape, mask,
+              out + row * shape.q_dim(), scratch, pool);
+    row += s.n;
+  }
 }
 
 }  // namespace wren

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "attention/kv_cache.h"
 #include "attention/mask.h"
@@ -37,5 +38,20 @@ struct AttentionScratch {
 // rows.end() positions or another head layout than shape.
 void attention(const float* q, const KvLayerView& kv, const QueryPositions& rows, const AttentionShape& shape,
                const AttentionMask& mask, float* out, AttentionScratch& scratch, ThreadPool& pool);
+
+// The rows of a forward batch that belong to one sequence: n consecutive rows whose keys and values
+// go to positions kv->size() .. kv->size() + n - 1 of that sequence's cache.
+struct SeqRows {
+  KvSequence* kv = nullptr;
+  int64_t n = 0;
+};
+
+// Self-attention of a batch of sequences at one layer: each sequence's new keys and values
+// k, v (rows, kv_dim) are stored in its cache, then its query rows q (rows, q_dim) attend over its
+// own cache only, into out (rows, q_dim). Each sequence takes the path its own row count picks, so
+// its result does not depend on what else is in the batch.
+void attend_batch(int64_t layer, const float* q, const float* k, const float* v, const std::vector<SeqRows>& seqs,
+                  const AttentionShape& shape, const AttentionMask& mask, float* out, AttentionScratch& scratch,
+                  ThreadPool& pool);
 
 }  // namespace wren

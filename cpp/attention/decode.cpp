@@ -32,24 +32,37 @@ void attention_decode(const float* q, const KvLayerView& kv, const QueryPosition
     const int64_t len = j1 - j0;
     const float* qg = q + i * q_dim + g * group * hd;  // (group, hd)
     float* p = scratch.thread(thread);                 // (group, len)
-    scores(qg, hd, group, kv.k_row(g, j0), hd, len, hd, scale, p, len);
+    // The keys come in page-long contiguous runs; each run's scores land in their columns of p.
+    for (int64_t c0 = j0, c1; c0 < j1; c0 = c1) {
+      c1 = kv.run_end(c0, j1);
+      scores(qg, hd, group, kv.k_row(g, c0), hd, c1 - c0, hd, scale, p + (c0 - j0), len);
+    }
     if (shapes_scores(mask))
       for (int64_t a = 0; a < group; ++a) shape_scores(mask, g * group + a, j0, p + a * len, len);
+    float* o;  // (group, hd) rows hd apart
     if (n_splits == 1) {
       for (int64_t a = 0; a < group; ++a) {
         const float sum = exp_shifted(kt, p + a * len, len).second;
         Row(p + a * len, len) /= sum;
       }
-      values(p, len, group, kv.v_row(g, j0), hd, len, hd, out + i * q_dim + g * group * hd, hd);
-      return;
+      o = out + i * q_dim + g * group * hd;
+    } else {
+      o = scratch.partials.get() + task * part;  // (group, hd), then (group) max, (group) sum
+      for (int64_t a = 0; a < group; ++a) {
+        const auto [mx, sum] = exp_shifted(kt, p + a * len, len);
+        o[group * hd + a] = mx;
+        o[group * hd + group + a] = sum;
+      }
     }
-    float* o = scratch.partials.get() + task * part;  // (group, hd), then (group) max, (group) sum
-    for (int64_t a = 0; a < group; ++a) {
-      const auto [mx, sum] = exp_shifted(kt, p + a * len, len);
-      o[group * hd + a] = mx;
-      o[group * hd + group + a] = sum;
+    // Each run's weighted values: the first written to o, the others summed into it.
+    float* run_out = p + group * len;  // (group, hd)
+    for (int64_t c0 = j0, c1; c0 < j1; c0 = c1) {
+      c1 = kv.run_end(c0, j1);
+      const bool first = c0 == j0;
+      values(p + (c0 - j0), len, group, kv.v_row(g, c0), hd, c1 - c0, hd, first ? o : run_out, hd);
+      if (!first)
+        for (int64_t a = 0; a < group; ++a) Row(o + a * hd, hd) += Row(run_out + a * hd, hd);
     }
-    values(p, len, group, kv.v_row(g, j0), hd, len, hd, o, hd);
   });
   if (n_splits == 1) return;
 

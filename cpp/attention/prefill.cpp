@@ -40,13 +40,28 @@ void attention_prefill(const float* q, const KvLayerView& kv, const QueryPositio
 
     for (int64_t t0 = keys_lo; t0 < keys_hi; t0 += kKeyTile) {
       const int64_t tk = std::min(kKeyTile, keys_hi - t0);
-      const float *K = kf, *V = vf;  // (tk, hd): a head's cached rows are contiguous
-      if (f16) {
-        kt.f16_to_f32(static_cast<const uint16_t*>(kv.k_row(g, t0)), kf, tk * hd);
-        kt.f16_to_f32(static_cast<const uint16_t*>(kv.v_row(g, t0)), vf, tk * hd);
-      } else {
+      // (tk, hd) K and V of the tile in F32: read in place when one page holds the tile in F32,
+      // else gathered run by run (a page's rows of a head are contiguous) and converted.
+      const float *K = kf, *V = vf;
+      if (!f16 && kv.run_end(t0, t0 + tk) == t0 + tk) {
         K = static_cast<const float*>(kv.k_row(g, t0));
         V = static_cast<const float*>(kv.v_row(g, t0));
+      } else {
+        for (int64_t c0 = t0, c1; c0 < t0 + tk; c0 = c1) {
+          c1 = kv.run_end(c0, t0 + tk);
+          const int64_t count = (c1 - c0) * hd;
+          float* kd = kf + (c0 - t0) * hd;
+          float* vd = vf + (c0 - t0) * hd;
+          if (f16) {
+            kt.f16_to_f32(static_cast<const uint16_t*>(kv.k_row(g, c0)), kd, count);
+            kt.f16_to_f32(static_cast<const uint16_t*>(kv.v_row(g, c0)), vd, count);
+          } else {
+            const float* ks = static_cast<const float*>(kv.k_row(g, c0));
+            const float* vs = static_cast<const float*>(kv.v_row(g, c0));
+            std::copy(ks, ks + count, kd);
+            std::copy(vs, vs + count, vd);
+          }
+        }
       }
       // Rows before `first` see none of this tile (causal: their last key comes before it).
       const int64_t first = mask.causal ? std::clamp<int64_t>(t0 - pos0 - r0, 0, block_rows) : 0;

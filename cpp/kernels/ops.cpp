@@ -51,23 +51,29 @@ Rope::Rope(int64_t rot_dim, double base, double scale, std::vector<float> freq_f
 }
 
 void Rope::prepare(int64_t pos0, int64_t n) {
+  std::vector<int64_t> positions(static_cast<size_t>(n));
+  for (int64_t t = 0; t < n; ++t) positions[static_cast<size_t>(t)] = pos0 + t;
+  prepare(positions.data(), n);
+}
+
+void Rope::prepare(const int64_t* positions, int64_t n) {
   const int64_t half = rot_dim_ / 2;
   cos_.resize(static_cast<size_t>(n * half));
   sin_.resize(static_cast<size_t>(n * half));
   for (int64_t t = 0; t < n; ++t)
     for (int64_t i = 0; i < half; ++i) {
       // Same rounding as the float32 reference: angle computed in float.
-      const float angle = static_cast<float>(pos0 + t) * static_cast<float>(inv_freq_[static_cast<size_t>(i)]);
+      const float angle = static_cast<float>(positions[t]) * static_cast<float>(inv_freq_[static_cast<size_t>(i)]);
       cos_[static_cast<size_t>(t * half + i)] = std::cos(angle) * magnitude_;
       sin_[static_cast<size_t>(t * half + i)] = std::sin(angle) * magnitude_;
     }
 }
 
-void Rope::apply(float* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t stride) const {
+void Rope::apply(float* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t stride, int64_t table_row0) const {
   const int64_t half = rot_dim_ / 2;
   for (int64_t t = 0; t < n; ++t) {
-    const float* c = cos_.data() + t * half;
-    const float* s = sin_.data() + t * half;
+    const float* c = cos_.data() + (table_row0 + t) * half;
+    const float* s = sin_.data() + (table_row0 + t) * half;
     for (int64_t h = 0; h < n_heads; ++h) {
       float* v = x + t * stride + h * head_dim;
       // Pair i is (v[lo], v[hi]): adjacent, or half the rotated width apart.

@@ -34,10 +34,13 @@ class Rope {
   // factor; 1: a pure rotation).
   Rope(int64_t rot_dim, double base, double scale, std::vector<float> freq_factors,
        RopeStyle style = RopeStyle::kInterleaved, float magnitude = 1.f);
-  // Precomputes cos/sin for positions [pos0, pos0 + n).
+  // Precomputes cos/sin for positions [pos0, pos0 + n): table row t is position pos0 + t.
   void prepare(int64_t pos0, int64_t n);
-  // Rotates the pairs (see RopeStyle) of each head of n rows (row stride `stride`).
-  void apply(float* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t stride) const;
+  // Likewise for any positions: table row t is position positions[t] (a batch of sequences).
+  void prepare(const int64_t* positions, int64_t n);
+  // Rotates the pairs (see RopeStyle) of each head of n rows (row stride `stride`), row t by table
+  // row table_row0 + t.
+  void apply(float* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t stride, int64_t table_row0 = 0) const;
 
  private:
   int64_t rot_dim_;

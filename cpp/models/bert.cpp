@@ -70,15 +70,19 @@ class Bert : public Model {
 
   int64_t max_batch() const override { return max_batch_; }
 
-  void forward(const int32_t*, int64_t, int64_t, int64_t, KvCache&, float*, bool, bool, const CancelFn&) override {
+  void forward(const Batch&, float*, bool, const CancelFn&) override {
     throw UnsupportedError(str_cat("'", info_.architecture, "' is an encoder without a language-model head: "
                                    "it gives embeddings (embed(), hidden_states()), not logits"));
   }
 
-  void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, int64_t /*seq_len*/, KvCache& cache, float* out,
-                     bool exact, const CancelFn& cancel) override {
-    WREN_CHECK(pos0 == 0 && n <= max_batch_, InvalidArgument, "an encoder takes one whole input of at most ",
-               max_batch_, " tokens at position 0 (got ", n, " at ", pos0, ")");
+  // Each sequence of the batch is one whole input; it attends to all of its own tokens.
+  void hidden_states(const Batch& batch, float* out, bool exact, const CancelFn& cancel) override {
+    const int64_t n = batch.n_tokens();
+    for (const SeqSlice& sl : batch.seqs)
+      WREN_CHECK(sl.kv->size() == 0, InvalidArgument, "an encoder takes each input whole, at position 0 (got one at ",
+                 sl.kv->size(), ")");
+    WREN_CHECK(n <= max_batch_, InvalidArgument, "an encoder batch holds at most ", max_batch_, " tokens (got ", n,
+               ")");
     const int64_t dim = cfg_.dim;
     ws_.mm.float_activations = exact;
     float* x = out;            // (n, dim) residual stream, written in place
@@ -87,10 +91,15 @@ class Bert : public Model {
     float* k = ws_.k.get();    // (n, kv_dim)
     float* v = ws_.v.get();    // (n, kv_dim)
     float* att = ws_.att.get();  // (n, q_dim)
+    const std::vector<SeqRows> seqs = batch.rows();
 
     // Embeddings: token + position + token type 0 (one segment), then LayerNorm.
-    for (int64_t t = 0; t < n; ++t) dequantize_matrix_row(tok_embd_, tokens[t], x + t * dim);
-    add_positions(pos_embd_, pos0, n, x, xb);
+    for (int64_t t = 0; t < n; ++t) dequantize_matrix_row(tok_embd_, batch.tokens[t], x + t * dim);
+    int64_t row = 0;
+    for (const SeqSlice& sl : batch.seqs) {
+      add_positions(pos_embd_, 0, sl.n, x + row * dim, xb);
+      row += sl.n;
+    }
     if (token_types_.rows > 0) {
       dequantize_matrix_row(token_types_, 0, xb);
       for (int64_t t = 0; t < n; ++t) add_in_place(x + t * dim, xb, dim);
@@ -103,8 +112,7 @@ class Bert : public Model {
       const BertLayer& L = layers_[static_cast<size_t>(l)];
       // x = LayerNorm(x + attn_out(attention(qkv(x))))
       project_qkv(L.attn, x, n, q, k, v, ws_, pool_);
-      cache.store(l, pos0, n, k, v);
-      attention(q, cache.view(l, pos0 + n), {pos0, n}, cfg_.attn, mask, att, ws_.attn, pool_);
+      attend_batch(l, q, k, v, seqs, cfg_.attn, mask, att, ws_.attn, pool_);
       project_out(L.attn, att, n, xb, ws_, pool_);
       add_in_place(x, xb, n * dim);
       apply_layer_norm(L.attn_out_norm, x, n, dim, cfg_.norm_eps, x);
@@ -114,6 +122,7 @@ class Bert : public Model {
       apply_layer_norm(L.out_norm, x, n, dim, cfg_.norm_eps, x);
       if (cancel && cancel()) throw Interrupted();
     }
+    batch.advance();
   }
 
  private:

@@ -85,29 +85,33 @@ class ClassicDecoder : public Model {
     info_.kv_dim = cfg_.attn.kv_dim();
     info_.head_dim = cfg_.attn.head_dim;
     info_.max_positions = cfg_.learned_positions ? pos_embd_.rows : 0;
+    info_.window = cfg_.window;
+    if (cfg_.window > 0) info_.sliding = cfg_.local;
   }
 
   int64_t max_batch() const override { return max_batch_; }
 
-  void forward(const int32_t* tokens, int64_t n, int64_t pos0, int64_t /*seq_len*/, KvCache& cache, float* logits,
-               bool all_logits, bool exact, const CancelFn& cancel) override {
-    run_layers(tokens, n, pos0, cache, exact, cancel);
-    const int64_t first = all_logits ? 0 : n - 1;
-    float* xb = ws_.xb.get();  // (n - first, dim)
-    apply_layer_norm(output_norm_, ws_.x.get() + first * cfg_.dim, n - first, cfg_.dim, cfg_.norm_eps, xb);
-    output_head(output_, xb, n - first, logits, pool_, ws_.mm, cancel);
+  void forward(const Batch& batch, float* logits, bool exact, const CancelFn& cancel) override {
+    run_layers(batch, exact, cancel);
+    const std::vector<int64_t> wanted = batch.logit_rows();
+    const int64_t rows = static_cast<int64_t>(wanted.size()), dim = cfg_.dim;
+    float* xb = ws_.xb.get();  // (rows, dim) the rows whose logits are wanted, normed
+    for (int64_t r = 0; r < rows; ++r)
+      apply_layer_norm(output_norm_, ws_.x.get() + wanted[r] * dim, 1, dim, cfg_.norm_eps, xb + r * dim);
+    output_head(output_, xb, rows, logits, pool_, ws_.mm, cancel);
+    batch.advance();
   }
 
-  void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, int64_t /*seq_len*/, KvCache& cache, float* out,
-                     bool exact, const CancelFn& cancel) override {
-    run_layers(tokens, n, pos0, cache, exact, cancel);
-    apply_layer_norm(output_norm_, ws_.x.get(), n, cfg_.dim, cfg_.norm_eps, out);
+  void hidden_states(const Batch& batch, float* out, bool exact, const CancelFn& cancel) override {
+    run_layers(batch, exact, cancel);
+    apply_layer_norm(output_norm_, ws_.x.get(), batch.n_tokens(), cfg_.dim, cfg_.norm_eps, out);
+    batch.advance();
   }
 
  private:
-  // Leaves the residual stream of the n tokens in ws_.x (n, dim).
-  void run_layers(const int32_t* tokens, int64_t n, int64_t pos0, KvCache& cache, bool exact, const CancelFn& cancel) {
-    const int64_t dim = cfg_.dim;
+  // Leaves the residual stream of the batch's n tokens in ws_.x (n, dim).
+  void run_layers(const Batch& batch, bool exact, const CancelFn& cancel) {
+    const int64_t dim = cfg_.dim, n = batch.n_tokens();
     ws_.mm.float_activations = exact;
     float* x = ws_.x.get();    // (n, dim)
     float* xb = ws_.xb.get();  // (n, dim)
@@ -115,18 +119,24 @@ class ClassicDecoder : public Model {
     float* k = ws_.k.get();    // (n, kv_dim)
     float* v = ws_.v.get();    // (n, kv_dim)
     float* att = ws_.att.get();  // (n, q_dim)
+    const std::vector<SeqRows> seqs = batch.rows();
 
-    for (int64_t t = 0; t < n; ++t) dequantize_matrix_row(tok_embd_, tokens[t], x + t * dim);
-    if (cfg_.learned_positions) add_positions(pos_embd_, pos0, n, x, xb);
+    for (int64_t t = 0; t < n; ++t) dequantize_matrix_row(tok_embd_, batch.tokens[t], x + t * dim);
+    if (cfg_.learned_positions) {
+      int64_t row = 0;
+      for (const SeqSlice& sl : batch.seqs) {
+        add_positions(pos_embd_, sl.kv->size(), sl.n, x + row * dim, xb);
+        row += sl.n;
+      }
+    }
     if (cfg_.embedding_norm) apply_layer_norm(embd_norm_, x, n, dim, cfg_.norm_eps, x);
 
     for (int64_t l = 0; l < cfg_.n_layers; ++l) {
       const ClassicLayer& L = layers_[static_cast<size_t>(l)];
-      // attention: x += attn_out(attention(qkv(LayerNorm(x))))
+      // attention: x += attn_out(attention(qkv(LayerNorm(x)))), each sequence over its own cache
       apply_layer_norm(L.attn_norm, x, n, dim, cfg_.norm_eps, xb);
       project_qkv(L.attn, xb, n, q, k, v, ws_, pool_);
-      cache.store(l, pos0, n, k, v);
-      attention(q, cache.view(l, pos0 + n), {pos0, n}, cfg_.attn, mask(l), att, ws_.attn, pool_);
+      attend_batch(l, q, k, v, seqs, cfg_.attn, mask(l), att, ws_.attn, pool_);
       project_out(L.attn, att, n, xb, ws_, pool_);
       add_in_place(x, xb, n * dim);
       // feed-forward: x += down(gelu(up(LayerNorm(x))))

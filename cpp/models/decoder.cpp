@@ -55,28 +55,30 @@ class Decoder : public Model {
     info_.dim = dim;
     info_.kv_dim = cfg_.attn.kv_dim();
     info_.head_dim = cfg_.attn.head_dim;
+    info_.window = cfg_.window;
+    if (cfg_.window > 0) info_.sliding = cfg_.sliding;
   }
 
   int64_t max_batch() const override { return max_batch_; }
 
-  void forward(const int32_t* tokens, int64_t n, int64_t pos0, int64_t seq_len, KvCache& cache, float* logits,
-               bool all_logits, bool exact, const CancelFn& cancel) override {
-    run_layers(tokens, n, pos0, seq_len, cache, exact, cancel);
+  void forward(const Batch& batch, float* logits, bool exact, const CancelFn& cancel) override {
+    run_layers(batch, exact, cancel);
     const int64_t dim = cfg_.dim;
-    float* x = ws_.x.get();    // (n, dim) residual stream
-    float* xb = ws_.xb.get();  // (n, dim)
-    profile::Scope p(n == 1 ? "decode.output" : "prefill.output");
-    const int64_t first = all_logits ? 0 : n - 1;
-    const int64_t rows = n - first;
-    rms_norm(x + first * dim, output_norm_.data(), rows, dim, cfg_.rms_eps, xb);
+    const float* x = ws_.x.get();  // (n, dim) residual stream
+    float* xb = ws_.xb.get();      // (rows, dim) the rows whose logits are wanted, normed
+    profile::Scope p(batch.n_tokens() == 1 ? "decode.output" : "prefill.output");
+    const std::vector<int64_t> wanted = batch.logit_rows();
+    const int64_t rows = static_cast<int64_t>(wanted.size());
+    for (int64_t r = 0; r < rows; ++r) rms_norm(x + wanted[r] * dim, output_norm_.data(), 1, dim, cfg_.rms_eps, xb + r * dim);
     output_head(output_, xb, rows, logits, pool_, ws_.mm, cancel);
     if (cfg_.final_softcap > 0.f) soft_cap(logits, rows * cfg_.n_vocab, cfg_.final_softcap);
+    batch.advance();
   }
 
-  void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, int64_t seq_len, KvCache& cache, float* out,
-                     bool exact, const CancelFn& cancel) override {
-    run_layers(tokens, n, pos0, seq_len, cache, exact, cancel);
-    rms_norm(ws_.x.get(), output_norm_.data(), n, cfg_.dim, cfg_.rms_eps, out);
+  void hidden_states(const Batch& batch, float* out, bool exact, const CancelFn& cancel) override {
+    run_layers(batch, exact, cancel);
+    rms_norm(ws_.x.get(), output_norm_.data(), batch.n_tokens(), cfg_.dim, cfg_.rms_eps, out);
+    batch.advance();
   }
 
  private:
@@ -112,21 +114,26 @@ class Decoder : public Model {
   // the cache, as transformers' own cached generation does (llama.cpp instead fixes the set by n_ctx).
   Rope& rope_for(int64_t seq_len) { return rope_long_ && seq_len > cfg_.rope_orig_ctx ? *rope_long_ : rope_; }
 
-  // Embeddings and every layer: leaves the residual stream of the n tokens in ws_.x (n, dim).
-  void run_layers(const int32_t* tokens, int64_t n, int64_t pos0, int64_t seq_len, KvCache& cache, bool exact,
-                  const CancelFn& cancel) {
-    const int64_t dim = cfg_.dim;
+  // Embeddings and every layer: leaves the residual stream of the batch's n tokens in ws_.x (n, dim).
+  void run_layers(const Batch& batch, bool exact, const CancelFn& cancel) {
+    const int64_t dim = cfg_.dim, n = batch.n_tokens();
     ws_.mm.float_activations = exact;
     float* x = ws_.x.get();    // (n, dim) residual stream
     float* xb = ws_.xb.get();  // (n, dim)
     const char* phase = n == 1 ? "decode" : "prefill";
+    const std::vector<SeqRows> seqs = batch.rows();
     {
       profile::Scope p(n == 1 ? "decode.embed" : "prefill.embed");
-      for (int64_t t = 0; t < n; ++t) dequantize_matrix_row(tok_embd_, tokens[t], x + t * dim);
+      for (int64_t t = 0; t < n; ++t) dequantize_matrix_row(tok_embd_, batch.tokens[t], x + t * dim);
       if (cfg_.embed_scale > 0.f) Eigen::Map<Eigen::ArrayXf>(x, n * dim) *= cfg_.embed_scale;
-      rope_now_ = &rope_for(std::max(seq_len, pos0 + n));
-      rope_now_->prepare(pos0, n);
-      if (cfg_.rope_base_swa > 0) rope_swa_.prepare(pos0, n);
+      // Each sequence rotates with the set its whole length picks (LongRoPE); the tables cover
+      // every token's position, so a sequence's rows use the rows of the table at its offset.
+      const std::vector<int64_t> positions = batch.positions();
+      seq_rope_.clear();
+      for (const SeqSlice& sl : batch.seqs) seq_rope_.push_back(&rope_for(std::max(sl.seq_len, sl.kv->size() + sl.n)));
+      rope_.prepare(positions.data(), n);
+      if (rope_long_) rope_long_->prepare(positions.data(), n);
+      if (cfg_.rope_base_swa > 0) rope_swa_.prepare(positions.data(), n);
     }
     auto timed = [&](const char* op) { return profile::Scope(profile::enabled() ? label(phase, op) : op); };
 
@@ -136,7 +143,7 @@ class Decoder : public Model {
         auto p = timed("norm");
         rms_norm(x, L.attn_norm.data(), n, dim, cfg_.rms_eps, xb);
       }
-      self_attention(L, l, xb, n, pos0, cache, timed);  // xb = attention output
+      self_attention(L, l, xb, n, batch, seqs, timed);  // xb = attention output
       if (!L.attn_post_norm.empty()) rms_norm(xb, L.attn_post_norm.data(), n, dim, cfg_.rms_eps, xb);
       add_in_place(x, xb, n * dim);
 
@@ -158,10 +165,10 @@ class Decoder : public Model {
     }
   }
 
-  // xb (n, dim): normed input -> wo(attention(rope(q), rope(k), v)).
+  // xb (n, dim): normed input -> wo(attention(rope(q), rope(k), v)), each sequence over its cache.
   template <typename Timed>
-  void self_attention(const DecoderLayer& L, int64_t l, float* xb, int64_t n, int64_t pos0, KvCache& cache,
-                      const Timed& timed) {
+  void self_attention(const DecoderLayer& L, int64_t l, float* xb, int64_t n, const Batch& batch,
+                      const std::vector<SeqRows>& seqs, const Timed& timed) {
     const AttentionShape& a = cfg_.attn;
     const int64_t q_dim = a.q_dim(), kv_dim = a.kv_dim();
     float* q = ws_.q.get();  // (n, q_dim)
@@ -178,19 +185,23 @@ class Decoder : public Model {
       auto p = timed("rope");
       if (!L.q_norm.empty()) rms_norm(q, L.q_norm.data(), n * a.n_heads, a.head_dim, cfg_.rms_eps, q);
       if (!L.k_norm.empty()) rms_norm(k, L.k_norm.data(), n * a.n_kv_heads, a.head_dim, cfg_.rms_eps, k);
-      const bool sliding = cfg_.is_sliding(l);
-      const Rope& rope = sliding && cfg_.rope_base_swa > 0 ? rope_swa_ : *rope_now_;
-      rope.apply(q, n, a.n_heads, a.head_dim, q_dim);
-      rope.apply(k, n, a.n_kv_heads, a.head_dim, kv_dim);
+      const bool swa_rope = cfg_.is_sliding(l) && cfg_.rope_base_swa > 0;
+      int64_t row = 0;
+      for (size_t i = 0; i < batch.seqs.size(); ++i) {
+        const int64_t m = batch.seqs[i].n;
+        const Rope& rope = swa_rope ? rope_swa_ : *seq_rope_[i];
+        rope.apply(q + row * q_dim, m, a.n_heads, a.head_dim, q_dim, row);
+        rope.apply(k + row * kv_dim, m, a.n_kv_heads, a.head_dim, kv_dim, row);
+        row += m;
+      }
     }
     {
       auto p = timed("attention");
-      cache.store(l, pos0, n, k, v);  // converted to the cache's type (F16 by default)
       AttentionMask mask;
       mask.scale = cfg_.attn_scale;
       mask.softcap = cfg_.attn_softcap;
       mask.window = cfg_.is_sliding(l) ? cfg_.window : 0;
-      attention(q, cache.view(l, pos0 + n), {pos0, n}, a, mask, ws_.att.get(), ws_.attn, pool_);
+      attend_batch(l, q, k, v, seqs, a, mask, ws_.att.get(), ws_.attn, pool_);  // K/V stored as F16 by default
     }
     {
       auto p = timed("attn_out");
@@ -203,7 +214,7 @@ class Decoder : public Model {
   DecoderConfig cfg_;
   Rope rope_;                        // global layers (all when nothing slides); LongRoPE's short factors
   std::unique_ptr<Rope> rope_long_;  // LongRoPE's long factors, or null
-  Rope* rope_now_ = &rope_;          // what rope_for() chose for the current forward call
+  std::vector<Rope*> seq_rope_;      // what rope_for() chose for each sequence of the current batch
   Rope rope_swa_;                    // sliding layers, when they have a base of their own
   int64_t max_batch_;
   Workspace ws_;

@@ -5,8 +5,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "models/weights.h"
+#include "attention/attention.h"
 #include "attention/kv_cache.h"
 #include "util/thread_pool.h"
 
@@ -27,6 +29,38 @@ struct ModelInfo {
   int64_t head_dim = 0;  // elements of one head's key (kv_dim / KV heads)
   bool causal = true;         // false: an encoder (bidirectional attention over one forward call's tokens)
   int64_t max_positions = 0;  // > 0: learned position embeddings end there (the context cannot exceed it)
+  int64_t window = 0;         // > 0: the layers marked in `sliding` attend through a window of this many keys
+  std::vector<bool> sliding;  // (n_layers) or empty
+
+  // What each sequence's KV cache holds, for this model.
+  KvLayout kv_layout(KvDtype dtype) const;
+};
+
+// One sequence's tokens in a forward batch.
+struct SeqSlice {
+  KvSequence* kv = nullptr;  // its cache: the tokens take positions kv->size() .. kv->size() + n - 1
+  int64_t n = 0;             // its tokens, consecutive in Batch::tokens
+  int64_t seq_len = 0;       // its length once the caller's whole input is in (>= kv->size() + n); see forward()
+  bool all_logits = false;   // logits of each of its tokens, else of its last one only
+};
+
+// The input of one forward pass: the tokens of one or more sequences, sequence after sequence.
+// Every weight is read once for the whole batch; each sequence attends over its own cache only.
+struct Batch {
+  const int32_t* tokens = nullptr;  // (n_tokens())
+  std::vector<SeqSlice> seqs;
+
+  static Batch single(const int32_t* tokens, int64_t n, KvSequence& kv, int64_t seq_len, bool all_logits) {
+    return Batch{tokens, {SeqSlice{&kv, n, seq_len, all_logits}}};
+  }
+  int64_t n_tokens() const;
+  int64_t n_logit_rows() const;              // sum of n (all_logits) or 1 over the sequences
+  std::vector<int64_t> positions() const;    // (n_tokens()) each token's position in its sequence
+  std::vector<SeqRows> rows() const;         // for attend_batch()
+  // Batch rows whose logits are wanted, in output order.
+  std::vector<int64_t> logit_rows() const;
+  // After a pass: every sequence's new positions count (KvSequence::advance).
+  void advance() const;
 };
 
 // Called between layers of long computations; returns true to cancel (Ctrl-C).
@@ -40,22 +74,19 @@ class Model {
   // Largest number of tokens one forward() call accepts (longer inputs are split by the caller).
   virtual int64_t max_batch() const = 0;
 
-  // Runs tokens[0..n) at positions pos0.. through the network, appending to the cache.
-  // seq_len: the sequence's length once the caller's whole input is in (pos0 + n, or more when the
-  // caller splits a longer input into several calls), for choices that must hold for the whole input
-  // (Phi-3's LongRoPE picks its frequency factors by it).
-  // logits: (n, n_vocab) if all_logits, else (1, n_vocab) for the last token.
-  // exact: float activations against dequantized weights (reference numerics, slower) instead of
-  // 8-bit activations on the quantized blocks.
-  virtual void forward(const int32_t* tokens, int64_t n, int64_t pos0, int64_t seq_len, KvCache& cache,
-                       float* logits, bool all_logits, bool exact, const CancelFn& cancel) = 0;
+  // Runs a batch through the network: each sequence's tokens are appended to its cache (which then
+  // advances by them). seq_len: for choices that must hold for a sequence's whole input (Phi-3's
+  // LongRoPE picks its frequency factors by it). logits: (batch.n_logit_rows(), n_vocab), the
+  // sequences' rows in batch order. exact: float activations against dequantized weights (reference
+  // numerics, slower) instead of 8-bit activations on the quantized blocks. At most max_batch()
+  // tokens in all.
+  virtual void forward(const Batch& batch, float* logits, bool exact, const CancelFn& cancel) = 0;
 
-  // Like forward(), but writes the final hidden states out (n, dim) — after the last normalization,
-  // what an output head would read — instead of logits: the input of embedding pooling. An encoder
-  // (info().causal == false) must get a whole sequence in one call, at pos0 = 0. Families without
-  // it throw UnsupportedError.
-  virtual void hidden_states(const int32_t* tokens, int64_t n, int64_t pos0, int64_t seq_len, KvCache& cache,
-                             float* out, bool exact, const CancelFn& cancel);
+  // Like forward(), but writes the final hidden states out (n_tokens, dim) — after the last
+  // normalization, what an output head would read — instead of logits: the input of embedding
+  // pooling. An encoder (info().causal == false) must get each sequence whole, in one call, from
+  // position 0. Families without it throw UnsupportedError.
+  virtual void hidden_states(const Batch& batch, float* out, bool exact, const CancelFn& cancel);
 
   // Finishes loading: runs the weight re-layouts recorded while binding (WeightArena). The runtime
   // calls it before every forward() / hidden_states(); after the first, it returns at once.

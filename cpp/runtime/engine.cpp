@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "format/lora_source.h"
+#include "runtime/scheduler.h"
 #include "util/blas.h"
 #include "util/errors.h"
 
@@ -70,6 +71,14 @@ Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv
                " rows (token_embd.weight); they must match");
   // Learned position embeddings end where they end, whatever context was asked for.
   if (model_->info().max_positions > 0) n_ctx_ = std::min(n_ctx_, model_->info().max_positions);
+  kv_pool_ = KvPagePool::create(model_->info().kv_layout(kv_dtype_));
+}
+
+Engine::~Engine() = default;
+
+Scheduler& Engine::scheduler() {
+  std::call_once(scheduler_once_, [this] { scheduler_ = std::make_unique<Scheduler>(*this); });
+  return *scheduler_;
 }
 
 const std::vector<LoraAdapter>& Engine::loras() const {
@@ -93,30 +102,73 @@ void Engine::check_tokens(const int32_t* tokens, int64_t n) const {
                " is outside the vocabulary [0, ", n_vocab, ")");
 }
 
-void Engine::eval(Session& s, const int32_t* tokens, int64_t n, float* all_logits, const CancelFn& cancel,
-                  bool exact) {
-  WREN_CHECK(n > 0, InvalidArgument, "no tokens to evaluate");
-  const int64_t n_vocab = info().n_vocab;
-  check_tokens(tokens, n);
-  file_->check_not_truncated();
-  if (s.n_past + n > n_ctx_)
-    throw ContextOverflowError(str_cat(s.n_past + n, " tokens (", s.n_past, " in context + ", n,
+void Engine::check_fits(const Session& s, int64_t n) const {
+  if (s.n_past() + n > n_ctx_)
+    throw ContextOverflowError(str_cat(s.n_past() + n, " tokens (", s.n_past(), " in context + ", n,
                                        " new) exceed the context window n_ctx=", n_ctx_,
                                        "; load the model with a larger n_ctx or shorten the input"));
+}
+
+void Engine::eval(Session& s, const int32_t* tokens, int64_t n, float* all_logits, const CancelFn& cancel,
+                  bool exact) {
+  eval_batch({EvalRequest{&s, tokens, n, all_logits}}, cancel, exact);
+}
+
+void Engine::eval_batch(const std::vector<EvalRequest>& requests, const CancelFn& cancel, bool exact) {
+  const int64_t n_vocab = info().n_vocab;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const EvalRequest& r = requests[i];
+    WREN_CHECK(r.session && r.n > 0, InvalidArgument, "no tokens to evaluate");
+    check_tokens(r.tokens, r.n);
+    check_fits(*r.session, r.n);
+    for (size_t j = 0; j < i; ++j)
+      WREN_CHECK(requests[j].session != r.session, InvalidArgument, "a session appears twice in one batch");
+  }
+  file_->check_not_truncated();
+  // Passes of at most max_batch tokens: each takes the next tokens of every request that has some
+  // left, in request order, until the pass is full.
   const int64_t batch = model_->max_batch();
-  const int64_t seq_len = s.n_past + n;  // every chunk learns where the whole input ends
-  for (int64_t done = 0; done < n; done += batch) {
-    const int64_t m = std::min(batch, n - done);
-    float* out = all_logits ? all_logits + done * n_vocab : s.logits.data();
+  std::vector<int64_t> done(requests.size(), 0);
+  std::vector<float> rows;  // (logit rows of a pass, n_vocab)
+  for (bool more = true; more;) {
+    Batch b;
+    std::vector<int32_t> tokens;
+    std::vector<size_t> which;  // request of each slice
+    int64_t room = batch;
+    for (size_t i = 0; i < requests.size() && room > 0; ++i) {
+      const EvalRequest& r = requests[i];
+      const int64_t m = std::min(room, r.n - done[i]);
+      if (m <= 0) continue;
+      tokens.insert(tokens.end(), r.tokens + done[i], r.tokens + done[i] + m);
+      // Every chunk learns where the whole input ends (seq_len), as one eval() of it would.
+      b.seqs.push_back(SeqSlice{&r.session->cache, m, r.session->n_past() - done[i] + r.n, r.all_logits != nullptr});
+      which.push_back(i);
+      room -= m;
+    }
+    b.tokens = tokens.data();
+    rows.resize(static_cast<size_t>(b.n_logit_rows() * n_vocab));
     {
       std::lock_guard<std::mutex> lock(mu_);
       model_->prepare_weights(*pool_);
-      model_->forward(tokens + done, m, s.n_past, seq_len, s.cache, out, all_logits != nullptr, exact, cancel);
+      model_->forward(b, rows.data(), exact, cancel);
     }
-    s.n_past += m;
-    if (cancel && done + m < n && cancel()) throw Interrupted();
+    // Hand each slice's logits to its request: every row (all_logits), else the last into the session.
+    const float* src = rows.data();
+    more = false;
+    for (size_t k = 0; k < b.seqs.size(); ++k) {
+      const EvalRequest& r = requests[which[k]];
+      const int64_t m = b.seqs[k].n;
+      if (r.all_logits) {
+        std::copy(src, src + m * n_vocab, r.all_logits + done[which[k]] * n_vocab);
+        src += (m - 1) * n_vocab;
+      }
+      std::copy(src, src + n_vocab, r.session->logits.begin());
+      src += n_vocab;
+      done[which[k]] += m;
+    }
+    for (size_t i = 0; i < requests.size(); ++i) more = more || done[i] < requests[i].n;
+    if (more && cancel && cancel()) throw Interrupted();
   }
-  if (all_logits) std::copy(all_logits + (n - 1) * n_vocab, all_logits + n * n_vocab, s.logits.begin());
 }
 
 }  // namespace wren
@@ -139,14 +191,13 @@ void Engine::hidden_states(Session& s, const int32_t* tokens, int64_t n, float* 
   // An encoder sees its whole input at once; a decoder may take it in batches.
   const int64_t batch = info().causal ? model_->max_batch() : n;
   const int64_t dim = info().dim;
-  s.n_past = 0;  // a fresh context: the cache rows are overwritten
+  s.cache.truncate(0);  // a fresh context
   for (int64_t done = 0; done < n; done += batch) {
     const int64_t m = std::min(batch, n - done);
     std::lock_guard<std::mutex> lock(mu_);
     model_->prepare_weights(*pool_);
-    model_->hidden_states(tokens + done, m, done, n, s.cache, out + done * dim, exact, cancel);
+    model_->hidden_states(Batch::single(tokens + done, m, s.cache, n, false), out + done * dim, exact, cancel);
   }
-  s.n_past = n;
 }
 
 Engine::Pooling Engine::pooling() const {

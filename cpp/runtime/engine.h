@@ -1,6 +1,7 @@
 // A loaded model ready to run: the mapped file, tokenizer, network and thread pool.
-// Calls from several threads are serialized on one mutex per engine (the workspace is shared);
-// each Session keeps its own KV cache, so interleaved generations never corrupt each other.
+// Forward passes from several threads are serialized on one mutex per engine (the workspace is
+// shared); each Session keeps its own KV cache, so interleaved generations never corrupt each other,
+// and eval_batch() runs several sessions in one pass.
 #pragma once
 
 #include <cstdint>
@@ -20,13 +21,23 @@
 namespace wren {
 
 class LoraSource;
+class Scheduler;
 
+// One sequence: its KV cache (pages from the engine's pool) and the logits of its last token.
 struct Session {
-  Session(const ModelInfo& info, int64_t n_ctx, KvDtype kv_dtype)
-      : cache(info.n_layers, n_ctx, info.kv_dim, info.head_dim, kv_dtype), logits(info.n_vocab) {}
-  KvCache cache;
-  int64_t n_past = 0;
+  Session(std::shared_ptr<KvPagePool> pool, int64_t n_ctx, int64_t n_vocab)
+      : cache(std::move(pool), n_ctx), logits(static_cast<size_t>(n_vocab)) {}
+  KvSequence cache;
   std::vector<float> logits;  // (n_vocab) of the last evaluated token
+  int64_t n_past() const { return cache.size(); }
+};
+
+// One sequence's part of Engine::eval_batch: tokens appended to its session.
+struct EvalRequest {
+  Session* session = nullptr;
+  const int32_t* tokens = nullptr;
+  int64_t n = 0;
+  float* all_logits = nullptr;  // (n, n_vocab) of every token, or null: only the last, into session->logits
 };
 
 class Engine {
@@ -37,6 +48,7 @@ class Engine {
   // cancel (may be empty) is asked between adapters while they are read.
   Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv_dtype = KvDtype::F16,
          const std::vector<LoraSpec>& loras = {}, const CancelFn& cancel = nullptr);
+  ~Engine();
 
   const TensorSource& file() const { return *file_; }
   // The adapters applied (empty without any), and the bytes of their A and B matrices.
@@ -45,11 +57,21 @@ class Engine {
   // UnsupportedError when the file's tokenizer kind is not supported (the network still runs on ids).
   const Tokenizer& tokenizer() const;
   const ModelInfo& info() const { return model_->info(); }
+  // Tokens one forward pass takes at most.
+  int64_t max_batch() const { return model_->max_batch(); }
+  // InvalidArgument for an id outside the vocabulary.
+  void check_tokens(const int32_t* tokens, int64_t n) const;
+  // The continuous-batching scheduler every generation on this engine runs in (started on first use).
+  Scheduler& scheduler();
   int64_t n_ctx() const { return n_ctx_; }
   int n_threads() const { return pool_->size(); }
   KvDtype kv_dtype() const { return kv_dtype_; }
 
-  std::unique_ptr<Session> new_session() const { return std::make_unique<Session>(info(), n_ctx_, kv_dtype_); }
+  std::unique_ptr<Session> new_session() const {
+    return std::make_unique<Session>(kv_pool_, n_ctx_, info().n_vocab);
+  }
+  // The pages every session's cache takes from (its counters: bytes held now and at peak).
+  const KvPagePool& kv_pool() const { return *kv_pool_; }
 
   // Appends tokens to the session (batched, in chunks of the model's max batch). Leaves the
   // last token's logits in s.logits; with all_logits != nullptr also writes (n, n_vocab) there.
@@ -57,6 +79,11 @@ class Engine {
   // InvalidArgument for ids outside the vocabulary.
   void eval(Session& s, const int32_t* tokens, int64_t n, float* all_logits, const CancelFn& cancel,
             bool exact = false);
+  // Several sessions at once: their tokens go through the network together (each weight read once
+  // per pass for all of them; passes of at most max_batch tokens), each session attending over its
+  // own cache. Each request is checked first, as eval() checks (nothing runs if one is bad); a
+  // session may appear once. Results equal eval() of each request alone up to float rounding.
+  void eval_batch(const std::vector<EvalRequest>& requests, const CancelFn& cancel, bool exact = false);
 
   // The final hidden states (n, dim) of tokens in a fresh context (see Model::hidden_states).
   void hidden_states(const int32_t* tokens, int64_t n, float* out, const CancelFn& cancel, bool exact = true);
@@ -82,9 +109,12 @@ class Engine {
   std::unique_ptr<Model> model_;
   int64_t n_ctx_;
   KvDtype kv_dtype_;
+  std::shared_ptr<KvPagePool> kv_pool_;
+  std::once_flag scheduler_once_;
+  std::unique_ptr<Scheduler> scheduler_;  // last: its worker stops first, while the rest still exists
   std::mutex mu_;
 
-  void check_tokens(const int32_t* tokens, int64_t n) const;
+  void check_fits(const Session& s, int64_t n) const;
   // hidden_states() of checked tokens, in s from position 0 (whatever s held before).
   void hidden_states(Session& s, const int32_t* tokens, int64_t n, float* out, const CancelFn& cancel, bool exact);
 };

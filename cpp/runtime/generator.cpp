@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "runtime/scheduler.h"
 #include "util/errors.h"
 
 namespace wren {
@@ -15,7 +16,19 @@ void GenerateOptions::validate() const {
   sampling.validate();
 }
 
-Generator::Generator(Engine& engine, std::vector<int32_t> prompt, GenerateOptions opts)
+namespace {
+
+// Prompt tokens per pass. A long prompt goes in chunks so that the generations decoding beside it
+// wait at most one chunk per token. A tail shorter than kMinTail joins the chunk before it, so no
+// chunk takes the few-rows attention kernel unless the whole prompt does: every position then goes
+// through the same kernels as in one Engine::eval of the prompt (Model.logits(prompt)).
+constexpr int64_t kPromptChunk = 256;
+constexpr int64_t kEchoChunk = 64;  // with prompt logprobs: (chunk, n_vocab) logits are kept at once
+constexpr int64_t kMinTail = 16;
+
+}  // namespace
+
+Generation::Generation(Engine& engine, std::vector<int32_t> prompt, GenerateOptions opts)
     : engine_(engine),
       prompt_(std::move(prompt)),
       opts_((opts.validate(), std::move(opts))),
@@ -30,6 +43,7 @@ Generator::Generator(Engine& engine, std::vector<int32_t> prompt, GenerateOption
     throw ContextOverflowError(str_cat("prompt (", n_prompt, " tokens) + max_tokens (", opts_.max_tokens,
                                        ") exceeds the context window n_ctx=", n_ctx,
                                        "; lower max_tokens or load with a larger n_ctx"));
+  engine.check_tokens(prompt_.data(), n_prompt);  // here, so a bad prompt never fails a shared pass
   for (const auto& [id, bias] : opts_.sampling.logit_bias)
     WREN_CHECK(id < engine.info().n_vocab, InvalidArgument, "logit_bias: token id ", id,
                " is outside the vocabulary (", engine.info().n_vocab, " tokens)");
@@ -37,29 +51,73 @@ Generator::Generator(Engine& engine, std::vector<int32_t> prompt, GenerateOption
   for (int32_t t : prompt_) sampler_.accept_prompt(t);  // the repetition penalty sees the prompt too
 }
 
-void Generator::eval_prompt_with_logprobs(const CancelFn& cancel) {
-  // Positions whose logits are kept at once: (kChunk, n_vocab) floats. A tail shorter than kMinTail
-  // joins the chunk before it, so no chunk takes the few-rows attention kernel unless the whole
-  // prompt does: each position then goes through the same kernels as in one Engine::eval of the
-  // prompt, and its logprob is what Model.logits(prompt, exact=False) gives.
-  constexpr int64_t kChunk = 64, kMinTail = 16;
-  const int64_t n_vocab = engine_.info().n_vocab, n = static_cast<int64_t>(prompt_.size());
-  const int n_top = std::max(opts_.logprobs, 0);
-  std::vector<float> logits(static_cast<size_t>((kChunk + kMinTail) * n_vocab));  // (rows, n_vocab)
-  TokenLogprob first;
-  first.id = prompt_[0];
-  first.logprob = NAN;
-  prompt_logprobs_.assign(1, first);
-  for (int64_t p = 0, k; p < n; p += k) {
-    k = n - p < kChunk + kMinTail ? n - p : kChunk;
-    engine_.eval(*session_, prompt_.data() + p, k, logits.data(), cancel);
-    for (int64_t j = 0; j < k && p + j + 1 < n; ++j)  // row j predicts prompt token p + j + 1
-      prompt_logprobs_.push_back(token_logprob(&logits[static_cast<size_t>(j * n_vocab)], n_vocab,
-                                               prompt_[static_cast<size_t>(p + j + 1)], n_top));
+int64_t Generation::reuse_prefix(const Session& src, int64_t n) {
+  const int64_t n_prompt = static_cast<int64_t>(prompt_.size());
+  n = std::min(n, src.n_past());
+  if (opts_.echo || prompt_done_ > 0 || n <= 0) return 0;
+  if (n >= n_prompt && src.n_past() == n_prompt) {
+    src.cache.share_prefix(session_->cache, n_prompt);
+    session_->logits = src.logits;
+    prompt_done_ = cached_ = n_prompt;
+    return cached_;
   }
+  n = std::min(n, n_prompt - 1);
+  if (n <= 0 || !src.cache.can_resume_at(n)) return 0;
+  src.cache.share_prefix(session_->cache, n);
+  prompt_done_ = cached_ = n;
+  return cached_;
 }
 
-std::string Generator::release_pending() {
+bool Generation::ready() const {
+  if (cancelled()) return false;
+  std::lock_guard<std::mutex> lock(mu_);
+  return !done_ && (run_ahead_.load(std::memory_order_relaxed) || static_cast<int64_t>(out_.size()) < kLookahead);
+}
+
+bool Generation::finished() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return done_;
+}
+
+Generation::Input Generation::input() {
+  const int64_t n_prompt = static_cast<int64_t>(prompt_.size());
+  if (generated_empty_ && prompt_done_ == n_prompt && session_->n_past() == n_prompt && cached_ == n_prompt)
+    return Input{prompt_.data() + n_prompt, 0, nullptr};  // all reused: sample from the reused logits
+  if (prompt_done_ < n_prompt) {
+    const int64_t chunk = opts_.echo ? kEchoChunk : kPromptChunk, left = n_prompt - prompt_done_;
+    Input in;
+    in.tokens = prompt_.data() + prompt_done_;
+    in.n = left < chunk + kMinTail ? left : chunk;
+    if (opts_.echo) {
+      rows_.resize(static_cast<size_t>(in.n * engine_.info().n_vocab));
+      in.all_logits = rows_.data();
+    }
+    return in;
+  }
+  if (session_->n_past() >= engine_.n_ctx())
+    throw ContextOverflowError(str_cat("generation reached the context window n_ctx=", engine_.n_ctx(),
+                                       " without finishing; pass max_tokens or load with a larger n_ctx"));
+  return Input{&last_token_, 1, nullptr};
+}
+
+void Generation::consume_prompt_rows(const Input& in) {
+  const int64_t n_vocab = engine_.info().n_vocab, n = static_cast<int64_t>(prompt_.size());
+  const int n_top = std::max(opts_.logprobs, 0);
+  std::vector<TokenLogprob> rows;
+  if (prompt_done_ == 0) {
+    TokenLogprob first;
+    first.id = prompt_[0];
+    first.logprob = NAN;  // nothing precedes it
+    rows.push_back(first);
+  }
+  for (int64_t j = 0; j < in.n && prompt_done_ + j + 1 < n; ++j)  // row j predicts prompt token p + j + 1
+    rows.push_back(token_logprob(in.all_logits + j * n_vocab, n_vocab,
+                                 prompt_[static_cast<size_t>(prompt_done_ + j + 1)], n_top));
+  std::lock_guard<std::mutex> lock(mu_);
+  prompt_logprobs_.insert(prompt_logprobs_.end(), rows.begin(), rows.end());
+}
+
+std::string Generation::release_pending() {
   // Hold back the longest tail of pending_ that is a proper prefix of some stop string.
   size_t hold = 0;
   for (const std::string& s : opts_.stop)
@@ -73,56 +131,143 @@ std::string Generator::release_pending() {
   return out;
 }
 
-std::string Generator::finish(const std::string& reason) {
-  done_ = true;
-  finish_reason_ = reason;
-  std::string out = std::move(pending_);
-  pending_.clear();
-  if (reason != "stop") out += detok_.flush();
-  return out;
+void Generation::push_locked(std::string piece) {
+  out_.push_back(std::move(piece));
 }
 
-std::optional<std::string> Generator::next(const CancelFn& cancel) {
-  if (done_) return std::nullopt;
-  const CancelFn stop_asked = [&] { return cancelled_.load(std::memory_order_relaxed) || (cancel && cancel()); };
-  try {
-    if (cancelled_.load(std::memory_order_relaxed)) throw Interrupted();
-    if (!started_) {
-      if (opts_.echo)
-        eval_prompt_with_logprobs(stop_asked);
-      else
-        engine_.eval(*session_, prompt_.data(), static_cast<int64_t>(prompt_.size()), nullptr, stop_asked);
-      started_ = true;
-    } else if (need_eval_) {
-      if (session_->n_past >= engine_.n_ctx())
-        throw ContextOverflowError(str_cat("generation reached the context window n_ctx=", engine_.n_ctx(),
-                                           " without finishing; pass max_tokens or load with a larger n_ctx"));
-      engine_.eval(*session_, &generated_.back(), 1, nullptr, stop_asked);
-    }
-  } catch (const Interrupted&) {
-    if (!cancelled_.load(std::memory_order_relaxed)) throw;  // Ctrl-C: the caller's to handle
-    session_.reset();  // its cache is partly written; nothing will read it again
-    return finish("cancelled");
+void Generation::finish_locked(const std::string& reason) {
+  std::string rest = std::move(pending_);
+  pending_.clear();
+  if (reason != "stop") rest += detok_.flush();
+  if (!rest.empty()) out_.push_back(std::move(rest));
+  finish_reason_ = reason;
+  done_ = true;
+  session_.reset();  // its pages go back now, not when the consumer lets go
+}
+
+void Generation::consume(const Input& in) {
+  generated_empty_ = false;
+  if (in.tokens != &last_token_) {  // a prompt chunk
+    if (opts_.echo) consume_prompt_rows(in);
+    prompt_done_ += in.n;
+    if (prompt_done_ < static_cast<int64_t>(prompt_.size())) return;
   }
-  need_eval_ = false;
-
   const int64_t n_vocab = engine_.info().n_vocab;
-  const int32_t token = sampler_.sample(session_->logits.data(), n_vocab);
+  const float* logits = session_->logits.data();
+  const int32_t token = sampler_.sample(logits, n_vocab);
   sampler_.accept(token);
-  if (!opts_.ignore_eos && engine_.tokenizer().is_eog(token)) return finish("eos");
-  if (opts_.logprobs >= 0) logprobs_.push_back(token_logprob(session_->logits.data(), n_vocab, token, opts_.logprobs));
-  generated_.push_back(token);
-  need_eval_ = true;
-
+  if (!opts_.ignore_eos && engine_.tokenizer().is_eog(token)) {
+    std::lock_guard<std::mutex> lock(mu_);
+    finish_locked("eos");
+    return;
+  }
+  TokenLogprob lp;
+  if (opts_.logprobs >= 0) lp = token_logprob(logits, n_vocab, token, opts_.logprobs);
+  last_token_ = token;
   pending_ += detok_.push(token);
   size_t first_stop = std::string::npos;  // the earliest of the stop strings wins
   for (const std::string& s : opts_.stop) first_stop = std::min(first_stop, pending_.find(s));
+
+  std::lock_guard<std::mutex> lock(mu_);
+  generated_.push_back(token);
+  if (opts_.logprobs >= 0) logprobs_.push_back(std::move(lp));
   if (first_stop != std::string::npos) {
     pending_.resize(first_stop);
-    return finish("stop");
+    finish_locked("stop");
+    return;
   }
-  if (opts_.max_tokens > 0 && n_generated() >= opts_.max_tokens) return finish("length");
-  return release_pending();
+  if (opts_.max_tokens > 0 && static_cast<int64_t>(generated_.size()) >= opts_.max_tokens) {
+    finish_locked("length");
+    return;
+  }
+  push_locked(release_pending());
+}
+
+void Generation::finish_cancelled() {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!done_) finish_locked("cancelled");
+}
+
+void Generation::fail(std::exception_ptr e) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (done_) return;
+  error_ = std::move(e);
+  done_ = true;
+  session_.reset();
+}
+
+bool Generation::take(std::optional<std::string>& piece) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!out_.empty()) {
+    piece = std::move(out_.front());
+    out_.pop_front();
+    return true;
+  }
+  if (error_) {
+    std::exception_ptr e = error_;
+    error_ = nullptr;  // reported once; then the generation reads as finished
+    std::rethrow_exception(e);
+  }
+  piece.reset();
+  return done_;
+}
+
+std::string Generation::finish_reason() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return finish_reason_;
+}
+
+int64_t Generation::n_generated() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return static_cast<int64_t>(generated_.size());
+}
+
+std::vector<int32_t> Generation::generated_tokens() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return generated_;
+}
+
+std::vector<TokenLogprob> Generation::logprobs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return logprobs_;
+}
+
+std::vector<TokenLogprob> Generation::prompt_logprobs() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return prompt_logprobs_;
+}
+
+Generator::Generator(Engine& engine, std::vector<int32_t> prompt, GenerateOptions opts)
+    : engine_(engine), gen_(std::make_shared<Generation>(engine, std::move(prompt), std::move(opts))) {}
+
+Generator::~Generator() {
+  gen_->cancel();
+  if (started_) engine_.scheduler().drop(*gen_);  // its pages go back now (or when the running pass ends)
+}
+
+int64_t Generator::reuse_prefix(const Session& src, int64_t n) {
+  WREN_CHECK(!started_, InvalidArgument, "reuse_prefix() after the generation started");
+  return gen_->reuse_prefix(src, n);
+}
+
+void Generator::start(bool run_ahead) {
+  gen_->set_run_ahead(run_ahead);
+  if (started_) return;
+  started_ = true;
+  engine_.scheduler().submit(gen_);
+}
+
+std::optional<std::string> Generator::next(const CancelFn& cancel) {
+  if (!started_) {
+    if (gen_->cancelled()) {  // cancelled before it ever ran
+      gen_->finish_cancelled();
+      std::optional<std::string> piece;
+      gen_->take(piece);
+      return piece;
+    }
+    start();
+  }
+  return engine_.scheduler().next(*gen_, cancel);
 }
 
 }  // namespace wren

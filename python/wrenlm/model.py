@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Union
+from typing import Any, Union, overload
 
 import numpy as np
 
@@ -27,6 +27,13 @@ _POOLING_TYPES = ("mean", "cls", "last")
 _STREAM_DEFAULTS: dict[str, Any] = dict(max_tokens=256, temperature=0.0, top_k=0, top_p=1.0, min_p=0.0,
                                         repeat_penalty=1.0, repeat_last_n=64, seed=None, stop=None,
                                         ignore_eos=False)
+
+
+def _is_prompt_list(prompt: Any) -> bool:
+    """A list of prompts (strings or id lists), as opposed to one prompt given as a list of ids."""
+    if isinstance(prompt, (str, bytes)) or not isinstance(prompt, Sequence) or len(prompt) == 0:
+        return False
+    return all(isinstance(p, str) or (isinstance(p, Sequence) and not isinstance(p, bytes)) for p in prompt)
 
 
 class Model:
@@ -253,10 +260,61 @@ class Model:
                               echo=echo)
         return Stream(gen, self._e.token_bytes)
 
-    def generate(self, prompt: Prompt, **kwargs: Any) -> str:
+    @overload
+    def generate(self, prompt: Prompt, **kwargs: Any) -> str: ...
+
+    @overload
+    def generate(self, prompt: Sequence[Prompt], **kwargs: Any) -> list[str]: ...
+
+    def generate(self, prompt: Prompt | Sequence[Prompt], **kwargs: Any) -> str | list[str]:
         """The whole continuation of prompt as one string (greedy by default). Takes the
-        same keyword arguments as :meth:`stream`."""
-        return "".join(self.stream(prompt, **kwargs))
+        same keyword arguments as :meth:`stream`.
+
+        A list of prompts (strings, or lists of token ids) gives a list of continuations,
+        generated together: the engine runs them in shared forward passes (continuous batching),
+        so N short prompts cost far less than N calls. Each continuation equals what the prompt
+        gives alone (same seed), up to float rounding between batched and single passes.
+
+        Example:
+            >>> model.generate(["The capital of France is", "2 + 2 ="], max_tokens=8)
+        """
+        if _is_prompt_list(prompt):
+            streams = [self.stream(p, **kwargs) for p in prompt]  # type: ignore[union-attr]
+            for st in streams:
+                st._gen.start(run_ahead=True)  # all in the scheduler before any is waited for
+            return ["".join(st) for st in streams]
+        return "".join(self.stream(prompt, **kwargs))  # type: ignore[arg-type]
+
+    def streams(self, prompt: Prompt, n: int, **kwargs: Any) -> list[Stream]:
+        """n continuations of one prompt whose prompt is computed once: each stream starts from
+        the same KV pages (shared, copied on write) and they decode together in shared passes.
+
+        Args:
+            prompt: text, or a list of token ids.
+            n: number of continuations (1..128).
+            **kwargs: as for :meth:`stream`. With ``seed=s``, continuation j samples with seed
+                s + j (reproducible, and different from each other); with temperature 0 they are
+                all the greedy continuation.
+
+        Returns:
+            n :class:`~wrenlm.stream.Stream` objects, already running; ``usage.cached_tokens`` of
+            each counts the prompt tokens it took from the shared computation. With ``echo=True``
+            each stream computes its own prompt (every row's logprobs are needed).
+        """
+        n = _check_int("n", n, minimum=1, maximum=128)
+        ids = self.tokenize(prompt) if isinstance(prompt, str) else self._ids(prompt)
+        seed = kwargs.pop("seed", None)
+        seed = _check_int("seed", seed, minimum=0, maximum=UINT64_MAX, allow_none=True)
+        seeds = [None if seed is None else (seed + j) % (UINT64_MAX + 1) for j in range(n)]
+        streams = [self.stream(ids, seed=sd, **kwargs) for sd in seeds]
+        if n > 1 and not kwargs.get("echo", False):
+            shared = self._e.session()
+            self._e.eval_batch([(shared, ids, False)])
+            for st in streams:
+                st._gen.reuse_prefix(shared, len(ids))
+        for st in streams:
+            st._gen.start()
+        return streams
 
     def generate_ids(self, prompt: Prompt, **kwargs: Any) -> list[int]:
         """The generated token ids (without the prompt). Same keyword arguments as :meth:`stream`."""

@@ -79,7 +79,8 @@ class Stream(Iterator[str]):
         """Stops the generation: no more tokens are computed, and its memory is released."""
         if not self._done:
             self._gen.cancel()
-            self._gen.next()  # settles it: finish_reason "cancelled", the session freed
+            while self._gen.next() is not None:  # settles it: finish_reason set, the session freed
+                pass
         self._done = True
 
     def cancel(self) -> None:
@@ -100,7 +101,8 @@ class Stream(Iterator[str]):
 
     @property
     def usage(self) -> Usage:
-        return Usage(prompt_tokens=int(self._gen.n_prompt_tokens), completion_tokens=int(self._gen.n_generated))
+        return Usage(prompt_tokens=int(self._gen.n_prompt_tokens), completion_tokens=int(self._gen.n_generated),
+                     cached_tokens=int(self._gen.n_cached_tokens))
 
     @property
     def logprobs(self) -> list[TokenLogprob]:
