@@ -467,3 +467,26 @@ def test_embedding_bad_input(minilm):
         minilm.create_embedding(["a", 3.0])
     with pytest.raises(wrenlm.ContextOverflowError):
         minilm.create_embedding("word " * 1000)
+
+
+def test_streamed_logprobs_add_up_to_the_whole(smollm2):
+    """Each chunk carries the logprobs of the tokens generated since the one before; per choice they
+    concatenate to the whole response's (which is the same request run again: seeded)."""
+    kw = dict(max_tokens=8, temperature=0.9, seed=21, n=2)
+    whole = smollm2.create_completion(PROMPT, logprobs=2, echo=True, **kw)
+    got: dict[int, dict[str, list]] = {}
+    for c in smollm2.create_completion(PROMPT, logprobs=2, echo=True, stream=True, **kw):
+        (choice,) = c["choices"]
+        keys = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
+        acc = got.setdefault(choice["index"], {k: [] for k in keys})
+        for key in acc:
+            acc[key] += choice["logprobs"][key]
+    assert [got[i] for i in range(2)] == [c["logprobs"] for c in whole["choices"]]
+
+    whole = smollm2.create_chat_completion(MESSAGES, logprobs=True, top_logprobs=2, **kw)
+    chat: dict[int, list] = {0: [], 1: []}
+    for c in smollm2.create_chat_completion(MESSAGES, logprobs=True, top_logprobs=2, stream=True, **kw):
+        (choice,) = c["choices"]
+        chat[choice["index"]] += (choice["logprobs"] or {}).get("content") or []
+    assert [chat[i] for i in range(2)] == [c["logprobs"]["content"] for c in whole["choices"]]
+    assert all(len(chat[i]) > 0 for i in range(2))
