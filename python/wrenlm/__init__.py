@@ -17,6 +17,7 @@ FormatError = _core.FormatError
 UnsupportedError = _core.UnsupportedError
 ContextOverflowError = _core.ContextOverflowError
 
+from wrenlm.aio import AsyncStream  # noqa: E402
 from wrenlm.chat import ChatTemplateError  # noqa: E402
 from wrenlm.model import Model  # noqa: E402
 from wrenlm.perplexity import PerplexityResult  # noqa: E402
@@ -31,6 +32,7 @@ __all__ = [
     "Tokenizer",
     "PerplexityResult",
     "Stream",
+    "AsyncStream",
     "TokenLogprob",
     "TopLogprob",
     "Usage",

@@ -16,6 +16,8 @@ from wrenlm._args import check_float as _check_float
 from wrenlm._args import check_int as _check_int
 from wrenlm._args import check_text as _check_text
 from wrenlm._args import lora_specs as _lora_specs
+from wrenlm.aio import AsyncMethods
+from wrenlm.openai_api import OpenAIMethods
 from wrenlm.stream import Stream
 
 Prompt = Union[str, Sequence[int]]
@@ -36,8 +38,12 @@ def _is_prompt_list(prompt: Any) -> bool:
     return all(isinstance(p, str) or (isinstance(p, Sequence) and not isinstance(p, bytes)) for p in prompt)
 
 
-class Model:
+class Model(OpenAIMethods, AsyncMethods):
     """A language model loaded from a GGUF file, ready to run on the CPU.
+
+    Besides the methods below: OpenAI-shaped ``create_completion``, ``create_chat_completion`` and
+    ``create_embedding`` (:mod:`wrenlm.openai_api`), and async ``agenerate``, ``astream``, ``achat``,
+    ``aembed`` and ``acreate_*`` (:mod:`wrenlm.aio`).
 
     Args:
         path: GGUF file. None: ``$WRENLM_MODEL``, else the default SmolLM2-135M-Instruct (Q4_1),
@@ -388,12 +394,15 @@ class Model:
         Raises:
             ChatTemplateError: the model has no chat template.
         """
+        pieces = self.stream(self._chat_ids(messages), **kwargs)
+        return pieces if stream else "".join(pieces)
+
+    def _chat_ids(self, messages: Sequence[Mapping[str, Any]]) -> list[int]:
+        """The prompt token ids of a conversation: its chat template text, tokenized."""
         text = self.apply_chat_template(messages)
         bos = self._token_text(self._e.bos_id)
         # Templates that write the BOS text themselves must not get a second one.
-        ids = self._e.tokenize(text, add_bos=not (bos and text.startswith(bos)), special=True)
-        pieces = self.stream(ids, **kwargs)
-        return pieces if stream else "".join(pieces)
+        return self._e.tokenize(text, add_bos=not (bos and text.startswith(bos)), special=True)
 
     # -- embeddings --------------------------------------------------------------------------
     def hidden_states(self, ids: Sequence[int], *, exact: bool = True) -> np.ndarray:
