@@ -476,7 +476,7 @@ class Model:
         if not cut:
             from wrenlm import ContextOverflowError
 
-            which = (f"max_seq_length={declared} (sentence_bert_config.json)" if limit == declared
+            which = (f"the model's max_seq_length={declared}" if limit == declared
                      else f"the context window n_ctx={self.n_ctx}")
             hint = ("; pass truncate=None (the default) or True to cut it" if truncate is False
                     else "; pass truncate=True to cut it, or shorten it")

@@ -104,7 +104,9 @@ class StPipeline:
     """What a sentence-transformers folder declares around its network.
 
     Attributes:
-        max_seq_length: inputs are cut to this many tokens (special tokens included), or None.
+        max_seq_length: inputs are cut to this many tokens (special tokens included), or None:
+            ``sentence_bert_config.json``'s, else the tokenizer's ``model_max_length`` capped at
+            ``max_position_embeddings``, as sentence-transformers takes it.
         do_lower_case: texts are lower-cased before tokenizing.
         pooling: the Pooling module.
         steps: the Dense and Normalize modules after it, in order.
@@ -295,6 +297,21 @@ def _read_dense(path: str, entry_path: str) -> Dense:
                  use_residual=use_residual)
 
 
+def _default_max_seq_length(folder: str) -> Optional[int]:
+    """sentence-transformers' limit when sentence_bert_config.json names none: the tokenizer's
+    ``model_max_length``, capped at the position table (``max_position_embeddings``)."""
+    limits = []
+    for name, key in (("tokenizer_config.json", "model_max_length"), ("config.json", "max_position_embeddings")):
+        path = os.path.join(folder, name)
+        if os.path.isfile(path):
+            doc = _read_json(path)
+            value = doc.get(key) if isinstance(doc, dict) else None
+            # transformers writes "no limit" as a huge float (1e30); -1 means none (XLNet)
+            if isinstance(value, int) and not isinstance(value, bool) and 0 < value < (1 << 31):
+                limits.append(value)
+    return min(limits) if limits else None
+
+
 def read_st_folder(folder: str | os.PathLike[str]) -> Optional[StPipeline]:
     """The sentence-transformers pipeline a model folder declares, or None without ``modules.json``.
 
@@ -339,6 +356,8 @@ def read_st_folder(folder: str | os.PathLike[str]) -> Optional[StPipeline]:
                 if max_seq_length is not None and max_seq_length < 1:
                     raise _core.FormatError(f"{cfg_path}: 'max_seq_length' must be >= 1, found {max_seq_length}")
                 do_lower_case = _field(cfg, cfg_path, "do_lower_case", bool, False)
+            if max_seq_length is None:
+                max_seq_length = _default_max_seq_length(folder)
         elif kind == "Pooling" and seen_transformer and pooling is None:
             pooling = _read_pooling(where)
         elif kind == "Dense" and pooling is not None:
