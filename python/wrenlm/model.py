@@ -437,18 +437,24 @@ class Model:
         else:
             modes = (st_folder.POOLING_ALIASES.get(self.pooling, self.pooling),)
         seqs = [self._embed_ids(t, k, truncate) for k, t in enumerate(texts)]
+        # Tokens of the folder's default prompt (texts only) that pooling leaves out (include_prompt false).
+        skips = [0] * len(seqs)
+        if st is not None and st.prompt and st.pooling is not None and not st.pooling.include_prompt:
+            n_prompt = self._prompt_tokens(st)
+            skips = [min(n_prompt, len(ids) - 1) if isinstance(t, str) else 0 for t, ids in zip(texts, seqs)]
         if not seqs:
             width = int(self._info["dim"]) * len(modes)
             for step in st.steps if st is not None else ():
                 if isinstance(step, st_folder.Dense):
                     width = int(step.weight.shape[0])
             return np.zeros((0, width), dtype=np.float32)
-        if len(modes) == 1 and modes[0] in _NATIVE_POOLING:  # pooled by the engine, one context reused
+        if len(modes) == 1 and modes[0] in _NATIVE_POOLING and not any(skips):  # the engine pools; one context
             parts = [e.embed(seqs[i:i + batch_size], pooling=_NATIVE_POOLING[modes[0]], normalize=False)
                      for i in range(0, len(seqs), batch_size)]
             pooled = np.concatenate(parts, axis=0)
         else:
-            pooled = np.stack([st_folder.pool(e.hidden_states(ids, exact=False), modes) for ids in seqs])
+            pooled = np.stack([st_folder.pool(e.hidden_states(ids, exact=False), modes, skip)
+                               for ids, skip in zip(seqs, skips)])
         if st is not None:
             return st.after_pooling(pooled, normalize_output=normalize)
         return st_folder.normalize(pooled) if normalize is None or normalize else pooled
@@ -460,8 +466,10 @@ class Model:
         limit = self.n_ctx if declared is None else min(declared, self.n_ctx)
         if isinstance(text, str):
             text = _check_text(f"texts[{k}]", text)
-            if st is not None and st.do_lower_case:
-                text = text.lower()
+            if st is not None:
+                text = st.prompt + text  # the folder's default prompt, as sentence-transformers puts it
+                if st.do_lower_case:
+                    text = text.lower()
             ids = e.tokenize(text, add_bos=True, special=False)  # BOS/CLS, EOS/SEP as the file asks
         elif isinstance(text, bytes) or not isinstance(text, Sequence):
             raise ValueError(f"texts[{k}] must be a str or a list of token ids, got {type(text).__name__}")
@@ -485,6 +493,15 @@ class Model:
             return self._cut_text_ids(text, ids, limit)
         # Inputs of models that end every input with EOS/SEP keep that last token.
         return ids[:limit - 1] + [ids[-1]] if e.add_eos_token else ids[:limit]
+
+    def _prompt_tokens(self, st: st_folder.StPipeline) -> int:
+        """Tokens of the default prompt at the start of an input, as sentence-transformers counts them:
+        the prompt tokenized alone, less a final special token (EOS/SEP)."""
+        prompt = st.prompt.lower() if st.do_lower_case else st.prompt
+        ids = self._e.tokenize(prompt, add_bos=True, special=False)
+        plain = self._e.tokenize(prompt, add_bos=False, special=False)
+        ends_with_text = len(ids) >= len(plain) and ids[len(ids) - len(plain):] == plain
+        return len(ids) if ends_with_text else len(ids) - 1
 
     def _cut_text_ids(self, text: str, ids: list[int], limit: int) -> list[int]:
         """A text's ids cut to limit as Hugging Face tokenizers truncate: text tokens dropped from the

@@ -110,6 +110,9 @@ class StPipeline:
         do_lower_case: texts are lower-cased before tokenizing.
         pooling: the Pooling module.
         steps: the Dense and Normalize modules after it, in order.
+        prompt: the default prompt put before every text (``config_sentence_transformers.json``'s
+            ``prompts[default_prompt_name]``), "" if none; the Pooling module's ``include_prompt``
+            says whether its tokens are pooled.
         unsupported: module types found that this pipeline cannot apply ("path: type"); embedding
             with such a folder raises UnsupportedError naming them.
     """
@@ -120,6 +123,7 @@ class StPipeline:
     pooling: Optional[Pooling]
     steps: tuple[Step, ...]
     unsupported: tuple[str, ...] = ()
+    prompt: str = ""
 
     @property
     def ends_normalized(self) -> bool:
@@ -366,7 +370,17 @@ def read_st_folder(folder: str | os.PathLike[str]) -> Optional[StPipeline]:
             steps.append(Normalize(path=entry_path))
         else:
             unsupported.append(f"{entry_path or '.'}: {type_name}")
+    prompt = ""
+    st_config = os.path.join(folder, "config_sentence_transformers.json")
+    if os.path.isfile(st_config):
+        doc = _read_json(st_config)
+        name = _field(doc, st_config, "default_prompt_name", str)
+        if name is not None:
+            prompts = _field(doc, st_config, "prompts", dict, {})
+            if not isinstance(prompts.get(name), str):
+                raise _core.FormatError(f"{st_config}: default_prompt_name {name!r} names no prompt in 'prompts'")
+            prompt = prompts[name]
     if not seen_transformer and not unsupported:
         unsupported.append("no Transformer module at the folder's root")
     return StPipeline(folder=folder, max_seq_length=max_seq_length, do_lower_case=do_lower_case, pooling=pooling,
-                      steps=tuple(steps), unsupported=tuple(unsupported))
+                      steps=tuple(steps), unsupported=tuple(unsupported), prompt=prompt)

@@ -237,6 +237,24 @@ def test_tiny_folders_match_sentence_transformers(case, tiny_bert_dir, tmp_path)
     assert np.allclose(norms, 1.0, atol=1e-5) == normalize
 
 
+@pytest.mark.parametrize("modes, include_prompt", [(("mean",), False), (("cls",), False), (("weightedmean",), False),
+                                                    (("mean",), True)])
+def test_default_prompt(tiny_bert_dir, tmp_path, modes, include_prompt):
+    """config_sentence_transformers.json's default prompt is put before every text, and a Pooling module
+    with include_prompt false leaves its tokens out (the prompt's length less its final [SEP])."""
+    st = require_module("sentence_transformers")
+    folder = save_st_folder(tiny_bert_dir, tmp_path / "prompt", modes=modes, dense=[], normalize=False)
+    edit_json(folder / "config_sentence_transformers.json", prompts={"query": "query: ", "document": ""},
+              default_prompt_name="query")
+    edit_json(folder / "1_Pooling" / "config.json", include_prompt=include_prompt)
+    ref = st.SentenceTransformer(str(folder), device="cpu").encode(TEXTS, convert_to_numpy=True)
+    with wrenlm.Model(folder, n_threads=2, kv_cache="f32") as m:
+        ours = m.embed(TEXTS)
+        plain = m.embed([m.tokenize(TEXTS[0])])  # token ids get no prompt
+    np.testing.assert_allclose(ours, ref, rtol=0, atol=1e-4 * np.abs(ref).max() + 1e-6)
+    assert np.abs(plain[0] - ours[0]).max() > 1e-3
+
+
 def test_legacy_pooling_flags(tiny_bert_dir, tmp_path):
     """Folders saved by older sentence-transformers: pooling_mode_* flags (here CLS and max together)."""
     st = require_module("sentence_transformers")
