@@ -3,6 +3,8 @@
 // dense GELU (exact erf) MLP -> residual -> LayerNorm. The output is the last block's hidden states;
 // the file has no language-model head (llama.cpp's converter drops it), so forward() refuses.
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include "format/tensor_source.h"
 #include "models/classic_decoder.h"
@@ -173,7 +175,10 @@ std::vector<HfRule> bert_rules() {
 }
 
 // sentence-transformers folders: modules.json names the pooling module, whose config.json says how
-// token vectors become one embedding (llama.cpp pooling types: 1 mean, 2 CLS, 3 last token).
+// token vectors become one embedding (llama.cpp pooling types: 1 mean, 2 CLS, 3 last token). A pooling
+// the engine does not do itself — max, weighted mean, mean / sqrt(length), several modes concatenated —
+// is left undeclared (the engine's default stays): the Python layer (python/wrenlm/st_folder.py) reads
+// the whole module list and applies such a Pooling module itself.
 void pooling_type(const std::string& arch, HfWriter& w) {
   const std::string modules_path = path_join(w.dir(), "modules.json");
   if (!is_regular_file(modules_path)) return;
@@ -190,21 +195,30 @@ void pooling_type(const std::string& arch, HfWriter& w) {
   }
   if (pooling_dir.empty()) return;
   const JsonDocument cfg = read_json_file(path_join(path_join(w.dir(), pooling_dir), "config.json"), uint64_t(1) << 20);
-  auto flag = [&](const char* key) {
-    const JsonValue* v = cfg.root->find_non_null(key);
-    return v && v->as_bool();
-  };
-  uint64_t type = 0;
-  if (flag("pooling_mode_mean_tokens")) type = 1;
-  else if (flag("pooling_mode_cls_token")) type = 2;
-  else if (flag("pooling_mode_lasttoken")) type = 3;
-  else if (const JsonValue* mode = cfg.root->find_non_null("pooling_mode")) {
-    const std::string& m = mode->as_string();
-    type = m == "mean" ? 1 : m == "cls" ? 2 : m == "lasttoken" ? 3 : 0;
+  // The modes, in sentence-transformers' order: "pooling_mode" (a name or a list of names), else the
+  // older pooling_mode_* flags (none set means mean).
+  std::vector<std::string> modes;
+  if (const JsonValue* mode = cfg.root->find_non_null("pooling_mode")) {
+    if (mode->is_array()) {
+      for (const JsonValue& m : mode->as_array()) modes.push_back(m.as_string());
+    } else {
+      modes.push_back(mode->as_string());
+    }
+  } else {
+    static const char* const kFlags[][2] = {
+        {"pooling_mode_cls_token", "cls"}, {"pooling_mode_max_tokens", "max"},
+        {"pooling_mode_mean_tokens", "mean"}, {"pooling_mode_mean_sqrt_len_tokens", "mean_sqrt_len_tokens"},
+        {"pooling_mode_weightedmean_tokens", "weightedmean"}, {"pooling_mode_lasttoken", "lasttoken"}};
+    for (const auto& f : kFlags) {
+      const JsonValue* v = cfg.root->find_non_null(f[0]);
+      if (v && v->as_bool()) modes.push_back(f[1]);
+    }
+    if (modes.empty()) modes.push_back("mean");
   }
-  if (type == 0)
-    throw UnsupportedError(str_cat(cfg.root->file(), ": only mean, CLS and last-token pooling are supported"));
-  w.put_u32(hf_key(arch, "pooling_type"), type);
+  if (modes.size() != 1) return;
+  const std::string& m = modes[0];
+  const uint64_t type = m == "mean" ? 1 : m == "cls" ? 2 : m == "lasttoken" ? 3 : 0;
+  if (type != 0) w.put_u32(hf_key(arch, "pooling_type"), type);
 }
 
 void bert_keys(const HfConfig& c, const std::string& arch, HfWriter& w) {

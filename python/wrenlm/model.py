@@ -8,7 +8,7 @@ from typing import Any, Union, overload
 
 import numpy as np
 
-from wrenlm import _core
+from wrenlm import _core, st_folder
 from wrenlm import chat as _chat
 from wrenlm import perplexity as perplexity_
 from wrenlm._args import INT32_MAX, UINT64_MAX, LoraArg
@@ -24,7 +24,11 @@ Prompt = Union[str, Sequence[int]]
 
 
 _KV_CACHE_TYPES = ("f16", "f32")
-_POOLING_TYPES = ("mean", "cls", "last")
+_POOLING_TYPES = ("mean", "cls", "last", "max", "weightedmean", "mean_sqrt_len")
+# Pooling modes (sentence-transformers' names) the engine computes itself -> its names.
+_NATIVE_POOLING = {"mean": "mean", "cls": "cls", "lasttoken": "last"}
+_ST_TO_POOLING = {"lasttoken": "last", "mean_sqrt_len_tokens": "mean_sqrt_len"}
+_UNREAD = object()  # Model._st before the folder's sentence-transformers files are read
 
 _STREAM_DEFAULTS: dict[str, Any] = dict(max_tokens=256, temperature=0.0, top_k=0, top_p=1.0, min_p=0.0,
                                         repeat_penalty=1.0, repeat_last_n=64, seed=None, stop=None,
@@ -88,6 +92,7 @@ class Model(OpenAIMethods, AsyncMethods):
                                          lora=loras)
         self._info: dict[str, Any] = dict(self._engine.info)
         self._options: dict[str, Any] = dict(n_ctx=n_ctx, n_threads=n_threads, kv_cache=kv_cache, lora=loras)
+        self._st: Any = _UNREAD  # the folder's sentence-transformers pipeline: read by the first embed()
 
     def __reduce__(self) -> tuple[Any, tuple[str, dict[str, Any]]]:
         """Pickles as the constructor call (path and options), never the weights: a worker process
@@ -412,58 +417,126 @@ class Model(OpenAIMethods, AsyncMethods):
 
     @property
     def pooling(self) -> str:
-        """How :meth:`embed` pools token states by default: what the file declares
-        (``<arch>.pooling_type``), else ``"mean"`` for encoders and ``"last"`` for decoders."""
+        """How :meth:`embed` pools token states by default. A sentence-transformers folder: its Pooling
+        module's mode (``"mean"``, ``"cls"``, ``"max"``, ``"last"``, ``"weightedmean"``,
+        ``"mean_sqrt_len"``; several modes, concatenated: joined by ``"+"``). Otherwise what the file
+        declares (``<arch>.pooling_type``), else ``"mean"`` for encoders and ``"last"`` for decoders."""
+        st = self._st_pipeline()
+        if st is not None and st.pooling is not None:
+            return "+".join(_ST_TO_POOLING.get(m, m) for m in st.pooling.modes)
         return str(self._e.pooling)
 
-    def embed(self, texts: Sequence[Prompt], *, normalize: bool = True, pooling: str | None = None,
-              batch_size: int = 32, truncate: bool = False) -> np.ndarray:
+    @property
+    def max_seq_length(self) -> int | None:
+        """The longest input :meth:`embed` uses as the model declares it (a sentence-transformers
+        folder's ``max_seq_length``), or None. Longer inputs are cut to it by default, as
+        sentence-transformers does."""
+        st = self._st_pipeline()
+        return None if st is None else st.max_seq_length
+
+    def _st_pipeline(self) -> st_folder.StPipeline | None:
+        """The sentence-transformers modules of a model folder (read once), or None."""
+        if self._st is _UNREAD:
+            self._st = st_folder.read_st_folder(self.path)
+        return self._st  # type: ignore[return-value]
+
+    def embed(self, texts: Sequence[Prompt], *, normalize: bool | None = None, pooling: str | None = None,
+              batch_size: int = 32, truncate: bool | None = None) -> np.ndarray:
         """One embedding vector per text: float32 array (len(texts), dim).
 
         Each text is tokenized as the model's tokenizer says (BOS/CLS and EOS/SEP included when the
         file asks for them), run in a context of its own, and its final hidden states are pooled.
+        A sentence-transformers folder (``modules.json``) is embedded as sentence-transformers embeds
+        it: texts lower-cased when ``sentence_bert_config.json`` says ``do_lower_case``, cut to its
+        ``max_seq_length``, pooled as its Pooling module says (cls, max, mean, mean_sqrt_len_tokens,
+        weightedmean, lasttoken, or several concatenated), then its Dense and Normalize modules in order.
 
         Args:
-            texts: a list of strings, or of token-id lists (used as given).
-            normalize: scale each vector to unit L2 norm (cosine similarity = dot product).
+            texts: a list of strings, or of token-id lists (used as given, special tokens included).
+            normalize: scale each vector to unit L2 norm (cosine similarity = dot product). None: as
+                the model says: a sentence-transformers folder normalizes when it ends with a Normalize
+                module; other models normalize. False on such a folder leaves its final Normalize out.
             pooling: ``"mean"`` (average over all tokens, special ones included, as
-                sentence-transformers does), ``"cls"`` (first token) or ``"last"`` (last token).
-                None: :attr:`pooling`, i.e. what the model declares; decoder models without a
-                declaration use the last token, the only one that has seen the whole text.
+                sentence-transformers does), ``"cls"`` (first token), ``"last"`` (last token), ``"max"``
+                (element-wise maximum), ``"weightedmean"`` (token k weighted by k+1) or
+                ``"mean_sqrt_len"`` (sum / sqrt(tokens)). None: :attr:`pooling`, i.e. what the model
+                declares; decoder models without a declaration use the last token, the only one that
+                has seen the whole text. A given pooling replaces a folder's Pooling module; its Dense
+                modules still apply, so it must give the width they take.
             batch_size: texts computed per native call (the GIL is released during each; Ctrl-C is
                 checked between layers).
-            truncate: inputs longer than the context window (``n_ctx``, at most the model's
-                position table) are cut to fit (keeping the final token when the model ends inputs with
-                EOS/SEP); False raises instead.
+            truncate: what happens to an input longer than the model takes: its declared
+                :attr:`max_seq_length` (sentence-transformers folders), else the context window
+                (``n_ctx``, at most the model's position table). None: the model's own rule: cut to
+                ``max_seq_length`` where declared (as sentence-transformers does), and an error past
+                ``n_ctx``. True: always cut to fit. False: never cut: such an input raises. A text is
+                cut as Hugging Face tokenizers truncate: its text tokens, keeping the special tokens
+                around them (CLS ... SEP); a token-id list keeps its final token when the model ends
+                inputs with EOS/SEP.
 
         Raises:
-            ContextOverflowError: an input is longer than ``n_ctx`` and truncate is False.
+            ContextOverflowError: an input is longer than the model takes and truncate says not to cut it.
+            UnsupportedError: a sentence-transformers folder has modules other than a Transformer,
+                Pooling, Dense and Normalize (the message names them).
+            FormatError: a sentence-transformers config file is malformed.
             ValueError: texts is not a list of strings / token-id lists, an input has no tokens, or
                 an argument is invalid.
 
         Example:
-            >>> vecs = wrenlm.Model("all-MiniLM-L6-v2.gguf").embed(["a doc", "another"])   # (2, 384)
+            >>> vecs = wrenlm.Model("all-MiniLM-L6-v2/").embed(["a doc", "another"])   # (2, 384)
         """
         if isinstance(texts, (str, bytes)):
             raise ValueError("texts must be a list of strings (or of token-id lists); wrap a single text in a list")
-        if pooling is None:
-            pooling = self.pooling
-        if pooling not in _POOLING_TYPES:
+        if pooling is not None and pooling not in _POOLING_TYPES:
             raise ValueError(f"pooling must be one of {', '.join(map(repr, _POOLING_TYPES))} or None, got {pooling!r}")
+        for name, value in (("normalize", normalize), ("truncate", truncate)):
+            if value is not None and not isinstance(value, (bool, np.bool_)):
+                raise ValueError(f"{name} must be True, False or None, got {value!r}")
         batch_size = _check_int("batch_size", batch_size, minimum=1)
         e = self._e
-        seqs = [self._embed_ids(t, k, bool(truncate)) for k, t in enumerate(texts)]
-        dim = int(self._info["dim"])
+        st = self._st_pipeline()
+        if st is not None:
+            st.check_supported()
+        if pooling is not None:
+            modes: tuple[str, ...] = (st_folder.POOLING_ALIASES.get(pooling, pooling),)
+        elif st is not None and st.pooling is not None:
+            modes = st.pooling.modes
+        else:
+            modes = (st_folder.POOLING_ALIASES.get(self.pooling, self.pooling),)
+        seqs = [self._embed_ids(t, k, truncate) for k, t in enumerate(texts)]
+        # Tokens of the folder's default prompt (texts only) that pooling leaves out (include_prompt false).
+        skips = [0] * len(seqs)
+        if st is not None and st.prompt and st.pooling is not None and not st.pooling.include_prompt:
+            n_prompt = self._prompt_tokens(st)
+            skips = [min(n_prompt, len(ids) - 1) if isinstance(t, str) else 0 for t, ids in zip(texts, seqs)]
         if not seqs:
-            return np.zeros((0, dim), dtype=np.float32)
-        parts = [e.embed(seqs[i:i + batch_size], pooling=pooling, normalize=bool(normalize))
-                 for i in range(0, len(seqs), batch_size)]
-        return np.concatenate(parts, axis=0)
+            width = int(self._info["dim"]) * len(modes)
+            for step in st.steps if st is not None else ():
+                if isinstance(step, st_folder.Dense):
+                    width = int(step.weight.shape[0])
+            return np.zeros((0, width), dtype=np.float32)
+        if len(modes) == 1 and modes[0] in _NATIVE_POOLING and not any(skips):  # the engine pools; one context
+            parts = [e.embed(seqs[i:i + batch_size], pooling=_NATIVE_POOLING[modes[0]], normalize=False)
+                     for i in range(0, len(seqs), batch_size)]
+            pooled = np.concatenate(parts, axis=0)
+        else:
+            pooled = np.stack([st_folder.pool(e.hidden_states(ids, exact=False), modes, skip)
+                               for ids, skip in zip(seqs, skips)])
+        if st is not None:
+            return st.after_pooling(pooled, normalize_output=normalize)
+        return st_folder.normalize(pooled) if normalize is None or normalize else pooled
 
-    def _embed_ids(self, text: Prompt, k: int, truncate: bool) -> list[int]:
+    def _embed_ids(self, text: Prompt, k: int, truncate: bool | None) -> list[int]:
         e = self._e
+        st = self._st_pipeline()
+        declared = st.max_seq_length if st is not None else None
+        limit = self.n_ctx if declared is None else min(declared, self.n_ctx)
         if isinstance(text, str):
             text = _check_text(f"texts[{k}]", text)
+            if st is not None:
+                text = st.prompt + text  # the folder's default prompt, as sentence-transformers puts it
+                if st.do_lower_case:
+                    text = text.lower()
             ids = e.tokenize(text, add_bos=True, special=False)  # BOS/CLS, EOS/SEP as the file asks
         elif isinstance(text, bytes) or not isinstance(text, Sequence):
             raise ValueError(f"texts[{k}] must be a str or a list of token ids, got {type(text).__name__}")
@@ -471,16 +544,44 @@ class Model(OpenAIMethods, AsyncMethods):
             ids = self._ids(text)
         if not ids:
             raise ValueError(f"texts[{k}] has no tokens")
-        n_ctx = self.n_ctx
-        if len(ids) > n_ctx:
-            if not truncate:
-                from wrenlm import ContextOverflowError
+        if len(ids) <= limit:
+            return ids
+        cut = truncate is True or (truncate is None and declared is not None and len(ids) > declared
+                                   and declared <= self.n_ctx)
+        if not cut:
+            from wrenlm import ContextOverflowError
 
-                raise ContextOverflowError(f"texts[{k}] has {len(ids)} tokens, more than the context window "
-                                           f"n_ctx={n_ctx}; pass truncate=True to cut it, or shorten it")
-            # Inputs of models that end every input with EOS/SEP keep that last token.
-            ids = ids[:n_ctx - 1] + [ids[-1]] if e.add_eos_token else ids[:n_ctx]
-        return ids
+            which = (f"the model's max_seq_length={declared}" if limit == declared
+                     else f"the context window n_ctx={self.n_ctx}")
+            hint = ("; pass truncate=None (the default) or True to cut it" if truncate is False
+                    else "; pass truncate=True to cut it, or shorten it")
+            raise ContextOverflowError(f"texts[{k}] has {len(ids)} tokens, more than {which}{hint}")
+        if isinstance(text, str):
+            return self._cut_text_ids(text, ids, limit)
+        # Inputs of models that end every input with EOS/SEP keep that last token.
+        return ids[:limit - 1] + [ids[-1]] if e.add_eos_token else ids[:limit]
+
+    def _prompt_tokens(self, st: st_folder.StPipeline) -> int:
+        """Tokens of the default prompt at the start of an input, as sentence-transformers counts them:
+        the prompt tokenized alone, less a final special token (EOS/SEP)."""
+        prompt = st.prompt.lower() if st.do_lower_case else st.prompt
+        ids = self._e.tokenize(prompt, add_bos=True, special=False)
+        plain = self._e.tokenize(prompt, add_bos=False, special=False)
+        ends_with_text = len(ids) >= len(plain) and ids[len(ids) - len(plain):] == plain
+        return len(ids) if ends_with_text else len(ids) - 1
+
+    def _cut_text_ids(self, text: str, ids: list[int], limit: int) -> list[int]:
+        """A text's ids cut to limit as Hugging Face tokenizers truncate: text tokens dropped from the
+        end, the special tokens added around them (BOS/CLS before, EOS/SEP after) kept."""
+        plain = self._e.tokenize(text, add_bos=False, special=False)
+        n_special = len(ids) - len(plain)
+        for start in range(n_special + 1):
+            if ids[start:start + len(plain)] == plain:
+                if limit <= n_special:
+                    raise ValueError(f"cannot cut an input to {limit} tokens: the model adds {n_special} "
+                                     f"special tokens to every input")
+                return ids[:start] + plain[:limit - n_special] + ids[start + len(plain):]
+        return ids[:limit - 1] + [ids[-1]] if self._e.add_eos_token else ids[:limit]
 
 
 def _check_logit_bias(bias: Any) -> dict[int, float] | None:
