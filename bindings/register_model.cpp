@@ -47,15 +47,28 @@ void register_model(py::module_& m) {
   m.attr("MAX_THREADS") = ThreadPool::kMaxThreads;  // every thread count is checked against it
   py::class_<Engine>(m, "Engine", "A loaded model: file, tokenizer, network, thread pool.")
       .def(py::init([](const std::string& path, int64_t n_ctx, int n_threads, const std::string& kv_cache,
-                       const std::vector<std::pair<std::string, float>>& lora) {
+                       const std::vector<std::pair<std::string, float>>& lora, double cache_mb) {
              const KvDtype kv = parse_kv_dtype(kv_cache);  // before the (slow) load
+             WREN_CHECK(cache_mb >= 0 && cache_mb <= 1 << 24, InvalidArgument, "cache_mb must be in 0..16M, got ",
+                        cache_mb);
              std::vector<LoraSpec> specs;
              for (const auto& [p, scale] : lora) specs.push_back({p, scale});
              py::gil_scoped_release nogil;
-             return std::make_unique<Engine>(path, n_ctx, n_threads, kv, specs, kCancelOnSignal);
+             return std::make_unique<Engine>(path, n_ctx, n_threads, kv, specs, kCancelOnSignal,
+                                             static_cast<size_t>(cache_mb * (1 << 20)));
            }), py::arg("path"), py::kw_only(), py::arg("n_ctx") = 0, py::arg("n_threads") = 0,
            py::arg("kv_cache") = "f16", py::arg("lora") = std::vector<std::pair<std::string, float>>{},
-           "lora: (adapter path, scale) pairs, applied at run time beside the weights they update.")
+           py::arg("cache_mb") = 0.0,
+           "lora: (adapter path, scale) pairs, applied at run time beside the weights they update.\n"
+           "cache_mb: budget of the prefix cache that generations start from (0: off).")
+      .def_property_readonly("prefix_cache", [](Engine& e) {
+        py::dict d;
+        d["entries"] = e.prefix_cache().entries();
+        d["bytes"] = e.prefix_cache().bytes();
+        d["budget"] = e.prefix_cache().budget();
+        return d;
+      }, "The prefix cache: entries, bytes of their KV pages, budget in bytes.")
+      .def("clear_prefix_cache", [](Engine& e) { e.prefix_cache().clear(); }, py::call_guard<py::gil_scoped_release>())
       .def_property_readonly("n_ctx", &Engine::n_ctx)
       .def_property_readonly("kv_cache", [](const Engine& e) { return kv_dtype_name(e.kv_dtype()); })
       .def_property_readonly("n_threads", &Engine::n_threads)

@@ -13,6 +13,14 @@
 
 namespace wren {
 
+// The prefill path groups a call's query rows in blocks of this many, from its first row. Two
+// calls whose rows start at multiples of it (and take the same path) compute every row alike, bit
+// for bit, however the rows are split between calls: what lets a reused prefix equal a cold run.
+constexpr int64_t kAttentionBlockRows = 64;
+// Calls with fewer query rows than this take the decode path (per-row kernels), whose float
+// summation order differs from the prefill path's.
+constexpr int64_t kAttentionPrefillMinRows = 16;
+
 struct AttentionShape {
   int64_t n_heads = 0;
   int64_t n_kv_heads = 0;

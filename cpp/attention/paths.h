@@ -13,9 +13,9 @@
 namespace wren::attention_detail {
 
 // Query rows from which attention runs as tiled GEMMs (prefill) instead of per-row kernels (decode).
-constexpr int64_t kGemmAttentionMin = 16;
+constexpr int64_t kGemmAttentionMin = kAttentionPrefillMinRows;
 // Prefill: query rows per task and keys per tile. Scratch per thread is constant in the context.
-constexpr int64_t kQueryBlock = 64;
+constexpr int64_t kQueryBlock = kAttentionBlockRows;
 constexpr int64_t kKeyTile = 512;
 // Decode: split the keys of a (row, KV head) across tasks when there are fewer than this many tasks
 // per thread, but never into pieces shorter than kSplitMinKeys.

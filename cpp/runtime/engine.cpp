@@ -21,8 +21,8 @@ int default_thread_count() {
 }
 
 Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv_dtype,
-               const std::vector<LoraSpec>& loras, const CancelFn& cancel)
-    : kv_dtype_(kv_dtype) {
+               const std::vector<LoraSpec>& loras, const CancelFn& cancel, size_t cache_bytes)
+    : kv_dtype_(kv_dtype), prefix_cache_(std::make_unique<PrefixCache>(cache_bytes)) {
   WREN_CHECK(n_ctx >= 0 && n_ctx <= (int64_t(1) << 24), InvalidArgument, "n_ctx must be in 0..16M, got ", n_ctx);
   file_ = open_model_source(path);
   pool_ = std::make_unique<ThreadPool>(n_threads > 0 ? n_threads : default_thread_count());
@@ -102,6 +102,14 @@ void Engine::check_tokens(const int32_t* tokens, int64_t n) const {
                " is outside the vocabulary [0, ", n_vocab, ")");
 }
 
+int64_t chunk_tokens(int64_t left, int64_t room, int64_t cap) {
+  if (left <= room) return left;
+  if (left - room >= kAttentionPrefillMinRows) return room;
+  if (left <= cap) return left;
+  const int64_t aligned = (left - kAttentionPrefillMinRows) / kAttentionBlockRows * kAttentionBlockRows;
+  return aligned > 0 ? std::min(aligned, cap) : room;
+}
+
 void Engine::check_fits(const Session& s, int64_t n) const {
   if (s.n_past() + n > n_ctx_)
     throw ContextOverflowError(str_cat(s.n_past() + n, " tokens (", s.n_past(), " in context + ", n,
@@ -137,8 +145,8 @@ void Engine::eval_batch(const std::vector<EvalRequest>& requests, const CancelFn
     int64_t room = batch;
     for (size_t i = 0; i < requests.size() && room > 0; ++i) {
       const EvalRequest& r = requests[i];
-      const int64_t m = std::min(room, r.n - done[i]);
-      if (m <= 0) continue;
+      if (r.n - done[i] <= 0) continue;
+      const int64_t m = chunk_tokens(r.n - done[i], room, room);
       tokens.insert(tokens.end(), r.tokens + done[i], r.tokens + done[i] + m);
       // Every chunk learns where the whole input ends (seq_len), as one eval() of it would.
       b.seqs.push_back(SeqSlice{&r.session->cache, m, r.session->n_past() - done[i] + r.n, r.all_logits != nullptr});

@@ -16,6 +16,7 @@
 #include "attention/kv_cache.h"
 #include "tokenizer/tokenizer.h"
 #include "util/heap.h"
+#include "runtime/prefix_cache.h"
 #include "util/thread_pool.h"
 
 namespace wren {
@@ -40,14 +41,23 @@ struct EvalRequest {
   float* all_logits = nullptr;  // (n, n_vocab) of every token, or null: only the last, into session->logits
 };
 
+// How many of a sequence's `left` remaining tokens the next forward pass takes, given a wish of
+// `room` (> 0) and a hard cap (>= room): all of them when they fit the room; else `room`, unless
+// that would leave fewer than kAttentionPrefillMinRows tokens for the pass after, whose rows would
+// then take the decode path: then all of them if the cap allows, else a multiple of
+// kAttentionBlockRows that leaves at least that many. Chunks that start at such multiples compute
+// each row as any other chunking aligned the same way does (attention.h).
+int64_t chunk_tokens(int64_t left, int64_t room, int64_t cap);
+
 class Engine {
  public:
   // n_ctx <= 0: the model's training context. n_threads <= 0: physical cores.
   // kv_dtype: element type of each session's KV cache.
   // loras: adapters applied at run time beside the weights they update (format/lora_source.h);
   // cancel (may be empty) is asked between adapters while they are read.
+  // cache_bytes: budget of the prefix cache (0: off; runtime/prefix_cache.h).
   Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv_dtype = KvDtype::F16,
-         const std::vector<LoraSpec>& loras = {}, const CancelFn& cancel = nullptr);
+         const std::vector<LoraSpec>& loras = {}, const CancelFn& cancel = nullptr, size_t cache_bytes = 0);
   ~Engine();
 
   const TensorSource& file() const { return *file_; }
@@ -63,6 +73,8 @@ class Engine {
   void check_tokens(const int32_t* tokens, int64_t n) const;
   // The continuous-batching scheduler every generation on this engine runs in (started on first use).
   Scheduler& scheduler();
+  // Computed prefixes generations start from (Model(cache_mb=...)).
+  PrefixCache& prefix_cache() { return *prefix_cache_; }
   int64_t n_ctx() const { return n_ctx_; }
   int n_threads() const { return pool_->size(); }
   KvDtype kv_dtype() const { return kv_dtype_; }
@@ -110,6 +122,7 @@ class Engine {
   int64_t n_ctx_;
   KvDtype kv_dtype_;
   std::shared_ptr<KvPagePool> kv_pool_;
+  std::unique_ptr<PrefixCache> prefix_cache_;
   std::once_flag scheduler_once_;
   std::unique_ptr<Scheduler> scheduler_;  // last: its worker stops first, while the rest still exists
   std::mutex mu_;

@@ -18,13 +18,14 @@ void GenerateOptions::validate() const {
 
 namespace {
 
-// Prompt tokens per pass. A long prompt goes in chunks so that the generations decoding beside it
-// wait at most one chunk per token. A tail shorter than kMinTail joins the chunk before it, so no
-// chunk takes the few-rows attention kernel unless the whole prompt does: every position then goes
-// through the same kernels as in one Engine::eval of the prompt (Model.logits(prompt)).
-constexpr int64_t kPromptChunk = 256;
-constexpr int64_t kEchoChunk = 64;  // with prompt logprobs: (chunk, n_vocab) logits are kept at once
-constexpr int64_t kMinTail = 16;
+// Prompt tokens per pass: a long prompt goes in chunks so that the generations decoding beside it
+// wait at most one chunk per token. Chunks follow chunk_tokens() (engine.h): multiples of the
+// attention block, and no tail short enough for the few-rows attention kernel unless the whole
+// prompt is; so each position is computed bit for bit as in Engine::eval of the prompt
+// (Model.logits(prompt)), and as in a run that reused an aligned prefix of it.
+constexpr int64_t kPromptChunk = 4 * kAttentionBlockRows;
+constexpr int64_t kEchoChunk = kAttentionBlockRows;  // with prompt logprobs: (chunk, n_vocab) logits kept at once
+static_assert(kPromptChunk % kAttentionBlockRows == 0 && kEchoChunk % kAttentionBlockRows == 0);
 
 }  // namespace
 
@@ -49,20 +50,26 @@ Generation::Generation(Engine& engine, std::vector<int32_t> prompt, GenerateOpti
                " is outside the vocabulary (", engine.info().n_vocab, " tokens)");
   session_ = engine.new_session();
   for (int32_t t : prompt_) sampler_.accept_prompt(t);  // the repetition penalty sees the prompt too
+  if (!opts_.echo) {  // start from what an earlier call computed, if anything
+    const PrefixCache::Match m = engine.prefix_cache().lookup(prompt_.data(), n_prompt);
+    if (m.n > 0) reuse_prefix(*m.session, m.n);
+  }
 }
 
 int64_t Generation::reuse_prefix(const Session& src, int64_t n) {
   const int64_t n_prompt = static_cast<int64_t>(prompt_.size());
   n = std::min(n, src.n_past());
-  if (opts_.echo || prompt_done_ > 0 || n <= 0) return 0;
+  if (opts_.echo || n <= prompt_done_) return 0;
   if (n >= n_prompt && src.n_past() == n_prompt) {
     src.cache.share_prefix(session_->cache, n_prompt);
     session_->logits = src.logits;
     prompt_done_ = cached_ = n_prompt;
     return cached_;
   }
-  n = std::min(n, n_prompt - 1);
-  if (n <= 0 || !src.cache.can_resume_at(n)) return 0;
+  // Resume at a multiple of the attention block, leaving a tail long enough for the prefill path:
+  // the rest of the prompt is then computed bit for bit as a cold run computes it (chunk_tokens).
+  n = std::min(n, n_prompt - kAttentionPrefillMinRows) / kAttentionBlockRows * kAttentionBlockRows;
+  if (n <= prompt_done_ || !src.cache.can_resume_at(n)) return 0;
   src.cache.share_prefix(session_->cache, n);
   prompt_done_ = cached_ = n;
   return cached_;
@@ -87,7 +94,7 @@ Generation::Input Generation::input() {
     const int64_t chunk = opts_.echo ? kEchoChunk : kPromptChunk, left = n_prompt - prompt_done_;
     Input in;
     in.tokens = prompt_.data() + prompt_done_;
-    in.n = left < chunk + kMinTail ? left : chunk;
+    in.n = chunk_tokens(left, chunk, engine_.max_batch());
     if (opts_.echo) {
       rows_.resize(static_cast<size_t>(in.n * engine_.info().n_vocab));
       in.all_logits = rows_.data();
@@ -150,7 +157,19 @@ void Generation::consume(const Input& in) {
   if (in.tokens != &last_token_) {  // a prompt chunk
     if (opts_.echo) consume_prompt_rows(in);
     prompt_done_ += in.n;
-    if (prompt_done_ < static_cast<int64_t>(prompt_.size())) return;
+    const int64_t n_prompt = static_cast<int64_t>(prompt_.size());
+    if (prompt_done_ < n_prompt) return;
+    if (in.n > 0 && engine_.prefix_cache().budget() > 0) {
+      // The prompt is in: offer it to the prefix cache now, so requests arriving meanwhile with
+      // the same start (a shared system prompt) share its pages. Only the prompt: the reply's
+      // positions are computed one token per pass, by other kernels than a cold prompt's, so a
+      // later prompt extending prompt + reply reuses the prompt and computes the rest, and gets
+      // what a cold run gets, bit for bit.
+      auto copy = engine_.new_session();
+      session_->cache.share_prefix(copy->cache, n_prompt);
+      copy->logits = session_->logits;
+      engine_.prefix_cache().insert(prompt_.data(), n_prompt, std::move(copy), n_prompt);
+    }
   }
   const int64_t n_vocab = engine_.info().n_vocab;
   const float* logits = session_->logits.data();

@@ -64,6 +64,13 @@ class Model(OpenAIMethods, AsyncMethods):
             scale * (alpha / r) * (x A^T) B^T, with A and B in float32 (``info["lora_bytes"]``:
             r * (rows + cols) * 4 bytes per adapted matrix). ``info["lora"]`` lists the adapters.
 
+        cache_mb: memory budget (MiB) of the prefix cache. A generation whose prompt starts with
+            tokens an earlier generation computed (its prompt, or its prompt and reply: a RAG
+            context sent again, a chat history re-sent every turn, a shared system prompt) starts
+            from those keys and values instead of computing them; ``Stream.usage.cached_tokens``
+            counts them. Least recently used entries are dropped past the budget; 0 turns it off.
+            Reused and cold runs give the same logits up to float rounding (see ``README``).
+
     Raises:
         FormatError: a file is malformed, or an adapter does not fit the model (another
             architecture, a tensor the model lacks, another shape); the message names the file and
@@ -77,8 +84,12 @@ class Model(OpenAIMethods, AsyncMethods):
     """
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, n_ctx: int = 2048,
-                 n_threads: int | None = None, kv_cache: str = "f16", lora: LoraArg = None) -> None:
+                 n_threads: int | None = None, kv_cache: str = "f16", lora: LoraArg = None,
+                 cache_mb: float = 256) -> None:
         n_ctx = _check_int("n_ctx", n_ctx, minimum=0)
+        cache_mb = _check_float("cache_mb", cache_mb)
+        if not 0 <= cache_mb <= 2**24:
+            raise ValueError(f"cache_mb must be in 0..{2**24} (MiB), got {cache_mb!r}")
         n_threads = _check_int("n_threads", n_threads, minimum=1, maximum=_core.MAX_THREADS, allow_none=True)
         if kv_cache not in _KV_CACHE_TYPES:
             raise ValueError(f"kv_cache must be one of {', '.join(map(repr, _KV_CACHE_TYPES))}, got {kv_cache!r}")
@@ -89,9 +100,10 @@ class Model(OpenAIMethods, AsyncMethods):
         native_path = os.fsencode(self.path)  # bytes: a file name need not be valid UTF-8
         loras = _lora_specs(lora)
         self._engine: Any = _core.Engine(native_path, n_ctx=n_ctx, n_threads=n_threads or 0, kv_cache=kv_cache,
-                                         lora=loras)
+                                         lora=loras, cache_mb=cache_mb)
         self._info: dict[str, Any] = dict(self._engine.info)
-        self._options: dict[str, Any] = dict(n_ctx=n_ctx, n_threads=n_threads, kv_cache=kv_cache, lora=loras)
+        self._options: dict[str, Any] = dict(n_ctx=n_ctx, n_threads=n_threads, kv_cache=kv_cache, lora=loras,
+                                             cache_mb=cache_mb)
         self._st: Any = _UNREAD  # the folder's sentence-transformers pipeline: read by the first embed()
 
     def __reduce__(self) -> tuple[Any, tuple[str, dict[str, Any]]]:
@@ -101,6 +113,15 @@ class Model(OpenAIMethods, AsyncMethods):
         return _reopen, (self.path, dict(self._options))
 
     # -- lifecycle ---------------------------------------------------------------------------
+    @property
+    def cache_info(self) -> dict[str, int]:
+        """The prefix cache: ``entries``, ``bytes`` (their KV pages) and ``budget`` (bytes)."""
+        return dict(self._e.prefix_cache)
+
+    def clear_cache(self) -> None:
+        """Drops every computed prefix the cache holds (its memory goes back)."""
+        self._e.clear_prefix_cache()
+
     def close(self) -> None:
         """Releases the model (mapping, threads, buffers). Generations in progress finish first."""
         self._engine = None

@@ -32,7 +32,6 @@ import numpy as np
 from wrenlm import _core
 from wrenlm import openai_params as _params
 from wrenlm import openai_types as T
-from wrenlm._args import UINT64_MAX
 from wrenlm.stream import Stream, TokenLogprob
 
 if TYPE_CHECKING:
@@ -139,10 +138,10 @@ class Generations:
     text, and the choices of a seeded request are reproducible one by one). Choice indexes are
     ``prompt number * n + j``.
 
-    The choices run one after another, each with its own prefill: the engine cannot yet share one
-    prompt evaluation between sequences. This class is the one place that decides how the choices
-    are computed; a batched version (one prefill, n sequences decoded together) replaces it without
-    changing the events, the seeds or the responses. ``cancel()`` works from any thread.
+    All choices of all prompts run together: each prompt is evaluated once and its n streams start
+    from its KV pages (``Model.streams``), and the engine decodes every stream in shared passes;
+    events come round-robin, one piece per choice in turn. This class is the one place that decides
+    how the choices are computed. ``cancel()`` works from any thread.
     """
 
     lm: Model
@@ -154,7 +153,7 @@ class Generations:
     sampling: dict[str, Any]
     completion_tokens: int = 0
     cached_tokens: int = 0
-    _current: Optional[Stream] = field(default=None, repr=False)
+    _streams: list[Stream] = field(default_factory=list, repr=False)
     _cancelled: bool = False
 
     @property
@@ -162,60 +161,66 @@ class Generations:
         return sum(len(p.ids) for p in self.prompts)
 
     def cancel(self) -> None:
-        """Stops the request: the choice in progress ends within one token, no other one starts."""
+        """Stops the request: every choice in progress ends within one token."""
         self._cancelled = True
-        s = self._current
-        if s is not None:
+        for s in self._streams:
             s.cancel()
 
     def __iter__(self) -> Iterator[_Event]:
-        for k, prompt in enumerate(self.prompts):
-            for j in range(self.n):
-                if self._cancelled:
-                    return
-                seed = None if self.seed is None else (self.seed + j) % (UINT64_MAX + 1)
-                yield from self._choice(k * self.n + j, prompt, seed, count_cached=j == 0)
-
-    def _choice(self, index: int, prompt: _Prompt, seed: Optional[int], count_cached: bool) -> Iterator[_Event]:
         record_prompt = self.echo and self.logprobs is not None
-        if prompt.max_tokens == 0:  # nothing to generate; with echo, the prompt's logprobs still
-            prompt_lps: list[TokenLogprob] = []
-            if record_prompt:
-                s = self.lm.stream(prompt.ids, max_tokens=1, logprobs=self.logprobs, echo=True)
-                self._current = s
-                try:
-                    if not self._cancelled:
-                        next(s, None)  # evaluates the prompt (and one token, not reported)
-                        prompt_lps = s.prompt_logprobs
-                finally:
-                    s.close()
-                    self._current = None
+        choices: list[Iterator[_Event]] = []
+        try:
+            for k, prompt in enumerate(self.prompts):
                 if self._cancelled:
                     return
-            yield _Event(index, "", [], prompt_lps, "length", True)
-            return
-        s = self.lm.stream(prompt.ids, max_tokens=prompt.max_tokens, seed=seed, logprobs=self.logprobs,
-                           echo=record_prompt, **self.sampling)
-        self._current = s
-        try:
-            seen, first = 0, True
+                if prompt.max_tokens == 0:
+                    choices += [self._prompt_only(k * self.n + j, prompt, record_prompt) for j in range(self.n)]
+                    continue
+                streams = self.lm.streams(prompt.ids, self.n, max_tokens=prompt.max_tokens, seed=self.seed,
+                                          logprobs=self.logprobs, echo=record_prompt, **self.sampling)
+                self._streams += streams
+                choices += [self._choice(k * self.n + j, s, record_prompt) for j, s in enumerate(streams)]
+            # Round-robin: one event of each choice in turn, so every stream keeps decoding in the
+            # shared passes (a stream waits for its reader after a token or two).
+            while choices and not self._cancelled:
+                for c in list(choices):
+                    ev = next(c, None)
+                    if ev is None:
+                        choices.remove(c)
+                    else:
+                        yield ev
+        finally:
+            for s in self._streams:
+                s.close()  # also when the consumer stops early: no token is computed after that
+            self._streams = []
+
+    def _prompt_only(self, index: int, prompt: _Prompt, record_prompt: bool) -> Iterator[_Event]:
+        """max_tokens=0: nothing to generate; with echo, the prompt's logprobs still."""
+        prompt_lps: list[TokenLogprob] = []
+        if record_prompt:
+            s = self.lm.stream(prompt.ids, max_tokens=1, logprobs=self.logprobs, echo=True)
+            self._streams.append(s)
+            next(s, None)  # evaluates the prompt (and one token, not reported)
+            prompt_lps = s.prompt_logprobs
+            s.close()
             if self._cancelled:
                 return
-            for piece in s:
-                new, seen = self._new_logprobs(s, seen)
-                yield _Event(index, piece, new, s.prompt_logprobs if first and record_prompt else [], None, first)
-                first = False
-            if s.finish_reason == "cancelled" or self._cancelled:
-                return
+        yield _Event(index, "", [], prompt_lps, "length", True)
+
+    def _choice(self, index: int, s: Stream, record_prompt: bool) -> Iterator[_Event]:
+        seen, first = 0, True
+        for piece in s:
             new, seen = self._new_logprobs(s, seen)
-            usage = s.usage
-            self.completion_tokens += usage.completion_tokens
-            if count_cached:
-                self.cached_tokens += usage.cached_tokens
-            yield _Event(index, "", new, s.prompt_logprobs if first and record_prompt else [], s.finish_reason, first)
-        finally:
-            s.close()  # also when the consumer stops early: no token is computed after that
-            self._current = None
+            yield _Event(index, piece, new, s.prompt_logprobs if first and record_prompt else [], None, first)
+            first = False
+        if s.finish_reason == "cancelled" or self._cancelled:
+            return
+        new, seen = self._new_logprobs(s, seen)
+        usage = s.usage
+        self.completion_tokens += usage.completion_tokens
+        if self.n == 1:  # with n > 1 the shared prefill was computed for this request: no cache hit
+            self.cached_tokens += usage.cached_tokens
+        yield _Event(index, "", new, s.prompt_logprobs if first and record_prompt else [], s.finish_reason, first)
 
     def _new_logprobs(self, s: Stream, seen: int) -> tuple[list[TokenLogprob], int]:
         """Entries of tokens generated since ``seen``, without end-of-generation tokens (they have no
@@ -552,7 +557,7 @@ class OpenAIMethods:
 
         Returns:
             A :class:`~wrenlm.openai_types.Completion` dict; with ``stream=True`` an iterator of them
-            (chunks: each choice's pieces, then its ``finish_reason``; choices one after another).
+            (chunks: each choice's pieces, then its ``finish_reason``; the choices interleaved).
 
         Raises:
             ValueError: an unknown or unsupported parameter (``suffix``, ``best_of`` > 1...), or a

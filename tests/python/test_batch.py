@@ -28,7 +28,7 @@ LENGTHS = [1, 5, 17, 40, 64, 65, 130, 300]
 
 @pytest.fixture(scope="module")
 def model(smollm2_path):
-    m = wrenlm.Model(smollm2_path, n_ctx=1024, n_threads=2)
+    m = wrenlm.Model(smollm2_path, n_ctx=1024, n_threads=2, cache_mb=0)  # KV bytes: sequences' pages only
     yield m
     m.close()
 

@@ -129,6 +129,7 @@ def test_bad_sampling_outputs_arguments(smollm2, kwargs, match):
 
 def test_stream_reports_finish_reason_and_usage(smollm2):
     ids = smollm2.tokenize(PROMPT)
+    smollm2.clear_cache()
     s = smollm2.stream(ids, max_tokens=5, ignore_eos=True)
     assert s.finish_reason is None
     text = "".join(s)
@@ -136,6 +137,9 @@ def test_stream_reports_finish_reason_and_usage(smollm2):
     assert (s.usage.prompt_tokens, s.usage.completion_tokens, s.usage.cached_tokens) == (len(ids), 5, 0)
     assert s.usage.total_tokens == len(ids) + 5
     assert text == smollm2.detokenize(s.tokens)
+    again = smollm2.stream(ids, max_tokens=5, ignore_eos=True)
+    assert "".join(again) == text
+    assert again.usage.cached_tokens == len(ids)  # the prefix cache had the whole prompt
 
     s = smollm2.stream(ids, max_tokens=40, ignore_eos=True, stop=".")
     "".join(s)

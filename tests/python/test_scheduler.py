@@ -129,6 +129,7 @@ def test_cancel_one_stream_of_a_batch(model, alone):
 
 
 def test_dropped_and_closed_streams_free_their_pages(model):
+    model.clear_cache()
     gc.collect()
     base = model._engine.kv_bytes
     streams = [model.stream(p, max_tokens=200, ignore_eos=True) for p in PROMPTS]
@@ -140,8 +141,10 @@ def test_dropped_and_closed_streams_free_their_pages(model):
     del streams
     gc.collect()
     deadline = time.monotonic() + 10
-    while model._engine.kv_bytes != base and time.monotonic() < deadline:
+    while model._engine.kv_bytes != base + model.cache_info["bytes"] and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert model._engine.kv_bytes == base + model.cache_info["bytes"]  # the prompts stay in the prefix cache
+    model.clear_cache()
     assert model._engine.kv_bytes == base
 
 
@@ -149,7 +152,8 @@ def test_stress_submit_cancel_close_from_many_threads(model):
     """16 threads for 60 s: random prompts, lengths and sampling; each stream is read to its end,
     closed early, cancelled from another thread, or dropped unread. No crash, no deadlock (every
     thread finishes), every stream ends as "length"/"stop"/"cancelled", and every KV page is given
-    back at the end."""
+    back at the end (the prefix cache's once it is cleared)."""
+    model.clear_cache()
     gc.collect()
     base = model._engine.kv_bytes
     stop_at = time.monotonic() + 60
@@ -198,6 +202,9 @@ def test_stress_submit_cancel_close_from_many_threads(model):
     assert all(v > 0 for v in counts.values())
     gc.collect()
     deadline = time.monotonic() + 10
-    while model._engine.kv_bytes != base and time.monotonic() < deadline:
+    while model._engine.kv_bytes != base + model.cache_info["bytes"] and time.monotonic() < deadline:
         time.sleep(0.02)
+    assert model._engine.kv_bytes == base + model.cache_info["bytes"]
+    assert model.cache_info["bytes"] <= model.cache_info["budget"]
+    model.clear_cache()
     assert model._engine.kv_bytes == base
