@@ -138,8 +138,8 @@ def main() -> None:
         b1 = r["best_tg"]["wrenlm"][min(args.batches)]
         lines += [f"## {name}", "", f"wrenlm prefill ({max(args.batches)} x {args.pp} tokens): "
                   f"{r['wrenlm_prefill_tok_s']:.0f} tok/s (the compute ceiling of batched decode)", "",
-                  "| sequences | wrenlm passes | wrenlm generate() incl. prefill | llama.cpp batched-bench | wrenlm / llama.cpp | "
-                  "wrenlm vs 1 sequence |", "|---:|---:|---:|---:|---:|---:|"]
+                  "| sequences | wrenlm passes | wrenlm generate() incl. prefill | llama.cpp batched-bench "
+                  "| wrenlm / llama.cpp | wrenlm vs 1 sequence |", "|---:|---:|---:|---:|---:|---:|"]
         for b in args.batches:
             w, g = r["best_tg"]["wrenlm"][b], r["best_tg"]["wrenlm_generate"][b]
             lc = r["best_tg"]["llama.cpp"].get(b, float("nan"))

@@ -12,6 +12,7 @@
 #include "runtime/generator.h"
 #include "runtime/perplexity.h"
 #include "runtime/scheduler.h"
+#include "runtime/session_file.h"
 #include "util/blas.h"
 #include "util/errors.h"
 #include "util/thread_pool.h"
@@ -280,6 +281,28 @@ void register_model(py::module_& m) {
          py::arg("frequency_penalty") = 0.0f, py::arg("logit_bias") = py::none(), py::arg("logprobs") = py::none(),
          py::arg("echo") = false, py::keep_alive<0, 1>());
 
+  m.def("save_session", [](const Engine& e, const Session& s, const std::vector<int32_t>& tokens) {
+    std::vector<uint8_t> bytes;
+    {
+      py::gil_scoped_release nogil;
+      bytes = save_session(e, s, tokens);
+    }
+    return py::bytes(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+  }, py::arg("engine"), py::arg("session"), py::arg("tokens"),
+     "The bytes of a session file (runtime/session_file.h) for session, whose cache holds tokens[:n_past].");
+  m.def("max_session_bytes", &max_session_bytes, py::arg("engine"));
+  m.def("load_session", [](const Engine& e, py::bytes data, const std::string& name) {
+    const std::string_view v = data;
+    std::vector<int32_t> tokens;
+    std::unique_ptr<Session> s;
+    {
+      py::gil_scoped_release nogil;
+      s = load_session(e, reinterpret_cast<const uint8_t*>(v.data()), v.size(), name, &tokens);
+    }
+    return py::make_tuple(std::move(s), tokens);
+  }, py::arg("engine"), py::arg("data"), py::arg("name"),
+     "(session, tokens) from a session file's bytes; FormatError for a bad or foreign one.");
+
   py::class_<Session>(m, "Session", "One sequence's state: its KV cache and last logits.")
       .def_property_readonly("n_past", &Session::n_past, "Positions in the cache.")
       .def_property_readonly("kv_bytes", [](const Session& s) { return s.cache.bytes(); },
@@ -310,10 +333,15 @@ void register_model(py::module_& m) {
       .def_property_readonly("n_generated", &Generator::n_generated)
       .def_property_readonly("n_cached_tokens", &Generator::n_cached_tokens,
                              "Prompt tokens whose keys and values were reused, not computed")
-      .def("reuse_prefix", &Generator::reuse_prefix, py::arg("session"), py::arg("n"),
+      .def("reuse_prefix", &Generator::reuse_prefix, py::arg("session"), py::arg("n"), py::arg("aligned") = true,
            py::call_guard<py::gil_scoped_release>(),
            "Before it starts: take the first n prompt positions from session (which the caller knows hold\n"
-           "the same tokens), sharing its KV pages. Returns the positions reused.")
+           "the same tokens), sharing its KV pages. Returns the positions reused. aligned=False: as many\n"
+           "as possible (a session continuing itself), not only those a cold run computes alike.")
+      .def("keep_session", &Generator::keep_session,
+           "Before it starts: keep the KV cache when finished, for take_session().")
+      .def("take_session", &Generator::take_session,
+           "Once finished (with keep_session()): the session, holding prompt + generated tokens up to n_past.")
       .def_property_readonly("tokens", &Generator::generated_tokens)
       .def_property_readonly("logprobs", [](const Generator& g) { return logprob_list(g.logprobs()); },
                              "[(id, logprob, [(id, logprob), ...]), ...] of the generated tokens (logprobs >= 0)")

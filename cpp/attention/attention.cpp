@@ -28,8 +28,7 @@ int64_t max_decode_tasks(int n_threads) { return 2 * kTasksPerThread * n_threads
 
 AttentionScratch::AttentionScratch(const AttentionShape& a, int64_t n_ctx, int n_threads)
     : per_thread(new float[static_cast<size_t>(n_threads) * scratch_floats_per_thread(a, n_ctx)]),
-      partials(new float[static_cast<size_t>(max_decode_tasks(n_threads) * a.n_heads / a.n_kv_heads *
-                                             (a.head_dim + 2))]),
+      partials(static_cast<size_t>(max_decode_tasks(n_threads) * a.n_heads / a.n_kv_heads * (a.head_dim + 2))),
       stride(scratch_floats_per_thread(a, n_ctx)),
       max_partials(max_decode_tasks(n_threads)) {}
 
@@ -42,20 +41,28 @@ void attention(const float* q, const KvLayerView& kv, const QueryPositions& rows
   if (rows.n >= kGemmAttentionMin)
     attention_prefill(q, kv, rows, s, mask, out, scratch, pool);
   else
-    attention_decode(q, kv, rows, s, mask, out, scratch, pool);
+    attention_decode({DecodeItem{q, kv, rows, out}}, s, mask, scratch, pool);
 }
 
 void attend_batch(int64_t layer, const float* q, const float* k, const float* v, const std::vector<SeqRows>& seqs,
                   const AttentionShape& shape, const AttentionMask& mask, float* out, AttentionScratch& scratch,
                   ThreadPool& pool) {
+  // Prompt-sized sequences one by one (tiled GEMMs); decode-sized ones all in one parallel loop.
+  std::vector<DecodeItem> decoding;
   int64_t row = 0;
   for (const SeqRows& s : seqs) {
     const int64_t pos0 = s.kv->size();
     s.kv->store(layer, pos0, s.n, k + row * shape.kv_dim(), v + row * shape.kv_dim());
-    attention(q + row * shape.q_dim(), s.kv->view(layer, pos0 + s.n), {pos0, s.n}, shape, mask,
-              out + row * shape.q_dim(), scratch, pool);
+    const KvLayerView view = s.kv->view(layer, pos0 + s.n);
+    const float* qs = q + row * shape.q_dim();
+    float* os = out + row * shape.q_dim();
+    if (s.n >= kGemmAttentionMin)
+      attention(qs, view, {pos0, s.n}, shape, mask, os, scratch, pool);
+    else if (s.n > 0)
+      decoding.push_back(DecodeItem{qs, view, {pos0, s.n}, os});
     row += s.n;
   }
+  if (!decoding.empty()) attention_decode(decoding, shape, mask, scratch, pool);
 }
 
 }  // namespace wren

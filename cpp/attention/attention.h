@@ -34,7 +34,7 @@ struct AttentionShape {
 struct AttentionScratch {
   AttentionScratch(const AttentionShape& a, int64_t n_ctx, int n_threads);
   std::unique_ptr<float[]> per_thread;  // (n_threads, stride) probabilities, K/V tiles, running max/sum
-  std::unique_ptr<float[]> partials;    // (max_partials, group, head_dim + 2) split-key decode results
+  std::vector<float> partials;          // (tasks, group, head_dim + 2) split-key decode results; grows with the batch
   int64_t stride;        // floats per thread in per_thread
   int64_t max_partials;  // split-key decode tasks `partials` holds
   float* thread(int t) { return per_thread.get() + t * stride; }

@@ -116,6 +116,23 @@ void KvSequence::store(int64_t layer, int64_t pos0, int64_t n, const float* k, c
   }
 }
 
+void KvSequence::write_rows(int64_t layer, int64_t head, int64_t pos0, int64_t n, bool keys, const uint8_t* rows) {
+  const KvLayout& L = layout();
+  WREN_CHECK(layer >= 0 && layer < L.n_layers && head >= 0 && head < L.kv_dim / L.head_dim && pos0 >= 0 && n >= 0 &&
+                 pos0 + n <= n_ctx_, InvalidArgument, "KV cache: rows [", pos0, ", ", pos0 + n, ") of layer ", layer,
+             " head ", head, " are outside the cache");
+  const int cls = pool_->layer_class(layer);
+  const size_t row = L.row_bytes();
+  const size_t offset = (keys ? pool_->k_offset(layer) : pool_->v_offset(layer)) + head * pool_->head_stride();
+  for (int64_t p = pos0; p < pos0 + n;) {
+    const int64_t end = std::min((p / L.page_rows + 1) * L.page_rows, pos0 + n);
+    uint8_t* page = writable_page(cls, p / L.page_rows);
+    std::memcpy(page + offset + static_cast<size_t>(p % L.page_rows) * row, rows + (p - pos0) * row,
+                static_cast<size_t>(end - p) * row);
+    p = end;
+  }
+}
+
 KvLayerView KvSequence::view(int64_t layer, int64_t n_positions) const {
   const KvLayout& L = layout();
   const int cls = layer >= 0 && layer < L.n_layers ? pool_->layer_class(layer) : 0;

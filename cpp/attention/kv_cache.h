@@ -143,6 +143,9 @@ class KvSequence {
   // pos0 .. pos0+n-1 of a layer (each head's slice into that head's rows), taking pages as needed
   // and copying a shared page before writing it. pos0 + n <= n_ctx.
   void store(int64_t layer, int64_t pos0, int64_t n, const float* k, const float* v);
+  // Copies n rows already in the cache's element type (n, head_dim) into one head's keys (or
+  // values) of a layer at positions pos0.. (a saved session coming back). pos0 + n <= n_ctx.
+  void write_rows(int64_t layer, int64_t head, int64_t pos0, int64_t n, bool keys, const uint8_t* rows);
   // Positions [0, n_positions) of a layer, for attention. InvalidArgument outside what is stored
   // (or being stored: n_positions may pass size() up to the rows the current forward wrote).
   KvLayerView view(int64_t layer, int64_t n_positions) const;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <utility>
+#include <vector>
 
 #include "attention/attention.h"
 #include "kernels/kernel_table.h"
@@ -48,9 +49,18 @@ inline std::pair<float, float> exp_shifted(const KernelTable& kt, float* p, int6
   return {mx, kt.exp_sum(p, len, mx)};
 }
 
-// The two paths (attention/decode.cpp, attention/prefill.cpp); attention() picks one.
-void attention_decode(const float* q, const KvLayerView& kv, const QueryPositions& rows, const AttentionShape& s,
-                      const AttentionMask& mask, float* out, AttentionScratch& scratch, ThreadPool& pool);
+// The query rows of one sequence for the decode path.
+struct DecodeItem {
+  const float* q;  // (rows.n, q_dim)
+  KvLayerView kv;
+  QueryPositions rows;
+  float* out;      // (rows.n, q_dim)
+};
+
+// The two paths (attention/decode.cpp, attention/prefill.cpp); attention() picks one. The decode
+// path takes several sequences in one parallel loop (batched decoding: one dispatch per layer).
+void attention_decode(const std::vector<DecodeItem>& items, const AttentionShape& s, const AttentionMask& mask,
+                      AttentionScratch& scratch, ThreadPool& pool);
 void attention_prefill(const float* q, const KvLayerView& kv, const QueryPositions& rows, const AttentionShape& s,
                        const AttentionMask& mask, float* out, AttentionScratch& scratch, ThreadPool& pool);
 

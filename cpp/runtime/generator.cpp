@@ -56,11 +56,12 @@ Generation::Generation(Engine& engine, std::vector<int32_t> prompt, GenerateOpti
   }
 }
 
-int64_t Generation::reuse_prefix(const Session& src, int64_t n) {
+int64_t Generation::reuse_prefix(const Session& src, int64_t n, bool aligned) {
   const int64_t n_prompt = static_cast<int64_t>(prompt_.size());
   n = std::min(n, src.n_past());
   if (opts_.echo || n <= prompt_done_) return 0;
   if (n >= n_prompt && src.n_past() == n_prompt) {
+    if (!aligned) cold_equal_ = false;
     src.cache.share_prefix(session_->cache, n_prompt);
     session_->logits = src.logits;
     prompt_done_ = cached_ = n_prompt;
@@ -68,8 +69,10 @@ int64_t Generation::reuse_prefix(const Session& src, int64_t n) {
   }
   // Resume at a multiple of the attention block, leaving a tail long enough for the prefill path:
   // the rest of the prompt is then computed bit for bit as a cold run computes it (chunk_tokens).
-  n = std::min(n, n_prompt - kAttentionPrefillMinRows) / kAttentionBlockRows * kAttentionBlockRows;
+  n = aligned ? std::min(n, n_prompt - kAttentionPrefillMinRows) / kAttentionBlockRows * kAttentionBlockRows
+              : std::min(n, n_prompt - 1);
   if (n <= prompt_done_ || !src.cache.can_resume_at(n)) return 0;
+  if (!aligned) cold_equal_ = false;
   src.cache.share_prefix(session_->cache, n);
   prompt_done_ = cached_ = n;
   return cached_;
@@ -149,7 +152,13 @@ void Generation::finish_locked(const std::string& reason) {
   if (!rest.empty()) out_.push_back(std::move(rest));
   finish_reason_ = reason;
   done_ = true;
-  session_.reset();  // its pages go back now, not when the consumer lets go
+  if (!keep_session_) session_.reset();  // its pages go back now, not when the consumer lets go
+}
+
+std::unique_ptr<Session> Generation::take_session() {
+  std::lock_guard<std::mutex> lock(mu_);
+  WREN_CHECK(done_ && keep_session_, InvalidArgument, "take_session(): the generation has not finished");
+  return std::move(session_);
 }
 
 void Generation::consume(const Input& in) {
@@ -159,7 +168,7 @@ void Generation::consume(const Input& in) {
     prompt_done_ += in.n;
     const int64_t n_prompt = static_cast<int64_t>(prompt_.size());
     if (prompt_done_ < n_prompt) return;
-    if (in.n > 0 && engine_.prefix_cache().budget() > 0) {
+    if (in.n > 0 && cold_equal_ && engine_.prefix_cache().budget() > 0) {
       // The prompt is in: offer it to the prefix cache now, so requests arriving meanwhile with
       // the same start (a shared system prompt) share its pages. Only the prompt: the reply's
       // positions are computed one token per pass, by other kernels than a cold prompt's, so a
@@ -212,7 +221,7 @@ void Generation::fail(std::exception_ptr e) {
   if (done_) return;
   error_ = std::move(e);
   done_ = true;
-  session_.reset();
+  if (!keep_session_) session_.reset();
 }
 
 bool Generation::take(std::optional<std::string>& piece) {
@@ -264,9 +273,14 @@ Generator::~Generator() {
   if (started_) engine_.scheduler().drop(*gen_);  // its pages go back now (or when the running pass ends)
 }
 
-int64_t Generator::reuse_prefix(const Session& src, int64_t n) {
+int64_t Generator::reuse_prefix(const Session& src, int64_t n, bool aligned) {
   WREN_CHECK(!started_, InvalidArgument, "reuse_prefix() after the generation started");
-  return gen_->reuse_prefix(src, n);
+  return gen_->reuse_prefix(src, n, aligned);
+}
+
+void Generator::keep_session() {
+  WREN_CHECK(!started_, InvalidArgument, "keep_session() after the generation started");
+  gen_->keep_session();
 }
 
 void Generator::start(bool run_ahead) {

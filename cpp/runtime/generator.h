@@ -50,8 +50,15 @@ class Generation {
   // all but the last prompt token, whose logits the first pass computes. Nothing is reused with
   // echo (every prompt row is computed for its logprobs) or when src cannot resume there (a
   // sliding window already released). Returns the positions reused.
-  int64_t reuse_prefix(const Session& src, int64_t n);
+  // aligned (the prefix cache): only at a multiple of the attention block leaving >= 16 prompt
+  // rows, so the result is bit for bit a cold run's; else (a session continuing itself) as much
+  // as possible, the rest computed however short (equal to a cold run up to float rounding).
+  int64_t reuse_prefix(const Session& src, int64_t n, bool aligned = true);
   int64_t n_cached_tokens() const { return cached_; }
+  // Keep the session when finished instead of freeing it, for take_session() (explicit sessions).
+  void keep_session() { keep_session_ = true; }
+  // Once finished: the session (cache holding the first n_past() of prompt + generated tokens).
+  std::unique_ptr<Session> take_session();
 
   // --- scheduler side (the thread running the pass) ---
   // The tokens to evaluate next: a chunk of the prompt, or the last sampled token; n == 0 when
@@ -115,6 +122,8 @@ class Generation {
   int64_t cached_ = 0;        // prompt tokens reused from another session
   int32_t last_token_ = -1;   // the last sampled token, still to be fed to the model
   bool generated_empty_ = true;  // nothing consumed yet
+  bool keep_session_ = false;
+  bool cold_equal_ = true;  // every prompt position computed as a cold run would (the prefix cache takes only those)
   std::vector<float> rows_;   // (chunk, n_vocab) logits of a prompt chunk, for echo
   std::string pending_;       // text not yet emitted because it might start a stop string
 
@@ -153,7 +162,10 @@ class Generator {
   int64_t n_generated() const { return gen_->n_generated(); }
   int64_t n_cached_tokens() const { return gen_->n_cached_tokens(); }
   // See Generation::reuse_prefix; before start()/next() only.
-  int64_t reuse_prefix(const Session& src, int64_t n);
+  int64_t reuse_prefix(const Session& src, int64_t n, bool aligned = true);
+  // See Generation::keep_session / take_session (the latter once next() returned nullopt).
+  void keep_session();
+  std::unique_ptr<Session> take_session() { return gen_->take_session(); }
   std::vector<int32_t> generated_tokens() const { return gen_->generated_tokens(); }
   std::vector<TokenLogprob> logprobs() const { return gen_->logprobs(); }
   std::vector<TokenLogprob> prompt_logprobs() const { return gen_->prompt_logprobs(); }

@@ -23,6 +23,7 @@ from wrenlm.model import Model  # noqa: E402
 from wrenlm.perplexity import PerplexityResult  # noqa: E402
 from wrenlm.quantize import quantize  # noqa: E402
 from wrenlm.quantize import types as quantize_types  # noqa: E402
+from wrenlm.session import Session  # noqa: E402
 from wrenlm.stream import Stream, TokenLogprob, TopLogprob, Usage  # noqa: E402
 from wrenlm.tokenizer import Tokenizer  # noqa: E402
 
@@ -31,6 +32,7 @@ __all__ = [
     "Model",
     "Tokenizer",
     "PerplexityResult",
+    "Session",
     "Stream",
     "AsyncStream",
     "TokenLogprob",

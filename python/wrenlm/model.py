@@ -18,6 +18,7 @@ from wrenlm._args import check_text as _check_text
 from wrenlm._args import lora_specs as _lora_specs
 from wrenlm.aio import AsyncMethods
 from wrenlm.openai_api import OpenAIMethods
+from wrenlm.session import Session
 from wrenlm.stream import Stream
 
 Prompt = Union[str, Sequence[int]]
@@ -394,6 +395,21 @@ class Model(OpenAIMethods, AsyncMethods):
             logprobs=_check_int("logprobs", logprobs, minimum=0, maximum=20, allow_none=True),
             echo=bool(echo),
         )
+
+    # -- sessions ----------------------------------------------------------------------------
+    def session(self) -> Session:
+        """A new :class:`~wrenlm.session.Session`: a conversation (``chat``) or text (``stream``)
+        that keeps its keys and values between calls, so each call evaluates only its new tokens."""
+        return Session(self)
+
+    def load_session(self, path: str | os.PathLike[str]) -> Session:
+        """The session ``Session.save(path)`` wrote, for this model (the same file and options).
+
+        Raises:
+            FormatError: not a session file, truncated or corrupted, or saved with another model.
+            OSError: the file cannot be read.
+        """
+        return Session.load(self, path)
 
     # -- chat --------------------------------------------------------------------------------
     def apply_chat_template(self, messages: Sequence[Mapping[str, Any]], *,
