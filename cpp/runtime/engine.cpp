@@ -137,7 +137,6 @@ void Engine::eval_batch(const std::vector<EvalRequest>& requests, const CancelFn
   // left, in request order, until the pass is full.
   const int64_t batch = model_->max_batch();
   std::vector<int64_t> done(requests.size(), 0);
-  std::vector<float> rows;  // (logit rows of a pass, n_vocab)
   for (bool more = true; more;) {
     Batch b;
     std::vector<int32_t> tokens;
@@ -154,26 +153,38 @@ void Engine::eval_batch(const std::vector<EvalRequest>& requests, const CancelFn
       room -= m;
     }
     b.tokens = tokens.data();
-    rows.resize(static_cast<size_t>(b.n_logit_rows() * n_vocab));
     {
       std::lock_guard<std::mutex> lock(mu_);
       model_->prepare_weights(*pool_);
-      model_->forward(b, rows.data(), exact, cancel);
-    }
-    // Hand each slice's logits to its request: every row (all_logits), else the last into the session.
-    const float* src = rows.data();
-    more = false;
-    for (size_t k = 0; k < b.seqs.size(); ++k) {
-      const EvalRequest& r = requests[which[k]];
-      const int64_t m = b.seqs[k].n;
-      if (r.all_logits) {
-        std::copy(src, src + m * n_vocab, r.all_logits + done[which[k]] * n_vocab);
-        src += (m - 1) * n_vocab;
+      if (b.seqs.size() == 1) {  // one sequence: its logits go straight where they belong
+        const EvalRequest& r = requests[which[0]];
+        const int64_t m = b.seqs[0].n;
+        if (r.all_logits) {
+          float* dst = r.all_logits + done[which[0]] * n_vocab;
+          model_->forward(b, dst, exact, cancel);
+          std::copy(dst + (m - 1) * n_vocab, dst + m * n_vocab, r.session->logits.begin());
+        } else {
+          model_->forward(b, r.session->logits.data(), exact, cancel);
+        }
+      } else {
+        pass_logits_.resize(static_cast<size_t>(b.n_logit_rows() * n_vocab));  // grows once, then reused
+        model_->forward(b, pass_logits_.data(), exact, cancel);
+        // Each slice's logits to its request: every row (all_logits), else the last into the session.
+        const float* src = pass_logits_.data();
+        for (size_t k = 0; k < b.seqs.size(); ++k) {
+          const EvalRequest& r = requests[which[k]];
+          const int64_t m = b.seqs[k].n;
+          if (r.all_logits) {
+            std::copy(src, src + m * n_vocab, r.all_logits + done[which[k]] * n_vocab);
+            src += (m - 1) * n_vocab;
+          }
+          std::copy(src, src + n_vocab, r.session->logits.begin());
+          src += n_vocab;
+        }
       }
-      std::copy(src, src + n_vocab, r.session->logits.begin());
-      src += n_vocab;
-      done[which[k]] += m;
     }
+    more = false;
+    for (size_t k = 0; k < b.seqs.size(); ++k) done[which[k]] += b.seqs[k].n;
     for (size_t i = 0; i < requests.size(); ++i) more = more || done[i] < requests[i].n;
     if (more && cancel && cancel()) throw Interrupted();
   }

@@ -126,6 +126,7 @@ class Engine {
   std::once_flag scheduler_once_;
   std::unique_ptr<Scheduler> scheduler_;  // last: its worker stops first, while the rest still exists
   std::mutex mu_;
+  std::vector<float> pass_logits_;  // (logit rows, n_vocab) of a pass of several sequences; under mu_
 
   void check_fits(const Session& s, int64_t n) const;
   // hidden_states() of checked tokens, in s from position 0 (whatever s held before).
