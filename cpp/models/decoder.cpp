@@ -105,6 +105,7 @@ class Decoder : public Model {
       f.fail("rope_factors_long.weight", "LongRoPE needs rope.scaling.original_context_length (or context_length)");
     rope_ = rope("rope_factors_short.weight");
     rope_long_ = std::make_unique<Rope>(rope("rope_factors_long.weight"));
+    info_.length_dependent_rope = true;
   }
 
   // The rotation of a sequence that will be seq_len tokens long once its current input is in. As

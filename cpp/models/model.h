@@ -29,6 +29,9 @@ struct ModelInfo {
   int64_t head_dim = 0;  // elements of one head's key (kv_dim / KV heads)
   bool causal = true;         // false: an encoder (bidirectional attention over one forward call's tokens)
   int64_t max_positions = 0;  // > 0: learned position embeddings end there (the context cannot exceed it)
+  // The rotation of every position depends on the whole input's length (Phi-3's LongRoPE): keys
+  // computed for one input are not those another input would compute (no prefix cache).
+  bool length_dependent_rope = false;
   int64_t window = 0;         // > 0: the layers marked in `sliding` attend through a window of this many keys
   std::vector<bool> sliding;  // (n_layers) or empty
 

@@ -148,7 +148,8 @@ void Engine::eval_batch(const std::vector<EvalRequest>& requests, const CancelFn
       const int64_t m = chunk_tokens(r.n - done[i], room, room);
       tokens.insert(tokens.end(), r.tokens + done[i], r.tokens + done[i] + m);
       // Every chunk learns where the whole input ends (seq_len), as one eval() of it would.
-      b.seqs.push_back(SeqSlice{&r.session->cache, m, r.session->n_past() - done[i] + r.n, r.all_logits != nullptr});
+      const int64_t end = r.session->n_past() - done[i] + r.n;
+      b.seqs.push_back(SeqSlice{&r.session->cache, m, std::max(end, r.input_end), r.all_logits != nullptr});
       which.push_back(i);
       room -= m;
     }

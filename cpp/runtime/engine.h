@@ -39,6 +39,10 @@ struct EvalRequest {
   const int32_t* tokens = nullptr;
   int64_t n = 0;
   float* all_logits = nullptr;  // (n, n_vocab) of every token, or null: only the last, into session->logits
+  // The sequence's length once the caller's whole input is in, when these tokens are only part of it
+  // (a prompt fed in chunks): choices that hold for a whole input (LongRoPE's factors) follow it.
+  // 0: the tokens are the whole input.
+  int64_t input_end = 0;
 };
 
 // How many of a sequence's `left` remaining tokens the next forward pass takes, given a wish of

@@ -50,7 +50,7 @@ Generation::Generation(Engine& engine, std::vector<int32_t> prompt, GenerateOpti
                " is outside the vocabulary (", engine.info().n_vocab, " tokens)");
   session_ = engine.new_session();
   for (int32_t t : prompt_) sampler_.accept_prompt(t);  // the repetition penalty sees the prompt too
-  if (!opts_.echo) {  // start from what an earlier call computed, if anything
+  if (!opts_.echo && !engine.info().length_dependent_rope) {  // start from what an earlier call computed
     const PrefixCache::Match m = engine.prefix_cache().lookup(prompt_.data(), n_prompt);
     if (m.n > 0) reuse_prefix(*m.session, m.n);
   }
@@ -98,6 +98,7 @@ Generation::Input Generation::input() {
     Input in;
     in.tokens = prompt_.data() + prompt_done_;
     in.n = chunk_tokens(left, chunk, engine_.max_batch());
+    in.input_end = n_prompt;  // every chunk is rotated as the whole prompt is (LongRoPE)
     if (opts_.echo) {
       rows_.resize(static_cast<size_t>(in.n * engine_.info().n_vocab));
       in.all_logits = rows_.data();
@@ -168,7 +169,7 @@ void Generation::consume(const Input& in) {
     prompt_done_ += in.n;
     const int64_t n_prompt = static_cast<int64_t>(prompt_.size());
     if (prompt_done_ < n_prompt) return;
-    if (in.n > 0 && cold_equal_ && engine_.prefix_cache().budget() > 0) {
+    if (in.n > 0 && cold_equal_ && engine_.prefix_cache().budget() > 0 && !engine_.info().length_dependent_rope) {
       // The prompt is in: offer it to the prefix cache now, so requests arriving meanwhile with
       // the same start (a shared system prompt) share its pages. Only the prompt: the reply's
       // positions are computed one token per pass, by other kernels than a cold prompt's, so a

@@ -68,6 +68,7 @@ class Generation {
     const int32_t* tokens = nullptr;
     int64_t n = 0;
     float* all_logits = nullptr;
+    int64_t input_end = 0;  // a prompt chunk: where the prompt ends (EvalRequest::input_end)
   };
   // Whether the generation can take part in the next pass: not finished, and (unless it runs
   // ahead freely) its consumer has not fallen more than kLookahead tokens behind.

@@ -116,7 +116,8 @@ bool Scheduler::run_pass(const CancelFn& cancel, Generation& asking, bool& inter
   int64_t tokens = 0;
   for (size_t i = 0; i < pass.size(); ++i)
     if (inputs[i].n > 0) {
-      requests.push_back(EvalRequest{&pass[i]->session(), inputs[i].tokens, inputs[i].n, inputs[i].all_logits});
+      requests.push_back(EvalRequest{&pass[i]->session(), inputs[i].tokens, inputs[i].n, inputs[i].all_logits,
+                                     inputs[i].input_end});
       tokens += inputs[i].n;
     }
   {

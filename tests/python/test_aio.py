@@ -34,7 +34,17 @@ async def collect(aiter):
     return [x async for x in aiter]
 
 
-def test_async_results_equal_sync(smollm2):
+@pytest.fixture(scope="module")
+def uncached(smollm2_path):
+    """SmolLM2 without the prefix cache: a call and its twin then both compute their prompt, so
+    their usage (cached_tokens included) is equal too."""
+    m = wrenlm.Model(smollm2_path, n_ctx=2048, n_threads=2, cache_mb=0)
+    yield m
+    m.close()
+
+
+def test_async_results_equal_sync(uncached):
+    smollm2 = uncached
     kw = dict(max_tokens=16, temperature=0.8, top_p=0.9, seed=4)
 
     async def main():
