@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -259,3 +260,21 @@ def test_embeddings_equal_sentence_transformers(minilm_dir):
     found = [d.page_content for d in store.similarity_search("What do kittens eat?", k=2)]
     order = np.argsort(-(ref[:5] @ ref[5]))[:2]
     assert found == [DOCS[i] for i in order]
+
+
+def test_cancelling_ainvoke_stops_promptly(smollm2):
+    """A reply of up to the whole context window (a minute or more here), cancelled after 0.3 s: the task
+    ends within a couple of tokens' time, and the model answers the next call."""
+    chat = ChatWrenLM(model=smollm2, max_tokens=None)
+
+    async def main() -> float:
+        task = asyncio.create_task(chat.ainvoke("Write a very long essay about the sea."))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        t0 = time.perf_counter()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return time.perf_counter() - t0
+
+    assert asyncio.run(main()) < 2.0
+    assert ChatWrenLM(model=smollm2, max_tokens=4).invoke("Hi").usage_metadata["output_tokens"] <= 4

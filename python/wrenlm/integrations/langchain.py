@@ -358,6 +358,7 @@ class WrenLMEmbeddings(BaseModel, Embeddings):
     _lm: wrenlm.Model = PrivateAttr()
 
     def model_post_init(self, context: Any, /) -> None:
+        super().model_post_init(context)
         self._lm = load_model(self.model, self.model_kwargs, type(self).__name__)
 
     @property
