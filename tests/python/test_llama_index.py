@@ -178,6 +178,21 @@ def test_complete_is_a_raw_completion(li, smollm2):
         assert last.additional_kwargs["completion_tokens"] == ref.usage.completion_tokens, name
 
 
+def test_async_calls_in_flight_together(li, tiny):
+    llm = li.WrenLM(tiny, max_tokens=10)
+    msgs = messages(li, ("user", "tell me a story"))
+    options = [dict(), dict(temperature=0.9, seed=1), dict(temperature=0.9, seed=2, top_p=0.8)]
+
+    async def together():
+        return await asyncio.gather(*(llm.achat(msgs, **o) for o in options),
+                                    llm.acomplete("abc", temperature=0.7, seed=5))
+
+    got = [text_of(r) for r in run(together())]
+    ref = [tiny.chat([{"role": "user", "content": "tell me a story"}], max_tokens=10, **o) for o in options]
+    assert got == ref + [tiny.generate("abc", max_tokens=10, temperature=0.7, seed=5)]
+    assert len(set(ref)) == 3  # the options did make the replies differ
+
+
 def test_formatted_and_completion_to_prompt(li, tiny):
     llm = li.WrenLM(tiny, max_tokens=6, completion_to_prompt=lambda p: f"Q: {p}\nA:")
     prompt = "why is the sky blue"
