@@ -370,3 +370,21 @@ def test_vector_index_query_engine_end_to_end(li, smollm2, minilm_dir, monkeypat
         assert "".join(streamed.response_gen) == str(response)
     finally:
         Settings._llm, Settings._embed_model = saved
+
+
+def test_missing_llama_index_says_which_extra(li, monkeypatch):
+    import importlib
+    import subprocess
+    import sys
+
+    import wrenlm.integrations
+
+    # Importing wrenlm and its integrations package loads no LlamaIndex.
+    code = "import sys, wrenlm.integrations; print(any(m.startswith('llama_index') for m in sys.modules))"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout.strip() == "False"
+    monkeypatch.delitem(sys.modules, "wrenlm.integrations.llama_index")
+    monkeypatch.delattr(wrenlm.integrations, "llama_index", raising=False)
+    monkeypatch.setitem(sys.modules, "llama_index.core.base.embeddings.base", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'wrenlm\[llama-index\]'"):
+        importlib.import_module("wrenlm.integrations.llama_index")
