@@ -1,1 +1,8 @@
-"""Adapters to other libraries, each an optional extra that this package does not import by itself."""
+"""Adapters that let other frameworks use a :class:`wrenlm.Model`, each in its own module and behind
+its own extra, so that importing wrenlm never imports them:
+
+- :mod:`wrenlm.integrations.langchain` (``pip install "wrenlm[langchain]"``): ``ChatWrenLM`` and
+  ``WrenLMEmbeddings`` on ``langchain-core``.
+
+This package imports nothing itself; import the submodule you need.
+"""
