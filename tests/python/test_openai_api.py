@@ -89,6 +89,7 @@ def test_strict_catches_an_unknown_field():
 def test_completion_is_generate(smollm2):
     t = openai_types()
     kw = dict(max_tokens=12, temperature=0.8, top_p=0.9, seed=7)
+    smollm2.clear_cache()  # earlier tests computed PROMPT: the first call here must compute it (cached_tokens 0)
     r = smollm2.create_completion(PROMPT, **kw)
     strict(t.Completion, r)
     (choice,) = r["choices"]
@@ -99,6 +100,9 @@ def test_completion_is_generate(smollm2):
     n_prompt = len(smollm2.tokenize(PROMPT))
     assert r["usage"] == {"prompt_tokens": n_prompt, "completion_tokens": len(s.tokens),
                           "total_tokens": n_prompt + len(s.tokens), "prompt_tokens_details": {"cached_tokens": 0}}
+    again = smollm2.create_completion(PROMPT, **kw)  # the prompt is in the prefix cache now
+    assert again["choices"][0]["text"] == choice["text"]
+    assert again["usage"]["prompt_tokens_details"] == {"cached_tokens": n_prompt}
     assert r["model"] == "SmolLM2-135M-Instruct.Q4_1.gguf"
     assert smollm2.create_completion(PROMPT, model="my-name", **kw)["model"] == "my-name"
 
