@@ -204,5 +204,11 @@ def render(
         raise ChatTemplateError(f"chat template of {where} failed: recursion too deep") from None
     except MemoryError:
         raise ChatTemplateError(f"chat template of {where} failed: out of memory") from None
+    except SyntaxError as e:
+        # Jinja turned the template into Python that does not compile. CPython then looks for the
+        # failing line in a file named after the code ("<template>", relative to the working
+        # directory) and keeps it in e.text: never chained, so no such file's text is shown.
+        raise ChatTemplateError(f"chat template of {where} failed: SyntaxError: {e.msg} (line {e.lineno} of "
+                                "the Python that Jinja generated)") from None
     except Exception as e:  # whatever else a stranger's template raises: the template's fault, not ours
         raise ChatTemplateError(f"chat template of {where} failed: {type(e).__name__}: {e}") from e

@@ -96,3 +96,27 @@ def test_nan_in_a_model_file_gives_nan_logits(tmp_path):
         assert np.isnan(both[1]).all(), exact
         others = np.delete(both[0], bad_token)
         assert np.isfinite(others).all() and np.isnan(both[0, bad_token]), exact
+
+
+def test_template_compiling_to_bad_python_leaks_no_file(tmp_path, monkeypatch):
+    """fuzz_chat_template: `{{ O[a, b:c] }}` parses as Jinja but becomes Python that does not compile.
+    CPython then reads the failing line from a file named after the code ("<template>", relative
+    to the working directory) into SyntaxError.text. With such a file present, the error wrenlm
+    raises must be a ChatTemplateError that neither says nor chains the file's text."""
+    import traceback
+
+    from wrenlm import chat
+
+    canary = "CANARY-7f3a9c-secret"
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "<template>").write_text("\n".join([canary] * 200))
+    try:
+        chat.render("{{ O[a, b:c] }}", [{"role": "user", "content": "hi"}], add_generation_prompt=True,
+                    bos_token="", eos_token="")
+    except wrenlm.ChatTemplateError as e:
+        shown = "".join(traceback.format_exception(e))
+        assert "SyntaxError" in str(e)
+        assert canary not in shown
+        assert e.__cause__ is None and e.__suppress_context__
+    else:
+        raise AssertionError("the template rendered")
