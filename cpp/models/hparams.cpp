@@ -31,6 +31,16 @@ TransformerDims TransformerDims::read(const TensorSource& f, const std::string& 
   d.attn.head_dim = static_cast<int64_t>(f.get_uint(key("attention.key_length"), d.dim / d.attn.n_heads));
   check(d.attn.head_dim > 0 && d.attn.head_dim <= 4096, "attention.key_length",
         str_cat("head size must be in 1..4096, found ", d.attn.head_dim));
+  // Every layer holds at least a feed-forward matrix (ffn_dim x dim) and the query projection
+  // (heads x head size x dim), at no fewer than 1.5 bits a weight (the smallest GGUF types): widths
+  // the file cannot hold are refused here, before buffers are sized by them.
+  const double min_bytes = static_cast<double>(d.n_layers) * static_cast<double>(d.dim) *
+                           (static_cast<double>(d.ffn_dim) + static_cast<double>(d.attn.n_heads * d.attn.head_dim)) *
+                           1.5 / 8;
+  check(min_bytes <= static_cast<double>(f.file_size()), "feed_forward_length",
+        str_cat("with embedding_length ", d.dim, ", ", d.n_layers, " layers and ", d.attn.n_heads, " heads of ",
+                d.attn.head_dim, ", feed_forward_length ", d.ffn_dim, " needs at least ",
+                static_cast<uint64_t>(min_bytes), " bytes of weights; the file has ", f.file_size()));
   return d;
 }
 

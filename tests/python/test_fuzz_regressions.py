@@ -120,3 +120,25 @@ def test_template_compiling_to_bad_python_leaks_no_file(tmp_path, monkeypatch):
         assert e.__cause__ is None and e.__suppress_context__
     else:
         raise AssertionError("the template rendered")
+
+
+def test_widths_the_file_cannot_hold_are_refused_before_allocating():
+    """fuzz_model_load: a 77 KB GGUF declaring feed_forward_length 1,048,640 (its tensors are 64 wide)
+    made the engine size its activation buffers by it (a 2 GiB allocation) before binding a tensor.
+    Hyper-parameters are now bounded by what the file can hold (at least 1.5 bits per weight of one
+    feed-forward and the query matrix per layer): FormatError naming the key, at once."""
+    import resource
+    import time
+
+    corpus = Path(__file__).resolve().parents[2] / "fuzz" / "corpus" / "fuzz_model_load"
+    path = corpus / "crash-oom-ffn-width-beyond-file"
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    t = time.perf_counter()
+    try:
+        wrenlm.Model(str(path), n_threads=1)
+    except wrenlm.FormatError as e:
+        assert "feed_forward_length" in str(e) and "the file has 77632" in str(e)
+    else:
+        raise AssertionError("the model loaded")
+    assert time.perf_counter() - t < 1.0
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 256 * 1024  # KiB: no big buffer
