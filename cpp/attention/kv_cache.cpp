@@ -87,14 +87,11 @@ void KvSequence::store(int64_t layer, int64_t pos0, int64_t n, const float* k, c
   WREN_CHECK(layer >= 0 && layer < L.n_layers && pos0 >= 0 && n >= 0 && pos0 + n <= n_ctx_, InvalidArgument,
              "KV cache store of positions [", pos0, ", ", pos0 + n, ") in layer ", layer, " is outside (",
              L.n_layers, " layers, n_ctx=", n_ctx_, ")");
-  const int cls = pool_->layer_class(layer);
   const size_t row = L.row_bytes(), k_off = pool_->k_offset(layer), v_off = pool_->v_offset(layer);
   const size_t head_stride = pool_->head_stride();
   const int64_t n_heads = L.kv_dim / L.head_dim, P = L.page_rows;
   const ToF16Fn to_f16 = active_kernels().f32_to_f16;
-  for (int64_t p = pos0; p < pos0 + n;) {
-    const int64_t end = std::min((p / P + 1) * P, pos0 + n);  // this page's share of the rows
-    uint8_t* page = writable_page(cls, p / P);
+  for_each_page(layer, pos0, n, [&](uint8_t* page, int64_t p, int64_t end) {
     for (int64_t h = 0; h < n_heads; ++h) {
       uint8_t* kh = page + k_off + h * head_stride;  // (P, head_dim) of this head
       uint8_t* vh = page + v_off + h * head_stride;
@@ -112,8 +109,7 @@ void KvSequence::store(int64_t layer, int64_t pos0, int64_t n, const float* k, c
         }
       }
     }
-    p = end;
-  }
+  });
 }
 
 void KvSequence::write_rows(int64_t layer, int64_t head, int64_t pos0, int64_t n, bool keys, const uint8_t* rows) {
@@ -121,16 +117,12 @@ void KvSequence::write_rows(int64_t layer, int64_t head, int64_t pos0, int64_t n
   WREN_CHECK(layer >= 0 && layer < L.n_layers && head >= 0 && head < L.kv_dim / L.head_dim && pos0 >= 0 && n >= 0 &&
                  pos0 + n <= n_ctx_, InvalidArgument, "KV cache: rows [", pos0, ", ", pos0 + n, ") of layer ", layer,
              " head ", head, " are outside the cache");
-  const int cls = pool_->layer_class(layer);
   const size_t row = L.row_bytes();
   const size_t offset = (keys ? pool_->k_offset(layer) : pool_->v_offset(layer)) + head * pool_->head_stride();
-  for (int64_t p = pos0; p < pos0 + n;) {
-    const int64_t end = std::min((p / L.page_rows + 1) * L.page_rows, pos0 + n);
-    uint8_t* page = writable_page(cls, p / L.page_rows);
+  for_each_page(layer, pos0, n, [&](uint8_t* page, int64_t p, int64_t end) {
     std::memcpy(page + offset + static_cast<size_t>(p % L.page_rows) * row, rows + (p - pos0) * row,
                 static_cast<size_t>(end - p) * row);
-    p = end;
-  }
+  });
 }
 
 KvLayerView KvSequence::view(int64_t layer, int64_t n_positions) const {

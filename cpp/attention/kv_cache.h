@@ -10,6 +10,7 @@
 // hardware prefetchers follow poorly).
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
@@ -24,6 +25,7 @@ enum class KvDtype { F16, F32 };
 // "f16" | "f32"; throws InvalidArgument for anything else.
 KvDtype parse_kv_dtype(const std::string& name);
 const char* kv_dtype_name(KvDtype t);
+inline size_t kv_element_size(KvDtype t) { return t == KvDtype::F16 ? 2 : 4; }
 
 // Positions per page. 64 rows of a 64-wide F16 head are 8 KiB of contiguous keys: long enough for
 // streaming reads, short enough that a short sequence or a partly shared prefix wastes little.
@@ -43,7 +45,7 @@ struct KvLayout {
   bool is_sliding(int64_t layer) const {
     return window > 0 && !sliding.empty() && sliding[static_cast<size_t>(layer)];
   }
-  size_t element_size() const { return dtype == KvDtype::F16 ? 2 : 4; }
+  size_t element_size() const { return kv_element_size(dtype); }
   size_t row_bytes() const { return static_cast<size_t>(head_dim) * element_size(); }
 };
 
@@ -64,7 +66,7 @@ struct KvLayerView {
   int64_t n_positions = 0;
   KvDtype dtype = KvDtype::F16;
 
-  size_t row_bytes() const { return static_cast<size_t>(head_dim) * (dtype == KvDtype::F16 ? 2 : 4); }
+  size_t row_bytes() const { return static_cast<size_t>(head_dim) * kv_element_size(dtype); }
   const void* k_row(int64_t head, int64_t j) const { return row(k_offset, head, j); }
   const void* v_row(int64_t head, int64_t j) const { return row(v_offset, head, j); }
   // One past the last position of the contiguous run of rows that starts at j, capped at hi.
@@ -168,6 +170,17 @@ class KvSequence {
 
  private:
   uint8_t* writable_page(int cls, int64_t index);
+  // Calls f(page, p, end) for each page holding part of positions [pos0, pos0 + n) of layer's class,
+  // with the page made writable and [p, end) its share of the positions.
+  template <typename F>
+  void for_each_page(int64_t layer, int64_t pos0, int64_t n, F f) {
+    const int cls = pool_->layer_class(layer);
+    const int64_t P = layout().page_rows;
+    for (int64_t p = pos0, end; p < pos0 + n; p = end) {
+      end = std::min((p / P + 1) * P, pos0 + n);
+      f(writable_page(cls, p / P), p, end);
+    }
+  }
   void release_window();
 
   std::shared_ptr<KvPagePool> pool_;

@@ -50,12 +50,6 @@ Rope::Rope(int64_t rot_dim, double base, double scale, std::vector<float> freq_f
   }
 }
 
-void Rope::prepare(int64_t pos0, int64_t n) {
-  std::vector<int64_t> positions(static_cast<size_t>(n));
-  for (int64_t t = 0; t < n; ++t) positions[static_cast<size_t>(t)] = pos0 + t;
-  prepare(positions.data(), n);
-}
-
 void Rope::prepare(const int64_t* positions, int64_t n) {
   const int64_t half = rot_dim_ / 2;
   cos_.resize(static_cast<size_t>(n * half));

@@ -34,9 +34,8 @@ class Rope {
   // factor; 1: a pure rotation).
   Rope(int64_t rot_dim, double base, double scale, std::vector<float> freq_factors,
        RopeStyle style = RopeStyle::kInterleaved, float magnitude = 1.f);
-  // Precomputes cos/sin for positions [pos0, pos0 + n): table row t is position pos0 + t.
-  void prepare(int64_t pos0, int64_t n);
-  // Likewise for any positions: table row t is position positions[t] (a batch of sequences).
+  // Precomputes cos/sin for n tokens: table row t is position positions[t] (the tokens of a batch
+  // of sequences, each at its own positions).
   void prepare(const int64_t* positions, int64_t n);
   // Rotates the pairs (see RopeStyle) of each head of n rows (row stride `stride`), row t by table
   // row table_row0 + t.

@@ -124,7 +124,6 @@ class Bert : public Model {
       apply_layer_norm(L.out_norm, x, n, dim, cfg_.norm_eps, x);
       if (cancel && cancel()) throw Interrupted();
     }
-    batch.advance();
   }
 
  private:

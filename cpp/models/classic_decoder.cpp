@@ -99,13 +99,11 @@ class ClassicDecoder : public Model {
     for (int64_t r = 0; r < rows; ++r)
       apply_layer_norm(output_norm_, ws_.x.get() + wanted[r] * dim, 1, dim, cfg_.norm_eps, xb + r * dim);
     output_head(output_, xb, rows, logits, pool_, ws_.mm, cancel);
-    batch.advance();
   }
 
   void hidden_states(const Batch& batch, float* out, bool exact, const CancelFn& cancel) override {
     run_layers(batch, exact, cancel);
     apply_layer_norm(output_norm_, ws_.x.get(), batch.n_tokens(), cfg_.dim, cfg_.norm_eps, out);
-    batch.advance();
   }
 
  private:

@@ -72,13 +72,11 @@ class Decoder : public Model {
     for (int64_t r = 0; r < rows; ++r) rms_norm(x + wanted[r] * dim, output_norm_.data(), 1, dim, cfg_.rms_eps, xb + r * dim);
     output_head(output_, xb, rows, logits, pool_, ws_.mm, cancel);
     if (cfg_.final_softcap > 0.f) soft_cap(logits, rows * cfg_.n_vocab, cfg_.final_softcap);
-    batch.advance();
   }
 
   void hidden_states(const Batch& batch, float* out, bool exact, const CancelFn& cancel) override {
     run_layers(batch, exact, cancel);
     rms_norm(ws_.x.get(), output_norm_.data(), batch.n_tokens(), cfg_.dim, cfg_.rms_eps, out);
-    batch.advance();
   }
 
  private:

@@ -62,7 +62,7 @@ struct Batch {
   std::vector<SeqRows> rows() const;         // for attend_batch()
   // Batch rows whose logits are wanted, in output order.
   std::vector<int64_t> logit_rows() const;
-  // After a pass: every sequence's new positions count (KvSequence::advance).
+  // After a successful pass: every sequence's new positions count (KvSequence::advance).
   void advance() const;
 };
 
@@ -77,8 +77,8 @@ class Model {
   // Largest number of tokens one forward() call accepts (longer inputs are split by the caller).
   virtual int64_t max_batch() const = 0;
 
-  // Runs a batch through the network: each sequence's tokens are appended to its cache (which then
-  // advances by them). seq_len: for choices that must hold for a sequence's whole input (Phi-3's
+  // Runs a batch through the network: each sequence's tokens are stored in its cache at positions
+  // kv->size() on (the caller then advances the caches: Batch::advance()). seq_len: for choices that must hold for a sequence's whole input (Phi-3's
   // LongRoPE picks its frequency factors by it). logits: (batch.n_logit_rows(), n_vocab), the
   // sequences' rows in batch order. exact: float activations against dequantized weights (reference
   // numerics, slower) instead of 8-bit activations on the quantized blocks. At most max_batch()

@@ -183,6 +183,7 @@ void Engine::eval_batch(const std::vector<EvalRequest>& requests, const CancelFn
           src += n_vocab;
         }
       }
+      b.advance();  // the pass is complete: its positions count (an interrupted one leaves them out)
     }
     more = false;
     for (size_t k = 0; k < b.seqs.size(); ++k) done[which[k]] += b.seqs[k].n;
@@ -216,7 +217,9 @@ void Engine::hidden_states(Session& s, const int32_t* tokens, int64_t n, float* 
     const int64_t m = std::min(batch, n - done);
     std::lock_guard<std::mutex> lock(mu_);
     model_->prepare_weights(*pool_);
-    model_->hidden_states(Batch::single(tokens + done, m, s.cache, n, false), out + done * dim, exact, cancel);
+    const Batch b = Batch::single(tokens + done, m, s.cache, n, false);
+    model_->hidden_states(b, out + done * dim, exact, cancel);
+    b.advance();
   }
 }
 

@@ -91,7 +91,7 @@ bool Generation::finished() const {
 
 Generation::Input Generation::input() {
   const int64_t n_prompt = static_cast<int64_t>(prompt_.size());
-  if (generated_empty_ && prompt_done_ == n_prompt && session_->n_past() == n_prompt && cached_ == n_prompt)
+  if (last_token_ < 0 && cached_ == n_prompt)
     return Input{prompt_.data() + n_prompt, 0, nullptr};  // all reused: sample from the reused logits
   if (prompt_done_ < n_prompt) {
     const int64_t chunk = opts_.echo ? kEchoChunk : kPromptChunk, left = n_prompt - prompt_done_;
@@ -163,7 +163,6 @@ std::unique_ptr<Session> Generation::take_session() {
 }
 
 void Generation::consume(const Input& in) {
-  generated_empty_ = false;
   if (in.tokens != &last_token_) {  // a prompt chunk
     if (opts_.echo) consume_prompt_rows(in);
     prompt_done_ += in.n;
@@ -271,7 +270,7 @@ Generator::Generator(Engine& engine, std::vector<int32_t> prompt, GenerateOption
 
 Generator::~Generator() {
   gen_->cancel();
-  if (started_) engine_.scheduler().drop(*gen_);  // its pages go back now (or when the running pass ends)
+  if (started_) engine_.scheduler().release_cancelled();  // its pages go back now (or when the running pass ends)
 }
 
 int64_t Generator::reuse_prefix(const Session& src, int64_t n, bool aligned) {

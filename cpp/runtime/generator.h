@@ -121,8 +121,7 @@ class Generation {
   Detokenizer detok_;
   int64_t prompt_done_ = 0;   // prompt tokens evaluated (or reused)
   int64_t cached_ = 0;        // prompt tokens reused from another session
-  int32_t last_token_ = -1;   // the last sampled token, still to be fed to the model
-  bool generated_empty_ = true;  // nothing consumed yet
+  int32_t last_token_ = -1;   // the last sampled token, still to be fed to the model; -1: none sampled yet
   bool keep_session_ = false;
   bool cold_equal_ = true;  // every prompt position computed as a cold run would (the prefix cache takes only those)
   std::vector<float> rows_;   // (chunk, n_vocab) logits of a prompt chunk, for echo

@@ -30,7 +30,7 @@ void Scheduler::sweep_locked() {
                  running_.end());
 }
 
-void Scheduler::drop(Generation& /*g*/) {
+void Scheduler::release_cancelled() {
   std::lock_guard<std::mutex> lock(mu_);
   if (!busy_) sweep_locked();  // else the thread running the pass sweeps when it is over
 }

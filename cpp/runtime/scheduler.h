@@ -39,9 +39,9 @@ class Scheduler {
   // does, else waits for them. cancel is polled while waiting and between layers of a pass this
   // thread runs (Ctrl-C): g is then cancelled and Interrupted thrown.
   std::optional<std::string> next(Generation& g, const CancelFn& cancel);
-  // g was cancelled by its owner going away: ends it now when no pass is running (its pages go
-  // back at once), else the running pass's thread ends it when the pass is over.
-  void drop(Generation& g);
+  // A generation was cancelled (its owner went away): cancelled generations end now when no pass
+  // is running (their pages go back at once), else the running pass's thread ends them after it.
+  void release_cancelled();
 
   // Counters since the engine started: forward passes run, tokens they took, and the most
   // generations one pass served.
