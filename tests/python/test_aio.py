@@ -167,7 +167,11 @@ def test_cancelling_the_task_stops_generation_within_a_token(smollm2_path):
         assert len(s.tokens) <= tokens_at_cancel + 1  # only the token in flight
         # the step in flight is one token: allow scheduling noise on a shared machine, not a generation
         assert latency < max(10 * token_time, 0.25)
-        assert len(ticks) > 20
+        # the loop kept ticking through the stream: a loop blocked by the generation would fall silent
+        # for the 8 token times before the cancel (the tick count itself depends on the token speed)
+        assert len(ticks) >= 5
+        span = ticks[-1] - ticks[0]
+        assert float(np.diff(ticks).max()) < 0.5 * span
         n = len(s.tokens)
         time.sleep(0.1)
         assert len(s.tokens) == n  # nothing runs on in the background
