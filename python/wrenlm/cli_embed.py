@@ -55,7 +55,12 @@ def read_texts(args: argparse.Namespace, read_text: Any, stdin: TextIO) -> list[
         return list(args.texts)
     if args.file is not None:
         source = "stdin" if args.file == "-" else args.file
-        content = read_text(args.file)
+        try:
+            content = read_text(args.file)
+        except FileNotFoundError:
+            raise ValueError(f"--file {args.file}: no such file") from None
+        except IsADirectoryError:
+            raise ValueError(f"--file {args.file} is a folder; give a text file") from None
     elif stdin is None or stdin.isatty():
         raise ValueError("no texts to embed: give them as arguments, with --file PATH, or on stdin")
     else:
