@@ -34,9 +34,9 @@ class Progress:
             except ImportError:
                 tqdm = None
             if tqdm is not None:
-                self._bar = tqdm(total=self.total, desc=desc, file=self.stream, leave=False, dynamic_ncols=True,
+                self._bar = tqdm(total=self.total, desc=desc, file=self.stream, leave=False,
                                  bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} " + unit
-                                            + " [{elapsed}<{remaining}]")
+                                            + (" [{elapsed}]" if steps else " [{elapsed}<{remaining}]"))
 
     def describe(self, desc: str) -> None:
         """A new label (the step now running)."""

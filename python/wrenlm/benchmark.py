@@ -88,7 +88,7 @@ class BenchResult:
     def table(self) -> str:
         """An aligned text table, one row per measurement, with a header line and a legend."""
         head = (f"{self.model}: {self.architecture}, {_params(self.n_params)} params, {self.quant}; "
-                f"{self.threads} threads; {self.cpu}; {self.elapsed_seconds:.0f} s")
+                f"{self.threads} thread{'s' if self.threads != 1 else ''}; {self.cpu}; {self.elapsed_seconds:.0f} s")
         cols = ["test", "sequences", "prompt tok", "new tok", "runs", "tok/s", "TTFT ms"]
         rows = [[m.name, str(m.sequences), str(m.prompt_tokens), str(m.tokens), str(m.runs),
                  f"{m.tokens_per_second:.1f}", f"{m.ttft_ms:.1f}"] for m in self.measurements]

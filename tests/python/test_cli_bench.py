@@ -56,7 +56,7 @@ def test_table(smollm2_path: str) -> None:
     assert r.returncode == 0, r.stderr
     assert r.stderr == ""
     lines = r.stdout.splitlines()
-    assert lines[0].startswith(f"{Path(smollm2_path).name}: llama, 135M params, Q4_1; 1 threads; ")
+    assert lines[0].startswith(f"{Path(smollm2_path).name}: llama, 135M params, Q4_1; 1 thread; ")
     assert lines[1].split() == ["test", "sequences", "prompt", "tok", "new", "tok", "runs", "tok/s", "TTFT", "ms"]
     assert set(lines[2].replace(" ", "")) == {"-"}
     rows = [line.split() for line in lines[3:5]]
