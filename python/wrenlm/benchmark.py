@@ -52,9 +52,10 @@ class Measurement:
 
     ``prompt_tokens`` and ``tokens`` are per sequence and run (tokens: new tokens asked for);
     ``generated`` counts the tokens that arrived over all runs and sequences (= runs x sequences x
-    tokens); ``seconds`` is the time measured (prefill: to the first token; decode: after the first
-    tokens), summed over runs; ``tokens_per_second`` is prompt tokens (prefill) or decode tokens
-    (decode) per measured second; ``ttft_ms`` is the mean time to first token per sequence."""
+    tokens); ``measured_tokens`` the tokens the rate counts (prefill: prompt tokens; decode: the tokens
+    after each sequence's first) and ``seconds`` the time they took (prefill: to the first token;
+    decode: from every sequence having its first token to the last token), both summed over runs;
+    ``tokens_per_second`` = measured_tokens / seconds; ``ttft_ms``: mean time to first token."""
 
     name: str
     sequences: int
@@ -181,8 +182,8 @@ def timed_run(model: Any, batch: Sequence[Sequence[int]], tokens: int) -> _RunTi
 def run(model: Any, *, seconds: float = 60.0, prompt_tokens: int = 512, tokens: int = 128,
         decode_prompt: int = 32, concurrency: Sequence[int] = (1, 4, 8),
         progress: Optional[ProgressFn] = None) -> BenchResult:
-    """Measures model; see the module's docstring. progress(label, seconds used) is called before and
-    after each run.
+    """Measures model; see the module's docstring. progress(label, seconds of the budget used) is
+    called before each run and after each measurement.
 
     Raises:
         ValueError: a bad argument, a context window (``model.n_ctx``) too small for the prompts and

@@ -57,9 +57,11 @@ def run(args: argparse.Namespace) -> int:
             show.update(used)
             show.describe(f"bench: {label}")
 
-        result = benchmark.run(model, seconds=args.seconds, prompt_tokens=args.prompt_tokens, tokens=args.tokens,
-                               concurrency=args.concurrency, progress=progress)
-    show.close()
+        try:
+            result = benchmark.run(model, seconds=args.seconds, prompt_tokens=args.prompt_tokens,
+                                   tokens=args.tokens, concurrency=args.concurrency, progress=progress)
+        finally:
+            show.close()  # the bar goes before the table, or before an error message
     print(json.dumps(result.to_dict(), indent=2) if args.json else result.table())
     sys.stdout.flush()
     return 0

@@ -105,16 +105,20 @@ def embed_to(model: Any, texts: Sequence[str], args: argparse.Namespace, out: Op
     progress = Progress(n, desc="embed", unit="texts", enabled=not args.quiet and n > batch)
     start = time.perf_counter()
     parts = []
-    for first in range(0, n, batch):
-        vecs = model.embed(list(texts[first:first + batch]), normalize=args.normalize, pooling=args.pooling,
-                           batch_size=batch, truncate=args.truncate)
-        vecs = np.asarray(vecs, dtype=np.float32)
-        if out is not None:
-            out.write("".join(json_line(first + k, v) for k, v in enumerate(vecs)))
-            out.flush()
-        else:
-            parts.append(vecs)
-        progress.update(first + len(vecs))
+    try:
+        for first in range(0, n, batch):
+            vecs = model.embed(list(texts[first:first + batch]), normalize=args.normalize, pooling=args.pooling,
+                               batch_size=batch, truncate=args.truncate)
+            vecs = np.asarray(vecs, dtype=np.float32)
+            if out is not None:
+                out.write("".join(json_line(first + k, v) for k, v in enumerate(vecs)))
+                out.flush()
+            else:
+                parts.append(vecs)
+            progress.update(first + len(vecs))
+    except BaseException:
+        progress.close()  # the bar goes before the error message is printed
+        raise
     elapsed = time.perf_counter() - start
     progress.close(f"embedded {n} texts in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.1f} texts/s)")
     return np.concatenate(parts, axis=0) if out is None else None
