@@ -22,14 +22,13 @@ from llama_index.core.indices.prompt_helper import PromptHelper
 from llama_index.core.llms import LLM, ChatMessage, MessageRole
 from llama_index.core.prompts import ChatPromptTemplate
 from llama_index.core.query_engine import RetrieverQueryEngine
-from llama_index.core.schema import MetadataMode, NodeWithScore, QueryBundle, TextNode
+from llama_index.core.schema import NodeWithScore, QueryBundle, TextNode
 from rag_common import (
     TOP_K,
     Answer,
     Doc,
     consume,
     embedding_model_path,
-    format_document,
     load_knowledge_base,
     parse_args,
     questions_to_ask,
@@ -44,12 +43,10 @@ QA_TEMPLATE = ChatPromptTemplate([ChatMessage(role=MessageRole.SYSTEM, content=s
 
 def document_node(doc: Doc) -> TextNode:
     """A document as one node: node id = document id, embedded as its bare text, shown to the LLM as
-    ``[id] text`` (format_document's form)."""
-    node = TextNode(id_=doc.id, text=doc.text, metadata={"id": doc.id, "lang": doc.lang},
+    ``[id] text`` (rag_common.format_document's form)."""
+    return TextNode(id_=doc.id, text=doc.text, metadata={"id": doc.id, "lang": doc.lang},
                     excluded_embed_metadata_keys=["id", "lang"], excluded_llm_metadata_keys=["lang"],
                     metadata_template="{value}", text_template="[{metadata_str}] {content}")
-    assert node.get_content(metadata_mode=MetadataMode.LLM) == format_document(doc.id, doc.text)
-    return node
 
 
 class LastUsage(BaseCallbackHandler):
