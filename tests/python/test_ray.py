@@ -86,8 +86,7 @@ def test_workers_import_this_wrenlm(ray_mod):
 def test_embed_equals_single_process_and_sentence_transformers(ray_mod, minilm_dir):
     ray, wren_ray = ray_mod
     st = require_module("sentence_transformers")
-    out = wren_ray.embed(dataset(ray, "text", TEXTS), str(minilm_dir), concurrency=2, n_threads=1, batch_size=4,
-                         id_column="id")
+    out = wren_ray.embed(dataset(ray, "text", TEXTS), str(minilm_dir), n_threads=1, batch_size=4, id_column="id")
     with ray_data_log() as log:
         rows = out.take_all()
     assert any("Total Progress" in m for m in log), "Ray Data's progress is on by default"
@@ -114,7 +113,7 @@ def test_embed_failed_row_fails_the_job_naming_it(ray_mod, minilm_dir):
     message = str(info.value)
     assert "BatchError" in message and "1 of the 4 rows of a batch failed" in message
     assert "id=5 ('word word" in message and "ContextOverflowError: the text has 302 tokens" in message
-    assert "id=4" not in message and "id=6" not in message
+    assert " id=4 (" not in message and " id=6 (" not in message  # its batch-mates succeeded
     assert log and not any("Total Progress" in m for m in log), "progress=False hides Ray Data's progress"
 
 
@@ -145,8 +144,12 @@ def test_generate_chat_records_failed_row(ray_mod, smollm2_path):
             assert rows[k]["generated"] == m.chat([{"role": "user", "content": questions[k]}], max_tokens=MAX_TOKENS)
 
 
-def test_bad_arguments_fail_before_any_actor_starts(ray_mod, smollm2_path):
+def test_arguments(ray_mod, smollm2_path):
+    """The default pool fills the cluster; bad arguments fail before any actor starts."""
     ray, wren_ray = ray_mod
+    assert wren_ray._compute("embed", None, 1).min_size == 2  # 2 CPUs, 1 thread each
+    assert wren_ray._compute("embed", None, 2).max_size == 1
+    assert wren_ray._compute("embed", None, 4).max_size == 1  # never 0
     ds = dataset(ray, "prompt", PROMPTS[:2])
     with pytest.raises(TypeError, match="unknown option.*max_token"):
         wren_ray.generate(ds, smollm2_path, max_token=8)

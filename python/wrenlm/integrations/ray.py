@@ -9,10 +9,11 @@ computed by a pool of Ray actors that each load the model once (extra ``wrenlm[r
     >>> vecs.take(1)[0]["embedding"]                   # float32 (384,)
     >>> out = wren_ray.generate(ds, prompt_column="text", concurrency=2, max_tokens=64, chat=True)
 
-How the work is spread: ``concurrency`` actors, each with its own :class:`wrenlm.Model` of
-``n_threads`` compute threads, and each reserving ``num_cpus=n_threads`` from Ray, so Ray never places
-more threads on a node than it has CPUs. The model goes to the actors as its path and constructor
-options (never its weights): the path must be readable on every node that runs an actor.
+How the work is spread: ``concurrency`` actors (by default as many as the cluster's CPUs allow), each
+with its own :class:`wrenlm.Model` of ``n_threads`` compute threads, and each reserving
+``num_cpus=n_threads`` from Ray, so Ray never places more threads on a node than it has CPUs. The
+model goes to the actors as its path and constructor options (never its weights): the path must be
+readable on every node that runs an actor.
 
 The returned Dataset is lazy, like every Ray Data transform: the work runs when it is consumed
 (``take_all``, ``iter_batches``, ``write_parquet``...). Its rows keep the input order (its execution
@@ -47,7 +48,7 @@ from wrenlm._args import check_int
 
 ON_ERROR = ("raise", "record")
 ModelArg = Union[wrenlm.Model, str, "os.PathLike[str]", None]
-Concurrency = Union[int, tuple[int, int]]
+Concurrency = Union[int, tuple[int, int], None]
 _PREVIEW_CHARS = 60
 
 
@@ -71,7 +72,7 @@ class BatchError(wrenlm.WrenError):
 
 # -- the public functions ------------------------------------------------------------------------------
 def embed(ds: ray.data.Dataset, model: ModelArg = None, *, column: str = "text", output_column: str = "embedding",
-          concurrency: Concurrency = 1, n_threads: int = 1, batch_size: int = 32, id_column: Optional[str] = None,
+          concurrency: Concurrency = None, n_threads: int = 1, batch_size: int = 32, id_column: Optional[str] = None,
           on_error: str = "raise", error_column: str = "error", progress: Optional[bool] = None,
           model_kwargs: Optional[Mapping[str, Any]] = None, **embed_kwargs: Any) -> ray.data.Dataset:
     """ds with one more column, ``output_column``: the embedding of each row's ``column`` as
@@ -83,6 +84,7 @@ def embed(ds: ray.data.Dataset, model: ModelArg = None, *, column: str = "text",
             and options are sent, not its weights). None: the default model, resolved on each node.
         column, output_column: the input column and the new one.
         concurrency: the number of actors (one model each), or ``(min, max)`` to let Ray scale the pool.
+            None: as many as the cluster's CPUs allow now (CPUs // n_threads, at least 1).
         n_threads: compute threads per model; each actor reserves that many CPUs (``num_cpus``).
         batch_size: rows per call of an actor (Ray Data's batches; also ``Model.embed``'s batch).
         id_column: a column that names rows in error messages (``BatchError.rows``).
@@ -107,7 +109,7 @@ def embed(ds: ray.data.Dataset, model: ModelArg = None, *, column: str = "text",
 
 
 def generate(ds: ray.data.Dataset, model: ModelArg = None, *, prompt_column: str = "prompt",
-             output_column: str = "generated", chat: bool = False, concurrency: Concurrency = 1, n_threads: int = 1,
+             output_column: str = "generated", chat: bool = False, concurrency: Concurrency = None, n_threads: int = 1,
              batch_size: int = 16, id_column: Optional[str] = None, on_error: str = "raise",
              error_column: str = "error", progress: Optional[bool] = None,
              model_kwargs: Optional[Mapping[str, Any]] = None, **generation_kwargs: Any) -> ray.data.Dataset:
@@ -173,7 +175,12 @@ def _model_spec(what: str, model: ModelArg, model_kwargs: Optional[Mapping[str, 
     return path, dict(options, n_threads=n_threads)
 
 
-def _compute(what: str, concurrency: Concurrency) -> ray.data.ActorPoolStrategy:
+def _compute(what: str, concurrency: Concurrency, n_threads: int) -> ray.data.ActorPoolStrategy:
+    if concurrency is None:  # fill the cluster as it is now
+        if not ray.is_initialized():
+            ray.init()  # what Ray Data would do when the Dataset runs
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        return ray.data.ActorPoolStrategy(size=max(1, cpus // n_threads))
     if isinstance(concurrency, tuple):
         if len(concurrency) != 2:
             raise ValueError(f"{what}: concurrency must be an int or a (min, max) pair, got {concurrency!r}")
@@ -201,7 +208,7 @@ def _map(what: str, worker: type, ds: ray.data.Dataset, model: ModelArg, model_k
         raise ValueError(f"{what}: id_column must be a column name or None, got {id_column!r}")
     if progress is not None and not isinstance(progress, bool):
         raise ValueError(f"{what}: progress must be True, False or None, got {progress!r}")
-    compute = _compute(what, concurrency)
+    compute = _compute(what, concurrency, n_threads)
     path, options = _model_spec(what, model, model_kwargs, n_threads)
     job = _Job(what=what, column=column, output_column=output_column, id_column=id_column, on_error=on_error,
                error_column=error_column, options=extra, chat=chat)
