@@ -149,7 +149,8 @@ def test_arguments(ray_mod, smollm2_path):
     ray, wren_ray = ray_mod
     assert wren_ray._compute("embed", None, 1).min_size == 2  # 2 CPUs, 1 thread each
     assert wren_ray._compute("embed", None, 2).max_size == 1
-    assert wren_ray._compute("embed", None, 4).max_size == 1  # never 0
+    with pytest.raises(ValueError, match="n_threads=4, but the largest node of the Ray cluster has 2 CPUs"):
+        wren_ray.embed(dataset(ray, "text", ["a"]), smollm2_path, n_threads=4)  # would wait forever for CPUs
     ds = dataset(ray, "prompt", PROMPTS[:2])
     with pytest.raises(TypeError, match="unknown option.*max_token"):
         wren_ray.generate(ds, smollm2_path, max_token=8)

@@ -84,7 +84,7 @@ def embed(ds: ray.data.Dataset, model: ModelArg = None, *, column: str = "text",
             and options are sent, not its weights). None: the default model, resolved on each node.
         column, output_column: the input column and the new one.
         concurrency: the number of actors (one model each), or ``(min, max)`` to let Ray scale the pool.
-            None: as many as the cluster's CPUs allow now (CPUs // n_threads, at least 1).
+            None: as many as the cluster's nodes hold now (each node's CPUs // n_threads, summed).
         n_threads: compute threads per model; each actor reserves that many CPUs (``num_cpus``).
         batch_size: rows per call of an actor (Ray Data's batches; also ``Model.embed``'s batch).
         id_column: a column that names rows in error messages (``BatchError.rows``).
@@ -176,11 +176,16 @@ def _model_spec(what: str, model: ModelArg, model_kwargs: Optional[Mapping[str, 
 
 
 def _compute(what: str, concurrency: Concurrency, n_threads: int) -> ray.data.ActorPoolStrategy:
-    if concurrency is None:  # fill the cluster as it is now
+    if concurrency is None:  # fill the cluster as it is now: each actor needs n_threads CPUs on one node
         if not ray.is_initialized():
             ray.init()  # what Ray Data would do when the Dataset runs
-        cpus = int(ray.cluster_resources().get("CPU", 1))
-        return ray.data.ActorPoolStrategy(size=max(1, cpus // n_threads))
+        cpus = [int(node["Resources"].get("CPU", 0)) for node in ray.nodes() if node.get("Alive")]
+        size = sum(c // n_threads for c in cpus)
+        if size == 0:
+            raise ValueError(f"{what}: n_threads={n_threads}, but the largest node of the Ray cluster has "
+                             f"{max(cpus, default=0)} CPUs: no actor could be placed (lower n_threads, or give "
+                             f"concurrency= if the cluster will grow)")
+        return ray.data.ActorPoolStrategy(size=size)
     if isinstance(concurrency, tuple):
         if len(concurrency) != 2:
             raise ValueError(f"{what}: concurrency must be an int or a (min, max) pair, got {concurrency!r}")
