@@ -84,6 +84,7 @@ def main() -> None:
     from wrenlm.integrations import ray as wren_ray
 
     data = texts(args.texts)
+    load_before = os.getloadavg()[0]
     t0 = time.perf_counter()
     ray.init(num_cpus=2, include_dashboard=False)
     init_s = time.perf_counter() - t0
@@ -112,6 +113,7 @@ def main() -> None:
     finally:
         ray.shutdown()
 
+    load_after = os.getloadavg()[0]
     words = sum(len(t.split()) for t in data) / len(data)
     lines = [
         "# Embeddings on Ray vs plain wrenlm",
@@ -122,7 +124,8 @@ def main() -> None:
         f"local cluster `ray.init(num_cpus=2)` (started once, {init_s:.1f} s, not counted).",
         "",
         "**Indicative only**: the machine was shared with other jobs during the run (2 cores for several "
-        "agents and a CI run), so the absolute numbers and small differences are noise-prone.",
+        "agents and a CI run), so the absolute numbers and small differences are noise-prone. "
+        f"Load average (1 min) {load_before:.1f} before the run, {load_after:.1f} after it.",
         "",
         "Each time runs from the start of the call to the last vector: plain wrenlm includes loading the "
         "model; each Ray run includes starting its actors and loading one model in each (Ray Data starts the "
