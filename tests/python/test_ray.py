@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import sys
 
 import numpy as np
@@ -111,7 +112,7 @@ def test_embed_failed_row_fails_the_job_naming_it(ray_mod, minilm_dir):
     with pytest.raises(Exception) as info, ray_data_log() as log:
         out.take_all()
     message = str(info.value)
-    assert "BatchError" in message and "1 of the 4 rows of a batch failed" in message
+    assert "BatchError" in message and re.search(r"1 of the \d+ rows of a batch failed", message)
     assert "id=5 ('word word" in message and "ContextOverflowError: the text has 302 tokens" in message
     assert " id=4 (" not in message and " id=6 (" not in message  # its batch-mates succeeded
     assert log and not any("Total Progress" in m for m in log), "progress=False hides Ray Data's progress"
