@@ -283,8 +283,8 @@ def _texts(cell, name: str) -> str:
 def test_quickstart_notebook(smollm2_path, minilm_dir, kernel_name, monkeypatch):
     """examples/quickstart.ipynb run top to bottom in a fresh kernel: no error; the Model shows as its
     HTML table; generate, stream and chat print text; the packing bar was shown; the embeddings cell
-    prints the similarities sentence-transformers gives (cosines within 1e-3: both compute in float32,
-    and test_embeddings.py holds wrenlm's vectors to cosine >= 0.9999 of theirs)."""
+    prints the similarities sentence-transformers gives, within 1e-3 (measured: 3.9e-5 apart before the
+    notebook rounds them to 4 decimals, 5e-5 more; the bound leaves room for other BLAS builds)."""
     nbformat = require_module("nbformat")
     nbclient = require_module("nbclient")
     require_module("ipykernel")
