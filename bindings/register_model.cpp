@@ -75,8 +75,10 @@ void register_model(py::module_& m) {
            "Finishes loading now (packs the weights the first forward pass would otherwise pack).\n"
            "progress: None or a callable(done, total) in bytes, called about every 1% on this thread;\n"
            "an exception it raises (or Ctrl-C) stops the work between two matrices, keeping those done.")
-      .def_property_readonly("pending_prepare_bytes", &Engine::pending_prepare_bytes,
-                             "Bytes prepare() still has to write (0 once the weights are ready).")
+      .def_property_readonly("pending_prepare_bytes", [](Engine& e) {
+             py::gil_scoped_release nogil;  // it waits for the engine's lock, which prepare() holds while it calls Python
+             return e.pending_prepare_bytes();
+           }, "Bytes prepare() still has to write (0 once the weights are ready).")
       .def_property_readonly("prefix_cache", [](Engine& e) {
         py::dict d;
         d["entries"] = e.prefix_cache().entries();
