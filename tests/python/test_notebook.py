@@ -11,6 +11,7 @@ import html.parser
 import os
 import re
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -167,6 +168,31 @@ def test_exception_in_load_progress_stops_between_matrices(smollm2_path, error):
         assert 0 < left < total and total - left == seen[-1]
         np.testing.assert_array_equal(m.logits(ids, exact=False), want)
         assert m._engine.pending_prepare_bytes == 0
+
+
+_READ_WHILE_PACKING = """
+import sys, threading, time, wrenlm
+m = wrenlm.Model(sys.argv[1], n_threads=1, progress=False)
+seen = []
+def report(done, total):
+    if done == 0:  # prepare() holds the engine's lock: another thread asks how much is left
+        t = threading.Thread(target=lambda: seen.append(m._engine.pending_prepare_bytes))
+        t.start()
+        time.sleep(0.2)  # GIL released: the thread runs and waits for the lock
+m._engine.prepare(progress=report)
+while not seen:
+    time.sleep(0.01)
+print("ok", seen[0])
+"""
+
+
+def test_reading_pending_bytes_while_packing_does_not_deadlock(smollm2_path):
+    """Another thread reading pending_prepare_bytes during prepare(progress=...) waits for the engine's
+    lock without holding the GIL (the progress callback needs it): a child process, so a deadlock fails
+    by its timeout instead of hanging the suite."""
+    r = subprocess.run([sys.executable, "-c", _READ_WHILE_PACKING, smollm2_path], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("ok 0"), r.stderr
 
 
 # -- progress: the default model's download ------------------------------------------------------------
