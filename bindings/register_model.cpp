@@ -106,6 +106,12 @@ void register_model(py::module_& m) {
         d["sliding_window"] = i.window;
         d["n_sliding_layers"] = std::count(i.sliding.begin(), i.sliding.end(), true);
         d["file_size"] = e.file().file_size();
+        py::dict types;  // weight type name -> bytes of the file's tensors of that type
+        for (const GgufTensor& t : e.file().tensors()) {
+          const py::str name(dtype_name(t.dtype));
+          types[name] = (types.contains(name) ? types[name].cast<uint64_t>() : 0) + t.nbytes;
+        }
+        d["weight_types"] = types;
         py::list loras;
         for (const LoraAdapter& a : e.loras()) {
           py::dict l;

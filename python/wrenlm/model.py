@@ -178,7 +178,7 @@ class Model(OpenAIMethods, AsyncMethods):
                 ("Architecture", f"{i['architecture']} ({i['n_layers']} layers, width {i['dim']}, "
                                  f"vocabulary {i['n_vocab']:,})"),
                 ("Parameters", f"{i['n_params']:,}"),
-                ("Weights", f"{i['quant']} (the type holding most bytes)"),
+                ("Weights", _weight_types(i["weight_types"])),
                 ("Context", f"{self._e.n_ctx:,} tokens (trained {i['n_ctx_train']:,})" if open_ else "closed"),
                 ("Threads", str(self._e.n_threads) if open_ else "closed"),
                 ("File", self.path),
@@ -193,7 +193,9 @@ class Model(OpenAIMethods, AsyncMethods):
     # -- facts -------------------------------------------------------------------------------
     @property
     def info(self) -> dict[str, Any]:
-        """Architecture, name, quantization, parameter count, vocabulary size, layers...; ``lora``: the
+        """Architecture, name, quantization (``quant``: the weight type holding the most bytes;
+        ``weight_types``: bytes of the tensors of each type), parameter count, vocabulary size,
+        layers...; ``lora``: the
         adapters applied at run time (path, format, scale, alpha, rank, targets), ``lora_bytes``: the
         memory of their float32 A and B matrices."""
         return dict(self._info)
@@ -675,6 +677,12 @@ class Model(OpenAIMethods, AsyncMethods):
 
 def _mb(n: int) -> str:
     return f"{n / 1e6:,.1f} MB"
+
+
+def _weight_types(types: Mapping[str, int]) -> str:
+    """"Q4_1 93.2%, Q8_0 6.4%, F32 0.4%": each weight type's share of the tensor bytes, largest first."""
+    total = sum(types.values()) or 1
+    return ", ".join(f"{name} {100 * n / total:.1f}%" for name, n in sorted(types.items(), key=lambda kv: -kv[1]))
 
 
 def _check_logit_bias(bias: Any) -> dict[int, float] | None:

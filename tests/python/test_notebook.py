@@ -277,7 +277,16 @@ def test_repr_html(smollm2_path, tmp_path):
     assert p.rows["File"] == str(hostile)
     assert p.rows["Parameters"] == f"{info['n_params']:,}" == "134,515,008"
     assert p.rows["Architecture"].startswith("llama (30 layers")
-    assert p.rows["Weights"].startswith("Q4_1")
+    # each type's share of the tensor bytes, as gguf-py counts them in the file
+    gguf = require_module("gguf")
+    counted: dict[str, int] = {}
+    for t in gguf.GGUFReader(smollm2_path).tensors:
+        counted[t.tensor_type.name] = counted.get(t.tensor_type.name, 0) + int(t.n_bytes)
+    assert info["weight_types"] == counted
+    total = sum(counted.values())
+    assert p.rows["Weights"] == ", ".join(f"{k} {100 * v / total:.1f}%"
+                                          for k, v in sorted(counted.items(), key=lambda kv: -kv[1]))
+    assert p.rows["Weights"].startswith("Q4_1 ")
     assert p.rows["Context"] == "512 tokens (trained 8,192)"
     assert p.rows["Threads"] == "1"
     assert p.rows["Memory"].startswith("98.4 MB file")
