@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import wrenlm
+from batched import cpu_name  # bench/ is the script's folder: the same CPU line as every result
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("WRENLM_CACHE_DIR", Path.home() / ".cache" / "wrenlm"))
@@ -40,16 +40,6 @@ OBJECTS = ["the storm", "every meeting", "the new budget", "Sunday lunch", "a ra
 def texts(n: int) -> list[str]:
     """n short sentences (8 to 12 words), all different."""
     return [f"{k}: {SUBJECTS[k % 8]} {VERBS[(k // 8) % 8]} {OBJECTS[(k // 64) % 8]}." for k in range(n)]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def run_plain(model: str, data: list[str], batch_size: int) -> tuple[float, np.ndarray]:

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} must be at least {low}, got {value}")
     import wrenlm
     from wrenlm import benchmark
-    from wrenlm._progress import Progress
+    from wrenlm.progress import Progress
 
     show = Progress(args.seconds, desc="bench: loading", unit="s", enabled=not args.quiet, steps=True)
     with wrenlm.Model(args.model, n_ctx=args.n_ctx, n_threads=args.threads, lora=args.lora,

@@ -99,7 +99,7 @@ def embed_to(model: Any, texts: Sequence[str], args: argparse.Namespace, out: Op
     the vectors are returned as one float32 array instead)."""
     import numpy as np
 
-    from wrenlm._progress import Progress
+    from wrenlm.progress import Progress
 
     n, batch = len(texts), args.batch_size
     progress = Progress(n, desc="embed", unit="texts", enabled=not args.quiet and n > batch)

@@ -1,4 +1,4 @@
-"""The progress display of long CLI work (wrenlm._progress): its three modes on a fake stderr."""
+"""The progress display of long CLI work (wrenlm.progress.Progress): its three modes on a fake stderr."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import io
 import sys
 
 import pytest
-from wrenlm._progress import Progress
+from wrenlm.progress import Progress
 
 
 class Terminal(io.StringIO):
