@@ -167,9 +167,13 @@ def create_app(config: ServerConfig, models: Models) -> Any:
     # -- models and health ----------------------------------------------------------------------
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        """Liveness and load: requests running and waiting; engine tokens computed since start."""
+        """Liveness and load: requests running and waiting; the chat engines' batching counters since
+        start (forward passes, tokens they took, the most generations one pass served)."""
+        stats = [s.model._e.scheduler_stats for s in models if s.kind == CHAT]
         return {"status": "ok", "running": admission.running, "queued": admission.waiting,
-                "engine_tokens": sum(int(s.model._e.scheduler_stats["tokens"]) for s in models if s.kind == CHAT)}
+                "engine": {"passes": sum(int(x["passes"]) for x in stats),
+                           "tokens": sum(int(x["tokens"]) for x in stats),
+                           "max_sequences": max((int(x["max_sequences"]) for x in stats), default=0)}}
 
     @app.get("/v1/models")
     async def list_models() -> dict[str, Any]:
