@@ -53,10 +53,12 @@ def _with_schema(check: Callable[[str, Any], Any], schema: dict[str, Any]) -> Ca
     return check
 
 
-def _number(lo: Optional[float], hi: Optional[float], *, integer: bool = False) -> Callable[[str, Any], Any]:
+def _number(lo: Optional[float], hi: Optional[float], *, integer: bool = False,
+            above_lo: bool = False) -> Callable[[str, Any], Any]:
+    """A number (an integer with integer=True) in [lo, hi]; above_lo: in (lo, hi]."""
     what = "an integer" if integer else "a number"
-    span = f" in [{lo:g}, {hi:g}]" if lo is not None and hi is not None else \
-        f" >= {lo:g}" if lo is not None else f" <= {hi:g}" if hi is not None else ""
+    span = f" in {'(' if above_lo else '['}{lo:g}, {hi:g}]" if lo is not None and hi is not None else \
+        f" {'>' if above_lo else '>='} {lo:g}" if lo is not None else f" <= {hi:g}" if hi is not None else ""
 
     def check(name: str, value: Any) -> Any:
         ok_type = isinstance(value, (int, np.integer)) if integer else \
@@ -64,13 +66,14 @@ def _number(lo: Optional[float], hi: Optional[float], *, integer: bool = False) 
         if isinstance(value, bool) or not ok_type:
             raise ValueError(f"{name} must be {what}{span}, got {value!r}")
         v = int(value) if integer else float(value)
-        if (not integer and math.isnan(v)) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        if (not integer and math.isnan(v)) or (lo is not None and (v <= lo if above_lo else v < lo)) \
+                or (hi is not None and v > hi):
             raise ValueError(f"{name} must be {what}{span}, got {value!r}")
         return v
 
     schema: dict[str, Any] = {"type": "integer" if integer else "number"}
     if lo is not None:
-        schema["minimum"] = int(lo) if integer else lo
+        schema["exclusiveMinimum" if above_lo else "minimum"] = int(lo) if integer else lo
     if hi is not None:
         schema["maximum"] = int(hi) if integer else hi
     return _with_schema(check, schema)
@@ -165,7 +168,7 @@ PARAMS: dict[str, Param] = {
     "max_tokens": Param(_GEN, _number(0, None, integer=True), 16, None, _number(1, None, integer=True)),
     "max_completion_tokens": Param(frozenset({CHAT}), _number(1, None, integer=True)),
     "temperature": Param(_GEN, _number(0, 2), 1.0),
-    "top_p": Param(_GEN, _number(0, 1), 1.0),
+    "top_p": Param(_GEN, _number(0, 1, above_lo=True), 1.0),  # 0 would leave no token to sample
     "n": Param(_GEN, _number(1, 128, integer=True), 1),
     "stop": Param(_GEN, _stop, []),
     "seed": Param(_GEN, _number(0, UINT64_MAX, integer=True)),

@@ -49,6 +49,7 @@ class _ClientGone(Exception):
 
 def _input_schema(field: str) -> dict[str, Any]:
     ids = {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}
+    text = {"type": "string", "minLength": 1}
     if field == "messages":
         content = {"anyOf": [{"type": "string"}, {"type": "array", "items": {
             "type": "object", "properties": {"type": {"const": "text"}, "text": {"type": "string"}},
@@ -56,29 +57,44 @@ def _input_schema(field: str) -> dict[str, Any]:
         return {"type": "array", "minItems": 1, "items": {
             "type": "object", "required": ["role", "content"],
             "properties": {"role": {"enum": ["system", "developer", "user", "assistant"]}, "content": content}}}
-    return {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}, "minItems": 1}, ids,
+    return {"anyOf": [text, {"type": "array", "items": text, "minItems": 1}, ids,
                       {"type": "array", "items": ids, "minItems": 1}]}
 
 
-def _body_schema(endpoint: str, field: str) -> dict[str, Any]:
-    schema = params_.request_schema(endpoint)
+def _body_schema(endpoint: str, field: str, models: Models, n_ctx: int) -> dict[str, Any]:
+    """The request body of endpoint: its input field, and the parameters as openai_params checks them,
+    with the aliases this server answers to and the context window as the bound of max_tokens."""
+    props = dict(params_.request_schema(endpoint)["properties"])
+    kind = EMBEDDING if endpoint == params_.EMBEDDING else CHAT
+    props["model"] = {"anyOf": [{"enum": [s.alias for s in models if s.kind == kind]}, {"type": "null"}]}
+    for name in ("max_tokens", "max_completion_tokens"):
+        if name in props:
+            props[name] = {"anyOf": [{**props[name]["anyOf"][0], "maximum": n_ctx}, {"type": "null"}]}
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        **schema, "required": [field], "properties": {field: _input_schema(field), **schema["properties"]}}}}}}
+        "type": "object", "required": [field], "properties": {field: _input_schema(field), **props},
+        "additionalProperties": False}}}}}
 
 
 def _object_schema(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-        "type": "object", "required": required, "properties": props}}}}}
+        "type": "object", "required": required, "properties": props, "additionalProperties": False}}}}}
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _json_float(text: str) -> Any:
+    """A JSON number with a fraction or exponent; an integral one (``16.0``) as an int, as JSON Schema
+    counts it (so ``max_tokens: 16.0`` is accepted)."""
+    value = float(text)
+    return int(value) if value.is_integer() and abs(value) < 2**63 else value
+
+
 async def _json_object(request: Request) -> dict[str, Any]:
     raw = await request.body()
     try:
-        body = json.loads(raw, parse_constant=_reject_constant)
+        body = json.loads(raw, parse_constant=_reject_constant, parse_float=_json_float)
     except (ValueError, RecursionError) as e:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
         raise ApiError(400, f"the request body is not valid JSON: {e}", code="invalid_json") from None
     if not isinstance(body, dict):
@@ -99,6 +115,7 @@ async def _until_disconnect(request: Request) -> None:
 def create_app(config: ServerConfig, models: Models) -> Any:
     """The ASGI application serving models with config's limits (auth, body size, queue, timeout)."""
     admission = Admission(config.parallel, config.queue)
+    n_ctx = max((s.model.n_ctx for s in models if s.kind == CHAT), default=0)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -256,16 +273,16 @@ def create_app(config: ServerConfig, models: Models) -> Any:
             await chunks.aclose()
             _note_usage(notes, run.usage())
 
-    @app.post("/v1/completions", openapi_extra=_body_schema(params_.COMPLETION, "prompt"))
+    @app.post("/v1/completions", openapi_extra=_body_schema(params_.COMPLETION, "prompt", models, n_ctx))
     async def completions(request: Request) -> Any:
         return await generate(request, "completions")
 
-    @app.post("/v1/chat/completions", openapi_extra=_body_schema(params_.CHAT, "messages"))
+    @app.post("/v1/chat/completions", openapi_extra=_body_schema(params_.CHAT, "messages", models, n_ctx))
     async def chat_completions(request: Request) -> Any:
         return await generate(request, "chat")
 
     # -- embeddings -----------------------------------------------------------------------------
-    @app.post("/v1/embeddings", openapi_extra=_body_schema(params_.EMBEDDING, "input"))
+    @app.post("/v1/embeddings", openapi_extra=_body_schema(params_.EMBEDDING, "input", models, n_ctx))
     async def embeddings(request: Request) -> Any:
         body = await _json_object(request)
         fields = list(body)
@@ -313,7 +330,8 @@ def create_app(config: ServerConfig, models: Models) -> Any:
             raise fail(e, "content", ["content", "text"]) from None
         return {"tokens": tokens}
 
-    detokenize_props = {"tokens": {"type": "array", "items": {"type": "integer"}}, "model": {"type": "string"}}
+    detokenize_props = {"tokens": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                        "model": {"type": "string"}}
 
     @app.post("/detokenize", openapi_extra=_object_schema(detokenize_props, ["tokens"]))
     async def detokenize(request: Request) -> dict[str, Any]:
