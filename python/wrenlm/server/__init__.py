@@ -52,6 +52,9 @@ def add_serve_command(sub: Any) -> None:
                    help=f"context window of each model in tokens (default {d.n_ctx}; 0: the model's own)")
     s.add_argument("--threads", type=int, default=None, metavar="N",
                    help="compute threads per model (default: the number of physical cores)")
+    s.add_argument("--cache-mb", type=float, default=d.cache_mb, metavar="MB",
+                   help=f"prefix cache budget per model: prompts sharing a start (a system prompt, a chat "
+                        f"history) reuse its computation (default {d.cache_mb:g}; 0: off)")
     s.add_argument("--parallel", type=int, default=d.parallel, metavar="N",
                    help=f"requests computed at once, batched together (default {d.parallel})")
     s.add_argument("--queue", type=int, default=d.queue, metavar="N",
@@ -70,7 +73,8 @@ def _config(args: argparse.Namespace) -> ServerConfig:
     return ServerConfig(models=tuple(args.model or ()), embedding_models=tuple(args.embedding_model or ()),
                         host=args.host, port=args.port,
                         api_key=args.api_key if args.api_key is not None else os.environ.get("WRENLM_API_KEY"),
-                        no_auth=args.no_auth, n_ctx=args.n_ctx, n_threads=args.threads, parallel=args.parallel,
+                        no_auth=args.no_auth, n_ctx=args.n_ctx, n_threads=args.threads, cache_mb=args.cache_mb,
+                        parallel=args.parallel,
                         queue=args.queue, timeout=args.timeout, max_body_bytes=args.max_body_bytes,
                         log_prompts=args.log_prompts)
 

@@ -246,18 +246,22 @@ def create_app(config: ServerConfig, models: Models) -> Any:
 
     async def stream_events(run: api.Run, deadline: float, notes: dict[str, Any], field: str,
                             fields: Any) -> AsyncIterator[dict[str, str]]:
+        loop = asyncio.get_running_loop()
+        expired = []
+
+        def expire() -> None:  # the time is up: the run ends within one token, its chunks stop
+            expired.append(True)
+            run.cancel()
+
+        timer = loop.call_at(deadline, expire)
         chunks: aio.AsyncIter[Any] = await aio.respond(run, True)
         try:
-            while True:
-                try:
-                    chunk = await asyncio.wait_for(chunks.__anext__(), max(remaining(deadline), 0.0))
-                except StopAsyncIteration:
-                    break
-                except asyncio.TimeoutError:
-                    notes["cancelled"] = "timeout"
-                    yield {"data": json.dumps(timed_out(config.timeout).body())}
-                    return
+            async for chunk in chunks:
                 yield {"data": json.dumps(chunk)}
+            if expired:
+                notes["cancelled"] = "timeout"
+                yield {"data": json.dumps(timed_out(config.timeout).body())}
+                return
             yield {"data": "[DONE]"}
         except Exception as e:  # mid-stream: the status is sent, the error goes as an event
             err = from_exception(e, field, fields)
@@ -266,10 +270,11 @@ def create_app(config: ServerConfig, models: Models) -> Any:
                 err = ApiError(500, f"internal error: {type(e).__name__}: {e}", type="server_error")
             notes["error"] = err.code or err.type
             yield {"data": json.dumps(err.body())}
-        except asyncio.CancelledError:
+        except asyncio.CancelledError:  # the client went away: the step in flight was cancelled and awaited
             notes["cancelled"] = "client_disconnected"
             raise
         finally:
+            timer.cancel()
             await chunks.aclose()
             _note_usage(notes, run.usage())
 

@@ -41,7 +41,8 @@ class ServerConfig:
         host, port: where to listen; port 0 picks a free port (printed at start).
         api_key: the key clients must send (``Authorization: Bearer KEY``); None: no key.
         no_auth: explicitly allow a non-loopback host without a key.
-        n_ctx, n_threads: as :class:`wrenlm.Model` takes them.
+        n_ctx, n_threads, cache_mb: as :class:`wrenlm.Model` takes them (cache_mb: the prefix cache's
+            budget per chat model, which lets requests sharing a system prompt or a history reuse it).
         parallel: requests computed at once (they run batched on the engine).
         queue: requests waiting for a turn beyond those; more are answered 429.
         timeout: seconds a request may take, waiting included; then it is stopped (408).
@@ -57,6 +58,7 @@ class ServerConfig:
     no_auth: bool = False
     n_ctx: int = 2048
     n_threads: Optional[int] = None
+    cache_mb: float = 256
     parallel: int = 16
     queue: int = 64
     timeout: float = 600.0

@@ -41,7 +41,7 @@ class Models:
         specs += [(s, EMBEDDING) for s in config.embedding_models]
         served: list[Served] = []
         for spec, kind in specs:
-            model = Model(spec.path, n_ctx=config.n_ctx, n_threads=config.n_threads)
+            model = Model(spec.path, n_ctx=config.n_ctx, n_threads=config.n_threads, cache_mb=config.cache_mb)
             alias = spec.alias or os.path.basename(os.path.normpath(model.path))
             if any(s.alias == alias for s in served):
                 raise ValueError(f"two models are both called {alias!r}; give them aliases (--model ALIAS=PATH)")
