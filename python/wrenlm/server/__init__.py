@@ -37,7 +37,8 @@ def add_serve_command(sub: Any) -> None:
                                    "otherwise; another host needs --api-key or --no-auth.")
     s.add_argument("--model", "-m", action="append", type=model_spec, metavar="[ALIAS=]PATH",
                    help="chat/completion model (GGUF file), requested as ALIAS (default: its file name); "
-                        "repeatable. Default: $WRENLM_MODEL, else SmolLM2-135M-Instruct Q4_1")
+                        "repeatable. Default: $WRENLM_MODEL, else SmolLM2-135M-Instruct Q4_1 (none when only "
+                        "--embedding-model is given)")
     s.add_argument("--embedding-model", action="append", type=model_spec, metavar="[ALIAS=]PATH",
                    help="embedding model answering /v1/embeddings (GGUF file or sentence-transformers "
                         "folder); repeatable")
@@ -119,8 +120,9 @@ def serve(config: ServerConfig) -> None:
     except OSError as e:
         sock.close()
         raise OSError(f"cannot listen on {config.host}:{config.port}: {e.strerror or e}") from None
-    models = Models.load(config)
+    models = None
     try:
+        models = Models.load(config)
         host, port = sock.getsockname()[:2]
         shown = f"[{host}]" if family == socket.AF_INET6 else host
         print(f"wrenlm serve: http://{shown}:{port}/v1 ({', '.join(f'{s.alias} [{s.kind}]' for s in models)}); "
@@ -130,4 +132,5 @@ def serve(config: ServerConfig) -> None:
         server.run(sockets=[sock])
     finally:
         sock.close()
-        models.close()
+        if models is not None:
+            models.close()
