@@ -288,11 +288,9 @@ def test_sixteen_streams_at_once_equal_each_alone(server, openai):
 
 
 def test_shared_system_prompt_is_prefilled_once(server, openai):
+    """16 requests with the same (new) system prompt sent at once: one evaluates it, the 15 others
+    take it from the prefix cache (usage.prompt_tokens_details.cached_tokens)."""
     system = {"role": "system", "content": "You are a careful assistant for a museum of natural history. " * 12}
-    c = client(openai, server)
-    first = c.chat.completions.create(model="chat", messages=[system, {"role": "user", "content": "Hello"}],
-                                      max_tokens=2, temperature=0)
-    n_system = first.usage.prompt_tokens
 
     async def run():
         a = aclient(openai, server, timeout=120)
@@ -302,11 +300,14 @@ def test_shared_system_prompt_is_prefilled_once(server, openai):
         await a.close()
         return rs
 
-    cached = [r.usage.prompt_tokens_details.cached_tokens for r in asyncio.run(run())]
-    print(f"system + first message: {n_system} tokens; cached per concurrent request: {cached}")
-    # The system prompt (all but the last user turn, ~10 tokens, and the attention-block alignment of
-    # the prefix cache, < 32 tokens) comes from the cache in every one of the 16.
-    assert min(cached) >= n_system - 48
+    rs = asyncio.run(run())
+    prompt = [r.usage.prompt_tokens for r in rs]
+    cached = [r.usage.prompt_tokens_details.cached_tokens for r in rs]
+    print(f"prompt tokens {prompt}; cached {cached}; evaluated in all {sum(prompt) - sum(cached)}")
+    # Reused: all but the user turn (< 20 tokens) and the prefix cache's alignment to the attention
+    # block (< 32 tokens): at least prompt - 52 tokens.
+    reused = [c >= p - 52 for p, c in zip(prompt, cached)]
+    assert reused.count(False) <= 1, list(zip(prompt, cached))
 
 
 def test_queue_limit_timeout_and_body_limit(tmp_path, smollm2_path, openai, ref):
