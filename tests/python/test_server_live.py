@@ -240,6 +240,18 @@ def test_disconnect_frees_the_slot(server, ref):
     print(f"token {token_s * 1000:.1f} ms; slot freed {freed * 1000:.1f} ms after the close")
     # A token time, plus the HTTP round trips of noticing the close on a shared 2-core machine.
     assert freed < 0.5 + 3 * token_s
+    # Not streamed: the client gives up waiting (its timeout closes the connection).
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(server.v1 + "/completions", json={**body, "stream": False}, headers=auth, timeout=0.5)
+    closed = time.perf_counter()
+    while httpx.get(server.url + "/health").json()["running"] and time.perf_counter() - closed < 10:
+        time.sleep(0.005)
+    freed = time.perf_counter() - closed
+    tokens = httpx.get(server.url + "/health").json()["engine"]["tokens"]
+    time.sleep(max(0.3, 10 * token_s))
+    assert httpx.get(server.url + "/health").json()["engine"]["tokens"] == tokens, "tokens still computed"
+    print(f"not streamed: slot freed {freed * 1000:.1f} ms after the client's timeout")
+    assert freed < 0.5 + 3 * token_s
 
 
 async def _chat_stream(a, messages, **kw):
@@ -312,9 +324,14 @@ def test_shared_system_prompt_is_prefilled_once(server, openai):
 
 def test_queue_limit_timeout_and_body_limit(tmp_path, smollm2_path, openai, ref):
     httpx = require_module("httpx")
-    with serve(tmp_path, "--model", f"chat={smollm2_path}", "--n-ctx", "2048", "--parallel", "1", "--queue", "0",
+    with serve(tmp_path, "--model", f"chat={smollm2_path}", "--model", f"other={smollm2_path}", "--n-ctx", "2048",
+               "--parallel", "1", "--queue", "0",
                "--timeout", "2", "--max-body-bytes", "20000", "--log-prompts") as s:
         c = client(openai, s)
+        # two chat models by alias (the same file twice here)
+        assert [m.id for m in c.models.list()] == ["chat", "other"]
+        r = c.chat.completions.create(model="other", messages=MESSAGES, max_tokens=4, temperature=0)
+        assert r.model == "other" and r.choices[0].message.content == ref.chat(MESSAGES, max_tokens=4)
         endless = dict(model="chat", prompt="Count: 1, 2, 3,", max_tokens=2000, temperature=0,
                        logit_bias=_eos_ban(ref))
         # a request that runs past the timeout: stopped, answered 408 (not retried by the client)
@@ -351,7 +368,7 @@ def test_queue_limit_timeout_and_body_limit(tmp_path, smollm2_path, openai, ref)
         health = httpx.get(s.url + "/health").json()
         assert health["running"] == 0 and health["queued"] == 0
         lines = [line for line in s.log_text().splitlines() if "wrenlm.server POST" in line]
-        assert len(lines) == 4, lines  # one line per request: 408, 429, the stream, 413
+        assert len(lines) == 5, lines  # one line per request: the chat, 408, 429, the stream, 413
         assert sum('prompt="Count: 1, 2, 3,"' in line for line in lines) == 2  # --log-prompts: the two that ran
 
 
