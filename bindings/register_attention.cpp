@@ -55,7 +55,7 @@ void register_attention(py::module_& m) {
       cache.store(0, 0, n_keys, k.data(), v.data());
       cache.advance(n_keys);
       ThreadPool pool(n_threads);
-      AttentionScratch scratch(s, n_keys, n_threads);
+      AttentionScratch scratch(s, n_threads);
       attention(q.data(), cache.view(0, n_keys), {pos0, n}, s, mask, out.mutable_data(), scratch, pool);
     }
     return out;

@@ -62,6 +62,23 @@ void register_model(py::module_& m) {
            py::arg("cache_mb") = 0.0,
            "lora: (adapter path, scale) pairs, applied at run time beside the weights they update.\n"
            "cache_mb: budget of the prefix cache that generations start from (0: off).")
+      .def("prepare", [](Engine& e, const py::object& progress) {
+             // Called on this thread between slices of the work: the GIL is taken only for the call.
+             const ProgressFn report = [&progress](uint64_t done, uint64_t total) {
+               py::gil_scoped_acquire gil;
+               if (PyErr_CheckSignals() != 0) throw py::error_already_set();  // Ctrl-C: KeyboardInterrupt
+               if (!progress.is_none()) progress(done, total);  // its exception propagates as is
+             };
+             py::gil_scoped_release nogil;
+             e.prepare(report);
+           }, py::kw_only(), py::arg("progress") = py::none(),
+           "Finishes loading now (packs the weights the first forward pass would otherwise pack).\n"
+           "progress: None or a callable(done, total) in bytes, called about every 1% on this thread;\n"
+           "an exception it raises (or Ctrl-C) stops the work between two matrices, keeping those done.")
+      .def_property_readonly("pending_prepare_bytes", [](Engine& e) {
+             py::gil_scoped_release nogil;  // it waits for the engine's lock, which prepare() holds while it calls Python
+             return e.pending_prepare_bytes();
+           }, "Bytes prepare() still has to write (0 once the weights are ready).")
       .def_property_readonly("prefix_cache", [](Engine& e) {
         py::dict d;
         d["entries"] = e.prefix_cache().entries();
@@ -89,6 +106,12 @@ void register_model(py::module_& m) {
         d["sliding_window"] = i.window;
         d["n_sliding_layers"] = std::count(i.sliding.begin(), i.sliding.end(), true);
         d["file_size"] = e.file().file_size();
+        py::dict types;  // weight type name -> bytes of the file's tensors of that type
+        for (const GgufTensor& t : e.file().tensors()) {
+          const py::str name(dtype_name(t.dtype));
+          types[name] = (types.contains(name) ? types[name].cast<uint64_t>() : 0) + t.nbytes;
+        }
+        d["weight_types"] = types;
         py::list loras;
         for (const LoraAdapter& a : e.loras()) {
           py::dict l;

@@ -11,26 +11,45 @@ using namespace attention_detail;
 
 namespace {
 
-int64_t scratch_floats_per_thread(const AttentionShape& a, int64_t n_ctx) {
+int64_t decode_floats(int64_t group, int64_t head_dim, int64_t keys) {
+  return group * keys + group * head_dim;  // (group, keys) probabilities, a run's output
+}
+
+int64_t prefill_floats(const AttentionShape& a) {
   const int64_t group = a.n_heads / a.n_kv_heads;
-  const int64_t decode = group * n_ctx + group * a.head_dim;            // (group, keys) probabilities, a run's output
-  const int64_t prefill = kQueryBlock * kKeyTile                         // (rows, tile) probabilities
-                          + 2 * kKeyTile * a.head_dim                    // K and V tiles in F32
-                          + 2 * group * kQueryBlock;                     // running max and sum
-  return std::max(decode, prefill);
+  return kQueryBlock * kKeyTile        // (rows, tile) probabilities
+         + 2 * kKeyTile * a.head_dim   // K and V tiles in F32
+         + 2 * group * kQueryBlock;    // running max and sum
 }
 
 // Split-key decode tasks the scratch holds results for: enough to give each thread
 // kTasksPerThread tasks whenever (rows x KV heads) alone would not.
 int64_t max_decode_tasks(int n_threads) { return 2 * kTasksPerThread * n_threads; }
 
+// Keys the decode part holds from the start: short sequences never reallocate.
+constexpr int64_t kInitialDecodeKeys = 1024;
+
 }  // namespace
 
-AttentionScratch::AttentionScratch(const AttentionShape& a, int64_t n_ctx, int n_threads)
-    : per_thread(new float[static_cast<size_t>(n_threads) * scratch_floats_per_thread(a, n_ctx)]),
-      partials(static_cast<size_t>(max_decode_tasks(n_threads) * a.n_heads / a.n_kv_heads * (a.head_dim + 2))),
-      stride(scratch_floats_per_thread(a, n_ctx)),
-      max_partials(max_decode_tasks(n_threads)) {}
+AttentionScratch::AttentionScratch(const AttentionShape& a, int n_threads)
+    : partials(static_cast<size_t>(max_decode_tasks(n_threads) * a.n_heads / a.n_kv_heads * (a.head_dim + 2))),
+      stride(0),
+      max_partials(max_decode_tasks(n_threads)),
+      group_(a.n_heads / a.n_kv_heads),
+      head_dim_(a.head_dim),
+      n_threads_(n_threads) {
+  const int64_t floats = std::max(prefill_floats(a), decode_floats(group_, head_dim_, kInitialDecodeKeys));
+  per_thread.reset(new float[static_cast<size_t>(n_threads) * floats]);
+  stride = floats;
+}
+
+void AttentionScratch::reserve_decode(int64_t keys) {
+  const int64_t need = decode_floats(group_, head_dim_, keys);
+  if (need <= stride) return;
+  const int64_t floats = std::max(need, stride + stride / 2);  // geometric: few reallocations as a sequence grows
+  per_thread.reset(new float[static_cast<size_t>(n_threads_) * floats]);
+  stride = floats;
+}
 
 void attention(const float* q, const KvLayerView& kv, const QueryPositions& rows, const AttentionShape& s,
                const AttentionMask& mask, float* out, AttentionScratch& scratch, ThreadPool& pool) {

@@ -29,15 +29,23 @@ struct AttentionShape {
   int64_t kv_dim() const { return n_kv_heads * head_dim; }
 };
 
-// Scratch for attention calls over up to n_ctx keys on n_threads threads, allocated once: linear in
-// n_ctx, not in rows x n_ctx (prefill works in tiles).
+// Scratch for attention calls on n_threads threads: the prefill part is fixed (it works in tiles);
+// the decode part, (group, keys) probabilities per thread, grows with the longest key run decoded so
+// far (reserve_decode), so memory follows use rather than n_ctx times a head count read from a file.
 struct AttentionScratch {
-  AttentionScratch(const AttentionShape& a, int64_t n_ctx, int n_threads);
+  AttentionScratch(const AttentionShape& a, int n_threads);
+  // Makes thread(t) hold at least the decode probabilities and a run's output for `keys` keys.
+  // Called between parallel regions (it may move per_thread).
+  void reserve_decode(int64_t keys);
   std::unique_ptr<float[]> per_thread;  // (n_threads, stride) probabilities, K/V tiles, running max/sum
   std::vector<float> partials;          // (tasks, group, head_dim + 2) split-key decode results; grows with the batch
   int64_t stride;        // floats per thread in per_thread
   int64_t max_partials;  // split-key decode tasks `partials` holds
   float* thread(int t) { return per_thread.get() + t * stride; }
+
+ private:
+  int64_t group_, head_dim_;
+  int n_threads_;
 };
 
 // out (n, q_dim) = attention of the query rows q (n, q_dim) at positions rows over the view's keys

@@ -30,12 +30,19 @@ void attention_decode(const std::vector<DecodeItem>& items, const AttentionShape
   // batch); tasks are numbered item after item, and split items own consecutive partials.
   const size_t n_items = items.size();
   std::vector<int64_t> splits(n_items), first_task(n_items + 1, 0), first_partial(n_items + 1, 0);
+  int64_t longest = 0;  // keys of the longest split task: the probabilities each thread holds
   for (size_t i = 0; i < n_items; ++i) {
-    splits[i] = decode_splits(items[i].rows, s, mask, scratch, pool);
-    const int64_t tasks = items[i].rows.n * s.n_kv_heads * splits[i];
+    const QueryPositions& rows = items[i].rows;
+    splits[i] = decode_splits(rows, s, mask, scratch, pool);
+    const int64_t tasks = rows.n * s.n_kv_heads * splits[i];
     first_task[i + 1] = first_task[i] + tasks;
     first_partial[i + 1] = first_partial[i] + (splits[i] > 1 ? tasks * part : 0);
+    for (int64_t r = 0; r < rows.n; ++r) {
+      const KeyRange keys = visible_keys(mask, rows.at(r), rows.end());
+      longest = std::max(longest, (keys.hi - keys.lo + splits[i] - 1) / splits[i]);
+    }
   }
+  scratch.reserve_decode(longest);
   if (static_cast<int64_t>(scratch.partials.size()) < first_partial[n_items])
     scratch.partials.resize(static_cast<size_t>(first_partial[n_items]));  // grows with the widest batch, once
 

@@ -38,7 +38,7 @@ class Bert : public Model {
       : pool_(pool),
         cfg_(ClassicConfig::read(f, arch)),
         max_batch_(std::min(n_ctx, n_positions(f, cfg_.dim))),
-        ws_(max_batch_, cfg_.dim, cfg_.attn, cfg_.ffn_dim, max_batch_, pool.size()) {
+        ws_(max_batch_, cfg_.dim, cfg_.attn, cfg_.ffn_dim, pool.size()) {
     WeightBinder w(f, &arena_);
     const int64_t dim = cfg_.dim;
     tok_embd_ = w.token_embedding(dim, /*output_head=*/false);  // (n_vocab, dim)

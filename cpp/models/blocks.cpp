@@ -10,7 +10,7 @@ namespace wren {
 // Tokens per MLP pass when the weights are packed (see mlp_tokens).
 constexpr int64_t kMlpTokens = 128;
 
-Workspace::Workspace(int64_t b, int64_t dim, const AttentionShape& a, int64_t ffn_dim, int64_t n_ctx, int n_threads)
+Workspace::Workspace(int64_t b, int64_t dim, const AttentionShape& a, int64_t ffn_dim, int n_threads)
     : x(new float[b * dim]),
       xb(new float[b * dim]),
       q(new float[b * a.q_dim()]),
@@ -19,7 +19,7 @@ Workspace::Workspace(int64_t b, int64_t dim, const AttentionShape& a, int64_t ff
       att(new float[b * a.q_dim()]),
       hb(new float[b * ffn_dim]),
       hb2(new float[b * ffn_dim]),
-      attn(a, n_ctx, n_threads),
+      attn(a, n_threads),
       mm(n_threads, std::max({dim, ffn_dim, a.q_dim()}), b) {}
 
 void swiglu_mlp(const GatedMlpWeights& w, const float* x, int64_t n, float* out, Workspace& ws, ThreadPool& pool) {

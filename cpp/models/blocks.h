@@ -31,8 +31,7 @@ struct GatedMlpWeights {
 
 // Activation buffers for one forward call of up to max_batch tokens.
 struct Workspace {
-  Workspace(int64_t max_batch, int64_t dim, const AttentionShape& a, int64_t ffn_dim, int64_t n_ctx,
-            int n_threads);
+  Workspace(int64_t max_batch, int64_t dim, const AttentionShape& a, int64_t ffn_dim, int n_threads);
   std::unique_ptr<float[]> x;       // (batch, dim) residual stream
   std::unique_ptr<float[]> xb;      // (batch, dim) normed input / block output
   std::unique_ptr<float[]> q;       // (batch, q_dim)
@@ -41,7 +40,7 @@ struct Workspace {
   std::unique_ptr<float[]> att;     // (batch, q_dim) attention output before wo
   std::unique_ptr<float[]> hb;      // (batch, ffn_dim); only (mlp_tokens(...), ffn_dim) touched per pass
   std::unique_ptr<float[]> hb2;     // (batch, ffn_dim)
-  AttentionScratch attn;            // attention over up to n_ctx keys
+  AttentionScratch attn;            // grows with the longest sequence decoded
   MatmulScratch mm;
 };
 

@@ -55,7 +55,7 @@ class ClassicDecoder : public Model {
       : pool_(pool),
         cfg_(c),
         max_batch_(std::min<int64_t>(512, n_ctx)),
-        ws_(max_batch_, cfg_.dim, cfg_.attn, cfg_.ffn_dim, n_ctx, pool.size()) {
+        ws_(max_batch_, cfg_.dim, cfg_.attn, cfg_.ffn_dim, pool.size()) {
     WeightBinder w(f, &arena_);
     const int64_t dim = cfg_.dim;
     tok_embd_ = w.token_embedding(dim, /*output_head=*/!w.has("output.weight"));  // (n_vocab, dim)

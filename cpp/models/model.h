@@ -93,7 +93,11 @@ class Model {
 
   // Finishes loading: runs the weight re-layouts recorded while binding (WeightArena). The runtime
   // calls it before every forward() / hidden_states(); after the first, it returns at once.
-  void prepare_weights(ThreadPool& pool) { arena_.pack_pending(&pool); }
+  // progress: see WeightArena::pack_pending (bytes of packed copies written).
+  void prepare_weights(ThreadPool& pool, const ProgressFn& progress = nullptr) {
+    arena_.pack_pending(&pool, progress);
+  }
+  uint64_t pending_weight_bytes() const { return arena_.pending_bytes(); }
 
  protected:
   ModelInfo info_;

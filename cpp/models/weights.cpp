@@ -53,18 +53,53 @@ void WeightArena::defer_pack(const PackedMatrix& layout, uint8_t* dst, const uin
   jobs_.push_back({layout, dst, src, src_stride, release_from});
 }
 
-void WeightArena::pack_pending(ThreadPool* pool) {
+uint64_t WeightArena::pending_bytes() const {
+  uint64_t total = 0;
+  for (const PackJob& job : jobs_) total += packed_bytes(job.layout);
+  return total;
+}
+
+void WeightArena::pack_pending(ThreadPool* pool, const ProgressFn& progress) {
   if (jobs_.empty()) return;
+  const uint64_t total = pending_bytes();
+  // Slices of whole matrices, each about 1% of the bytes: a progress call (and a chance to stop)
+  // between two slices, never inside a matrix, so each matrix is either packed or still pending.
+  const uint64_t slice_bytes = progress ? std::max<uint64_t>(total / 100, 1) : total;
+  uint64_t done = 0;
+  if (progress) progress(0, total);
+  size_t next = 0;  // first job not packed yet
+  while (next < jobs_.size()) {
+    size_t end = next;
+    uint64_t bytes = 0;
+    while (end < jobs_.size() && (end == next || bytes < slice_bytes)) bytes += packed_bytes(jobs_[end++].layout);
+    pack_jobs(pool, next, end);
+    next = end;
+    done += bytes;
+    if (progress && next < jobs_.size()) {
+      try {
+        progress(done, total);
+      } catch (...) {
+        jobs_.erase(jobs_.begin(), jobs_.begin() + static_cast<std::ptrdiff_t>(next));  // the rest stay pending
+        throw;
+      }
+    }
+  }
+  jobs_.clear();
+  jobs_.shrink_to_fit();
+  if (progress) progress(total, total);
+}
+
+void WeightArena::pack_jobs(ThreadPool* pool, size_t first, size_t last) {
   constexpr int64_t kGroupsPerTask = 8;  // 128 rows: small matrices still split across threads
-  std::vector<int64_t> first_task(jobs_.size() + 1, 0);  // task offset of each job
-  for (size_t j = 0; j < jobs_.size(); ++j)
-    first_task[j + 1] = first_task[j] + (jobs_[j].layout.n_groups + kGroupsPerTask - 1) / kGroupsPerTask;
+  std::vector<int64_t> first_task(last - first + 1, 0);  // task offset of each job
+  for (size_t j = first; j < last; ++j)
+    first_task[j - first + 1] = first_task[j - first] + (jobs_[j].layout.n_groups + kGroupsPerTask - 1) / kGroupsPerTask;
   auto pack = [&](int64_t task, int) {
-    const size_t j = static_cast<size_t>(std::upper_bound(first_task.begin(), first_task.end(), task) -
+    const size_t k = static_cast<size_t>(std::upper_bound(first_task.begin(), first_task.end(), task) -
                                          first_task.begin() - 1);
-    const PackJob& job = jobs_[j];
+    const PackJob& job = jobs_[first + k];
     const PackedMatrix& p = job.layout;
-    const int64_t g0 = (task - first_task[j]) * kGroupsPerTask, g1 = std::min(p.n_groups, g0 + kGroupsPerTask);
+    const int64_t g0 = (task - first_task[k]) * kGroupsPerTask, g1 = std::min(p.n_groups, g0 + kGroupsPerTask);
     pack_groups(p, job.src, job.src_stride, g0, g1, job.dst);
     if (job.release_from) {
       const int64_t r0 = g0 * kPackRows, r1 = std::min(p.rows, g1 * kPackRows);
@@ -76,8 +111,6 @@ void WeightArena::pack_pending(ThreadPool* pool) {
     pool->parallel_for(first_task.back(), pack);
   else
     for (int64_t task = 0; task < first_task.back(); ++task) pack(task, 0);
-  jobs_.clear();
-  jobs_.shrink_to_fit();
 }
 
 const GgufTensor& WeightBinder::get(const std::string& name) const {

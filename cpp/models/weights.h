@@ -1,6 +1,8 @@
 // Binding tensors from a GGUF file to typed views, checking names, shapes and types.
 #pragma once
 
+#include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -10,6 +12,10 @@
 #include "util/thread_pool.h"
 
 namespace wren {
+
+// Reports progress of a long step: done and total (bytes), called on the calling thread. It may throw
+// (e.g. an interruption) to stop the step between two units of work.
+using ProgressFn = std::function<void(uint64_t done, uint64_t total)>;
 
 // Owns the re-laid-out copies of weights (the packed Q4_0/Q4_1/Q8_0 matrices): a bump allocator over
 // large anonymous mappings that ask for transparent huge pages, so streaming the weights each token
@@ -36,7 +42,12 @@ class WeightArena {
   void defer_pack(const PackedMatrix& layout, uint8_t* dst, const uint8_t* src, size_t src_stride,
                   const TensorSource* release_from);
   // Runs every recorded re-layout on the pool (or this thread) and forgets them. Cheap when none.
-  void pack_pending(ThreadPool* pool);
+  // progress (may be empty): called with (0, total) first, then after each slice of whole matrices
+  // (about 1% of the bytes, at least one matrix), from this thread. If it throws, the matrices
+  // already copied stay done and the others stay recorded, so a later call finishes the work.
+  void pack_pending(ThreadPool* pool, const ProgressFn& progress = nullptr);
+  // Bytes the recorded re-layouts will write (0 when none are pending).
+  uint64_t pending_bytes() const;
   bool has_pending() const { return !jobs_.empty(); }
 
  private:
@@ -51,6 +62,9 @@ class WeightArena {
     size_t src_stride;
     const TensorSource* release_from;
   };
+  // Packs jobs_[first, last) on the pool (or this thread).
+  void pack_jobs(ThreadPool* pool, size_t first, size_t last);
+
   std::vector<Chunk> chunks_;
   std::vector<PackJob> jobs_;
   size_t used_ = 0;  // in the last chunk

@@ -76,6 +76,16 @@ Engine::Engine(const std::string& path, int64_t n_ctx, int n_threads, KvDtype kv
 
 Engine::~Engine() = default;
 
+void Engine::prepare(const ProgressFn& progress) {
+  std::lock_guard<std::mutex> lock(mu_);
+  model_->prepare_weights(*pool_, progress);
+}
+
+uint64_t Engine::pending_prepare_bytes() {
+  std::lock_guard<std::mutex> lock(mu_);
+  return model_->pending_weight_bytes();
+}
+
 Scheduler& Engine::scheduler() {
   std::call_once(scheduler_once_, [this] { scheduler_ = std::make_unique<Scheduler>(*this); });
   return *scheduler_;

@@ -83,6 +83,13 @@ class Engine {
   int n_threads() const { return pool_->size(); }
   KvDtype kv_dtype() const { return kv_dtype_; }
 
+  // Finishes loading now instead of on the first forward pass: runs the weight re-layouts recorded
+  // while binding (Model::prepare_weights), reporting progress in bytes; a no-op once done. If
+  // progress throws, the work done so far is kept and the next call or forward pass finishes it.
+  void prepare(const ProgressFn& progress);
+  // Bytes prepare() still has to write (0 once done).
+  uint64_t pending_prepare_bytes();
+
   std::unique_ptr<Session> new_session() const {
     return std::make_unique<Session>(kv_pool_, n_ctx_, info().n_vocab);
   }

@@ -50,10 +50,25 @@ Generation::Generation(Engine& engine, std::vector<int32_t> prompt, GenerateOpti
                " is outside the vocabulary (", engine.info().n_vocab, " tokens)");
   session_ = engine.new_session();
   for (int32_t t : prompt_) sampler_.accept_prompt(t);  // the repetition penalty sees the prompt too
-  if (!opts_.echo && !engine.info().length_dependent_rope) {  // start from what an earlier call computed
-    const PrefixCache::Match m = engine.prefix_cache().lookup(prompt_.data(), n_prompt);
-    if (m.n > 0) reuse_prefix(*m.session, m.n);
-  }
+  refresh_prefix();  // start from what an earlier call computed
+}
+
+void Generation::refresh_prefix() {
+  if (opts_.echo || engine_.info().length_dependent_rope || computing_prompt_) return;
+  const PrefixCache::Match m = engine_.prefix_cache().lookup(prompt_.data(), static_cast<int64_t>(prompt_.size()));
+  if (m.n > prompt_done_) reuse_prefix(*m.session, m.n);
+}
+
+bool Generation::offers_prefix() const {
+  return prompt_pending() && cold_equal_ && !opts_.echo && engine_.prefix_cache().budget() > 0 &&
+         !engine_.info().length_dependent_rope;
+}
+
+int64_t Generation::reusable(int64_t common, int64_t n_source) const {
+  const int64_t n_prompt = static_cast<int64_t>(prompt_.size());
+  if (opts_.echo) return 0;
+  if (common >= n_prompt && n_source == n_prompt) return n_prompt;  // the same prompt: all of it, logits too
+  return std::min(common, n_prompt - kAttentionPrefillMinRows) / kAttentionBlockRows * kAttentionBlockRows;
 }
 
 int64_t Generation::reuse_prefix(const Session& src, int64_t n, bool aligned) {
@@ -69,8 +84,7 @@ int64_t Generation::reuse_prefix(const Session& src, int64_t n, bool aligned) {
   }
   // Resume at a multiple of the attention block, leaving a tail long enough for the prefill path:
   // the rest of the prompt is then computed bit for bit as a cold run computes it (chunk_tokens).
-  n = aligned ? std::min(n, n_prompt - kAttentionPrefillMinRows) / kAttentionBlockRows * kAttentionBlockRows
-              : std::min(n, n_prompt - 1);
+  n = aligned ? reusable(n, -1) : std::min(n, n_prompt - 1);
   if (n <= prompt_done_ || !src.cache.can_resume_at(n)) return 0;
   if (!aligned) cold_equal_ = false;
   src.cache.share_prefix(session_->cache, n);
@@ -164,6 +178,7 @@ std::unique_ptr<Session> Generation::take_session() {
 
 void Generation::consume(const Input& in) {
   if (in.tokens != &last_token_) {  // a prompt chunk
+    if (in.n > 0) computing_prompt_ = true;
     if (opts_.echo) consume_prompt_rows(in);
     prompt_done_ += in.n;
     const int64_t n_prompt = static_cast<int64_t>(prompt_.size());

@@ -54,6 +54,9 @@ class Generation {
   // rows, so the result is bit for bit a cold run's; else (a session continuing itself) as much
   // as possible, the rest computed however short (equal to a cold run up to float rounding).
   int64_t reuse_prefix(const Session& src, int64_t n, bool aligned = true);
+  // The prompt positions reuse_prefix(aligned) would take from a source holding `common` positions
+  // in common with the prompt, of a source prompt n_source tokens long.
+  int64_t reusable(int64_t common, int64_t n_source) const;
   int64_t n_cached_tokens() const { return cached_; }
   // Keep the session when finished instead of freeing it, for take_session() (explicit sessions).
   void keep_session() { keep_session_ = true; }
@@ -76,6 +79,14 @@ class Generation {
   // Whether its next input is (part of) the prompt.
   bool prompt_pending() const { return prompt_done_ < static_cast<int64_t>(prompt_.size()); }
   Input input();
+  // Prefix sharing between generations running at once. offers_prefix(): its prompt goes to the
+  // prefix cache once it is in (see consume). computing_prompt(): it has evaluated a prompt chunk
+  // itself. Before that, refresh_prefix() takes the longest prefix the cache holds now (a
+  // generation that started earlier with the same start has finished its prompt since).
+  bool offers_prefix() const;
+  bool computing_prompt() const { return computing_prompt_; }
+  void refresh_prefix();
+  const std::vector<int32_t>& prompt() const { return prompt_; }
   // After the pass evaluated input(): samples, detokenizes, queues the piece (or finishes).
   void consume(const Input& in);
   // Ends it: "cancelled" after cancel(), or the error a pass raised for it.
@@ -123,6 +134,7 @@ class Generation {
   int64_t cached_ = 0;        // prompt tokens reused from another session
   int32_t last_token_ = -1;   // the last sampled token, still to be fed to the model; -1: none sampled yet
   bool keep_session_ = false;
+  bool computing_prompt_ = false;  // a prompt chunk of ours was evaluated
   bool cold_equal_ = true;  // every prompt position computed as a cold run would (the prefix cache takes only those)
   std::vector<float> rows_;   // (chunk, n_vocab) logits of a prompt chunk, for echo
   std::string pending_;       // text not yet emitted because it might start a stop string
@@ -163,6 +175,9 @@ class Generator {
   int64_t n_cached_tokens() const { return gen_->n_cached_tokens(); }
   // See Generation::reuse_prefix; before start()/next() only.
   int64_t reuse_prefix(const Session& src, int64_t n, bool aligned = true);
+  // The prompt positions reuse_prefix(aligned) would take from a source holding `common` positions
+  // in common with the prompt, of a source prompt n_source tokens long.
+  int64_t reusable(int64_t common, int64_t n_source) const;
   // See Generation::keep_session / take_session (the latter once next() returned nullopt).
   void keep_session();
   std::unique_ptr<Session> take_session() { return gen_->take_session(); }

@@ -84,6 +84,30 @@ std::optional<std::string> Scheduler::next(Generation& g, const CancelFn& cancel
   }
 }
 
+namespace {
+
+int64_t common_prefix(const std::vector<int32_t>& a, const std::vector<int32_t>& b) {
+  const size_t n = std::min(a.size(), b.size());
+  return static_cast<int64_t>(std::mismatch(a.begin(), a.begin() + static_cast<std::ptrdiff_t>(n), b.begin()).first -
+                              a.begin());
+}
+
+// Whether g, which has not evaluated any of its prompt yet, should wait for a generation submitted
+// before it that is computing a prompt with the same start and will offer it to the prefix cache:
+// requests arriving together with one system prompt or RAG context then compute it once. g then
+// takes it from the cache (refresh_prefix) when that prompt is in.
+bool waits_for_shared_prefix(const Generation& g, const std::vector<std::shared_ptr<Generation>>& earlier) {
+  for (const auto& h : earlier) {
+    if (h.get() == &g) return false;
+    if (!h->offers_prefix() || !h->ready()) continue;
+    const int64_t n_h = static_cast<int64_t>(h->prompt().size());
+    if (g.reusable(common_prefix(g.prompt(), h->prompt()), n_h) > g.n_cached_tokens()) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 bool Scheduler::run_pass(const CancelFn& cancel, Generation& asking, bool& interrupted) {
   std::vector<std::shared_ptr<Generation>> candidates;
   {
@@ -98,6 +122,11 @@ bool Scheduler::run_pass(const CancelFn& cancel, Generation& asking, bool& inter
   for (int decoding = 1; decoding >= 0; --decoding)
     for (const auto& g : candidates) {
       if (!g->ready() || g->prompt_pending() == (decoding == 1)) continue;
+      if (!decoding && !g->computing_prompt()) {
+        g->refresh_prefix();
+        if (!g->prompt_pending()) continue;  // the whole prompt was taken: it samples next pass
+        if (waits_for_shared_prefix(*g, candidates)) continue;
+      }
       Generation::Input in;
       try {
         in = g->input();

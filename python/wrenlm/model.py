@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Union, overload
@@ -11,6 +12,7 @@ import numpy as np
 from wrenlm import _core, st_folder
 from wrenlm import chat as _chat
 from wrenlm import perplexity as perplexity_
+from wrenlm import progress as progress_
 from wrenlm._args import INT32_MAX, UINT64_MAX, LoraArg
 from wrenlm._args import check_float as _check_float
 from wrenlm._args import check_int as _check_int
@@ -29,6 +31,7 @@ _POOLING_TYPES = ("mean", "cls", "last", "max", "weightedmean", "mean_sqrt_len")
 # Pooling modes (sentence-transformers' names) the engine computes itself -> its names.
 _NATIVE_POOLING = {"mean": "mean", "cls": "cls", "lasttoken": "last"}
 _ST_TO_POOLING = {"lasttoken": "last", "mean_sqrt_len_tokens": "mean_sqrt_len"}
+_EAGER_PACK_BYTES = 512 * 10**6  # Model(progress=None) packs files with this much to pack at load, with a bar
 _UNREAD = object()  # Model._st before the folder's sentence-transformers files are read
 
 _STREAM_DEFAULTS: dict[str, Any] = dict(max_tokens=256, temperature=0.0, top_k=0, top_p=1.0, min_p=0.0,
@@ -71,6 +74,13 @@ class Model(OpenAIMethods, AsyncMethods):
             from those keys and values instead of computing them; ``Stream.usage.cached_tokens``
             counts them. Least recently used entries are dropped past the budget; 0 turns it off.
             Reused and cold runs give the same logits up to float rounding (see ``README``).
+        progress: a progress bar (:mod:`wrenlm.progress`) while the default model is fetched and
+            while the weights are packed for the kernels (Q4_0, Q4_1 and Q8_0 matrices are copied
+            once into an interleaved layout). True: pack now, with a bar; False: no bar, and the
+            packing is left to the first computation, as without progress; None (default): a file
+            with at least 512 MB to pack is packed now with a bar shown once it has run a second,
+            smaller ones wait for the first computation. Other weight types are used straight from
+            the file's mapping: nothing to pack, no bar.
 
     Raises:
         FormatError: a file is malformed, or an adapter does not fit the model (another
@@ -86,7 +96,7 @@ class Model(OpenAIMethods, AsyncMethods):
 
     def __init__(self, path: str | os.PathLike[str] | None = None, *, n_ctx: int = 2048,
                  n_threads: int | None = None, kv_cache: str = "f16", lora: LoraArg = None,
-                 cache_mb: float = 256) -> None:
+                 cache_mb: float = 256, progress: progress_.ProgressArg = None) -> None:
         n_ctx = _check_int("n_ctx", n_ctx, minimum=0)
         cache_mb = _check_float("cache_mb", cache_mb)
         if not 0 <= cache_mb <= 2**24:
@@ -94,9 +104,10 @@ class Model(OpenAIMethods, AsyncMethods):
         n_threads = _check_int("n_threads", n_threads, minimum=1, maximum=_core.MAX_THREADS, allow_none=True)
         if kv_cache not in _KV_CACHE_TYPES:
             raise ValueError(f"kv_cache must be one of {', '.join(map(repr, _KV_CACHE_TYPES))}, got {kv_cache!r}")
+        progress = progress_.check(progress)
         from wrenlm import hub
 
-        resolved = hub.resolve_model(path)
+        resolved = hub.resolve_model(path, progress=progress is not False)
         self.path = str(resolved)
         native_path = os.fsencode(self.path)  # bytes: a file name need not be valid UTF-8
         loras = _lora_specs(lora)
@@ -106,6 +117,15 @@ class Model(OpenAIMethods, AsyncMethods):
         self._options: dict[str, Any] = dict(n_ctx=n_ctx, n_threads=n_threads, kv_cache=kv_cache, lora=loras,
                                              cache_mb=cache_mb)
         self._st: Any = _UNREAD  # the folder's sentence-transformers pipeline: read by the first embed()
+        self._prepare(progress)
+
+    def _prepare(self, progress: progress_.ProgressArg) -> None:
+        """Packs the weights now, with a progress bar, when progress asks for it (see __init__)."""
+        pending = int(self._engine.pending_prepare_bytes)
+        if progress is False or pending == 0 or (progress is None and pending < _EAGER_PACK_BYTES):
+            return
+        with progress_.Bar(f"packing {os.path.basename(self.path)}", total=pending, unit="B", show=progress) as bar:
+            self._engine.prepare(progress=lambda done, _total: bar.update_to(done))
 
     def __reduce__(self) -> tuple[Any, tuple[str, dict[str, Any]]]:
         """Pickles as the constructor call (path and options), never the weights: a worker process
@@ -150,10 +170,32 @@ class Model(OpenAIMethods, AsyncMethods):
                 f"n_threads={self._e.n_threads if self._engine is not None else '?'}, "
                 f"path={os.path.basename(self.path)!r}{state})")
 
+    def _repr_html_(self) -> str:
+        """A compact table for Jupyter: what the model is, how it runs, where it comes from."""
+        i = self._info
+        open_ = self._engine is not None
+        rows = [("Model", i["name"] or os.path.basename(self.path)),
+                ("Architecture", f"{i['architecture']} ({i['n_layers']} layers, width {i['dim']}, "
+                                 f"vocabulary {i['n_vocab']:,})"),
+                ("Parameters", f"{i['n_params']:,}"),
+                ("Weights", _weight_types(i["weight_types"])),
+                ("Context", f"{self._e.n_ctx:,} tokens (trained {i['n_ctx_train']:,})" if open_ else "closed"),
+                ("Threads", str(self._e.n_threads) if open_ else "closed"),
+                ("File", self.path),
+                ("Memory", f"{_mb(i['file_size'])} file (mapped)"
+                           + (f", KV cache {_mb(self._e.kv_bytes)} ({self._e.kv_cache}) in use" if open_ else ""))]
+        if i["lora"]:
+            rows.append(("LoRA", ", ".join(f"{os.path.basename(a['path'])} x{a['scale']:g}" for a in i["lora"])))
+        body = "".join(f"<tr><th style=\"text-align:left\">{html.escape(k)}</th>"
+                       f"<td style=\"text-align:left\">{html.escape(v)}</td></tr>" for k, v in rows)
+        return f"<table class=\"wrenlm-model\"><caption>wrenlm.Model</caption>{body}</table>"
+
     # -- facts -------------------------------------------------------------------------------
     @property
     def info(self) -> dict[str, Any]:
-        """Architecture, name, quantization, parameter count, vocabulary size, layers...; ``lora``: the
+        """Architecture, name, quantization (``quant``: the weight type holding the most bytes;
+        ``weight_types``: bytes of the tensors of each type), parameter count, vocabulary size,
+        layers...; ``lora``: the
         adapters applied at run time (path, format, scale, alpha, rank, targets), ``lora_bytes``: the
         memory of their float32 A and B matrices."""
         return dict(self._info)
@@ -478,7 +520,8 @@ class Model(OpenAIMethods, AsyncMethods):
         return self._st  # type: ignore[return-value]
 
     def embed(self, texts: Sequence[Prompt], *, normalize: bool | None = None, pooling: str | None = None,
-              batch_size: int = 32, truncate: bool | None = None) -> np.ndarray:
+              batch_size: int = 32, truncate: bool | None = None,
+              progress: progress_.ProgressArg = None) -> np.ndarray:
         """One embedding vector per text: float32 array (len(texts), dim).
 
         Each text is tokenized as the model's tokenizer says (BOS/CLS and EOS/SEP included when the
@@ -510,6 +553,9 @@ class Model(OpenAIMethods, AsyncMethods):
                 cut as Hugging Face tokenizers truncate: its text tokens, keeping the special tokens
                 around them (CLS ... SEP); a token-id list keeps its final token when the model ends
                 inputs with EOS/SEP.
+            progress: a progress bar counting texts (:mod:`wrenlm.progress`). True: shown; False: not
+                shown; None (default): shown when there is more than one batch and the work has run
+                for a second.
 
         Raises:
             ContextOverflowError: an input is longer than the model takes and truncate says not to cut it.
@@ -530,6 +576,7 @@ class Model(OpenAIMethods, AsyncMethods):
             if value is not None and not isinstance(value, (bool, np.bool_)):
                 raise ValueError(f"{name} must be True, False or None, got {value!r}")
         batch_size = _check_int("batch_size", batch_size, minimum=1)
+        progress = progress_.check(progress)
         e = self._e
         st = self._st_pipeline()
         if st is not None:
@@ -552,13 +599,20 @@ class Model(OpenAIMethods, AsyncMethods):
                 if isinstance(step, st_folder.Dense):
                     width = int(step.weight.shape[0])
             return np.zeros((0, width), dtype=np.float32)
-        if len(modes) == 1 and modes[0] in _NATIVE_POOLING and not any(skips):  # the engine pools; one context
-            parts = [e.embed(seqs[i:i + batch_size], pooling=_NATIVE_POOLING[modes[0]], normalize=False)
-                     for i in range(0, len(seqs), batch_size)]
-            pooled = np.concatenate(parts, axis=0)
-        else:
-            pooled = np.stack([st_folder.pool(e.hidden_states(ids, exact=False), modes, skip)
-                               for ids, skip in zip(seqs, skips)])
+        show = progress if progress is not None or len(seqs) > batch_size else False
+        with progress_.Bar("embedding", total=len(seqs), unit="text", show=show) as bar:
+            if len(modes) == 1 and modes[0] in _NATIVE_POOLING and not any(skips):  # the engine pools; one context
+                parts = []
+                for i in range(0, len(seqs), batch_size):
+                    parts.append(e.embed(seqs[i:i + batch_size], pooling=_NATIVE_POOLING[modes[0]], normalize=False))
+                    bar.update(len(parts[-1]))
+                pooled = np.concatenate(parts, axis=0)
+            else:
+                vectors = []
+                for ids, skip in zip(seqs, skips):
+                    vectors.append(st_folder.pool(e.hidden_states(ids, exact=False), modes, skip))
+                    bar.update(1)
+                pooled = np.stack(vectors)
         if st is not None:
             return st.after_pooling(pooled, normalize_output=normalize)
         return st_folder.normalize(pooled) if normalize is None or normalize else pooled
@@ -619,6 +673,16 @@ class Model(OpenAIMethods, AsyncMethods):
                                      f"special tokens to every input")
                 return ids[:start] + plain[:limit - n_special] + ids[start + len(plain):]
         return ids[:limit - 1] + [ids[-1]] if self._e.add_eos_token else ids[:limit]
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:,.1f} MB"
+
+
+def _weight_types(types: Mapping[str, int]) -> str:
+    """"Q4_1 93.2%, Q8_0 6.4%, F32 0.4%": each weight type's share of the tensor bytes, largest first."""
+    total = sum(types.values()) or 1
+    return ", ".join(f"{name} {100 * n / total:.1f}%" for name, n in sorted(types.items(), key=lambda kv: -kv[1]))
 
 
 def _check_logit_bias(bias: Any) -> dict[int, float] | None:

@@ -553,7 +553,7 @@ def embedding_response(lm: Model, req: EmbeddingRequest, vectors: np.ndarray) ->
 def create_embedding(lm: Model, input: Any, **params: Any) -> T.CreateEmbeddingResponse:
     """OpenAI's embeddings (``POST /v1/embeddings``) on lm: see :meth:`Model.create_embedding`."""
     req = prepare_embedding(lm, input, params)
-    return embedding_response(lm, req, lm.embed(req.ids))
+    return embedding_response(lm, req, lm.embed(req.ids, progress=False))  # a response: no bar in server logs
 
 
 # -- the methods on Model --------------------------------------------------------------------------------

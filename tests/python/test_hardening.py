@@ -410,6 +410,28 @@ def test_metadata_arrays_read_back_exactly(tmp_path):
     assert _core.GgufFile(str(empty)).metadata["a.empty"] == []
 
 
+def test_attention_scratch_follows_use_not_head_count_times_n_ctx(tmp_path):
+    """Decode attention's per-thread scratch holds (query heads per KV head, keys) probabilities. It
+    used to be sized up front for n_ctx keys, so a file declaring 64 query heads on one KV head made
+    Model(n_ctx=16M) allocate 64 x 16M floats (4 GiB) before a token was seen (std::bad_alloc under a
+    3 GiB address-space budget). It now grows with the keys actually decoded: the model loads and
+    generates within the budget."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "fuzz" / "python"))
+    from tiny_gguf import write_tiny_llama
+
+    path = tmp_path / "group64.gguf"
+    write_tiny_llama(str(path), dim=128, ffn=128, n_head=64, n_kv=1)
+    r = run_child(f"""
+        import resource, wrenlm
+        with open("/proc/self/status") as f:
+            vm = [int(l.split()[1]) * 1024 for l in f if l.startswith("VmSize")][0]
+        resource.setrlimit(resource.RLIMIT_AS, (vm + (3 << 30), resource.RLIM_INFINITY))
+        m = wrenlm.Model({str(path)!r}, n_threads=1, n_ctx=1 << 24)
+        print(len(m.generate_ids([5, 6, 7], max_tokens=4, ignore_eos=True)))
+    """, timeout=60, env={"OPENBLAS_NUM_THREADS": "1"})
+    assert assert_child_ok(r) == ["4"], r.stdout + r.stderr
+
+
 # ---- 5. silent garbage ------------------------------------------------------------------------------
 
 def test_tiny_temperature_is_the_greedy_limit(smollm2):

@@ -145,3 +145,31 @@ def test_streams_sharing_a_cached_prefix_hold_it_once(cached):
     for st in streams:
         assert st.usage.cached_tokens == reused(1020, 1000) == 960
         st.close()
+
+
+def test_requests_arriving_together_compute_a_shared_prefix_once(cached, cold):
+    """8 requests whose prompts share a 1,000-token prefix (a system prompt or RAG context) and
+    differ after it, all submitted before any pass runs and nothing cached yet: the first computes
+    the prefix and offers it to the cache when its prompt is in; the others wait for it instead of
+    computing it alongside, then start from it. Their tokens and logprobs are a cold run's, exactly;
+    the prefill passes take the prefix once plus each request's own tail."""
+    cached.clear_cache()
+    prefix = cached.tokenize(TEXT)[:1000]
+    prompts = [prefix + [100 + i] * 20 for i in range(8)]
+    before = cached._engine.scheduler_stats["tokens"]
+    streams = [cached.stream(p, max_tokens=4, ignore_eos=True, logprobs=2) for p in prompts]
+    for st in streams:
+        st._gen.start()  # all in the scheduler before any pass
+    for st in streams:
+        for _ in st:
+            pass
+    evaluated = cached._engine.scheduler_stats["tokens"] - before
+    shared = reused(1020, 1000)
+    print(f"8 requests with a shared 1,000-token prefix: {evaluated} tokens evaluated "
+          f"(cached: {[st.usage.cached_tokens for st in streams]})")
+    assert [st.usage.cached_tokens for st in streams] == [0] + [shared] * 7
+    # the first prompt whole, the others' 60-token tails, then 3 decode steps each (the 4th token
+    # comes from the last pass's logits)
+    assert evaluated == 1020 + 7 * (1020 - shared) + 8 * 3
+    for st, p in zip(streams, prompts):
+        same(st, run(cold, p, n=4))
