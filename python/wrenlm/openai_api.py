@@ -241,31 +241,16 @@ class Run(Iterator[Any]):
         self._gens = gens
         self._chunks = chunks
         self._collect = collect
-        self._on_first: Optional[Callable[[], None]] = None
 
     def __iter__(self) -> Run:
         return self
 
     def __next__(self) -> Any:
-        chunk = next(self._chunks)
-        if self._on_first is not None:
-            fn, self._on_first = self._on_first, None
-            fn()
-        return chunk
+        return next(self._chunks)
 
     def collect(self) -> Any:
         """The whole response (consumes the chunks)."""
-        return self._collect(self)
-
-    @property
-    def prompt_ids(self) -> list[list[int]]:
-        """The token ids of each prompt of the request (one for chat)."""
-        return [p.ids for p in self._gens.prompts]
-
-    def on_first_chunk(self, fn: Callable[[], None]) -> None:
-        """Calls fn() once, in the iterating thread, when the first chunk is ready: by then the first
-        prompt has been evaluated (and offered to the prefix cache)."""
-        self._on_first = fn
+        return self._collect(self._chunks)
 
     def cancel(self) -> None:
         self._gens.cancel()

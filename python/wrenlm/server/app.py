@@ -4,10 +4,9 @@
 
 Requests are checked and answered by :mod:`wrenlm.openai_api` (the same code as
 ``Model.create_*``) and computed by :mod:`wrenlm.aio` in worker threads, so the event loop never
-waits for the engine; requests computed at once run batched on the engine's scheduler, and
-requests arriving together with the same prompt start (a system prompt) evaluate it once
-(:mod:`wrenlm.server.prefill`). A request is stopped within one token when its client disconnects or
-its time is up.
+waits for the engine; requests computed at once run batched on the engine's scheduler, which
+also evaluates a prompt start shared by requests arriving together (a system prompt) once. A request
+is stopped within one token when its client disconnects or its time is up.
 """
 
 from __future__ import annotations
@@ -33,8 +32,7 @@ from wrenlm.server.admission import Admission, Slot
 from wrenlm.server.config import ServerConfig
 from wrenlm.server.errors import ApiError, from_exception, timed_out
 from wrenlm.server.middleware import Guard
-from wrenlm.server.models import CHAT, EMBEDDING, Models, Served
-from wrenlm.server.prefill import SharedPrefills
+from wrenlm.server.models import CHAT, EMBEDDING, Models
 
 log = logging.getLogger("wrenlm.server")
 R = TypeVar("R")
@@ -119,7 +117,6 @@ def create_app(config: ServerConfig, models: Models) -> Any:
     """The ASGI application serving models with config's limits (auth, body size, queue, timeout)."""
     admission = Admission(config.parallel, config.queue)
     n_ctx = max((s.model.n_ctx for s in models if s.kind == CHAT), default=0)
-    prefills = {s.alias: SharedPrefills() for s in models if s.kind == CHAT and s.model.cache_info["budget"] > 0}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -185,33 +182,6 @@ def create_app(config: ServerConfig, models: Models) -> Any:
             raise _ClientGone
         raise timed_out(config.timeout)
 
-    async def take_turn(run: api.Run, served: Served, deadline: float) -> Optional[asyncio.Event]:
-        """Waits for a prompt with the same start being evaluated (see prefill.py); the event to set
-        once this one's prompt is in, if it leads."""
-        shared = prefills.get(served.alias)
-        if shared is None or len(run.prompt_ids) != 1:
-            return None
-        try:
-            done = await shared.turn(run.prompt_ids[0], max(remaining(deadline), 0.0))
-        except asyncio.TimeoutError:
-            raise timed_out(config.timeout) from None
-        if done is not None:
-            loop = asyncio.get_running_loop()
-            run.on_first_chunk(lambda: loop.call_soon_threadsafe(shared.finished, done))
-        return done
-
-    def turn_over(served: Served, done: Optional[asyncio.Event]) -> None:
-        shared = prefills.get(served.alias)
-        if shared is not None:
-            shared.finished(done)
-
-    async def whole(run: api.Run, served: Served, deadline: float) -> Any:
-        done = await take_turn(run, served, deadline)
-        try:
-            return await aio.respond(run, False)
-        finally:
-            turn_over(served, done)
-
     # -- models and health ----------------------------------------------------------------------
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -259,9 +229,9 @@ def create_app(config: ServerConfig, models: Models) -> Any:
             if body.get("stream"):
                 notes["stream"] = 1
                 streaming = True
-                return _EventStream(stream_events(run, served, deadline, notes, field, fields), slot)
+                return _EventStream(stream_events(run, deadline, notes, field, fields), slot)
             try:
-                result = await guarded(request, deadline, whole(run, served, deadline))
+                result = await guarded(request, deadline, aio.respond(run, False))
             except _ClientGone:
                 notes["cancelled"] = "client_disconnected"
                 return Response(status_code=499)
@@ -275,7 +245,7 @@ def create_app(config: ServerConfig, models: Models) -> Any:
             if not streaming:
                 slot.release()
 
-    async def stream_events(run: api.Run, served: Served, deadline: float, notes: dict[str, Any], field: str,
+    async def stream_events(run: api.Run, deadline: float, notes: dict[str, Any], field: str,
                             fields: Any) -> AsyncIterator[dict[str, str]]:
         loop = asyncio.get_running_loop()
         expired = []
@@ -286,9 +256,7 @@ def create_app(config: ServerConfig, models: Models) -> Any:
 
         timer = loop.call_at(deadline, expire)
         chunks: aio.AsyncIter[Any] = await aio.respond(run, True)
-        done: Optional[asyncio.Event] = None
         try:
-            done = await take_turn(run, served, deadline)
             async for chunk in chunks:
                 yield {"data": json.dumps(chunk)}
             if expired:
@@ -308,7 +276,6 @@ def create_app(config: ServerConfig, models: Models) -> Any:
             raise
         finally:
             timer.cancel()
-            turn_over(served, done)
             await chunks.aclose()
             _note_usage(notes, run.usage())
 
