@@ -7,12 +7,12 @@ are logged by the server as cancelled or 499 (never 5xx); /health answers 200 wi
 afterwards nothing is running or queued, the log holds no internal error, and the server's resident
 memory is back near its baseline, measured after a warm-up round of the same workload (the warm-up
 sizes the worker threads and the engine's buffers). The load runs in two halves of 5 requests per
-client: RSS after the whole load within 64 MiB of the baseline, and the second half adds under 16 MiB.
+client: RSS after the whole load within 64 MiB of the baseline, and the second half adds under 24 MiB.
 Why these bounds: on 2 cores, the first load after the warm-up added 0 to 53 MiB in different server
 processes (glibc's per-thread arenas and the engine's scratch buffers keep what they grew to; the 4 MiB
-prefix cache this test gives the server), and later loads stay flat (seven loads in a row: 220 to 232
-MiB, no trend). A leak of the requests' KV pages (~23 KB per token, ~1 MiB per request here) would add
-~300 MiB per half.
+prefix cache this test gives the server), and later loads stay nearly flat (seven loads in a row: 220
+to 232 MiB, no trend; the second half of this test added 4.4 and 12.7 MiB in two runs). A leak of the
+requests' KV pages (~23 KB per token, ~1 MiB per request here) would add ~300 MiB per half.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from serve_proc import KEY, serve
 
 CLIENTS, ROUNDS = 64, 10
 RSS_TOL_KB = 64 * 1024  # after the whole load, vs the baseline
-RSS_HALF_TOL_KB = 16 * 1024  # added by the second half of the load
+RSS_HALF_TOL_KB = 24 * 1024  # added by the second half of the load
 TOPICS = ["cats", "rivers", "the moon", "bread", "trains", "music", "snow", "chess"]
 
 
