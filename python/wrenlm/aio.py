@@ -187,22 +187,24 @@ async def aembed(lm: Model, texts: Sequence[Any], *, batch_size: int = 32, **kwa
     return np.concatenate(parts, axis=0)
 
 
-async def acreate_completion(lm: Model, prompt: Any,
+async def acreate_completion(lm: Model, /, prompt: Any,
                              **params: Any) -> Union[T.Completion, AsyncIter[T.Completion]]:
     """:meth:`Model.create_completion`, asynchronously: the response, or with ``stream=True`` an async
     iterator of chunks (``async for chunk in await m.acreate_completion(..., stream=True)``)."""
     run = await run_blocking(lambda: _api.prepare_completion(lm, prompt, params))
-    return await _respond(run, bool(params.get("stream")))
+    return await respond(run, bool(params.get("stream")))
 
 
-async def acreate_chat_completion(lm: Model, messages: Any,
+async def acreate_chat_completion(lm: Model, /, messages: Any,
                                   **params: Any) -> Union[T.ChatCompletion, AsyncIter[T.ChatCompletionChunk]]:
     """:meth:`Model.create_chat_completion`, asynchronously (``stream=True``: an async iterator of chunks)."""
     run = await run_blocking(lambda: _api.prepare_chat_completion(lm, messages, params))
-    return await _respond(run, bool(params.get("stream")))
+    return await respond(run, bool(params.get("stream")))
 
 
-async def _respond(run: _api.Run, stream: bool) -> Any:
+async def respond(run: _api.Run, stream: bool) -> Any:
+    """A prepared Run's whole response, computed in a worker thread (cancelling the awaiting task
+    cancels the run within one token), or with stream an :class:`AsyncIter` of its chunks."""
     if stream:
         return AsyncIter(lambda: run)
     try:
@@ -211,7 +213,7 @@ async def _respond(run: _api.Run, stream: bool) -> Any:
         run.close()  # run_blocking returned: no worker is inside the run
 
 
-async def acreate_embedding(lm: Model, input: Any, **params: Any) -> T.CreateEmbeddingResponse:
+async def acreate_embedding(lm: Model, /, input: Any, **params: Any) -> T.CreateEmbeddingResponse:
     """:meth:`Model.create_embedding`, asynchronously (batch by batch, as :func:`aembed`)."""
     req = await run_blocking(lambda: _api.prepare_embedding(lm, input, params))
     return _api.embedding_response(lm, req, await aembed(lm, req.ids))
@@ -256,5 +258,5 @@ class AsyncMethods:
         return await acreate_embedding(self, input, **params)  # type: ignore[arg-type]
 
 
-__all__ = ["AsyncIter", "AsyncStream", "run_blocking", "astream", "agenerate", "achat", "aembed",
+__all__ = ["AsyncIter", "AsyncStream", "run_blocking", "respond", "astream", "agenerate", "achat", "aembed",
            "acreate_completion", "acreate_chat_completion", "acreate_embedding"]

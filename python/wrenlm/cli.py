@@ -1,4 +1,4 @@
-"""The ``wrenlm`` command: generate, chat, embed, bench, perplexity, quantize, fetch, info.
+"""The ``wrenlm`` command: generate, chat, embed, bench, perplexity, quantize, fetch, info, serve.
 
 The package's heavy parts (the compiled core, numpy) are imported inside the commands, not at the
 top, so that argument errors and ``--help`` do not wait for them.
@@ -359,6 +359,10 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--quiet", "-q", action="store_true", help="no progress display")
     q.add_argument("--list-types", action="store_true", help="list the mixes and exit")
     q.set_defaults(func=_cmd_quantize)
+
+    from wrenlm.server import add_serve_command  # its flags only: the web framework loads when it starts
+
+    add_serve_command(sub)
     return p
 
 

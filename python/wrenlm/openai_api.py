@@ -255,6 +255,10 @@ class Run(Iterator[Any]):
     def cancel(self) -> None:
         self._gens.cancel()
 
+    def usage(self) -> T.CompletionUsage:
+        """Token counts so far (final once the chunks are exhausted)."""
+        return _usage(self._gens)
+
     def close(self) -> None:
         close = getattr(self._chunks, "close", None)
         if close is not None:

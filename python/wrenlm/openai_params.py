@@ -17,6 +17,9 @@ Rules, in the order they apply:
 
 Ranges are OpenAI's, except ``logprobs`` of completions (OpenAI: up to 5; here up to 20, what the
 engine records) and ``stop`` (OpenAI: up to 4 strings; here any number).
+
+Every check also carries a JSON schema of what it accepts (:func:`request_schema`), so the HTTP
+server's OpenAPI description is read from this table too.
 """
 
 from __future__ import annotations
@@ -37,10 +40,25 @@ _GEN = frozenset({COMPLETION, CHAT})
 _ALL = frozenset({COMPLETION, CHAT, EMBEDDING})
 
 
-def _number(lo: Optional[float], hi: Optional[float], *, integer: bool = False) -> Callable[[str, Any], Any]:
+class ParamError(ValueError):
+    """A parameter that is unknown, unsupported or out of range; ``param`` names it."""
+
+    def __init__(self, message: str, param: str) -> None:
+        super().__init__(message)
+        self.param = param
+
+
+def _with_schema(check: Callable[[str, Any], Any], schema: dict[str, Any]) -> Callable[[str, Any], Any]:
+    check.schema = schema  # type: ignore[attr-defined]
+    return check
+
+
+def _number(lo: Optional[float], hi: Optional[float], *, integer: bool = False,
+            above_lo: bool = False) -> Callable[[str, Any], Any]:
+    """A number (an integer with integer=True) in [lo, hi]; above_lo: in (lo, hi]."""
     what = "an integer" if integer else "a number"
-    span = f" in [{lo:g}, {hi:g}]" if lo is not None and hi is not None else \
-        f" >= {lo:g}" if lo is not None else f" <= {hi:g}" if hi is not None else ""
+    span = f" in {'(' if above_lo else '['}{lo:g}, {hi:g}]" if lo is not None and hi is not None else \
+        f" {'>' if above_lo else '>='} {lo:g}" if lo is not None else f" <= {hi:g}" if hi is not None else ""
 
     def check(name: str, value: Any) -> Any:
         ok_type = isinstance(value, (int, np.integer)) if integer else \
@@ -48,11 +66,17 @@ def _number(lo: Optional[float], hi: Optional[float], *, integer: bool = False) 
         if isinstance(value, bool) or not ok_type:
             raise ValueError(f"{name} must be {what}{span}, got {value!r}")
         v = int(value) if integer else float(value)
-        if (not integer and math.isnan(v)) or (lo is not None and v < lo) or (hi is not None and v > hi):
+        if (not integer and math.isnan(v)) or (lo is not None and (v <= lo if above_lo else v < lo)) \
+                or (hi is not None and v > hi):
             raise ValueError(f"{name} must be {what}{span}, got {value!r}")
         return v
 
-    return check
+    schema: dict[str, Any] = {"type": "integer" if integer else "number"}
+    if lo is not None:
+        schema["exclusiveMinimum" if above_lo else "minimum"] = int(lo) if integer else lo
+    if hi is not None:
+        schema["maximum"] = int(hi) if integer else hi
+    return _with_schema(check, schema)
 
 
 def _boolean(name: str, value: Any) -> bool:
@@ -61,8 +85,14 @@ def _boolean(name: str, value: Any) -> bool:
     return bool(value)
 
 
+_with_schema(_boolean, {"type": "boolean"})
+
+
 def _string(name: str, value: Any) -> str:
     return check_text(name, value)
+
+
+_with_schema(_string, {"type": "string"})
 
 
 def _stop(name: str, value: Any) -> list[str]:
@@ -77,6 +107,10 @@ def _stop(name: str, value: Any) -> list[str]:
     return list(stops)
 
 
+_with_schema(_stop, {"anyOf": [{"type": "string", "minLength": 1},
+                               {"type": "array", "items": {"type": "string", "minLength": 1}}]})
+
+
 def _logit_bias(name: str, value: Any) -> dict[int, float]:
     if not isinstance(value, Mapping):
         raise ValueError(f"{name} must be a dict {{token id: bias}}, got {type(value).__name__}")
@@ -88,6 +122,10 @@ def _logit_bias(name: str, value: Any) -> dict[int, float]:
     return out
 
 
+_with_schema(_logit_bias, {"type": "object", "propertyNames": {"pattern": "^[0-9]+$"},
+                           "additionalProperties": {"type": "number", "minimum": -100, "maximum": 100}})
+
+
 def _stream_options(name: str, value: Any) -> dict[str, bool]:
     if not isinstance(value, Mapping):
         raise ValueError(f"{name} must be a dict such as {{'include_usage': True}}, got {value!r}")
@@ -97,13 +135,17 @@ def _stream_options(name: str, value: Any) -> dict[str, bool]:
     return {"include_usage": _boolean(f"{name}['include_usage']", value.get("include_usage", False))}
 
 
+_with_schema(_stream_options, {"type": "object", "properties": {"include_usage": {"type": "boolean"}},
+                               "additionalProperties": False})
+
+
 def _one_of(*choices: str) -> Callable[[str, Any], str]:
     def check(name: str, value: Any) -> str:
         if value not in choices:
             raise ValueError(f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
         return str(value)
 
-    return check
+    return _with_schema(check, {"enum": list(choices)})
 
 
 _SAME: Any = object()
@@ -126,7 +168,7 @@ PARAMS: dict[str, Param] = {
     "max_tokens": Param(_GEN, _number(0, None, integer=True), 16, None, _number(1, None, integer=True)),
     "max_completion_tokens": Param(frozenset({CHAT}), _number(1, None, integer=True)),
     "temperature": Param(_GEN, _number(0, 2), 1.0),
-    "top_p": Param(_GEN, _number(0, 1), 1.0),
+    "top_p": Param(_GEN, _number(0, 1, above_lo=True), 1.0),  # 0 would leave no token to sample
     "n": Param(_GEN, _number(1, 128, integer=True), 1),
     "stop": Param(_GEN, _stop, []),
     "seed": Param(_GEN, _number(0, UINT64_MAX, integer=True)),
@@ -186,19 +228,33 @@ def check(endpoint: str, given: Mapping[str, Any], where: str) -> dict[str, Any]
             continue
         p = PARAMS.get(name)
         if p is not None and endpoint in p.endpoints:
-            checker = p.chat_check if endpoint == CHAT and p.chat_check is not _SAME else p.check
-            out[name] = checker(name, value)
+            try:
+                out[name] = _checker(p, endpoint)(name, value)
+            except ValueError as e:
+                raise ParamError(str(e), name) from None
         elif name in UNSUPPORTED:
             neutral = UNSUPPORTED[name]
             if neutral is _NOTHING or value != neutral:
-                raise ValueError(f"{name} is not supported by wrenlm's {where}()"
-                                 + ("" if neutral is _NOTHING else f" (only {name}={neutral!r}, the default)"))
+                raise ParamError(f"{name} is not supported by wrenlm's {where}()"
+                                 + ("" if neutral is _NOTHING else f" (only {name}={neutral!r}, the default)"), name)
         else:
             accepted = sorted(n for n, p in PARAMS.items() if endpoint in p.endpoints)
-            raise ValueError(f"{where}() got an unknown parameter {name!r}; accepted: {', '.join(accepted)}")
+            raise ParamError(f"{where}() got an unknown parameter {name!r}; accepted: {', '.join(accepted)}", name)
     if out.get("stream_options") is not None and not out["stream"]:
-        raise ValueError("stream_options is only allowed with stream=True")
+        raise ParamError("stream_options is only allowed with stream=True", "stream_options")
     return out
+
+
+def _checker(p: Param, endpoint: str) -> Callable[[str, Any], Any]:
+    return p.chat_check if endpoint == CHAT and p.chat_check is not _SAME else p.check
+
+
+def request_schema(endpoint: str) -> dict[str, Any]:
+    """A JSON schema (OpenAPI 3.1) of the parameters endpoint accepts, read from the same table
+    :func:`check` applies: each one's type and range, null allowed (null counts as not given)."""
+    props = {name: {"anyOf": [_checker(p, endpoint).schema, {"type": "null"}]}  # type: ignore[attr-defined]
+             for name, p in PARAMS.items() if endpoint in p.endpoints}
+    return {"type": "object", "properties": props}
 
 
 def chat_logprobs(params: Mapping[str, Any]) -> Optional[int]:
@@ -206,5 +262,5 @@ def chat_logprobs(params: Mapping[str, Any]) -> Optional[int]:
     engine's number of alternatives per token; None: no logprobs."""
     top = params.get("top_logprobs")
     if top is not None and not params["logprobs"]:
-        raise ValueError("top_logprobs needs logprobs=True")
+        raise ParamError("top_logprobs needs logprobs=True", "top_logprobs")
     return (top or 0) if params["logprobs"] else None
