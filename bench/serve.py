@@ -65,7 +65,8 @@ def wrenlm_cmd(a: argparse.Namespace, n: int, port: int) -> list[str]:
 
 def llama_server_cmd(a: argparse.Namespace, n: int, port: int) -> list[str]:
     return [a.llama_server, "-m", str(a.model), "--host", "127.0.0.1", "--port", str(port), "-t", str(a.threads),
-            "--parallel", str(n), "-c", str(a.n_ctx * n), "--alias", "bench", "--log-disable"]
+            "--parallel", str(n), "-c", str(a.n_ctx * n), "--alias", "bench", "--log-disable",
+            "--threads-http", str(n + 2)]  # its default (-1: one per CPU) dropped connections at 16 clients
 
 
 def llama_cpp_python_cmd(a: argparse.Namespace, n: int, port: int) -> list[str]:
@@ -150,15 +151,27 @@ async def level(url: str, n: int, requests: int, max_tokens: int) -> dict[str, A
     async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=n + 2)) as h:
         await one_request(h, url, 10_000, 2)  # warm-up (not measured)
 
-        async def client(c: int) -> list[dict[str, float]]:
-            return [await one_request(h, url, c * requests + j, max_tokens) for j in range(requests)]
+        async def request(k: int) -> Optional[dict[str, float]]:
+            try:
+                return await one_request(h, url, k, max_tokens)
+            except (httpx.HTTPError, RuntimeError) as e:  # a failed request is counted, not fatal
+                errors.append(f"{type(e).__name__}: {e}")
+                return None
 
+        async def client(c: int) -> list[Optional[dict[str, float]]]:
+            return [await request(c * requests + j) for j in range(requests)]
+
+        errors: list[str] = []
         t0 = time.perf_counter()
-        results = [r for rs in await asyncio.gather(*[client(c) for c in range(n)]) for r in rs]
+        answered = [r for rs in await asyncio.gather(*[client(c) for c in range(n)]) for r in rs]
         wall = time.perf_counter() - t0
+    results = [r for r in answered if r is not None]
+    if not results:
+        raise RuntimeError(f"every request failed, e.g. {errors[0]}")
     ttft = [r["ttft"] for r in results]
     tokens = sum(r["tokens"] for r in results)
-    return {"clients": n, "requests": len(results), "completion_tokens": int(tokens), "wall_s": wall,
+    return {"clients": n, "requests": len(results), "failed": len(errors), "first_error": errors[0] if errors else "",
+            "completion_tokens": int(tokens), "wall_s": wall,
             "tokens_per_s": tokens / wall, "ttft_p50_ms": 1000 * statistics.median(ttft),
             "ttft_p95_ms": 1000 * percentile(ttft, 0.95)}
 
@@ -200,7 +213,8 @@ def main(argv: Optional[list[str]] = None) -> int:
                 stop(proc)
             rows.append({"peer": peer, **r})
             print(f"{peer:18s} clients={n:3d} {r['tokens_per_s']:8.1f} tok/s  TTFT p50 {r['ttft_p50_ms']:7.1f} ms  "
-                  f"p95 {r['ttft_p95_ms']:7.1f} ms  ({r['requests']} requests, {r['completion_tokens']} tokens)",
+                  f"p95 {r['ttft_p95_ms']:7.1f} ms  ({r['requests']} requests, {r['completion_tokens']} tokens"
+                  + (f"; {r['failed']} FAILED: {r['first_error']}" if r["failed"] else "") + ")",
                   flush=True)
 
     meta = {"model": str(a.model), "threads": a.threads, "n_ctx": a.n_ctx, "max_tokens": a.max_tokens,
@@ -210,9 +224,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     a.out.with_suffix(".json").write_text(json.dumps({"meta": meta, "results": rows}, indent=2) + "\n")
     lines = [f"Serving: {a.model.name}, {a.threads} threads, {a.max_tokens} tokens per request, "
              f"{a.requests} requests per client, streamed chat, temperature 0.", "",
-             "| server | clients | tokens/s | TTFT p50 (ms) | TTFT p95 (ms) |", "|---|---:|---:|---:|---:|"]
+             "| server | clients | tokens/s | TTFT p50 (ms) | TTFT p95 (ms) | failed requests |",
+             "|---|---:|---:|---:|---:|---:|"]
     lines += [f"| {r['peer']} | {r['clients']} | {r['tokens_per_s']:.1f} | {r['ttft_p50_ms']:.1f} | "
-              f"{r['ttft_p95_ms']:.1f} |" for r in rows]
+              f"{r['ttft_p95_ms']:.1f} | {r['failed']} |" for r in rows]
     if skipped:
         lines += ["", *[f"- skipped {peer}: {why}" for peer, why in skipped.items()]]
     a.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
