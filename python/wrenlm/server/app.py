@@ -182,6 +182,20 @@ def create_app(config: ServerConfig, models: Models) -> Any:
             raise _ClientGone
         raise timed_out(config.timeout)
 
+    async def whole_response(request: Request, deadline: float, work: Awaitable[Any], notes: dict[str, Any],
+                             field: str, fields: Any) -> Any:
+        """A whole (not streamed) response from work: 499 when the client went away, API errors as
+        they are, the library's errors mapped to OpenAI's shape (others are internal errors)."""
+        try:
+            return await guarded(request, deadline, work)
+        except _ClientGone:
+            notes["cancelled"] = "client_disconnected"
+            return Response(status_code=499)
+        except ApiError:
+            raise
+        except Exception as e:
+            raise fail(e, field, fields) from None
+
     # -- models and health ----------------------------------------------------------------------
     @app.get("/health")
     async def health() -> dict[str, Any]:
@@ -230,16 +244,9 @@ def create_app(config: ServerConfig, models: Models) -> Any:
                 notes["stream"] = 1
                 streaming = True
                 return _EventStream(stream_events(run, deadline, notes, field, fields), slot)
-            try:
-                result = await guarded(request, deadline, aio.respond(run, False))
-            except _ClientGone:
-                notes["cancelled"] = "client_disconnected"
-                return Response(status_code=499)
-            except ApiError:
-                raise
-            except Exception as e:
-                raise fail(e, field, fields) from None
-            _note_usage(notes, result.get("usage"))
+            result = await whole_response(request, deadline, aio.respond(run, False), notes, field, fields)
+            if not isinstance(result, Response):
+                _note_usage(notes, result.get("usage"))
             return result
         finally:
             if not streaming:
@@ -304,17 +311,12 @@ def create_app(config: ServerConfig, models: Models) -> Any:
         deadline = asyncio.get_running_loop().time() + config.timeout
         slot = await admit(deadline)
         try:
-            result = await guarded(request, deadline, aio.acreate_embedding(served.model, data, **params))
-        except _ClientGone:
-            notes["cancelled"] = "client_disconnected"
-            return Response(status_code=499)
-        except ApiError:
-            raise
-        except Exception as e:
-            raise fail(e, "input", fields) from None
+            result = await whole_response(request, deadline, aio.acreate_embedding(served.model, data, **params),
+                                          notes, "input", fields)
         finally:
             slot.release()
-        _note_usage(notes, result.get("usage"))
+        if not isinstance(result, Response):
+            _note_usage(notes, result.get("usage"))
         return result
 
     # -- tokens ---------------------------------------------------------------------------------
