@@ -64,11 +64,16 @@ bool Generation::offers_prefix() const {
          !engine_.info().length_dependent_rope;
 }
 
+int64_t Generation::aligned_resume(int64_t common) const {
+  const int64_t n_prompt = static_cast<int64_t>(prompt_.size());
+  return std::min(common, n_prompt - kAttentionPrefillMinRows) / kAttentionBlockRows * kAttentionBlockRows;
+}
+
 int64_t Generation::reusable(int64_t common, int64_t n_source) const {
   const int64_t n_prompt = static_cast<int64_t>(prompt_.size());
   if (opts_.echo) return 0;
   if (common >= n_prompt && n_source == n_prompt) return n_prompt;  // the same prompt: all of it, logits too
-  return std::min(common, n_prompt - kAttentionPrefillMinRows) / kAttentionBlockRows * kAttentionBlockRows;
+  return aligned_resume(common);
 }
 
 int64_t Generation::reuse_prefix(const Session& src, int64_t n, bool aligned) {
@@ -84,7 +89,7 @@ int64_t Generation::reuse_prefix(const Session& src, int64_t n, bool aligned) {
   }
   // Resume at a multiple of the attention block, leaving a tail long enough for the prefill path:
   // the rest of the prompt is then computed bit for bit as a cold run computes it (chunk_tokens).
-  n = aligned ? reusable(n, -1) : std::min(n, n_prompt - 1);
+  n = aligned ? aligned_resume(n) : std::min(n, n_prompt - 1);
   if (n <= prompt_done_ || !src.cache.can_resume_at(n)) return 0;
   if (!aligned) cold_equal_ = false;
   src.cache.share_prefix(session_->cache, n);

@@ -57,6 +57,9 @@ class Generation {
   // The prompt positions reuse_prefix(aligned) would take from a source holding `common` positions
   // in common with the prompt, of a source prompt n_source tokens long.
   int64_t reusable(int64_t common, int64_t n_source) const;
+  // Where an aligned reuse of `common` shared positions resumes: a multiple of the attention block
+  // leaving at least kAttentionPrefillMinRows prompt rows to compute.
+  int64_t aligned_resume(int64_t common) const;
   int64_t n_cached_tokens() const { return cached_; }
   // Keep the session when finished instead of freeing it, for take_session() (explicit sessions).
   void keep_session() { keep_session_ = true; }
@@ -178,6 +181,9 @@ class Generator {
   // The prompt positions reuse_prefix(aligned) would take from a source holding `common` positions
   // in common with the prompt, of a source prompt n_source tokens long.
   int64_t reusable(int64_t common, int64_t n_source) const;
+  // Where an aligned reuse of `common` shared positions resumes: a multiple of the attention block
+  // leaving at least kAttentionPrefillMinRows prompt rows to compute.
+  int64_t aligned_resume(int64_t common) const;
   // See Generation::keep_session / take_session (the latter once next() returned nullopt).
   void keep_session();
   std::unique_ptr<Session> take_session() { return gen_->take_session(); }
