@@ -280,6 +280,30 @@ void register_kernels(py::module_& m) {
     return out;
   }, py::arg("x"), "Round trip of the 8-bit activation quantization (for error bounds).");
 
+  k.def("quantize_act", [](const std::string& isa, Floats x) {
+    const int64_t n = x.size();
+    WREN_CHECK(n % kQK == 0, InvalidArgument, "length must be a multiple of 32");
+    std::vector<ActQ8> q(static_cast<size_t>(n / kQK));
+    table(isa).quantize_act(x.data(), q.data(), n);
+    py::array_t<int8_t> qs(n);
+    py::array_t<float> scales({n / kQK, int64_t(4)});  // d, sum, half[0], half[1]
+    py::array_t<int32_t> isums({n / kQK, int64_t(2)});
+    for (size_t b = 0; b < q.size(); ++b) {
+      std::copy(q[b].qs, q[b].qs + kQK, qs.mutable_data() + b * kQK);
+      const float f[4] = {q[b].d, q[b].sum, q[b].half[0], q[b].half[1]};
+      std::copy(f, f + 4, scales.mutable_data() + b * 4);
+      std::copy(q[b].isum, q[b].isum + 2, isums.mutable_data() + b * 2);
+    }
+    return py::make_tuple(qs, scales, isums);
+  }, py::arg("isa"), py::arg("x"), "The ISA's 8-bit activation blocks of x: (qs, [d, sum, half0, half1], isum) per block.");
+  k.def("silu_mul", [](const std::string& isa, Floats gate, Floats up) {
+    WREN_CHECK(gate.size() == up.size(), InvalidArgument, "gate and up differ in length");
+    Floats out(gate.size());
+    std::copy(gate.data(), gate.data() + gate.size(), out.mutable_data());
+    table(isa).silu_mul(out.mutable_data(), up.data(), gate.size());
+    return out;
+  }, py::arg("isa"), py::arg("gate"), py::arg("up"), "silu(gate) * up with the given ISA's kernel.");
+
   // KV cache kernels: rows are float32 or float16 numpy arrays (n_keys, row_len); the head read is
   // columns [offset, offset + head_dim), so the row stride is exercised as in the cache.
   auto head = [](const py::array& rows, int64_t offset, int64_t head_dim, bool* f16) {

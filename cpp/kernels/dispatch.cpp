@@ -73,6 +73,8 @@ KernelTable with_fallbacks(const KernelTable& t) {
   if (!c.exp_sum) c.exp_sum = r.exp_sum;
   if (!c.dot_i8) c.dot_i8 = r.dot_i8;
   if (!c.rows_dot_f32) c.rows_dot_f32 = r.rows_dot_f32;
+  if (!c.quantize_act) c.quantize_act = r.quantize_act;
+  if (!c.silu_mul) c.silu_mul = r.silu_mul;
   return c;
 }
 

@@ -49,6 +49,13 @@ using ExpSumFn = float (*)(float* x, int64_t n, float shift);
 // decode (kernels/low_rank.h), where one call covers a row task's run of B.
 using RowsDotF32Fn = void (*)(const float* b, int64_t k, int64_t n_rows, const float* h, float scale, float* y);
 
+// Activations quantized to 8-bit blocks (tensor/blocks.h ActQ8) for the packed and int8 products:
+// n floats (a multiple of 32) into n / 32 blocks. Every ISA gives the scalar twin's bits
+// (quantize_act_q8, tensor/quant.cpp): the same float operations in the same order.
+using QuantizeActFn = void (*)(const float* x, ActQ8* out, int64_t n);
+// SwiGLU's gate, in place: gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + e^-gate[i]) * up[i].
+using GateMulFn = void (*)(float* gate, const float* up, int64_t n);
+
 struct KernelTable {
   const char* name;
   GemmPackedFn gemm_packed;  // Q4_0, Q4_1, Q8_0
@@ -66,6 +73,9 @@ struct KernelTable {
   AttnValuesFn attn_values_f32 = nullptr;
   ExpSumFn exp_sum = nullptr;
   RowsDotF32Fn rows_dot_f32 = nullptr;  // null: the scalar twin (dispatch.cpp)
+  // Activations (set by fill_activation_kernels_*; null: the scalar twins).
+  QuantizeActFn quantize_act = nullptr;
+  GateMulFn silu_mul = nullptr;
 };
 
 const KernelTable& reference_kernels();
@@ -74,6 +84,8 @@ const KernelTable* avx512_kernels();  // AVX-512 F/BW/VL + VNNI; nullptr when no
 void fill_attention_kernels_avx2(KernelTable& t);    // kernels/avx2/attention_avx2.cpp (also used by avx512)
 void fill_attention_kernels_avx512(KernelTable& t);  // kernels/avx512/attention_avx512.cpp
 void fill_low_rank_kernels_avx2(KernelTable& t);     // kernels/avx2/low_rank_avx2.cpp (also used by avx512)
+void fill_activation_kernels_avx2(KernelTable& t);    // kernels/avx2/activations_avx2.cpp
+void fill_activation_kernels_avx512(KernelTable& t);  // kernels/avx512/activations_avx512.cpp
 const KernelTable& active_kernels();  // chosen once
 // Whether the named table is compiled in and this CPU can run it.
 bool isa_available(const char* name);

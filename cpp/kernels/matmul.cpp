@@ -98,13 +98,14 @@ void matmul_packed(std::initializer_list<std::pair<const QuantMatrix*, float*>> 
                    ThreadPool& pool, MatmulScratch& s) {
   const int64_t cols = products.begin()->first->cols;
   const GemmPackedFn gemm = active_kernels().gemm_packed;
+  const QuantizeActFn quantize = active_kernels().quantize_act;
   const int64_t xs = s.act_stride();
   const QuantMatrix* ws[4] = {};
   for (size_t k = 0; k < products.size(); ++k) ws[k] = products.begin()[k].first;
   const SplitLowRank lr(ws, static_cast<int>(products.size()), n, s);
   pool.parallel_for(n + lr.h_tasks(), [&](int64_t t, int) {
     if (t < n)
-      quantize_act_q8(x + t * cols, s.act(t), static_cast<size_t>(cols));
+      quantize(x + t * cols, s.act(t), cols);
     else
       lr.h_task(t - n, x);
   });
@@ -172,13 +173,14 @@ void matmul_f16(const QuantMatrix& w, const float* x, int64_t n, float* y, Threa
 // scales: a few KiB that stay in L1), and each decoded row serves every token.
 void matmul_i8(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s) {
   const DecodeI8Fn decode = decode_i8_fn(w.dtype);
+  const QuantizeActFn quantize = active_kernels().quantize_act;
   const DotI8Fn dot = active_kernels().dot_i8;
   const int64_t cols = w.cols;
   const QuantMatrix* self = &w;
   const SplitLowRank lr(&self, 1, n, s);
   pool.parallel_for(n + lr.h_tasks(), [&](int64_t t, int) {
     if (t < n)
-      quantize_act_q8(x + t * cols, s.act(t), static_cast<size_t>(cols));
+      quantize(x + t * cols, s.act(t), cols);
     else
       lr.h_task(t - n, x);
   });

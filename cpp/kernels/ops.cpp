@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "kernels/kernel_table.h"
+
 namespace wren {
 
 using RowVec = Eigen::Map<Eigen::ArrayXf>;
@@ -19,11 +21,7 @@ void rms_norm(const float* x, const float* w, int64_t n, int64_t dim, float eps,
   }
 }
 
-void silu_mul(float* gate, const float* up, int64_t count) {
-  RowVec g(gate, count);
-  ConstRowVec u(up, count);
-  g = g / (1.0f + (-g).exp()) * u;
-}
+void silu_mul(float* gate, const float* up, int64_t count) { active_kernels().silu_mul(gate, up, count); }
 
 void softmax_rows(float* x, int64_t n, int64_t len, int64_t stride) {
   for (int64_t r = 0; r < n; ++r) {

@@ -9,7 +9,7 @@ namespace wren {
 // out[t] = x[t] / rms(x[t]) * w, for n rows of dim floats. out may alias x.
 void rms_norm(const float* x, const float* w, int64_t n, int64_t dim, float eps, float* out);
 
-// In place: gate[i] = silu(gate[i]) * up[i] for count elements.
+// In place: gate[i] = silu(gate[i]) * up[i] for count elements (the active ISA's kernel).
 void silu_mul(float* gate, const float* up, int64_t count);
 
 // In place softmax over each of n rows of len floats (rows `stride` floats apart).

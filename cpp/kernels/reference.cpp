@@ -5,6 +5,7 @@
 
 #include "kernels/kernel_table.h"
 #include "tensor/fp16.h"
+#include "tensor/quant.h"
 
 namespace wren {
 namespace {
@@ -128,6 +129,12 @@ float exp_sum_ref(float* x, int64_t n, float shift) {
   return sum;
 }
 
+void quantize_act_ref(const float* x, ActQ8* out, int64_t n) { quantize_act_q8(x, out, static_cast<size_t>(n)); }
+
+void silu_mul_ref(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
+}
+
 }  // namespace
 
 const KernelTable& reference_kernels() {
@@ -142,6 +149,8 @@ const KernelTable& reference_kernels() {
     t.exp_sum = exp_sum_ref;
     t.dot_i8 = dot_i8_ref;
     t.rows_dot_f32 = rows_dot_f32_ref;
+    t.quantize_act = quantize_act_ref;
+    t.silu_mul = silu_mul_ref;
     return t;
   }();
   return table;

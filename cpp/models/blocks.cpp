@@ -30,6 +30,23 @@ int64_t mlp_tokens(const QuantMatrix& first_weight, const Workspace& ws, int64_t
   return matmul_path(first_weight, n, ws.mm) == MatmulPath::kTiles ? n : std::min(n, kMlpTokens);
 }
 
+namespace {
+
+// gate = act(gate) * up over count floats, split across the pool in chunks of a few tokens' worth
+// (one token's row alone takes less than the dispatch would).
+void gate_times_up(GateActivation act, float* gate, const float* up, int64_t count, ThreadPool& pool) {
+  constexpr int64_t kChunk = 4096;
+  pool.parallel_for((count + kChunk - 1) / kChunk, [&](int64_t task, int) {
+    const int64_t i0 = task * kChunk, c = std::min(kChunk, count - i0);
+    if (act == GateActivation::kGeluTanh)
+      gelu_tanh_mul(gate + i0, up + i0, c);
+    else
+      silu_mul(gate + i0, up + i0, c);
+  });
+}
+
+}  // namespace
+
 void gated_mlp(const GatedMlpWeights& w, GateActivation act, const float* x, int64_t n, float* out, Workspace& ws,
                ThreadPool& pool) {
   const int64_t ffn = w.gate.rows, dim = w.down.rows;
@@ -38,10 +55,7 @@ void gated_mlp(const GatedMlpWeights& w, GateActivation act, const float* x, int
     const int64_t m = std::min(step, n - t0);
     const float* xs = x + t0 * w.gate.cols;  // (m, dim)
     matmul_shared_input({{&w.gate, ws.hb.get()}, {&w.up, ws.hb2.get()}}, xs, m, pool, ws.mm);  // (m, ffn) each
-    if (act == GateActivation::kGeluTanh)
-      gelu_tanh_mul(ws.hb.get(), ws.hb2.get(), m * ffn);
-    else
-      silu_mul(ws.hb.get(), ws.hb2.get(), m * ffn);
+    gate_times_up(act, ws.hb.get(), ws.hb2.get(), m * ffn, pool);
     matmul(w.down, ws.hb.get(), m, out + t0 * dim, pool, ws.mm);  // (m, dim)
   }
 }

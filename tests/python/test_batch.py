@@ -5,7 +5,8 @@ which test_logits.py checks against transformers; what these tests add is that b
 and page sharing change nothing a sequence computes.
 
 Tolerances: those test_logits.py uses against transformers.
-- exact path (float activations): 2e-3 * max|logit| and the same argmax. A sequence's rows go
+- exact path (float activations): 2e-3 * max|logit| and the same argmax wherever a flip is not
+  within the measured difference (see check_close). A sequence's rows go
   through the same kernels in a batch as alone except the float GEMMs, whose blocking follows the
   batch's row count (summation order); float32 differences then flip a few float16 roundings of
   keys and values, which the layers amplify: measured up to ~1e-4 * max|logit|.
@@ -49,14 +50,17 @@ EXACT, FAST = (True, 2e-3), (False, 9e-2)
 
 
 def check_close(got, want, bound, exact=True):
-    """max |got - want| <= bound * max|want|; top-1 equal everywhere (exact) or wherever want's
-    top-2 gap is >= 1 logit (generation path). Returns the relative difference."""
+    """max |got - want| <= bound * max|want|; top-1 equal wherever want's top-2 gap is over twice
+    the measured max |diff| (exact path: with every logit within err, a flip needs a gap under 2 err;
+    a row of this test's prompts once had a 3e-4 gap) or >= 1 logit (generation path). Returns the
+    relative difference."""
     scale = np.abs(want).max()
     err = np.abs(got - want).max()
     assert err <= bound * scale, f"max |diff| {err:.3g} > {bound} * {scale:.3g}"
     g, w = got.reshape(-1, want.shape[-1]), want.reshape(-1, want.shape[-1])
     top2 = np.sort(w, axis=-1)[:, -2:]
-    clear = np.ones(len(w), bool) if exact else (top2[:, 1] - top2[:, 0] >= 1.0)
+    gap = top2[:, 1] - top2[:, 0]
+    clear = gap > 2 * err if exact else gap >= 1.0
     assert (g.argmax(-1) == w.argmax(-1))[clear].all()
     return err / scale
 

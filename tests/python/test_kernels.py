@@ -168,6 +168,87 @@ def test_activation_quantization_error_bound():
     assert (np.abs(q - x).reshape(-1, 32) <= blocks).all()
 
 
+def quantize_act_oracle(x):
+    """numpy float32 model of the 8-bit activation blocks (the rule llama.cpp's q8 activations use):
+    d = max|x| / 127 per 32-block, q = x * (1 / d) rounded half away from zero, and each half's
+    integer sum. Every step is one float32 operation, so the expected bits are exact."""
+    b = x.reshape(-1, 32)
+    amax = np.abs(b).max(axis=1)
+    d = (amax / np.float32(127)).astype(np.float32)
+    with np.errstate(divide="ignore", over="ignore"):
+        inv = np.where(d > 0, np.float32(1) / d, np.float32(0)).astype(np.float32)
+    divide = ~np.isfinite(inv)  # subnormal d: 1/d overflows, so x / d is used
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.where(divide[:, None], b / d[:, None], b * inv[:, None]).astype(np.float32)
+    v = (v + np.where(v >= 0, np.float32(0.5), np.float32(-0.5))).astype(np.float32)
+    q = np.trunc(v).astype(np.int32)
+    isum = np.stack([q[:, :16].sum(1), q[:, 16:].sum(1)], axis=1)
+    return q.astype(np.int8).reshape(-1), d, isum
+
+
+def quantize_act_inputs():
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal(32 * 64).astype(np.float32) * np.float32(10.0) ** rng.integers(-6, 6, 32 * 64)
+    blocks = [
+        np.zeros(32, np.float32),                                   # d = 0
+        np.full(32, -0.0, np.float32),
+        (np.arange(32, dtype=np.float32) - 16) * np.float32(1e-38),  # subnormal d: the divide branch
+        np.array([127, -127] + [k + 0.5 for k in range(-15, 15)], np.float32),  # d = 1: ties round away
+        np.full(32, 3.0e38, np.float32) * np.sign(np.arange(32) - 15.5).astype(np.float32),
+    ]
+    return np.concatenate([x, *blocks]).astype(np.float32)
+
+
+# The activation quantizer: every ISA gives the scalar twin's bits, which are the numpy model's.
+def test_quantize_act_twins_are_bit_identical_to_numpy():
+    from wrenlm import _core
+
+    x = quantize_act_inputs()
+    qs_ref, d_ref, isum_ref = quantize_act_oracle(x)
+    for isa in _core.kernels.available_isas():
+        qs, scales, isum = _core.kernels.quantize_act(isa, x)
+        assert (qs == qs_ref).all(), isa
+        assert (scales[:, 0].view(np.uint32) == d_ref.view(np.uint32)).all(), isa
+        assert (isum == isum_ref).all(), isa
+        with np.errstate(over="ignore"):
+            total = (d_ref * (isum_ref[:, 0] + isum_ref[:, 1]).astype(np.float32)).astype(np.float32)
+        assert (scales[:, 1].view(np.uint32) == total.view(np.uint32)).all(), isa
+        with np.errstate(over="ignore"):  # the 3e38 block's sums overflow to inf, as in the kernels
+            halves = (d_ref[:, None] * isum_ref.astype(np.float32)).astype(np.float32)
+        assert (scales[:, 2:].view(np.uint32) == halves.view(np.uint32)).all(), isa
+
+
+# A block holding NaN or inf takes the twin's path on every ISA: NaN scale and sums, zero codes.
+def test_quantize_act_non_finite_block_is_nan_on_every_isa():
+    from wrenlm import _core
+
+    x = np.ones(96, np.float32)
+    x[40], x[70] = np.nan, np.inf
+    for isa in _core.kernels.available_isas():
+        qs, scales, isum = _core.kernels.quantize_act(isa, x)
+        assert np.isfinite(scales[0]).all() and np.isnan(scales[1:]).all(), isa
+        assert (qs[32:] == 0).all() and (isum[1:] == 0).all(), isa
+
+
+# silu(g) * u against float64 numpy: the twins' exp (libm; the SIMD kernels' 8-term polynomial,
+# kernels/exp_poly.h, under 1e-7 relative) and one division and two roundings give a few float32
+# ulps, so 2**-20 relative; plus 1e-35 absolute for g < -88, where AVX2's exp saturates (silu there
+# is below 1e-35 in size either way).
+@pytest.mark.parametrize("n", [1, 7, 8, 15, 16, 33, 1000])
+def test_silu_mul_twins_and_numpy(n):
+    from wrenlm import _core
+
+    rng = np.random.default_rng(n)
+    g = (rng.standard_normal(n) * 8).astype(np.float32)
+    u = rng.standard_normal(n).astype(np.float32)
+    if n >= 7:
+        g[:7] = [0.0, -0.0, 100.0, -100.0, -90.0, 88.5, 1e-30]
+    g64 = g.astype(np.float64)
+    expected = g64 / (1 + np.exp(-g64)) * u
+    bound = 2.0**-20 * np.abs(expected) + 1e-35
+    assert_twins(lambda isa: _core.kernels.silu_mul(isa, g, u), expected, bound)
+
+
 def test_active_isa_is_known():
     from wrenlm import _core
 

@@ -457,6 +457,7 @@ const KernelTable* avx2_kernels() {
     t.dot_i8 = dot_i8_avx2;
     fill_attention_kernels_avx2(t);
     fill_low_rank_kernels_avx2(t);
+    fill_activation_kernels_avx2(t);
     return t;
   }();
   return &table;

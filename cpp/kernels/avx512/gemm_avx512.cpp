@@ -298,6 +298,7 @@ const KernelTable* avx512_kernels() {
     fill_attention_kernels_avx2(t);    // F16 conversions
     fill_attention_kernels_avx512(t);  // decode attention
     fill_low_rank_kernels_avx2(t);     // LoRA's B h: rows of 4 to 64 floats gain nothing from 16 lanes
+    fill_activation_kernels_avx512(t);
     return t;
   }();
   return &table;
