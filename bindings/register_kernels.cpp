@@ -296,13 +296,17 @@ void register_kernels(py::module_& m) {
     }
     return py::make_tuple(qs, scales, isums);
   }, py::arg("isa"), py::arg("x"), "The ISA's 8-bit activation blocks of x: (qs, [d, sum, half0, half1], isum) per block.");
-  k.def("silu_mul", [](const std::string& isa, Floats gate, Floats up) {
-    WREN_CHECK(gate.size() == up.size(), InvalidArgument, "gate and up differ in length");
-    Floats out(gate.size());
-    std::copy(gate.data(), gate.data() + gate.size(), out.mutable_data());
-    table(isa).silu_mul(out.mutable_data(), up.data(), gate.size());
-    return out;
-  }, py::arg("isa"), py::arg("gate"), py::arg("up"), "silu(gate) * up with the given ISA's kernel.");
+  for (const char* name : {"silu_mul", "gelu_tanh_mul"}) {
+    const bool silu = std::string(name) == "silu_mul";
+    k.def(name, [silu](const std::string& isa, Floats gate, Floats up) {
+      WREN_CHECK(gate.size() == up.size(), InvalidArgument, "gate and up differ in length");
+      Floats out(gate.size());
+      std::copy(gate.data(), gate.data() + gate.size(), out.mutable_data());
+      const KernelTable& t = table(isa);
+      (silu ? t.silu_mul : t.gelu_tanh_mul)(out.mutable_data(), up.data(), gate.size());
+      return out;
+    }, py::arg("isa"), py::arg("gate"), py::arg("up"), "act(gate) * up with the given ISA's gated-MLP kernel.");
+  }
 
   // KV cache kernels: rows are float32 or float16 numpy arrays (n_keys, row_len); the head read is
   // columns [offset, offset + head_dim), so the row stride is exercised as in the cache.

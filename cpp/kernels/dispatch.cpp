@@ -75,6 +75,7 @@ KernelTable with_fallbacks(const KernelTable& t) {
   if (!c.rows_dot_f32) c.rows_dot_f32 = r.rows_dot_f32;
   if (!c.quantize_act) c.quantize_act = r.quantize_act;
   if (!c.silu_mul) c.silu_mul = r.silu_mul;
+  if (!c.gelu_tanh_mul) c.gelu_tanh_mul = r.gelu_tanh_mul;
   return c;
 }
 

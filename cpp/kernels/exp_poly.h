@@ -15,3 +15,12 @@ constexpr int kTerms = 8;
 constexpr float kTaylor[kTerms] = {1.f / 5040, 1.f / 720, 1.f / 120, 1.f / 24, 1.f / 6, 0.5f, 1.f, 1.f};
 
 }  // namespace wren::exp_poly
+
+namespace wren {
+
+// GELU's tanh approximation as a sigmoid: g / 2 (1 + tanh(y)) = g / (1 + e^-2y), with
+// y = sqrt(2/pi) (g + kGeluCubic g^3); the kernels compute -2y = kMinus2Sqrt2OverPi (g + kGeluCubic g^3).
+constexpr float kGeluCubic = 0.044715f;
+constexpr float kMinus2Sqrt2OverPi = -1.5957691216057308f;
+
+}  // namespace wren

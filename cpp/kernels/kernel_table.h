@@ -53,7 +53,10 @@ using RowsDotF32Fn = void (*)(const float* b, int64_t k, int64_t n_rows, const f
 // n floats (a multiple of 32) into n / 32 blocks. Every ISA gives the scalar twin's bits
 // (quantize_act_q8, tensor/quant.cpp): the same float operations in the same order.
 using QuantizeActFn = void (*)(const float* x, ActQ8* out, int64_t n);
-// SwiGLU's gate, in place: gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + e^-gate[i]) * up[i].
+// A gated MLP's activation, in place: gate[i] = act(gate[i]) * up[i] for n floats.
+//   silu (SwiGLU):       act(g) = g / (1 + e^-g)
+//   gelu_tanh (GeGLU):   act(g) = g / 2 * (1 + tanh(y)), y = sqrt(2/pi) (g + 0.044715 g^3), computed
+//                        as g / (1 + e^-2y), the same value without 1 + tanh(y)'s cancellation for y << 0
 using GateMulFn = void (*)(float* gate, const float* up, int64_t n);
 
 struct KernelTable {
@@ -76,6 +79,7 @@ struct KernelTable {
   // Activations (set by fill_activation_kernels_*; null: the scalar twins).
   QuantizeActFn quantize_act = nullptr;
   GateMulFn silu_mul = nullptr;
+  GateMulFn gelu_tanh_mul = nullptr;
 };
 
 const KernelTable& reference_kernels();

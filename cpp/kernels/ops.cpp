@@ -86,12 +86,7 @@ void Rope::apply(float* x, int64_t n, int64_t n_heads, int64_t head_dim, int64_t
 
 namespace wren {
 
-void gelu_tanh_mul(float* gate, const float* up, int64_t count) {
-  constexpr float kSqrt2OverPi = 0.7978845608028654f;
-  RowVec g(gate, count);
-  ConstRowVec u(up, count);
-  g = 0.5f * g * (1.0f + (kSqrt2OverPi * (g + 0.044715f * g.cube())).tanh()) * u;
-}
+void gelu_tanh_mul(float* gate, const float* up, int64_t count) { active_kernels().gelu_tanh_mul(gate, up, count); }
 
 void soft_cap(float* x, int64_t count, float cap) {
   RowVec r(x, count);

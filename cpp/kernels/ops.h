@@ -53,7 +53,8 @@ class Rope {
 
 namespace wren {
 
-// In place: gate[i] = gelu(gate[i]) * up[i], GELU in its tanh approximation (Gemma's GeGLU).
+// In place: gate[i] = gelu(gate[i]) * up[i], GELU in its tanh approximation (Gemma's GeGLU; the
+// active ISA's kernel).
 void gelu_tanh_mul(float* gate, const float* up, int64_t count);
 
 // In place: x[i] = cap * tanh(x[i] / cap) (Gemma 2's logit soft-capping).

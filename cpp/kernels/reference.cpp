@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstring>
 
+#include "kernels/exp_poly.h"
 #include "kernels/kernel_table.h"
 #include "tensor/fp16.h"
 #include "tensor/quant.h"
@@ -135,6 +136,14 @@ void silu_mul_ref(float* gate, const float* up, int64_t n) {
   for (int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.f + std::exp(-gate[i])) * up[i];
 }
 
+void gelu_tanh_mul_ref(float* gate, const float* up, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float g = gate[i];
+    const float minus_2y = kMinus2Sqrt2OverPi * (g + kGeluCubic * (g * g * g));
+    gate[i] = g / (1.f + std::exp(minus_2y)) * up[i];
+  }
+}
+
 }  // namespace
 
 const KernelTable& reference_kernels() {
@@ -151,6 +160,7 @@ const KernelTable& reference_kernels() {
     t.rows_dot_f32 = rows_dot_f32_ref;
     t.quantize_act = quantize_act_ref;
     t.silu_mul = silu_mul_ref;
+    t.gelu_tanh_mul = gelu_tanh_mul_ref;
     return t;
   }();
   return table;

@@ -249,6 +249,28 @@ def test_silu_mul_twins_and_numpy(n):
     assert_twins(lambda isa: _core.kernels.silu_mul(isa, g, u), expected, bound)
 
 
+# gelu_tanh(g) * u, GELU's tanh form (Gemma's GeGLU), against float64 numpy. Oracle and kernels use
+# g / 2 (1 + tanh(y)) = g / (1 + e^-2y): 1 + tanh(y) cancels for y << 0 (in float64 too: all digits
+# lost by y = -19). Float32 rounding of y (a few 2**-24 relative) becomes |2y| times that in
+# e^-2y, so the bound grows with |y|.
+@pytest.mark.parametrize("n", [1, 7, 8, 15, 16, 33, 1000])
+def test_gelu_tanh_mul_twins_and_numpy(n):
+    from wrenlm import _core
+
+    rng = np.random.default_rng(n + 50)
+    g = (rng.standard_normal(n) * 4).astype(np.float32)
+    u = rng.standard_normal(n).astype(np.float32)
+    if n >= 7:
+        g[:7] = [0.0, -0.0, 30.0, -30.0, -6.0, 1e-30, 3.0]
+    g64 = g.astype(np.float64)
+    y = np.sqrt(2 / np.pi) * (g64 + 0.044715 * g64**3)
+    with np.errstate(over="ignore"):  # e^-2y = inf for g = -30: the value is -0, as in the kernels
+        expected = g64 / (1 + np.exp(-2 * y)) * u
+    assert np.allclose(expected[np.abs(y) < 3], (0.5 * g64 * (1 + np.tanh(y)) * u)[np.abs(y) < 3], rtol=1e-12)
+    bound = 2.0**-21 * (4 + np.abs(2 * y)) * np.abs(expected) + 1e-35
+    assert_twins(lambda isa: _core.kernels.gelu_tanh_mul(isa, g, u), expected, bound)
+
+
 def test_active_isa_is_known():
     from wrenlm import _core
 

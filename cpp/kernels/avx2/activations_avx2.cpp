@@ -1,6 +1,6 @@
 // AVX2 activation kernels: the 8-bit activation blocks every packed product starts from, and
-// SwiGLU's silu(gate) * up. Scalar twins: quantize_act_q8 (tensor/quant.cpp) and silu_mul_ref
-// (kernels/reference.cpp); tests/python/test_kernels.py compares them. Built with -ffp-contract=off
+// the gated MLPs' silu(gate) * up and gelu_tanh(gate) * up. Scalar twins: quantize_act_q8 (tensor/quant.cpp) and silu_mul_ref,
+// gelu_tanh_mul_ref (kernels/reference.cpp); tests/python/test_kernels.py compares them. Built with -ffp-contract=off
 // (cpp/CMakeLists.txt): a multiply fused into the next add would round differently from the twin.
 #include <immintrin.h>
 
@@ -76,13 +76,21 @@ inline __m256 silu_times(__m256 g, __m256 u) {
   return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.f), e)), u);
 }
 
-void silu_mul_avx2(float* gate, const float* up, int64_t n) {
+inline __m256 gelu_tanh_times(__m256 g, __m256 u) {
+  const __m256 cube = _mm256_mul_ps(_mm256_mul_ps(g, g), g);
+  const __m256 minus_2y =
+      _mm256_mul_ps(_mm256_set1_ps(kMinus2Sqrt2OverPi), _mm256_add_ps(g, _mm256_mul_ps(_mm256_set1_ps(kGeluCubic), cube)));
+  return _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(_mm256_set1_ps(1.f), exp8(minus_2y))), u);
+}
+
+// gate[i] = Act(gate[i], up[i]) over n floats, the last 1-7 by masked loads and stores.
+template <__m256 (*Act)(__m256, __m256)>
+void gate_mul_avx2(float* gate, const float* up, int64_t n) {
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(gate + i, silu_times(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
-  if (i < n) {  // the last 1-7: masked load and store
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(gate + i, Act(_mm256_loadu_ps(gate + i), _mm256_loadu_ps(up + i)));
+  if (i < n) {
     const __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n - i)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    _mm256_maskstore_ps(gate + i, m, silu_times(_mm256_maskload_ps(gate + i, m), _mm256_maskload_ps(up + i, m)));
+    _mm256_maskstore_ps(gate + i, m, Act(_mm256_maskload_ps(gate + i, m), _mm256_maskload_ps(up + i, m)));
   }
 }
 
@@ -90,7 +98,8 @@ void silu_mul_avx2(float* gate, const float* up, int64_t n) {
 
 void fill_activation_kernels_avx2(KernelTable& t) {
   t.quantize_act = quantize_act_avx2;
-  t.silu_mul = silu_mul_avx2;
+  t.silu_mul = gate_mul_avx2<silu_times>;
+  t.gelu_tanh_mul = gate_mul_avx2<gelu_tanh_times>;
 }
 
 }  // namespace wren

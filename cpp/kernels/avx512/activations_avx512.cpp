@@ -1,6 +1,6 @@
 // AVX-512 activation kernels: the 8-bit activation blocks every packed product starts from, and
-// SwiGLU's silu(gate) * up. Scalar twins: quantize_act_q8 (tensor/quant.cpp) and silu_mul_ref
-// (kernels/reference.cpp); tests/python/test_kernels.py compares them. Built with -ffp-contract=off
+// the gated MLPs' silu(gate) * up and gelu_tanh(gate) * up. Scalar twins: quantize_act_q8 (tensor/quant.cpp) and silu_mul_ref,
+// gelu_tanh_mul_ref (kernels/reference.cpp); tests/python/test_kernels.py compares them. Built with -ffp-contract=off
 // (cpp/CMakeLists.txt): a multiply fused into the next add would round differently from the twin.
 #include <immintrin.h>
 
@@ -53,13 +53,21 @@ inline __m512 silu_times(__m512 g, __m512 u) {
   return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), e)), u);
 }
 
-void silu_mul_avx512(float* gate, const float* up, int64_t n) {
+inline __m512 gelu_tanh_times(__m512 g, __m512 u) {
+  const __m512 cube = _mm512_mul_ps(_mm512_mul_ps(g, g), g);
+  const __m512 minus_2y =
+      _mm512_mul_ps(_mm512_set1_ps(kMinus2Sqrt2OverPi), _mm512_add_ps(g, _mm512_mul_ps(_mm512_set1_ps(kGeluCubic), cube)));
+  return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.f), exp16(minus_2y))), u);
+}
+
+// gate[i] = Act(gate[i], up[i]) over n floats, the last 1-15 masked.
+template <__m512 (*Act)(__m512, __m512)>
+void gate_mul_avx512(float* gate, const float* up, int64_t n) {
   int64_t i = 0;
-  for (; i + 16 <= n; i += 16)
-    _mm512_storeu_ps(gate + i, silu_times(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i)));
-  if (i < n) {  // the last 1-15
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(gate + i, Act(_mm512_loadu_ps(gate + i), _mm512_loadu_ps(up + i)));
+  if (i < n) {
     const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1u);
-    _mm512_mask_storeu_ps(gate + i, m, silu_times(_mm512_maskz_loadu_ps(m, gate + i), _mm512_maskz_loadu_ps(m, up + i)));
+    _mm512_mask_storeu_ps(gate + i, m, Act(_mm512_maskz_loadu_ps(m, gate + i), _mm512_maskz_loadu_ps(m, up + i)));
   }
 }
 
@@ -67,7 +75,8 @@ void silu_mul_avx512(float* gate, const float* up, int64_t n) {
 
 void fill_activation_kernels_avx512(KernelTable& t) {
   t.quantize_act = quantize_act_avx512;
-  t.silu_mul = silu_mul_avx512;
+  t.silu_mul = gate_mul_avx512<silu_times>;
+  t.gelu_tanh_mul = gate_mul_avx512<gelu_tanh_times>;
 }
 
 }  // namespace wren
