@@ -235,7 +235,7 @@ inline void rows_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x, 
 // are live: the 16 registers hold them without spills.
 template <DType T, int NT>
 inline void half_group_times_tokens(const PackedMatrix& w, int64_t g, int h, const ActQ8* x, int64_t x_stride,
-                                    float* y, int64_t ldy, int64_t valid) {
+                                    float* y, int64_t ldy, int64_t valid, bool prefetch) {
   constexpr PackFormat F = pack_format(T);
   constexpr int kSubs = F.tile_cols / kQK;
   constexpr bool kHalves = F.sub_cols == 16;
@@ -245,6 +245,7 @@ inline void half_group_times_tokens(const PackedMatrix& w, int64_t g, int h, con
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t tl = 0; tl < w.n_tiles; ++tl) {
     const uint8_t* tile = w.tile(g, tl);
+    if (prefetch) prefetch_ahead(tile, w.tile_bytes);
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(tile + 16 * h)));  // (8)
     __m256 dmin = _mm256_setzero_ps();                                                                    // (8)
     if constexpr (F.has_min)
@@ -292,12 +293,13 @@ inline void half_group_times_tokens(const PackedMatrix& w, int64_t g, int h, con
 // products of <= 15*127 each fit), so everything stays in the 16 vector registers.
 template <DType T, int NT>
 inline void half_group_times_tokens_q4(const PackedMatrix& w, int64_t g, int h, const ActQ8* x, int64_t x_stride,
-                                       float* y, int64_t ldy, int64_t valid) {
+                                       float* y, int64_t ldy, int64_t valid, bool prefetch) {
   const __m256i nib = _mm256_set1_epi8(0x0f);
   __m256 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (int64_t b = 0; b < w.n_tiles; ++b) {
     const uint8_t* tile = w.tile(g, b);
+    if (prefetch) prefetch_ahead(tile, w.tile_bytes);
     const uint8_t* q = tile + w.header_bytes;
     __m256i p[NT];
     for (int t = 0; t < NT; ++t) p[t] = _mm256_setzero_si256();
@@ -339,13 +341,16 @@ void gemm_packed_t(const PackedMatrix& w, int64_t g0, int64_t g1, const ActQ8* x
     auto half = [&](auto h_tag) {
       constexpr int h = decltype(h_tag)::value;
       int64_t t = 0;
+      // The first pass over the group's weights (from memory) prefetches, once for both halves.
       for (; t + kTokens <= n; t += kTokens) {
+        const bool ahead = h == 0 && t == 0;
         if constexpr (kQ4)
-          half_group_times_tokens_q4<T, kTokens>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
+          half_group_times_tokens_q4<T, kTokens>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid, ahead);
         else
-          half_group_times_tokens<T, kTokens>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
+          half_group_times_tokens<T, kTokens>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid, ahead);
       }
-      for (; t < n; ++t) half_group_times_tokens<T, 1>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid);
+      for (; t < n; ++t)
+        half_group_times_tokens<T, 1>(w, g, h, x + t * x_stride, x_stride, y + t * ldy, ldy, valid, h == 0 && t == 0);
     };
     half(std::integral_constant<int, 0>{});
     if (valid > 8) half(std::integral_constant<int, 1>{});
