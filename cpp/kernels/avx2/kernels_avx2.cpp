@@ -120,6 +120,17 @@ inline __m256i int_sums(const __m256i* wv, const int8_t* qs) {
   return acc;
 }
 
+// int_sums of a signed format with |w| computed once for all the tokens that use the vectors (aw):
+// maddubs(|w|, x * sgn(w)) gives the same products with one sign per vector instead of two.
+template <int K0, int K1>
+inline __m256i int_sums_abs(const __m256i* aw, const __m256i* wv, const int8_t* qs) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc = _mm256_setzero_si256();
+  for (int k = K0; k < K1; ++k)
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(aw[k], _mm256_sign_epi8(broadcast4(qs, k), wv[k])), ones));
+  return acc;
+}
+
 // Per-row scale S and offset O of rows 8h..8h+7 for sub-block j of a tile (tensor/packed.h): one
 // pair, or two (columns 0..15, 16..31) for 16-column sub-scales.
 template <DType T>
@@ -259,12 +270,18 @@ inline void half_group_times_tokens(const PackedMatrix& w, int64_t g, int h, con
       half_sub_scales<T>(tile, h, j, d, dmin, s, o);
       __m256i first[NT];  // 32-column scales: each token's integer sum of columns 0..15
       for (int c = 0; c < 2; ++c) {
-        __m256i wv[4];
+        __m256i wv[4], aw[4];
         load_quarter_values<T>(q, h, c, wv);
+        if constexpr (!kOffsets)
+          for (int i = 0; i < 4; ++i) aw[i] = _mm256_abs_epi8(wv[i]);
 #pragma GCC unroll 8
         for (int t = 0; t < NT; ++t) {
           const ActQ8& xb = x[t * x_stride + tl * kSubs + j];
-          const __m256i quarter = int_sums<T, 0, 4>(wv, xb.qs + 16 * c);
+          __m256i quarter;
+          if constexpr (kOffsets)
+            quarter = int_sums<T, 0, 4>(wv, xb.qs + 16 * c);
+          else
+            quarter = int_sums_abs<0, 4>(aw, wv, xb.qs + 16 * c);
           if (!kHalves && c == 0) {
             first[t] = quarter;
             continue;
