@@ -7,6 +7,9 @@ decode speed = B * TG / (time of the TG passes). wrenlm runs the same passes thr
 Engine.eval_batch (the forward passes the scheduler runs; no sampling, as llama-batched-bench),
 and also end to end through Model.generate([B prompts]) (scheduler, sampling, detokenization).
 The compute ceiling is the prefill speed of a long prompt (the same kernels at full batch).
+Scaling (B sequences over 1) is given two ways: best-of over best-of, and the median over rounds of
+each round's B-sequence figure over the same round's 1-sequence one (seconds apart, so both saw the
+same memory bandwidth: on a shared VM it drifts by up to 2x between minutes).
 
     python bench/batched.py                                  # SmolLM2 Q4_1 and the 1.1B Q4_0
     python bench/batched.py --models PATH.gguf --batches 1 4 8 16 --reps 3
