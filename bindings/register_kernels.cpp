@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <utility>
 #include <vector>
 
 #include "bindings/register.h"
@@ -296,14 +297,13 @@ void register_kernels(py::module_& m) {
     }
     return py::make_tuple(qs, scales, isums);
   }, py::arg("isa"), py::arg("x"), "The ISA's 8-bit activation blocks of x: (qs, [d, sum, half0, half1], isum) per block.");
-  for (const char* name : {"silu_mul", "gelu_tanh_mul"}) {
-    const bool silu = std::string(name) == "silu_mul";
-    k.def(name, [silu](const std::string& isa, Floats gate, Floats up) {
+  for (const auto& [name, entry] : {std::pair{"silu_mul", &KernelTable::silu_mul},
+                                     std::pair{"gelu_tanh_mul", &KernelTable::gelu_tanh_mul}}) {
+    k.def(name, [entry = entry](const std::string& isa, Floats gate, Floats up) {
       WREN_CHECK(gate.size() == up.size(), InvalidArgument, "gate and up differ in length");
       Floats out(gate.size());
       std::copy(gate.data(), gate.data() + gate.size(), out.mutable_data());
-      const KernelTable& t = table(isa);
-      (silu ? t.silu_mul : t.gelu_tanh_mul)(out.mutable_data(), up.data(), gate.size());
+      (table(isa).*entry)(out.mutable_data(), up.data(), gate.size());
       return out;
     }, py::arg("isa"), py::arg("gate"), py::arg("up"), "act(gate) * up with the given ISA's gated-MLP kernel.");
   }

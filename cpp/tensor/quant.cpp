@@ -83,12 +83,7 @@ void quantize_act_q8(const float* x, ActQ8* out, size_t n) {
       }
       sum[h] = s;
     }
-    out[b].d = d;
-    out[b].sum = d * static_cast<float>(sum[0] + sum[1]);
-    out[b].half[0] = d * static_cast<float>(sum[0]);
-    out[b].half[1] = d * static_cast<float>(sum[1]);
-    out[b].isum[0] = sum[0];
-    out[b].isum[1] = sum[1];
+    set_act_sums(out[b], d, sum[0], sum[1]);
   }
 }
 

@@ -60,12 +60,7 @@ void quantize_act_avx2(const float* x, ActQ8* out, int64_t n) {
     const __m256i q8 = _mm256_permutevar8x32_epi32(q16, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(o.qs), q8);
     const int sum[2] = {hsum_i32(_mm256_add_epi32(q[0], q[1])), hsum_i32(_mm256_add_epi32(q[2], q[3]))};
-    o.d = d;
-    o.sum = d * static_cast<float>(sum[0] + sum[1]);
-    o.half[0] = d * static_cast<float>(sum[0]);
-    o.half[1] = d * static_cast<float>(sum[1]);
-    o.isum[0] = sum[0];
-    o.isum[1] = sum[1];
+    set_act_sums(o, d, sum[0], sum[1]);
   }
 }
 

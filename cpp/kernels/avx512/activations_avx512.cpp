@@ -39,12 +39,7 @@ void quantize_act_avx512(const float* x, ActQ8* out, int64_t n) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(o.qs + 16 * h), _mm512_cvtepi32_epi8(q));
       sum[h] = _mm512_reduce_add_epi32(q);
     }
-    o.d = d;
-    o.sum = d * static_cast<float>(sum[0] + sum[1]);
-    o.half[0] = d * static_cast<float>(sum[0]);
-    o.half[1] = d * static_cast<float>(sum[1]);
-    o.isum[0] = sum[0];
-    o.isum[1] = sum[1];
+    set_act_sums(o, d, sum[0], sum[1]);
   }
 }
 
