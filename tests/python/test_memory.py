@@ -11,6 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from conftest import UNDER_ASAN
+
 CHILD = r"""
 import json, sys
 def peak_mb():
@@ -37,6 +40,8 @@ def test_peak_rss_is_about_the_file_size(smollm2_path):
     assert r["after_gen"] - r["base"] <= 1.1 * file_mb + 80
 
 
+@pytest.mark.skipif(UNDER_ASAN, reason="resident size under ASan's allocator (quarantine) says nothing of "
+                    "glibc's arenas: 391-472 MiB after close in 4 rounds, 165-212 MiB with its quarantine off")
 def test_rss_returns_to_the_first_round_after_repeated_loads(smollm2_path, gemma3_path, minilm_dir):
     """Five models open at once (three formats, two of them twice), then closed, four rounds in a row
     (bench/rss_cycles.py, in a child process): the resident size after each later round is within

@@ -22,7 +22,7 @@ import json
 import random
 import time
 
-from conftest import require_module
+from conftest import UNDER_ASAN, require_module
 from serve_proc import KEY, serve
 
 CLIENTS, ROUNDS = 64, 10
@@ -156,5 +156,6 @@ def test_64_clients_with_disconnects(tmp_path, smollm2_path):
         statuses = [line.split()[5] for line in log.splitlines() if "wrenlm.server POST" in line]
         assert not [x for x in statuses if x.startswith("5")], "5xx answered"
         assert sum(x == "200" for x in statuses) >= counts["answered"]
-        assert after - baseline < RSS_TOL_KB, f"RSS grew by {(after - baseline) / 1024:.1f} MiB"
-        assert after - mid < RSS_HALF_TOL_KB, f"the second half added {(after - mid) / 1024:.1f} MiB"
+        if not UNDER_ASAN:  # ASan's allocator holds freed blocks in its quarantine (conftest.UNDER_ASAN)
+            assert after - baseline < RSS_TOL_KB, f"RSS grew by {(after - baseline) / 1024:.1f} MiB"
+            assert after - mid < RSS_HALF_TOL_KB, f"the second half added {(after - mid) / 1024:.1f} MiB"
