@@ -144,8 +144,7 @@ void register_kernels(py::module_& m) {
   k.def("gemm_i8", [](const std::string& isa, uint32_t type_id, Bytes raw, int64_t rows, Floats x) {
     size_t n_el;
     const DType t = checked_type(type_id, static_cast<size_t>(raw.size()), &n_el);
-    const DecodeI8Fn decode = decode_i8_fn(t);
-    WREN_CHECK(decode != nullptr, InvalidArgument, dtype_name(t), " has no int8 decoding");
+    WREN_CHECK(decode_i8_fn(t) != nullptr, InvalidArgument, dtype_name(t), " has no int8 decoding");
     WREN_CHECK(rows > 0 && n_el % static_cast<size_t>(rows) == 0, InvalidArgument, "bad row count ", rows);
     const int64_t cols = static_cast<int64_t>(n_el) / rows;
     WREN_CHECK(cols % kQK == 0 && x.ndim() == 2 && x.shape(1) == cols, InvalidArgument, "x must be (n, ", cols,
@@ -153,15 +152,18 @@ void register_kernels(py::module_& m) {
     const int64_t n = x.shape(0), xs = cols / kQK;
     std::vector<ActQ8> xq(static_cast<size_t>(n * xs));
     for (int64_t i = 0; i < n; ++i) quantize_act_q8(x.data() + i * cols, xq.data() + i * xs, static_cast<size_t>(cols));
-    std::vector<int8_t> q(static_cast<size_t>(cols));
-    std::vector<float> scale(static_cast<size_t>(cols / 16));
-    const size_t rb = row_bytes(t, static_cast<size_t>(cols));
+    QuantMatrix w;
+    w.dtype = t;
+    w.rows = rows;
+    w.cols = cols;
+    w.row_stride = row_bytes(t, static_cast<size_t>(cols));
+    w.data = raw.data();
+    std::vector<float> scratch(static_cast<size_t>(5 * cols));  // kI8GroupRows rows of int8, their scales
     py::array_t<float> y({n, rows});
     const KernelTable& kt = table(isa);
-    for (int64_t r = 0; r < rows; ++r) {
-      decode(raw.data() + r * rb, q.data(), scale.data(), static_cast<size_t>(cols));
-      kt.dot_i8(q.data(), scale.data(), cols, xq.data(), xs, n, y.mutable_data() + r, rows);
-    }
+    for (int64_t r = 0; r < rows; r += kI8GroupRows)
+      i8_rows_times_tokens(kt, w, r, std::min(kI8GroupRows, rows - r), xq.data(), xs, n, y.mutable_data() + r, rows,
+                           scratch.data());
     return y;
   }, py::arg("isa"), py::arg("type_id"), py::arg("raw"), py::arg("rows"), py::arg("x"));
 

@@ -22,6 +22,14 @@ using GemmPackedFn = void (*)(const PackedMatrix& w, int64_t g0, int64_t g1, con
 // cols a multiple of 32. The codebook formats' decode and few-token products.
 using DotI8Fn = void (*)(const int8_t* q, const float* scale, int64_t cols, const ActQ8* x, int64_t x_stride,
                          int64_t n, float* y, int64_t ldy);
+// Products of up to 16 weight rows decoded to int8 (q: rows x cols, row-major; scale: rows x cols / 16)
+// with n activation vectors:
+//   y[t * ldy + r] = sum_i scale[r * cols / 16 + i / 16] * q[r * cols + i] * x_t[i]   for r < rows <= 16,
+// cols a multiple of 32. The codebook formats' prefill: rows decoded once serve every token. Its
+// scalar twin is DotI8Fn row by row (the same sums); a table without one leaves it null, and
+// matmul then keeps those formats' int8 path to few tokens.
+using GemmI8RowsFn = void (*)(const int8_t* q, const float* scale, int64_t rows, int64_t cols, const ActQ8* x,
+                              int64_t x_stride, int64_t n, float* y, int64_t ldy);
 // Dot product of one float-typed weight row (F32/F16/BF16) with a float activation.
 using DotF32Fn = float (*)(const void* row, const float* x, int64_t n);
 // Products of F16 weight rows [r0, r1) (row-major, `cols` elements a row) with n F32 activation
@@ -66,6 +74,7 @@ struct KernelTable {
   DotF32Fn dot_f16;
   GemmF16Fn gemm_f16;
   DotI8Fn dot_i8 = nullptr;  // null: the scalar twin (dispatch.cpp)
+  GemmI8RowsFn gemm_i8_rows = nullptr;  // null: none (see GemmI8RowsFn)
   // KV cache and attention (set by name, see fill_attention_kernels_*; null entries fall back to
   // the scalar twins in dispatch.cpp).
   ToF16Fn f32_to_f16 = nullptr;

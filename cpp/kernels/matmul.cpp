@@ -36,9 +36,12 @@ constexpr int64_t kPrefillTokensPerTask = 64;
 // F16 products: a task is a run of weight rows times up to 64 tokens (a 512 KB activation slice at
 // 2048 columns, kept in L2 while the rows stream past). Few tokens: short row runs, to balance.
 constexpr int64_t kF16TokensPerTask = 64;
-// Codebook formats (tensor/decode_i8.h): up to this many tokens, rows are decoded to int8 and
-// multiplied with 8-bit activations; more, and tiles dequantized for sgemm cost less per token.
+// Codebook formats (tensor/decode_i8.h): rows are decoded to int8 and multiplied with 8-bit
+// activations. Without a KernelTable::gemm_i8_rows, only up to kI8MaxTokens tokens: more, and tiles
+// dequantized for sgemm cost less per token. With it, from kI8RowsMinTokens tokens on, a group of
+// rows decoded together serves every token (dot_i8 row by row below that).
 constexpr int64_t kI8MaxTokens = 16;
+constexpr int64_t kI8RowsMinTokens = 8;  // fewer: dot_i8 is faster (measured crossover at 6-7 tokens)
 // Low-rank terms (kernels/low_rank.h) of products with up to this many tokens run inside the
 // product's own jobs, split like its rows; more, and they run after it, over runs of tokens.
 constexpr int64_t kSplitLowRankMaxTokens = 16;
@@ -168,33 +171,46 @@ void matmul_f16(const QuantMatrix& w, const float* x, int64_t n, float* y, Threa
   add_low_rank_after(w, x, n, y, pool, s);
 }
 
-// Codebook-format rows (tensor/decode_i8.h) times a few tokens: x is quantized to 8-bit blocks once;
-// each task decodes its rows one at a time to int8 in its thread's scratch (cols bytes, then cols / 16
-// scales: a few KiB that stay in L1), and each decoded row serves every token.
-void matmul_i8(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s) {
+}  // namespace
+
+void i8_rows_times_tokens(const KernelTable& k, const QuantMatrix& w, int64_t r0, int64_t count, const ActQ8* x,
+                          int64_t x_stride, int64_t n, float* y, int64_t ldy, void* scratch) {
   const DecodeI8Fn decode = decode_i8_fn(w.dtype);
-  const QuantizeActFn quantize = active_kernels().quantize_act;
-  const DotI8Fn dot = active_kernels().dot_i8;
+  const int64_t cols = w.cols;
+  auto* q = static_cast<int8_t*>(scratch);                                                     // (count, cols)
+  float* scale = reinterpret_cast<float*>(q + kI8GroupRows * cols);                             // (count, cols / 16)
+  if (k.gemm_i8_rows && n >= kI8RowsMinTokens) {
+    for (int64_t i = 0; i < count; ++i)
+      decode(w.row(r0 + i), q + i * cols, scale + i * (cols / 16), static_cast<size_t>(cols));
+    k.gemm_i8_rows(q, scale, count, cols, x, x_stride, n, y, ldy);
+    return;
+  }
+  for (int64_t i = 0; i < count; ++i) {
+    decode(w.row(r0 + i), q, scale, static_cast<size_t>(cols));
+    k.dot_i8(q, scale, cols, x, x_stride, n, y + i, ldy);
+  }
+}
+
+namespace {
+
+// Codebook-format rows (tensor/decode_i8.h) times tokens: x is quantized to 8-bit blocks once; each
+// task decodes its 16 rows to int8 in its thread's scratch (i8_rows_times_tokens) for every token.
+void matmul_i8(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPool& pool, MatmulScratch& s) {
+  const KernelTable& k = active_kernels();
   const int64_t cols = w.cols;
   const QuantMatrix* self = &w;
   const SplitLowRank lr(&self, 1, n, s);
   pool.parallel_for(n + lr.h_tasks(), [&](int64_t t, int) {
     if (t < n)
-      quantize(x + t * cols, s.act(t), cols);
+      k.quantize_act(x + t * cols, s.act(t), cols);
     else
       lr.h_task(t - n, x);
   });
-  const int64_t n_tasks = (w.rows + kRowsPerTask - 1) / kRowsPerTask;
+  const int64_t n_tasks = (w.rows + kI8GroupRows - 1) / kI8GroupRows;
   pool.parallel_for(n_tasks, [&](int64_t task, int thread) {
-    float* scratch = s.tile(thread);
-    auto* q = reinterpret_cast<int8_t*>(scratch);  // (cols)
-    float* scale = scratch + cols / 4;              // (cols / 16)
-    const int64_t end = std::min(w.rows, (task + 1) * kRowsPerTask);
-    for (int64_t r = task * kRowsPerTask; r < end; ++r) {
-      decode(w.row(r), q, scale, static_cast<size_t>(cols));
-      dot(q, scale, cols, s.act(0), s.act_stride(), n, y + r, w.rows);
-    }
-    lr.add_rows(0, task * kRowsPerTask, end, 0, n, y);
+    const int64_t r0 = task * kI8GroupRows, end = std::min(w.rows, r0 + kI8GroupRows);
+    i8_rows_times_tokens(k, w, r0, end - r0, s.act(0), s.act_stride(), n, y + r0, w.rows, s.tile(thread));
+    lr.add_rows(0, r0, end, 0, n, y);
   });
   add_low_rank_after(w, x, n, y, pool, s, &lr);
 }
@@ -250,7 +266,8 @@ void matmul_tiled(const QuantMatrix& w, const float* x, int64_t n, float* y, Thr
 
 MatmulPath matmul_path(const QuantMatrix& w, int64_t n, const MatmulScratch& s) {
   if (w.is_packed()) return s.float_activations ? MatmulPath::kTiles : MatmulPath::kPacked;
-  if (n <= kI8MaxTokens && !s.float_activations && w.cols % kQK == 0 && decode_i8_fn(w.dtype))
+  if ((n <= kI8MaxTokens || active_kernels().gemm_i8_rows) && !s.float_activations && w.cols % kQK == 0 &&
+      decode_i8_fn(w.dtype))
     return MatmulPath::kI8;
   if (n > 1 && w.dtype == DType::F16 && w.row_stride == 2 * static_cast<size_t>(w.cols)) return MatmulPath::kF16;
   return n == 1 ? MatmulPath::kMatvec : MatmulPath::kTiles;

@@ -84,6 +84,16 @@ void matmul(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPoo
 void matmul_shared_input(std::initializer_list<std::pair<const QuantMatrix*, float*>> products, const float* x,
                          int64_t n, ThreadPool& pool, MatmulScratch& s);
 
+struct KernelTable;
+
+// Rows [r0, r0 + count) (count <= kI8GroupRows) of a codebook-format matrix (tensor/decode_i8.h)
+// times n activation vectors, with the kernels of k: y[t * ldy + i] = w[r0 + i] . x_t. The rows are
+// decoded to int8 in scratch (kI8GroupRows * w.cols bytes, then as many floats / 16) and go through
+// one KernelTable::gemm_i8_rows call, or dot_i8 row by row (few tokens, or a table without it).
+constexpr int64_t kI8GroupRows = 16;
+void i8_rows_times_tokens(const KernelTable& k, const QuantMatrix& w, int64_t r0, int64_t count, const ActQ8* x,
+                          int64_t x_stride, int64_t n, float* y, int64_t ldy, void* scratch);
+
 // Row r of w as floats, low-rank terms included (for embedding lookup).
 void dequantize_matrix_row(const QuantMatrix& w, int64_t r, float* out);
 

@@ -13,11 +13,19 @@
 namespace wren {
 namespace {
 
-// Four activation bytes (columns 4i..4i+3 of a block) repeated in every 32-bit lane.
-inline __m512i broadcast4(const int8_t* qs, int i) {
+// acc + the VNNI dot product of w (16 rows x 4 unsigned bytes) with activation bytes 4i..4i+3 of a
+// block, repeated in every 32-bit lane. The repeat is the instruction's embedded broadcast of its
+// memory operand ({1to16}): GCC emits a separate vpbroadcastd for _mm512_set1_epi32 of a load, an
+// extra vector op per dot product, which is a fifth of the instructions of the few-token loops.
+inline __m512i dpbusd4(__m512i acc, __m512i w, const int8_t* qs, int i) {
+#if defined(__GNUC__)
+  __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*reinterpret_cast<const int32_t*>(qs + 4 * i)));
+  return acc;
+#else
   int32_t v;
   std::memcpy(&v, qs + 4 * i, 4);
-  return _mm512_set1_epi32(v);
+  return _mm512_dpbusd_epi32(acc, w, _mm512_set1_epi32(v));
+#endif
 }
 
 // The values of one 32-column sub-block (tensor/packed.h) as 8 vectors: vector k holds columns
@@ -104,68 +112,127 @@ inline void sub_scales(const uint8_t* tile, int j, __m512 d, __m512 dmin, __m512
   }
 }
 
-// Rows of one group (16 lanes) times NT tokens: acc[t] += w . x_t over all columns; with prefetch,
-// each tile also prefetches ahead (tensor/packed.h, prefetch_ahead).
+// d and min_sign * dmin of a tile's 16 rows.
+template <DType T>
+inline void tile_scales(const uint8_t* tile, __m512& d, __m512& dmin) {
+  constexpr PackFormat F = pack_format(T);
+  d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile)));  // (16)
+  dmin = _mm512_setzero_ps();                                                       // (16)
+  if constexpr (F.has_min)
+    dmin = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + F.dmin_offset()))),
+                         _mm512_set1_ps(static_cast<float>(F.min_sign)));
+}
+
+// One 32-column sub-block of a group, unpacked: its values (load_values) and the S, O of each half.
+struct SubBlock {
+  __m512i wv[8];
+  __m512 s[2], o[2];
+};
+
+// What the dot products of a sub-block need to know of its format: the center subtracted from the
+// values (0 for offset formats), whether S and O differ between the two 16-column halves, and
+// whether there is an offset O.
+template <int Center, bool Halves, bool HasMin>
+struct DotShape {
+  static constexpr int kCenter = Center;
+  static constexpr bool kHalves = Halves;
+  static constexpr bool kHasMin = HasMin;
+};
+template <DType T>
+using PackedShape = DotShape<pack_format(T).has_min ? 0 : pack_format(T).center, pack_format(T).sub_cols == 16,
+                             pack_format(T).has_min>;
+// Rows decoded to int8 (tensor/decode_i8.h) as sub-blocks: u = q + 128, a float scale per 16 columns.
+using DecodedShape = DotShape<128, true, false>;
+
+// acc[t] += the sub-block's 16 rows . token t's activation block x[t * x_stride], t < NT.
+template <class Shape, int NT>
+inline void sub_times_tokens(const SubBlock& b, const ActQ8* x, int64_t x_stride, __m512 (&acc)[NT]) {
+  constexpr bool kHalves = Shape::kHalves;  // separate sums for columns 0..15 and 16..31
+#pragma GCC unroll 8
+  for (int t = 0; t < NT; ++t) {
+    const ActQ8& xb = x[t * x_stride];
+    const __m512 dx = _mm512_set1_ps(xb.d);
+    // Two integer chains halve the dependency chain of the 8 dot-product steps. Centered formats
+    // start each chain at -center * (its columns' activation sum): the integer sum of
+    // (value - center) * qx comes out of the chain, and the float work per chain is the same
+    // S * dx multiply as for the others (no scalar -center * dx * sx to broadcast per token).
+    constexpr int c = Shape::kCenter;
+    const __m512i init0 = _mm512_set1_epi32(kHalves ? -c * xb.isum[0] : -c * (xb.isum[0] + xb.isum[1]));
+    const __m512i init1 = _mm512_set1_epi32(kHalves ? -c * xb.isum[1] : 0);
+    __m512i s0 = dpbusd4(init0, b.wv[0], xb.qs, 0);
+    __m512i s1 = dpbusd4(init1, b.wv[kHalves ? 4 : 1], xb.qs, kHalves ? 4 : 1);
+    if constexpr (kHalves) {  // s0: columns 0..15, s1: columns 16..31
+      for (int i = 1; i < 4; ++i) {
+        s0 = dpbusd4(s0, b.wv[i], xb.qs, i);
+        s1 = dpbusd4(s1, b.wv[i + 4], xb.qs, i + 4);
+      }
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(b.s[0], dx), acc[t]);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(b.s[1], dx), acc[t]);
+      if constexpr (Shape::kHasMin) {
+        acc[t] = _mm512_fmadd_ps(b.o[0], _mm512_set1_ps(xb.half[0]), acc[t]);
+        acc[t] = _mm512_fmadd_ps(b.o[1], _mm512_set1_ps(xb.half[1]), acc[t]);
+      }
+    } else {
+      for (int i = 2; i < 8; i += 2) {
+        s0 = dpbusd4(s0, b.wv[i], xb.qs, i);
+        s1 = dpbusd4(s1, b.wv[i + 1], xb.qs, i + 1);
+      }
+      const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
+      acc[t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(b.s[0], dx), acc[t]);
+      if constexpr (Shape::kHasMin) acc[t] = _mm512_fmadd_ps(b.o[0], _mm512_set1_ps(xb.sum), acc[t]);
+    }
+  }
+}
+
+// Rows of one group (16 lanes) times NT tokens: acc[t] += w . x_t over all columns, each sub-block
+// unpacked in registers for the NT tokens; with prefetch, each tile also prefetches ahead
+// (tensor/packed.h, prefetch_ahead).
 template <DType T, int NT>
 inline void group_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x, int64_t x_stride, float* y,
                                int64_t ldy, __mmask16 rows, bool prefetch) {
   constexpr PackFormat F = pack_format(T);
   constexpr int kSubs = F.tile_cols / kQK;
-  constexpr bool kHalves = F.sub_cols == 16;  // separate sums for columns 0..15 and 16..31
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t tl = 0; tl < w.n_tiles; ++tl) {
     const uint8_t* tile = w.tile(g, tl);
     if (prefetch) prefetch_ahead(tile, w.tile_bytes);
-    const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile)));  // (16)
-    __m512 dmin = _mm512_setzero_ps();                                                             // (16)
-    if constexpr (F.has_min)
-      dmin = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(tile + F.dmin_offset()))),
-                           _mm512_set1_ps(static_cast<float>(F.min_sign)));
+    __m512 d, dmin;
+    tile_scales<T>(tile, d, dmin);
     const uint8_t* q = tile + F.header_bytes();
 #pragma GCC unroll 1
     for (int j = 0; j < kSubs; ++j, q += F.sub_bytes()) {
-      __m512i wv[8];
-      load_values<T>(q, wv);
-      __m512 s[2], o[2];
-      sub_scales<T>(tile, j, d, dmin, s, o);
-#pragma GCC unroll 8
-      for (int t = 0; t < NT; ++t) {
-        const ActQ8& xb = x[t * x_stride + tl * kSubs + j];
-        const __m512 dx = _mm512_set1_ps(xb.d);
-        // Two integer chains halve the dependency chain of the 8 dot-product steps. Centered formats
-        // start each chain at -center * (its columns' activation sum): the integer sum of
-        // (value - center) * qx comes out of the chain, and the float work per chain is the same
-        // S * dx multiply as for the others (no scalar -center * dx * sx to broadcast per token).
-        const int c = F.has_min ? 0 : F.center;
-        const __m512i init0 = _mm512_set1_epi32(kHalves ? -c * xb.isum[0] : -c * (xb.isum[0] + xb.isum[1]));
-        const __m512i init1 = _mm512_set1_epi32(kHalves ? -c * xb.isum[1] : 0);
-        __m512i s0 = _mm512_dpbusd_epi32(init0, wv[0], broadcast4(xb.qs, 0));
-        __m512i s1 = _mm512_dpbusd_epi32(init1, wv[kHalves ? 4 : 1], broadcast4(xb.qs, kHalves ? 4 : 1));
-        if constexpr (kHalves) {  // s0: columns 0..15, s1: columns 16..31
-          for (int i = 1; i < 4; ++i) {
-            s0 = _mm512_dpbusd_epi32(s0, wv[i], broadcast4(xb.qs, i));
-            s1 = _mm512_dpbusd_epi32(s1, wv[i + 4], broadcast4(xb.qs, i + 4));
-          }
-          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s0), _mm512_mul_ps(s[0], dx), acc[t]);
-          acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s1), _mm512_mul_ps(s[1], dx), acc[t]);
-          if constexpr (F.has_min) {
-            acc[t] = _mm512_fmadd_ps(o[0], _mm512_set1_ps(xb.half[0]), acc[t]);
-            acc[t] = _mm512_fmadd_ps(o[1], _mm512_set1_ps(xb.half[1]), acc[t]);
-          }
-        } else {
-          for (int i = 2; i < 8; i += 2) {
-            s0 = _mm512_dpbusd_epi32(s0, wv[i], broadcast4(xb.qs, i));
-            s1 = _mm512_dpbusd_epi32(s1, wv[i + 1], broadcast4(xb.qs, i + 1));
-          }
-          const __m512 sum = _mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1));
-          acc[t] = _mm512_fmadd_ps(sum, _mm512_mul_ps(s[0], dx), acc[t]);
-          if constexpr (F.has_min) acc[t] = _mm512_fmadd_ps(o[0], _mm512_set1_ps(xb.sum), acc[t]);
-        }
-      }
+      SubBlock b;
+      load_values<T>(q, b.wv);
+      sub_scales<T>(tile, j, d, dmin, b.s, b.o);
+      sub_times_tokens<PackedShape<T>, NT>(b, x + tl * kSubs + j, x_stride, acc);
     }
   }
   for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * ldy + g * kPackRows, rows, acc[t]);
+}
+
+// The partial sums y[t] (16 rows at y + t * ldy; zero when first) of NT tokens, plus the nsub
+// unpacked sub-blocks in buf times those tokens' blocks (x: the first sub-block's, of token 0).
+template <class Shape, int NT>
+inline void unpacked_times_tokens(const SubBlock* buf, int nsub, const ActQ8* x, int64_t x_stride, float* y,
+                                  int64_t ldy, __mmask16 rows, bool first) {
+  __m512 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(rows, y + t * ldy);
+#pragma GCC unroll 1
+  for (int b = 0; b < nsub; ++b) sub_times_tokens<Shape, NT>(buf[b], x + b, x_stride, acc);
+  for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * ldy, rows, acc[t]);
+}
+
+// unpacked_times_tokens for all n tokens, in runs of 8, 4 and 1.
+template <class Shape>
+void unpacked_times_all_tokens(const SubBlock* buf, int nsub, const ActQ8* x, int64_t x_stride, int64_t n, float* y,
+                               int64_t ldy, __mmask16 rows, bool first) {
+  int64_t t = 0;
+  for (; t + 8 <= n; t += 8)
+    unpacked_times_tokens<Shape, 8>(buf, nsub, x + t * x_stride, x_stride, y + t * ldy, ldy, rows, first);
+  for (; t + 4 <= n; t += 4)
+    unpacked_times_tokens<Shape, 4>(buf, nsub, x + t * x_stride, x_stride, y + t * ldy, ldy, rows, first);
+  for (; t < n; ++t) unpacked_times_tokens<Shape, 1>(buf, nsub, x + t * x_stride, x_stride, y + t * ldy, ldy, rows, first);
 }
 
 template <DType T>
@@ -198,6 +265,36 @@ void gemm_packed_avx512(const PackedMatrix& w, int64_t g0, int64_t g1, const Act
     WREN_FOR_PACKED_TYPES(WREN_PACKED_CASE)
 #undef WREN_PACKED_CASE
     default: return;
+  }
+}
+
+// Up to 16 decoded int8 rows times n tokens (GemmI8RowsFn): 256 columns at a time, the rows'
+// sub-blocks are gathered into the packed layout (vector k: columns 4k..4k+3 of every row, as
+// u = q + 128) with their scales, then serve every token; partial sums wait in y between the column
+// chunks. Absent rows gather zero scales, so their lanes stay 0 and are never stored.
+void gemm_i8_rows_avx512(const int8_t* q, const float* scale, int64_t rows, int64_t cols, const ActQ8* x,
+                         int64_t x_stride, int64_t n, float* y, int64_t ldy) {
+  constexpr int kChunkSubs = 8;  // 256 columns: 6 KB of sub-blocks, in L1
+  const __mmask16 valid = static_cast<__mmask16>((1u << rows) - 1u);
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i q_at = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(cols)));            // row starts
+  const __m512i s_at = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(cols / 16)));       // their scales
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));                                      // q + 128
+  SubBlock buf[kChunkSubs];
+  const int64_t n_subs = cols / kQK;
+  for (int64_t j0 = 0; j0 < n_subs; j0 += kChunkSubs) {
+    const int nsub = static_cast<int>(std::min<int64_t>(kChunkSubs, n_subs - j0));
+    for (int b = 0; b < nsub; ++b) {
+      const int64_t j = j0 + b;
+      for (int k = 0; k < 8; ++k)
+        buf[b].wv[k] = _mm512_xor_si512(
+            _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, q_at, q + kQK * j + 4 * k, 1), flip);
+      for (int h = 0; h < 2; ++h) {
+        buf[b].s[h] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, s_at, scale + 2 * j + h, 4);
+        buf[b].o[h] = _mm512_setzero_ps();
+      }
+    }
+    unpacked_times_all_tokens<DecodedShape>(buf, nsub, x + j0, x_stride, n, y, ldy, valid, j0 == 0);
   }
 }
 
@@ -300,6 +397,7 @@ const KernelTable* avx512_kernels() {
   static const KernelTable table = [] {
     KernelTable t{"avx512", gemm_packed_avx512, dot_f32_avx512, dot_f16_avx512, gemm_f16_avx512};
     t.dot_i8 = dot_i8_avx512;
+    t.gemm_i8_rows = gemm_i8_rows_avx512;
     fill_attention_kernels_avx2(t);    // F16 conversions
     fill_attention_kernels_avx512(t);  // decode attention
     fill_low_rank_kernels_avx2(t);     // LoRA's B h: rows of 4 to 64 floats gain nothing from 16 lanes
