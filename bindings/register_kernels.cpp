@@ -158,7 +158,7 @@ void register_kernels(py::module_& m) {
     w.cols = cols;
     w.row_stride = row_bytes(t, static_cast<size_t>(cols));
     w.data = raw.data();
-    std::vector<float> scratch(static_cast<size_t>(5 * cols));  // kI8GroupRows rows of int8, their scales
+    std::vector<float> scratch(static_cast<size_t>(i8_rows_scratch_bytes(cols) / 4));
     py::array_t<float> y({n, rows});
     const KernelTable& kt = table(isa);
     for (int64_t r = 0; r < rows; r += kI8GroupRows)

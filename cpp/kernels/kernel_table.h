@@ -25,11 +25,13 @@ using DotI8Fn = void (*)(const int8_t* q, const float* scale, int64_t cols, cons
 // Products of up to 16 weight rows decoded to int8 (q: rows x cols, row-major; scale: rows x cols / 16)
 // with n activation vectors:
 //   y[t * ldy + r] = sum_i scale[r * cols / 16 + i / 16] * q[r * cols + i] * x_t[i]   for r < rows <= 16,
-// cols a multiple of 32. The codebook formats' prefill: rows decoded once serve every token. Its
-// scalar twin is DotI8Fn row by row (the same sums); a table without one leaves it null, and
-// matmul then keeps those formats' int8 path to few tokens.
+// cols a multiple of 32; q and scale hold all 16 rows, those past `rows` zero; work:
+// kI8RowsWorkPerCol * cols bytes, 64-byte aligned, for the kernel's re-layout. The codebook formats' prefill: rows decoded once serve every token. Its scalar twin is
+// DotI8Fn row by row (the same sums); a table without one leaves it null, and matmul then keeps
+// those formats' int8 path to few tokens.
 using GemmI8RowsFn = void (*)(const int8_t* q, const float* scale, int64_t rows, int64_t cols, const ActQ8* x,
-                              int64_t x_stride, int64_t n, float* y, int64_t ldy);
+                              int64_t x_stride, int64_t n, float* y, int64_t ldy, void* work);
+constexpr int64_t kI8RowsWorkPerCol = 24;  // AVX-512: 768 bytes per 32-column sub-block of 16 rows
 // Dot product of one float-typed weight row (F32/F16/BF16) with a float activation.
 using DotF32Fn = float (*)(const void* row, const float* x, int64_t n);
 // Products of F16 weight rows [r0, r1) (row-major, `cols` elements a row) with n F32 activation

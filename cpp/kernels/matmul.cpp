@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 
 #include "kernels/kernel_table.h"
 #include "tensor/decode_i8.h"
@@ -41,7 +42,7 @@ constexpr int64_t kF16TokensPerTask = 64;
 // dequantized for sgemm cost less per token. With it, from kI8RowsMinTokens tokens on, a group of
 // rows decoded together serves every token (dot_i8 row by row below that).
 constexpr int64_t kI8MaxTokens = 16;
-constexpr int64_t kI8RowsMinTokens = 8;  // fewer: dot_i8 is faster (measured crossover at 6-7 tokens)
+constexpr int64_t kI8RowsMinTokens = 5;  // fewer: dot_i8 is as fast (measured crossover at 4-5 tokens)
 // Low-rank terms (kernels/low_rank.h) of products with up to this many tokens run inside the
 // product's own jobs, split like its rows; more, and they run after it, over runs of tokens.
 constexpr int64_t kSplitLowRankMaxTokens = 16;
@@ -177,12 +178,17 @@ void i8_rows_times_tokens(const KernelTable& k, const QuantMatrix& w, int64_t r0
                           int64_t x_stride, int64_t n, float* y, int64_t ldy, void* scratch) {
   const DecodeI8Fn decode = decode_i8_fn(w.dtype);
   const int64_t cols = w.cols;
-  auto* q = static_cast<int8_t*>(scratch);                                                     // (count, cols)
-  float* scale = reinterpret_cast<float*>(q + kI8GroupRows * cols);                             // (count, cols / 16)
+  float* scale = static_cast<float*>(scratch);                              // (count, cols / 16)
+  auto* q = reinterpret_cast<int8_t*>(scale + kI8GroupRows * cols / 16);    // (count, cols)
   if (k.gemm_i8_rows && n >= kI8RowsMinTokens) {
     for (int64_t i = 0; i < count; ++i)
       decode(w.row(r0 + i), q + i * cols, scale + i * (cols / 16), static_cast<size_t>(cols));
-    k.gemm_i8_rows(q, scale, count, cols, x, x_stride, n, y, ldy);
+    if (count < kI8GroupRows) {  // the kernel reads whole groups: absent rows are zero
+      std::memset(q + count * cols, 0, static_cast<size_t>((kI8GroupRows - count) * cols));
+      std::fill(scale + count * (cols / 16), scale + kI8GroupRows * (cols / 16), 0.f);
+    }
+    const auto work = (reinterpret_cast<uintptr_t>(q + kI8GroupRows * cols) + 63) & ~uintptr_t{63};
+    k.gemm_i8_rows(q, scale, count, cols, x, x_stride, n, y, ldy, reinterpret_cast<void*>(work));
     return;
   }
   for (int64_t i = 0; i < count; ++i) {

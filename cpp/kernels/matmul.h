@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/kernel_table.h"
 #include "kernels/low_rank.h"
 #include "tensor/blocks.h"
 #include "tensor/dtype.h"
@@ -84,13 +85,15 @@ void matmul(const QuantMatrix& w, const float* x, int64_t n, float* y, ThreadPoo
 void matmul_shared_input(std::initializer_list<std::pair<const QuantMatrix*, float*>> products, const float* x,
                          int64_t n, ThreadPool& pool, MatmulScratch& s);
 
-struct KernelTable;
-
 // Rows [r0, r0 + count) (count <= kI8GroupRows) of a codebook-format matrix (tensor/decode_i8.h)
 // times n activation vectors, with the kernels of k: y[t * ldy + i] = w[r0 + i] . x_t. The rows are
-// decoded to int8 in scratch (kI8GroupRows * w.cols bytes, then as many floats / 16) and go through
-// one KernelTable::gemm_i8_rows call, or dot_i8 row by row (few tokens, or a table without it).
+// decoded to int8 in scratch (float-aligned, i8_rows_scratch_bytes(w.cols)) and go through one
+// KernelTable::gemm_i8_rows call, or dot_i8 row by row (few tokens, or a table without it).
 constexpr int64_t kI8GroupRows = 16;
+// Their scales (a float per 16 columns), the int8 rows, then gemm_i8_rows' work (64-byte aligned).
+constexpr int64_t i8_rows_scratch_bytes(int64_t cols) {
+  return kI8GroupRows * (cols / 4 + cols) + kI8RowsWorkPerCol * cols + 64;
+}
 void i8_rows_times_tokens(const KernelTable& k, const QuantMatrix& w, int64_t r0, int64_t count, const ActQ8* x,
                           int64_t x_stride, int64_t n, float* y, int64_t ldy, void* scratch);
 

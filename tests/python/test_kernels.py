@@ -133,7 +133,7 @@ def test_packed_gemm_twins_and_numpy(name, rows, cols, n):
 ])
 def test_i8_gemm_twins_and_numpy(name, rows, cols, n):
     """Codebook rows decoded to int8 times 8-bit activations on every ISA vs the scalar twin, and vs
-    numpy on gguf-py's dequantized weights: decode (dot_i8) and, from 8 tokens on where the ISA has
+    numpy on gguf-py's dequantized weights: decode (dot_i8) and, from 5 tokens on where the ISA has
     it, 16 rows at a time times every token (gemm_i8_rows: 37 rows and 21 tokens take every run
     length of its token loop and a partial group)."""
     gguf = require_module("gguf")

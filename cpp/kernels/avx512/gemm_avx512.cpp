@@ -268,34 +268,52 @@ void gemm_packed_avx512(const PackedMatrix& w, int64_t g0, int64_t g1, const Act
   }
 }
 
-// Up to 16 decoded int8 rows times n tokens (GemmI8RowsFn): 256 columns at a time, the rows'
-// sub-blocks are gathered into the packed layout (vector k: columns 4k..4k+3 of every row, as
-// u = q + 128) with their scales, then serve every token; partial sums wait in y between the column
-// chunks. Absent rows gather zero scales, so their lanes stay 0 and are never stored.
+// The 8 vectors of a 32-column sub-block of 16 rows `stride` bytes apart (p: row 0's first byte):
+// vector k holds dword k (columns 4k..4k+3) of rows 0..15. An 8 x 8 dword transpose in each 256-bit
+// half (rows 0..7 low, 8..15 high): pairs of dwords, then of qwords, then 128-bit lanes.
+inline void transpose_sub_block(const int8_t* p, int64_t stride, __m512i (&v)[8]) {
+  __m512i z[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i)
+    z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i * stride))),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + (i + 8) * stride)), 1);
+  for (int i = 0; i < 8; i += 2) {  // rows i, i+1 interleaved by dword
+    t[i] = _mm512_unpacklo_epi32(z[i], z[i + 1]);
+    t[i + 1] = _mm512_unpackhi_epi32(z[i], z[i + 1]);
+  }
+  for (int g = 0; g < 8; g += 4) {  // rows g..g+3: u[g + d] holds dwords d and d + 4 of each
+    u[g] = _mm512_unpacklo_epi64(t[g], t[g + 2]);
+    u[g + 1] = _mm512_unpackhi_epi64(t[g], t[g + 2]);
+    u[g + 2] = _mm512_unpacklo_epi64(t[g + 1], t[g + 3]);
+    u[g + 3] = _mm512_unpackhi_epi64(t[g + 1], t[g + 3]);
+  }
+  const __m512i low = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13), high = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
+  for (int k = 0; k < 4; ++k) {
+    v[k] = _mm512_permutex2var_epi64(u[k], low, u[k + 4]);
+    v[k + 4] = _mm512_permutex2var_epi64(u[k], high, u[k + 4]);
+  }
+}
+
+// Up to 16 decoded int8 rows times n tokens (GemmI8RowsFn): the rows' sub-blocks are re-laid out
+// once into the packed layout (vector k: columns 4k..4k+3 of every row, as u = q + 128) with their
+// scales, in `work`; then each run of 8 tokens goes over all of them with its sums in registers, as
+// group_times_tokens does. Rows past `rows` are read as well: the caller zeroes them.
 void gemm_i8_rows_avx512(const int8_t* q, const float* scale, int64_t rows, int64_t cols, const ActQ8* x,
-                         int64_t x_stride, int64_t n, float* y, int64_t ldy) {
-  constexpr int kChunkSubs = 8;  // 256 columns: 6 KB of sub-blocks, in L1
+                         int64_t x_stride, int64_t n, float* y, int64_t ldy, void* work) {
   const __mmask16 valid = static_cast<__mmask16>((1u << rows) - 1u);
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-  const __m512i q_at = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(cols)));            // row starts
-  const __m512i s_at = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(cols / 16)));       // their scales
-  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));                                      // q + 128
-  SubBlock buf[kChunkSubs];
-  const int64_t n_subs = cols / kQK;
-  for (int64_t j0 = 0; j0 < n_subs; j0 += kChunkSubs) {
-    const int nsub = static_cast<int>(std::min<int64_t>(kChunkSubs, n_subs - j0));
-    for (int b = 0; b < nsub; ++b) {
-      const int64_t j = j0 + b;
-      for (int k = 0; k < 8; ++k)
-        buf[b].wv[k] = _mm512_xor_si512(
-            _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), valid, q_at, q + kQK * j + 4 * k, 1), flip);
-      for (int h = 0; h < 2; ++h) {
-        buf[b].s[h] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, s_at, scale + 2 * j + h, 4);
-        buf[b].o[h] = _mm512_setzero_ps();
-      }
+  const __m512i s_at = _mm512_mullo_epi32(lane, _mm512_set1_epi32(static_cast<int>(cols / 16)));  // row scales
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));                                 // q + 128
+  auto* subs = static_cast<SubBlock*>(work);  // (cols / 32)
+  const int nsub = static_cast<int>(cols / kQK);
+  for (int j = 0; j < nsub; ++j) {
+    transpose_sub_block(q + kQK * j, cols, subs[j].wv);
+    for (int k = 0; k < 8; ++k) subs[j].wv[k] = _mm512_xor_si512(subs[j].wv[k], flip);
+    for (int h = 0; h < 2; ++h) {
+      subs[j].s[h] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, s_at, scale + 2 * j + h, 4);
+      subs[j].o[h] = _mm512_setzero_ps();
     }
-    unpacked_times_all_tokens<DecodedShape>(buf, nsub, x + j0, x_stride, n, y, ldy, valid, j0 == 0);
   }
+  unpacked_times_all_tokens<DecodedShape>(subs, nsub, x, x_stride, n, y, ldy, valid, true);
 }
 
 // Decoded int8 weights (signed) times int8 activations, 64 columns (two ActQ8 blocks) a step: VNNI
