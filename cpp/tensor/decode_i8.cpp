@@ -184,18 +184,6 @@ void decode_tq1_0(const void* src, int8_t* q, float* scale, size_t n) {
   }
 }
 
-void decode_tq2_0(const void* src, int8_t* q, float* scale, size_t n) {
-  const auto* b = static_cast<const BlockTQ2_0*>(src);
-  for (size_t i = 0; i < n / kQKK; ++i, q += kQKK, scale += kQKK / 16) {
-    const float d = fp16_to_f32(b[i].d);
-    for (int s = 0; s < kQKK / 16; ++s) scale[s] = d;
-    for (int h = 0; h < 2; ++h)
-      for (int s = 0; s < 4; ++s)
-        for (int l = 0; l < 32; ++l)
-          q[128 * h + 32 * s + l] = static_cast<int8_t>(((b[i].qs[32 * h + l] >> (2 * s)) & 3) - 1);
-  }
-}
-
 // 2^(e - 128): the E8M0 scale 2^(e - 127), halved because kFP4Values are doubled. e = 0 and 1 give
 // subnormals; e = 255 (NaN in the OCP MX specification) gives 2^127, as gguf-py does.
 inline float e8m0_half(uint8_t e) {
@@ -252,7 +240,6 @@ DecodeI8Fn decode_i8_fn(DType t) {
     case DType::IQ1_S: return decode_iq1_s;
     case DType::IQ1_M: return decode_iq1_m;
     case DType::TQ1_0: return decode_tq1_0;
-    case DType::TQ2_0: return decode_tq2_0;
     case DType::MXFP4: return decode_mxfp4;
     case DType::NVFP4: return decode_nvfp4;
     default: return nullptr;

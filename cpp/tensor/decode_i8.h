@@ -1,5 +1,5 @@
 // The codebook formats that are not packed for the kernels — the lattice-grid I-quants (IQ1_S, IQ1_M,
-// IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S), the ternary formats (TQ1_0, TQ2_0) and the 4-bit floats
+// IQ2_XXS, IQ2_XS, IQ2_S, IQ3_XXS, IQ3_S), base-3 ternary TQ1_0 (TQ2_0 is packed) and the 4-bit floats
 // (MXFP4, NVFP4) — decoded to whole numbers: weight i = scale[i / 16] * q[i], q an int8 and one float
 // scale per 16 weights. Every format is exactly that (IQ1's +-1/8 offset becomes q = 8 * grid +- 1
 // with the scale divided by 8), and each product is the float32 one gguf-py's dequantizer computes,

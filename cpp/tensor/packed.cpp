@@ -153,6 +153,10 @@ void decode_block(const uint8_t* src, DecodedBlock& b) {
       b.m[j] = blk->scales[j] >> 4;
     }
     split_crumbs(blk->qs, b.u);
+  } else if constexpr (T == DType::TQ2_0) {  // ternary: w = d * (u - 1)
+    const auto* blk = reinterpret_cast<const BlockTQ2_0*>(src);
+    b.d = blk->d;
+    split_crumbs(blk->qs, b.u);
   } else if constexpr (T == DType::IQ4_XS) {
     const auto* blk = reinterpret_cast<const BlockIQ4_XS*>(src);
     b.d = blk->d;

@@ -93,13 +93,14 @@ constexpr PackFormat pack_format(DType t) {
     case DType::Q5_K: return {256, B::kNibbles, 1, 4, false, 0, true, -1, 32, true};
     case DType::Q6_K: return {256, B::kNibbles, 2, 4, false, 32, false, 0, 16, false, true};
     case DType::IQ4_XS: return {256, B::kNibbles, 0, 0, true, 128, false, 0, 32, false};
+    case DType::TQ2_0: return {256, B::kCrumbs, 0, 0, false, 1, false, 0, 0, false};
     default: return {0, B::kNibbles, 0, 0, false, 0, false, 0, 0, false};
   }
 }
 
 // Every packable type, for switches that instantiate a kernel per type.
 #define WREN_FOR_PACKED_TYPES(X) \
-  X(Q4_0) X(Q4_1) X(Q5_0) X(Q5_1) X(Q8_0) X(IQ4_NL) X(Q2_K) X(Q3_K) X(Q4_K) X(Q5_K) X(Q6_K) X(IQ4_XS)
+  X(Q4_0) X(Q4_1) X(Q5_0) X(Q5_1) X(Q8_0) X(IQ4_NL) X(Q2_K) X(Q3_K) X(Q4_K) X(Q5_K) X(Q6_K) X(IQ4_XS) X(TQ2_0)
 
 // The few-token SIMD kernels (kernels/avx2, avx512: batched decode) prefetch, for each tile they
 // read from memory, the bytes kPrefetchAhead past it, in the group that comes next. With several

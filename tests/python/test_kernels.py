@@ -14,9 +14,10 @@ from conftest import require_module
 from quant_blocks import block_size, random_blocks
 
 DOT_TYPES = ["F32", "F16"]
-PACKED_TYPES = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS"]
+PACKED_TYPES = ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "IQ4_NL", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_XS",
+                "TQ2_0"]
 # The codebook formats, decoded row by row to int8 (tensor/decode_i8.h) for 8-bit products.
-I8_TYPES = ["IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M", "TQ1_0", "TQ2_0", "MXFP4", "NVFP4"]
+I8_TYPES = ["IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ3_XXS", "IQ3_S", "IQ1_S", "IQ1_M", "TQ1_0", "MXFP4", "NVFP4"]
 
 
 def assert_twins(run, expected, bound):

@@ -67,7 +67,7 @@ CASES = [
     ("Q4_0", 96, 256, 40, False, [(8, 0, 0, 0.75)], "packed"),
     ("Q4_K", 40, 256, 1, False, [(4, 0, 0, 1.5)], "packed"),
     ("Q4_K", 40, 256, 5, True, [(4, 0, 0, 1.5)], "tiles"),
-    ("TQ2_0", 33, 256, 1, False, [(6, 8, 8, 1.0)], "i8"),          # codebook: int8-decoded rows
+    ("TQ1_0", 33, 256, 1, False, [(6, 8, 8, 1.0)], "i8"),          # codebook: int8-decoded rows
     ("MXFP4", 20, 96, 5, False, [(2, 0, 0, 3.0), (4, 0, 0, 1.0)], "i8"),
     ("MXFP4", 20, 96, 40, False, [(2, 0, 0, 3.0)], "i8|tiles"),  # i8 where the ISA has gemm_i8_rows
     ("F32", 50, 64, 1, False, [(4, 10, 5, 1.0)], "matvec"),
