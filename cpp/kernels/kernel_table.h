@@ -31,7 +31,7 @@ using DotI8Fn = void (*)(const int8_t* q, const float* scale, int64_t cols, cons
 // those formats' int8 path to few tokens.
 using GemmI8RowsFn = void (*)(const int8_t* q, const float* scale, int64_t rows, int64_t cols, const ActQ8* x,
                               int64_t x_stride, int64_t n, float* y, int64_t ldy, void* work);
-constexpr int64_t kI8RowsWorkPerCol = 24;  // AVX-512: 768 bytes per 32-column sub-block of 16 rows
+constexpr int64_t kI8RowsWorkPerCol = 24;  // AVX-512: 768 bytes per 32-column sub-block of 16 rows (AVX2: 640)
 // Dot product of one float-typed weight row (F32/F16/BF16) with a float activation.
 using DotF32Fn = float (*)(const void* row, const float* x, int64_t n);
 // Products of F16 weight rows [r0, r1) (row-major, `cols` elements a row) with n F32 activation

@@ -411,6 +411,87 @@ void dot_i8_avx2(const int8_t* q, const float* scale, int64_t cols, const ActQ8*
   }
 }
 
+// Rows 0..7 of a 32-column sub-block, `stride` bytes apart (p: row 0's first byte), as 8 vectors:
+// vector k holds dword k (columns 4k..4k+3) of each row. An 8 x 8 dword transpose: pairs of dwords,
+// then of qwords, then 128-bit lanes.
+inline void transpose_sub_block(const int8_t* p, int64_t stride, __m256i (&v)[8]) {
+  __m256i z[8], t[8], u[8];
+  for (int i = 0; i < 8; ++i) z[i] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + i * stride));
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_epi32(z[i], z[i + 1]);
+    t[i + 1] = _mm256_unpackhi_epi32(z[i], z[i + 1]);
+  }
+  for (int g = 0; g < 8; g += 4) {  // rows g..g+3: u[g + d] holds dwords d and d + 4 of each
+    u[g] = _mm256_unpacklo_epi64(t[g], t[g + 2]);
+    u[g + 1] = _mm256_unpackhi_epi64(t[g], t[g + 2]);
+    u[g + 2] = _mm256_unpacklo_epi64(t[g + 1], t[g + 3]);
+    u[g + 3] = _mm256_unpackhi_epi64(t[g + 1], t[g + 3]);
+  }
+  for (int k = 0; k < 4; ++k) {
+    v[k] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x20);
+    v[k + 4] = _mm256_permute2x128_si256(u[k], u[k + 4], 0x31);
+  }
+}
+
+// Eight decoded rows' 32-column sub-block, re-laid out: vector k holds columns 4k..4k+3 of the 8
+// rows (signed q), s[c] the rows' scales of columns 16c..16c+15.
+struct HalfSub {
+  __m256i wv[8];
+  __m256 s[2];
+};
+
+// Rows 8h..8h+7 of gemm_i8_rows times NT tokens, all columns: each 16 columns (4 vectors and their
+// |q|) serve the NT tokens, maddubs(|q|, x * sgn(q)) as in dot_i8_avx2.
+template <int NT>
+inline void half_rows_times_tokens(const HalfSub* subs, int nsub, const ActQ8* x, int64_t x_stride, float* y,
+                                   int64_t ldy, int64_t valid) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc[NT];
+  for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  for (int j = 0; j < nsub; ++j) {
+    for (int c = 0; c < 2; ++c) {
+      const __m256i* wv = subs[j].wv + 4 * c;
+      __m256i aw[4];
+      for (int i = 0; i < 4; ++i) aw[i] = _mm256_abs_epi8(wv[i]);
+      for (int t = 0; t < NT; ++t) {
+        const ActQ8& xb = x[t * x_stride + j];
+        __m256i sum = _mm256_setzero_si256();
+        for (int i = 0; i < 4; ++i) {
+          const __m256i p = _mm256_maddubs_epi16(aw[i], _mm256_sign_epi8(broadcast4(xb.qs, 4 * c + i), wv[i]));
+          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(p, ones));
+        }
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), _mm256_mul_ps(subs[j].s[c], _mm256_set1_ps(xb.d)), acc[t]);
+      }
+    }
+  }
+  for (int t = 0; t < NT; ++t) store_rows(y + t * ldy, acc[t], valid);
+}
+
+// Up to 16 decoded int8 rows times n tokens (GemmI8RowsFn): each half (8 rows) of the group is
+// re-laid out once into `work` (HalfSub per 32 columns; the scales gathered, zero for absent rows),
+// then runs of 4 tokens go over all its columns with their sums in registers.
+void gemm_i8_rows_avx2(const int8_t* q, const float* scale, int64_t rows, int64_t cols, const ActQ8* x,
+                       int64_t x_stride, int64_t n, float* y, int64_t ldy, void* work) {
+  auto* subs = static_cast<HalfSub*>(work);  // (cols / 32) for rows 0..7, then as many for rows 8..15
+  const int nsub = static_cast<int>(cols / kQK);
+  const __m256i s_at = _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7),
+                                          _mm256_set1_epi32(static_cast<int>(cols / 16)));  // row scales
+  for (int h = 0; h < 2 && 8 * h < rows; ++h) {
+    HalfSub* half = subs + h * nsub;
+    const int8_t* q8 = q + 8 * h * cols;
+    const float* s8 = scale + 8 * h * (cols / 16);
+    for (int j = 0; j < nsub; ++j) {
+      transpose_sub_block(q8 + kQK * j, cols, half[j].wv);
+      for (int c = 0; c < 2; ++c) half[j].s[c] = _mm256_i32gather_ps(s8 + 2 * j + c, s_at, 4);
+    }
+    float* yh = y + 8 * h;
+    const int64_t valid = rows - 8 * h;
+    int64_t t = 0;
+    for (; t + 4 <= n; t += 4) half_rows_times_tokens<4>(half, nsub, x + t * x_stride, x_stride, yh + t * ldy, ldy, valid);
+    for (; t < n; ++t) half_rows_times_tokens<1>(half, nsub, x + t * x_stride, x_stride, yh + t * ldy, ldy, valid);
+  }
+}
+
 float dot_f32_avx2(const void* row, const float* x, int64_t n) {
   const auto* w = static_cast<const float*>(row);
   __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
@@ -477,6 +558,7 @@ const KernelTable* avx2_kernels() {
   static const KernelTable table = [] {
     KernelTable t{"avx2", gemm_packed_avx2, dot_f32_avx2, dot_f16_avx2, gemm_f16_avx2};
     t.dot_i8 = dot_i8_avx2;
+    t.gemm_i8_rows = gemm_i8_rows_avx2;
     fill_attention_kernels_avx2(t);
     fill_low_rank_kernels_avx2(t);
     fill_activation_kernels_avx2(t);
