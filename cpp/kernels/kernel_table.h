@@ -32,6 +32,11 @@ using DotI8Fn = void (*)(const int8_t* q, const float* scale, int64_t cols, cons
 using GemmI8RowsFn = void (*)(const int8_t* q, const float* scale, int64_t rows, int64_t cols, const ActQ8* x,
                               int64_t x_stride, int64_t n, float* y, int64_t ldy, void* work);
 constexpr int64_t kI8RowsWorkPerCol = 24;  // AVX-512: 768 bytes per 32-column sub-block of 16 rows (AVX2: 640)
+// Products of one weight row in its file layout (a codebook format: tensor/decode_i8.h) with n
+// activation vectors, decoded in registers: y[t * ldy] = w . x_t, as DotI8Fn after the format's
+// decoder (its scalar twin). Decode's product, for the formats an ISA has one for.
+using DotRowFn = void (*)(const void* row, int64_t cols, const ActQ8* x, int64_t x_stride, int64_t n, float* y,
+                          int64_t ldy);
 // Dot product of one float-typed weight row (F32/F16/BF16) with a float activation.
 using DotF32Fn = float (*)(const void* row, const float* x, int64_t n);
 // Products of F16 weight rows [r0, r1) (row-major, `cols` elements a row) with n F32 activation
@@ -77,6 +82,7 @@ struct KernelTable {
   GemmF16Fn gemm_f16;
   DotI8Fn dot_i8 = nullptr;  // null: the scalar twin (dispatch.cpp)
   GemmI8RowsFn gemm_i8_rows = nullptr;  // null: none (see GemmI8RowsFn)
+  DotRowFn dot_iq2_xxs = nullptr;       // null: decode_i8, then dot_i8
   // KV cache and attention (set by name, see fill_attention_kernels_*; null entries fall back to
   // the scalar twins in dispatch.cpp).
   ToF16Fn f32_to_f16 = nullptr;

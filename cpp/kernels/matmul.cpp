@@ -191,6 +191,10 @@ void i8_rows_times_tokens(const KernelTable& k, const QuantMatrix& w, int64_t r0
     k.gemm_i8_rows(q, scale, count, cols, x, x_stride, n, y, ldy, reinterpret_cast<void*>(work));
     return;
   }
+  if (k.dot_iq2_xxs && w.dtype == DType::IQ2_XXS) {
+    for (int64_t i = 0; i < count; ++i) k.dot_iq2_xxs(w.row(r0 + i), cols, x, x_stride, n, y + i, ldy);
+    return;
+  }
   for (int64_t i = 0; i < count; ++i) {
     decode(w.row(r0 + i), q, scale, static_cast<size_t>(cols));
     k.dot_i8(q, scale, cols, x, x_stride, n, y + i, ldy);
