@@ -83,6 +83,7 @@ struct KernelTable {
   DotI8Fn dot_i8 = nullptr;  // null: the scalar twin (dispatch.cpp)
   GemmI8RowsFn gemm_i8_rows = nullptr;  // null: none (see GemmI8RowsFn)
   DotRowFn dot_iq2_xxs = nullptr;       // null: decode_i8, then dot_i8
+  DotRowFn dot_iq3_xxs = nullptr;
   // KV cache and attention (set by name, see fill_attention_kernels_*; null entries fall back to
   // the scalar twins in dispatch.cpp).
   ToF16Fn f32_to_f16 = nullptr;

@@ -352,10 +352,6 @@ void dot_i8_avx512(const int8_t* q, const float* scale, int64_t cols, const ActQ
   }
 }
 
-// IQ2_XXS rows (tensor/blocks.h) times NT tokens, decoded in registers: per 64 columns (two groups
-// of 32) the eight grid entries' magnitudes are vpdpbusd's unsigned operand, their signs (kIQ2Signs,
-// a bit per column) flip the activations instead, and the groups' scales d * (0.5 + ls) / 4 join
-// the activations' in the float step.
 // 0.5 + ls for the 4-bit ls: a table, as int-to-float conversions here would wait on each other
 // (vcvtsi2ss keeps the upper lanes of its destination).
 constexpr float kHalfSteps[16] = {0.5f, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f,
@@ -374,33 +370,66 @@ inline uint64_t iq2_sign_bits(uint32_t w0, uint32_t w1) {
   return f | (p & 0x0101010101010101ull) << 7;
 }
 
-template <int NT>
-void iq2_xxs_times_tokens(const BlockIQ2_XXS* blocks, int64_t cols, const ActQ8* x, int64_t x_stride, float* y,
-                          int64_t ldy) {
+// Two groups of 32 columns (g, g + 1) of a grid-codebook block, decoded in registers: their 64
+// magnitudes (column order), sign bits (bit c: column c is negative) and the two groups' scales.
+struct Iq2xxsPair {
+  using Block = BlockIQ2_XXS;
+  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, float& s0, float& s1) {
+    const uint8_t* q0 = b.qs + 8 * g;  // 4 grid indices (8 columns each), then the group's word
+    const uint8_t* q1 = q0 + 8;
+    uint32_t w0, w1;
+    std::memcpy(&w0, q0 + 4, 4);
+    std::memcpy(&w1, q1 + 4, 4);
+    mag = _mm512_set_epi64(static_cast<int64_t>(kIQ2XXSGrid[q1[3]]), static_cast<int64_t>(kIQ2XXSGrid[q1[2]]),
+                           static_cast<int64_t>(kIQ2XXSGrid[q1[1]]), static_cast<int64_t>(kIQ2XXSGrid[q1[0]]),
+                           static_cast<int64_t>(kIQ2XXSGrid[q0[3]]), static_cast<int64_t>(kIQ2XXSGrid[q0[2]]),
+                           static_cast<int64_t>(kIQ2XXSGrid[q0[1]]), static_cast<int64_t>(kIQ2XXSGrid[q0[0]]));
+    signs = iq2_sign_bits(w0, w1);
+    const float d = fp16_to_f32(b.d) * 0.25f;
+    s0 = d * kHalfSteps[w0 >> 28];
+    s1 = d * kHalfSteps[w1 >> 28];
+  }
+};
+struct Iq3xxsPair {
+  using Block = BlockIQ3_XXS;
+  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, float& s0, float& s1) {
+    // 16 grid indices (4 columns each) in a row, paired into 8 columns a qword.
+    const uint8_t* q = b.qs + 8 * g;
+    auto e = [&](int i) {
+      return static_cast<int64_t>(kIQ3XXSGrid[q[2 * i]] | static_cast<uint64_t>(kIQ3XXSGrid[q[2 * i + 1]]) << 32);
+    };
+    mag = _mm512_set_epi64(e(7), e(6), e(5), e(4), e(3), e(2), e(1), e(0));
+    uint32_t w0, w1;
+    std::memcpy(&w0, b.sas + 4 * g, 4);
+    std::memcpy(&w1, b.sas + 4 * g + 4, 4);
+    signs = iq2_sign_bits(w0, w1);
+    const float d = fp16_to_f32(b.d) * 0.5f;
+    s0 = d * kHalfSteps[w0 >> 28];
+    s1 = d * kHalfSteps[w1 >> 28];
+  }
+};
+
+// Rows of a grid codebook (Pair: Iq2xxsPair, ...) times NT tokens, decoded in registers: per 64
+// columns the magnitudes are vpdpbusd's unsigned operand, the signs flip the activations instead,
+// and the groups' scales join the activations' in the float step.
+template <class Pair, int NT>
+void codebook_times_tokens(const typename Pair::Block* blocks, int64_t cols, const ActQ8* x, int64_t x_stride,
+                           float* y, int64_t ldy) {
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (int64_t i = 0; i < cols / kQKK; ++i) {
-    const BlockIQ2_XXS& b = blocks[i];
-    const float d = fp16_to_f32(b.d) * 0.25f;
-    for (int g = 0; g < kQKK / 32; g += 2) {  // groups g, g + 1: 64 columns, ActQ8 blocks 8i + g, + 1
-      const uint8_t* q0 = b.qs + 8 * g;
-      const uint8_t* q1 = q0 + 8;
-      uint32_t w0, w1;
-      std::memcpy(&w0, q0 + 4, 4);
-      std::memcpy(&w1, q1 + 4, 4);
-      const __m512i grid = _mm512_set_epi64(
-          static_cast<int64_t>(kIQ2XXSGrid[q1[3]]), static_cast<int64_t>(kIQ2XXSGrid[q1[2]]),
-          static_cast<int64_t>(kIQ2XXSGrid[q1[1]]), static_cast<int64_t>(kIQ2XXSGrid[q1[0]]),
-          static_cast<int64_t>(kIQ2XXSGrid[q0[3]]), static_cast<int64_t>(kIQ2XXSGrid[q0[2]]),
-          static_cast<int64_t>(kIQ2XXSGrid[q0[1]]), static_cast<int64_t>(kIQ2XXSGrid[q0[0]]));
-      const __mmask64 negative = _cvtu64_mask64(iq2_sign_bits(w0, w1));
-      const float s0 = d * kHalfSteps[w0 >> 28], s1 = d * kHalfSteps[w1 >> 28];
+    for (int g = 0; g < kQKK / 32; g += 2) {  // groups g, g + 1: ActQ8 blocks 8i + g, + 1
+      __m512i mag;
+      uint64_t signs;
+      float s0, s1;
+      Pair::get(blocks[i], g, mag, signs, s0, s1);
+      const __mmask64 negative = _cvtu64_mask64(signs);
       const ActQ8* a = x + (kQKK / kQK) * i + g;
       for (int t = 0; t < NT; ++t, a += x_stride) {
         __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[0].qs))),
                                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[1].qs)), 1);
         v = _mm512_mask_sub_epi8(v, negative, _mm512_setzero_si512(), v);
-        const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), grid, v);  // lanes 0-7: group g
+        const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), mag, v);  // lanes 0-7: group g
         const __m512 sc = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(s0 * a[0].d)),
                                              _mm256_set1_ps(s1 * a[1].d), 1);
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), sc, acc[t]);
@@ -410,14 +439,15 @@ void iq2_xxs_times_tokens(const BlockIQ2_XXS* blocks, int64_t cols, const ActQ8*
   for (int t = 0; t < NT; ++t) y[t * ldy] = _mm512_reduce_add_ps(acc[t]);
 }
 
-// DotRowFn for IQ2_XXS: runs of up to 4 tokens, each with its sums in registers.
-void dot_iq2_xxs_avx512(const void* row, int64_t cols, const ActQ8* x, int64_t x_stride, int64_t n, float* y,
-                        int64_t ldy) {
-  const auto* blocks = static_cast<const BlockIQ2_XXS*>(row);
+// DotRowFn for a grid codebook: runs of up to 4 tokens, each with its sums in registers.
+template <class Pair>
+void dot_codebook_avx512(const void* row, int64_t cols, const ActQ8* x, int64_t x_stride, int64_t n, float* y,
+                         int64_t ldy) {
+  const auto* blocks = static_cast<const typename Pair::Block*>(row);
   int64_t t = 0;
-  for (; t + 4 <= n; t += 4) iq2_xxs_times_tokens<4>(blocks, cols, x + t * x_stride, x_stride, y + t * ldy, ldy);
-  for (; t + 2 <= n; t += 2) iq2_xxs_times_tokens<2>(blocks, cols, x + t * x_stride, x_stride, y + t * ldy, ldy);
-  if (t < n) iq2_xxs_times_tokens<1>(blocks, cols, x + t * x_stride, x_stride, y + t * ldy, ldy);
+  for (; t + 4 <= n; t += 4) codebook_times_tokens<Pair, 4>(blocks, cols, x + t * x_stride, x_stride, y + t * ldy, ldy);
+  for (; t + 2 <= n; t += 2) codebook_times_tokens<Pair, 2>(blocks, cols, x + t * x_stride, x_stride, y + t * ldy, ldy);
+  if (t < n) codebook_times_tokens<Pair, 1>(blocks, cols, x + t * x_stride, x_stride, y + t * ldy, ldy);
 }
 
 float dot_f32_avx512(const void* row, const float* x, int64_t n) {
@@ -487,7 +517,8 @@ const KernelTable* avx512_kernels() {
     KernelTable t{"avx512", gemm_packed_avx512, dot_f32_avx512, dot_f16_avx512, gemm_f16_avx512};
     t.dot_i8 = dot_i8_avx512;
     t.gemm_i8_rows = gemm_i8_rows_avx512;
-    t.dot_iq2_xxs = dot_iq2_xxs_avx512;
+    t.dot_iq2_xxs = dot_codebook_avx512<Iq2xxsPair>;
+    t.dot_iq3_xxs = dot_codebook_avx512<Iq3xxsPair>;
     fill_attention_kernels_avx2(t);    // F16 conversions
     fill_attention_kernels_avx512(t);  // decode attention
     fill_low_rank_kernels_avx2(t);     // LoRA's B h: rows of 4 to 64 floats gain nothing from 16 lanes
