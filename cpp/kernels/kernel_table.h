@@ -84,6 +84,7 @@ struct KernelTable {
   GemmI8RowsFn gemm_i8_rows = nullptr;  // null: none (see GemmI8RowsFn)
   DotRowFn dot_iq2_xxs = nullptr;       // null: decode_i8, then dot_i8
   DotRowFn dot_iq3_xxs = nullptr;
+  DotRowFn dot_iq1_s = nullptr;
   // KV cache and attention (set by name, see fill_attention_kernels_*; null entries fall back to
   // the scalar twins in dispatch.cpp).
   ToF16Fn f32_to_f16 = nullptr;

@@ -356,6 +356,7 @@ void dot_i8_avx512(const int8_t* q, const float* scale, int64_t cols, const ActQ
 // (vcvtsi2ss keeps the upper lanes of its destination).
 constexpr float kHalfSteps[16] = {0.5f, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f,
                                   8.5f, 9.5f, 10.5f, 11.5f, 12.5f, 13.5f, 14.5f, 15.5f};
+constexpr float kOddSteps[8] = {1.f, 3.f, 5.f, 7.f, 9.f, 11.f, 13.f, 15.f};  // 2 * ls + 1, IQ1's 3-bit ls
 
 // The sign bits of two IQ2_XXS groups' 64 columns (bit c: column c is negative) from their words
 // w0, w1: byte k of each group's half is kIQ2Signs of the 7-bit field k, computed in place of the
@@ -371,10 +372,13 @@ inline uint64_t iq2_sign_bits(uint32_t w0, uint32_t w1) {
 }
 
 // Two groups of 32 columns (g, g + 1) of a grid-codebook block, decoded in registers: their 64
-// magnitudes (column order), sign bits (bit c: column c is negative) and the two groups' scales.
+// magnitudes (column order), sign bits (bit c: column c is negative) and the two groups' scales;
+// with kSums, also a multiple of each group's activation sum that the integer dot product adds
+// (c0, c1: the group's products are sum(mag * x) + c * sum(x)).
 struct Iq2xxsPair {
   using Block = BlockIQ2_XXS;
-  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, float& s0, float& s1) {
+  static constexpr bool kSums = false;
+  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, float& s0, float& s1, int&, int&) {
     const uint8_t* q0 = b.qs + 8 * g;  // 4 grid indices (8 columns each), then the group's word
     const uint8_t* q1 = q0 + 8;
     uint32_t w0, w1;
@@ -392,7 +396,8 @@ struct Iq2xxsPair {
 };
 struct Iq3xxsPair {
   using Block = BlockIQ3_XXS;
-  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, float& s0, float& s1) {
+  static constexpr bool kSums = false;
+  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, float& s0, float& s1, int&, int&) {
     // 16 grid indices (4 columns each) in a row, paired into 8 columns a qword.
     const uint8_t* q = b.qs + 8 * g;
     auto e = [&](int i) {
@@ -409,6 +414,29 @@ struct Iq3xxsPair {
   }
 };
 
+// IQ1_S: q = 8 * grid + delta (grid in -1, 0, 1; delta +-1), scale d * (2 * ls + 1) / 8. As unsigned
+// magnitudes 8 * (grid + 1) in 0, 8, 16, with (delta - 8) * sum(x) added: 8 * sum(g x) + delta * sum(x).
+struct Iq1sPair {
+  using Block = BlockIQ1_S;
+  static constexpr bool kSums = true;
+  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, float& s0, float& s1, int& c0, int& c1) {
+    const unsigned h0 = b.qh[g], h1 = b.qh[g + 1];
+    const uint8_t* q = b.qs + 4 * g;
+    auto e = [&](int k) {  // entry k of the pair (0..7): 8 columns
+      const unsigned h = k < 4 ? h0 : h1, j = static_cast<unsigned>(k % 4);
+      return static_cast<int64_t>(kIQ1SGrid[q[k] | ((h >> (3 * j)) & 7u) << 8]);
+    };
+    const __m512i grid = _mm512_set_epi64(e(7), e(6), e(5), e(4), e(3), e(2), e(1), e(0));  // bytes -1, 0, 1
+    mag = _mm512_slli_epi16(_mm512_add_epi8(grid, _mm512_set1_epi8(1)), 3);  // bytes stay under 17
+    signs = 0;
+    const float d = fp16_to_f32(b.d);
+    s0 = d * kOddSteps[(h0 >> 12) & 7] * 0.125f;
+    s1 = d * kOddSteps[(h1 >> 12) & 7] * 0.125f;
+    c0 = (h0 & 0x8000u) ? -9 : -7;
+    c1 = (h1 & 0x8000u) ? -9 : -7;
+  }
+};
+
 // Rows of a grid codebook (Pair: Iq2xxsPair, ...) times NT tokens, decoded in registers: per 64
 // columns the magnitudes are vpdpbusd's unsigned operand, the signs flip the activations instead,
 // and the groups' scales join the activations' in the float step.
@@ -422,14 +450,20 @@ void codebook_times_tokens(const typename Pair::Block* blocks, int64_t cols, con
       __m512i mag;
       uint64_t signs;
       float s0, s1;
-      Pair::get(blocks[i], g, mag, signs, s0, s1);
+      int c0 = 0, c1 = 0;
+      Pair::get(blocks[i], g, mag, signs, s0, s1, c0, c1);
       const __mmask64 negative = _cvtu64_mask64(signs);
       const ActQ8* a = x + (kQKK / kQK) * i + g;
       for (int t = 0; t < NT; ++t, a += x_stride) {
         __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[0].qs))),
                                        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[1].qs)), 1);
-        v = _mm512_mask_sub_epi8(v, negative, _mm512_setzero_si512(), v);
-        const __m512i sums = _mm512_dpbusd_epi32(_mm512_setzero_si512(), mag, v);  // lanes 0-7: group g
+        __m512i init = _mm512_setzero_si512();
+        if constexpr (Pair::kSums)  // in one lane of each group: only the lanes' total counts
+          init = _mm512_mask_set1_epi32(_mm512_maskz_set1_epi32(0x0001, c0 * (a[0].isum[0] + a[0].isum[1])), 0x0100,
+                                        c1 * (a[1].isum[0] + a[1].isum[1]));
+        else
+          v = _mm512_mask_sub_epi8(v, negative, _mm512_setzero_si512(), v);
+        const __m512i sums = _mm512_dpbusd_epi32(init, mag, v);  // lanes 0-7: group g
         const __m512 sc = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(s0 * a[0].d)),
                                              _mm256_set1_ps(s1 * a[1].d), 1);
         acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), sc, acc[t]);
@@ -519,6 +553,7 @@ const KernelTable* avx512_kernels() {
     t.gemm_i8_rows = gemm_i8_rows_avx512;
     t.dot_iq2_xxs = dot_codebook_avx512<Iq2xxsPair>;
     t.dot_iq3_xxs = dot_codebook_avx512<Iq3xxsPair>;
+    t.dot_iq1_s = dot_codebook_avx512<Iq1sPair>;
     fill_attention_kernels_avx2(t);    // F16 conversions
     fill_attention_kernels_avx512(t);  // decode attention
     fill_low_rank_kernels_avx2(t);     // LoRA's B h: rows of 4 to 64 floats gain nothing from 16 lanes
