@@ -82,9 +82,21 @@ struct KernelTable {
   GemmF16Fn gemm_f16;
   DotI8Fn dot_i8 = nullptr;  // null: the scalar twin (dispatch.cpp)
   GemmI8RowsFn gemm_i8_rows = nullptr;  // null: none (see GemmI8RowsFn)
-  DotRowFn dot_iq2_xxs = nullptr;       // null: decode_i8, then dot_i8
-  DotRowFn dot_iq3_xxs = nullptr;
-  DotRowFn dot_iq1_s = nullptr;
+  // Decode's fused products of the grid I-quants (null: decode_i8, then dot_i8); dot_row() picks one.
+  DotRowFn dot_iq2_xxs = nullptr, dot_iq2_xs = nullptr, dot_iq2_s = nullptr;
+  DotRowFn dot_iq3_xxs = nullptr, dot_iq3_s = nullptr, dot_iq1_s = nullptr;
+
+  DotRowFn dot_row(DType t) const {
+    switch (t) {
+      case DType::IQ2_XXS: return dot_iq2_xxs;
+      case DType::IQ2_XS: return dot_iq2_xs;
+      case DType::IQ2_S: return dot_iq2_s;
+      case DType::IQ3_XXS: return dot_iq3_xxs;
+      case DType::IQ3_S: return dot_iq3_s;
+      case DType::IQ1_S: return dot_iq1_s;
+      default: return nullptr;
+    }
+  }
   // KV cache and attention (set by name, see fill_attention_kernels_*; null entries fall back to
   // the scalar twins in dispatch.cpp).
   ToF16Fn f32_to_f16 = nullptr;

@@ -191,11 +191,7 @@ void i8_rows_times_tokens(const KernelTable& k, const QuantMatrix& w, int64_t r0
     k.gemm_i8_rows(q, scale, count, cols, x, x_stride, n, y, ldy, reinterpret_cast<void*>(work));
     return;
   }
-  const DotRowFn fused = w.dtype == DType::IQ2_XXS   ? k.dot_iq2_xxs
-                         : w.dtype == DType::IQ3_XXS ? k.dot_iq3_xxs
-                         : w.dtype == DType::IQ1_S   ? k.dot_iq1_s
-                                                     : nullptr;
-  if (fused) {
+  if (const DotRowFn fused = k.dot_row(w.dtype)) {
     for (int64_t i = 0; i < count; ++i) fused(w.row(r0 + i), cols, x, x_stride, n, y + i, ldy);
     return;
   }

@@ -128,15 +128,16 @@ def test_packed_gemm_twins_and_numpy(name, rows, cols, n):
 
 @pytest.mark.parametrize("name,rows,cols,n", [
     *[(name, *shape) for name in I8_TYPES
-      for shape in [(3, 256, 1), (17, 768, 1), (9, 512, 5), (5, 2304, 16), (37, 768, 21)]],
+      for shape in [(3, 256, 1), (17, 768, 1), (6, 512, 3), (6, 512, 4), (9, 512, 5), (5, 2304, 16), (37, 768, 21)]],
     ("MXFP4", 4, 96, 3),  # an odd number of 32-blocks: the AVX-512 kernel's one-block tail
     ("MXFP4", 20, 96, 13),  # groups of rows: a partial one, and a partial 256-column chunk
 ])
 def test_i8_gemm_twins_and_numpy(name, rows, cols, n):
     """Codebook rows decoded to int8 times 8-bit activations on every ISA vs the scalar twin, and vs
-    numpy on gguf-py's dequantized weights: decode (dot_i8) and, from 5 tokens on where the ISA has
-    it, 16 rows at a time times every token (gemm_i8_rows: 37 rows and 21 tokens take every run
-    length of its token loop and a partial group)."""
+    numpy on gguf-py's dequantized weights: up to 4 tokens, the ISA's fused row kernel (DotRowFn,
+    runs of 4, 2 and 1 tokens) where it has one, else the decoder and dot_i8; from 5 tokens on, 16
+    rows at a time times every token (gemm_i8_rows: 37 rows and 21 tokens take every run length of
+    its token loop and a partial group)."""
     gguf = require_module("gguf")
     from wrenlm import _core
 

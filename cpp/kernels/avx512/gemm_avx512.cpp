@@ -356,7 +356,8 @@ void dot_i8_avx512(const int8_t* q, const float* scale, int64_t cols, const ActQ
 // (vcvtsi2ss keeps the upper lanes of its destination).
 constexpr float kHalfSteps[16] = {0.5f, 1.5f, 2.5f, 3.5f, 4.5f, 5.5f, 6.5f, 7.5f,
                                   8.5f, 9.5f, 10.5f, 11.5f, 12.5f, 13.5f, 14.5f, 15.5f};
-constexpr float kOddSteps[8] = {1.f, 3.f, 5.f, 7.f, 9.f, 11.f, 13.f, 15.f};  // 2 * ls + 1, IQ1's 3-bit ls
+constexpr float kOddSteps[16] = {1.f,  3.f,  5.f,  7.f,  9.f,  11.f, 13.f, 15.f,  // 2 * ls + 1 (IQ1, IQ3_S)
+                                 17.f, 19.f, 21.f, 23.f, 25.f, 27.f, 29.f, 31.f};
 
 // The sign bits of two IQ2_XXS groups' 64 columns (bit c: column c is negative) from their words
 // w0, w1: byte k of each group's half is kIQ2Signs of the 7-bit field k, computed in place of the
@@ -371,67 +372,121 @@ inline uint64_t iq2_sign_bits(uint32_t w0, uint32_t w1) {
   return f | (p & 0x0101010101010101ull) << 7;
 }
 
+// A scale for each 32-column half of 64 columns, in their lanes (0-7 and 8-15 of a dot product).
+inline __m512 pair_scales(float s0, float s1) {
+  return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(s0)), _mm256_set1_ps(s1), 1);
+}
+// A scale for each 16 columns of 64 (lanes 4m..4m+3), from 4-bit IQ2 ls: d * (0.5 + ls) / 4.
+inline __m512 iq2_quarter_scales(float d, uint8_t b0, uint8_t b1) {
+  const __m128 q = _mm_mul_ps(_mm_set1_ps(d * 0.25f), _mm_setr_ps(kHalfSteps[b0 & 15], kHalfSteps[b0 >> 4],
+                                                                   kHalfSteps[b1 & 15], kHalfSteps[b1 >> 4]));
+  return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), _mm512_castps128_ps512(q));
+}
+// A vector of the eight qwords f(0) .. f(7) (f(k) in qword k).
+template <class F>
+inline __m512i qwords(F f) {
+  return _mm512_set_epi64(static_cast<int64_t>(f(7)), static_cast<int64_t>(f(6)), static_cast<int64_t>(f(5)),
+                          static_cast<int64_t>(f(4)), static_cast<int64_t>(f(3)), static_cast<int64_t>(f(2)),
+                          static_cast<int64_t>(f(1)), static_cast<int64_t>(f(0)));
+}
+// Eight 64-bit grid entries (8 columns each) from their indices.
+template <class Index>
+inline __m512i grid_entries(const uint64_t* grid, Index index) {
+  return qwords([&](int k) { return grid[index(k)]; });
+}
+// Sixteen 32-bit grid entries (4 columns each), paired into qwords in scalar code: vpinsrd chains and
+// vpgatherdd were both slower (IQ3_XXS, 8192 x 2048, n=1: 1.97 ms either way, 1.41 paired).
+template <class Index>
+inline __m512i grid_entries_u32(const uint32_t* grid, Index index) {
+  return qwords([&](int k) { return grid[index(2 * k)] | static_cast<uint64_t>(grid[index(2 * k + 1)]) << 32; });
+}
+
 // Two groups of 32 columns (g, g + 1) of a grid-codebook block, decoded in registers: their 64
-// magnitudes (column order), sign bits (bit c: column c is negative) and the two groups' scales;
-// with kSums, also a multiple of each group's activation sum that the integer dot product adds
-// (c0, c1: the group's products are sum(mag * x) + c * sum(x)).
+// magnitudes (column order), sign bits (bit c: column c is negative) and each lane's scale (lanes
+// 0-7: group g); with kSums, also a multiple of each group's activation sum that the integer dot
+// product adds (c0, c1: the group's products are sum(mag * x) + c * sum(x)).
 struct Iq2xxsPair {
   using Block = BlockIQ2_XXS;
   static constexpr bool kSums = false;
-  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, float& s0, float& s1, int&, int&) {
+  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
     const uint8_t* q0 = b.qs + 8 * g;  // 4 grid indices (8 columns each), then the group's word
     const uint8_t* q1 = q0 + 8;
     uint32_t w0, w1;
     std::memcpy(&w0, q0 + 4, 4);
     std::memcpy(&w1, q1 + 4, 4);
-    mag = _mm512_set_epi64(static_cast<int64_t>(kIQ2XXSGrid[q1[3]]), static_cast<int64_t>(kIQ2XXSGrid[q1[2]]),
-                           static_cast<int64_t>(kIQ2XXSGrid[q1[1]]), static_cast<int64_t>(kIQ2XXSGrid[q1[0]]),
-                           static_cast<int64_t>(kIQ2XXSGrid[q0[3]]), static_cast<int64_t>(kIQ2XXSGrid[q0[2]]),
-                           static_cast<int64_t>(kIQ2XXSGrid[q0[1]]), static_cast<int64_t>(kIQ2XXSGrid[q0[0]]));
+    mag = grid_entries(kIQ2XXSGrid, [&](int k) { return k < 4 ? q0[k] : q1[k - 4]; });
     signs = iq2_sign_bits(w0, w1);
     const float d = fp16_to_f32(b.d) * 0.25f;
-    s0 = d * kHalfSteps[w0 >> 28];
-    s1 = d * kHalfSteps[w1 >> 28];
+    scale = pair_scales(d * kHalfSteps[w0 >> 28], d * kHalfSteps[w1 >> 28]);
+  }
+};
+struct Iq2xsPair {
+  using Block = BlockIQ2_XS;
+  static constexpr bool kSums = false;
+  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
+    const uint16_t* e = b.qs + 4 * g;  // 8 entries: 9-bit grid index, 7-bit kIQ2Signs index
+    mag = grid_entries(kIQ2XSGrid, [&](int k) { return e[k] & 511u; });
+    uint64_t u0, u1;  // the sign fields at bits 16k + 9 of each 4 entries
+    std::memcpy(&u0, e, 8);
+    std::memcpy(&u1, e + 4, 8);
+    auto fields = [](uint64_t u) {
+      return static_cast<uint32_t>(((u >> 9) & 0x7f) | ((u >> 18) & 0x3f80) | ((u >> 27) & 0x1fc000) | ((u >> 36) & 0xfe00000));
+    };
+    signs = iq2_sign_bits(fields(u0), fields(u1));
+    scale = iq2_quarter_scales(fp16_to_f32(b.d), b.scales[g], b.scales[g + 1]);
+  }
+};
+struct Iq2sPair {
+  using Block = BlockIQ2_S;
+  static constexpr bool kSums = false;
+  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
+    const uint8_t* q = b.qs + 4 * g;  // 8 entries: 8 low index bits, 2 high ones in qh
+    mag = grid_entries(kIQ2SGrid, [&](int k) { return q[k] | ((b.qh[g + k / 4] >> (2 * (k % 4))) & 3u) << 8; });
+    std::memcpy(&signs, b.signs + 4 * g, 8);
+    scale = iq2_quarter_scales(fp16_to_f32(b.d), b.scales[g], b.scales[g + 1]);
   }
 };
 struct Iq3xxsPair {
   using Block = BlockIQ3_XXS;
   static constexpr bool kSums = false;
-  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, float& s0, float& s1, int&, int&) {
-    // 16 grid indices (4 columns each) in a row, paired into 8 columns a qword.
-    const uint8_t* q = b.qs + 8 * g;
-    auto e = [&](int i) {
-      return static_cast<int64_t>(kIQ3XXSGrid[q[2 * i]] | static_cast<uint64_t>(kIQ3XXSGrid[q[2 * i + 1]]) << 32);
-    };
-    mag = _mm512_set_epi64(e(7), e(6), e(5), e(4), e(3), e(2), e(1), e(0));
+  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
+    const uint8_t* q = b.qs + 8 * g;  // 16 grid indices (4 columns each)
+    mag = grid_entries_u32(kIQ3XXSGrid, [&](int k) { return q[k]; });
     uint32_t w0, w1;
     std::memcpy(&w0, b.sas + 4 * g, 4);
     std::memcpy(&w1, b.sas + 4 * g + 4, 4);
     signs = iq2_sign_bits(w0, w1);
     const float d = fp16_to_f32(b.d) * 0.5f;
-    s0 = d * kHalfSteps[w0 >> 28];
-    s1 = d * kHalfSteps[w1 >> 28];
+    scale = pair_scales(d * kHalfSteps[w0 >> 28], d * kHalfSteps[w1 >> 28]);
   }
 };
-
+struct Iq3sPair {
+  using Block = BlockIQ3_S;
+  static constexpr bool kSums = false;
+  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
+    const uint8_t* q = b.qs + 8 * g;  // 16 entries: 8 low index bits, the ninth in qh
+    mag = grid_entries_u32(kIQ3SGrid, [&](int k) { return q[k] | ((b.qh[g + k / 8] >> (k % 8)) & 1u) << 8; });
+    std::memcpy(&signs, b.signs + 4 * g, 8);
+    const float d = fp16_to_f32(b.d);
+    const uint8_t ls = b.scales[g / 2];  // g even: low nibble group g, high g + 1
+    scale = pair_scales(d * kOddSteps[ls & 15], d * kOddSteps[ls >> 4]);
+  }
+};
 // IQ1_S: q = 8 * grid + delta (grid in -1, 0, 1; delta +-1), scale d * (2 * ls + 1) / 8. As unsigned
 // magnitudes 8 * (grid + 1) in 0, 8, 16, with (delta - 8) * sum(x) added: 8 * sum(g x) + delta * sum(x).
 struct Iq1sPair {
   using Block = BlockIQ1_S;
   static constexpr bool kSums = true;
-  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, float& s0, float& s1, int& c0, int& c1) {
+  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int& c0, int& c1) {
     const unsigned h0 = b.qh[g], h1 = b.qh[g + 1];
     const uint8_t* q = b.qs + 4 * g;
-    auto e = [&](int k) {  // entry k of the pair (0..7): 8 columns
-      const unsigned h = k < 4 ? h0 : h1, j = static_cast<unsigned>(k % 4);
-      return static_cast<int64_t>(kIQ1SGrid[q[k] | ((h >> (3 * j)) & 7u) << 8]);
-    };
-    const __m512i grid = _mm512_set_epi64(e(7), e(6), e(5), e(4), e(3), e(2), e(1), e(0));  // bytes -1, 0, 1
+    const __m512i grid = grid_entries(kIQ1SGrid, [&](int k) {  // bytes -1, 0, 1
+      return q[k] | (((k < 4 ? h0 : h1) >> (3 * (k % 4))) & 7u) << 8;
+    });
     mag = _mm512_slli_epi16(_mm512_add_epi8(grid, _mm512_set1_epi8(1)), 3);  // bytes stay under 17
     signs = 0;
     const float d = fp16_to_f32(b.d);
-    s0 = d * kOddSteps[(h0 >> 12) & 7] * 0.125f;
-    s1 = d * kOddSteps[(h1 >> 12) & 7] * 0.125f;
+    scale = pair_scales(d * kOddSteps[(h0 >> 12) & 7] * 0.125f, d * kOddSteps[(h1 >> 12) & 7] * 0.125f);
     c0 = (h0 & 0x8000u) ? -9 : -7;
     c1 = (h1 & 0x8000u) ? -9 : -7;
   }
@@ -439,7 +494,7 @@ struct Iq1sPair {
 
 // Rows of a grid codebook (Pair: Iq2xxsPair, ...) times NT tokens, decoded in registers: per 64
 // columns the magnitudes are vpdpbusd's unsigned operand, the signs flip the activations instead,
-// and the groups' scales join the activations' in the float step.
+// and the codebook's scales join the activations' in the float step.
 template <class Pair, int NT>
 void codebook_times_tokens(const typename Pair::Block* blocks, int64_t cols, const ActQ8* x, int64_t x_stride,
                            float* y, int64_t ldy) {
@@ -449,9 +504,9 @@ void codebook_times_tokens(const typename Pair::Block* blocks, int64_t cols, con
     for (int g = 0; g < kQKK / 32; g += 2) {  // groups g, g + 1: ActQ8 blocks 8i + g, + 1
       __m512i mag;
       uint64_t signs;
-      float s0, s1;
+      __m512 scale;
       int c0 = 0, c1 = 0;
-      Pair::get(blocks[i], g, mag, signs, s0, s1, c0, c1);
+      Pair::get(blocks[i], g, mag, signs, scale, c0, c1);
       const __mmask64 negative = _cvtu64_mask64(signs);
       const ActQ8* a = x + (kQKK / kQK) * i + g;
       for (int t = 0; t < NT; ++t, a += x_stride) {
@@ -464,9 +519,7 @@ void codebook_times_tokens(const typename Pair::Block* blocks, int64_t cols, con
         else
           v = _mm512_mask_sub_epi8(v, negative, _mm512_setzero_si512(), v);
         const __m512i sums = _mm512_dpbusd_epi32(init, mag, v);  // lanes 0-7: group g
-        const __m512 sc = _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(s0 * a[0].d)),
-                                             _mm256_set1_ps(s1 * a[1].d), 1);
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), sc, acc[t]);
+        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(scale, pair_scales(a[0].d, a[1].d)), acc[t]);
       }
     }
   }
@@ -554,6 +607,9 @@ const KernelTable* avx512_kernels() {
     t.dot_iq2_xxs = dot_codebook_avx512<Iq2xxsPair>;
     t.dot_iq3_xxs = dot_codebook_avx512<Iq3xxsPair>;
     t.dot_iq1_s = dot_codebook_avx512<Iq1sPair>;
+    t.dot_iq2_xs = dot_codebook_avx512<Iq2xsPair>;
+    t.dot_iq2_s = dot_codebook_avx512<Iq2sPair>;
+    t.dot_iq3_s = dot_codebook_avx512<Iq3sPair>;
     fill_attention_kernels_avx2(t);    // F16 conversions
     fill_attention_kernels_avx512(t);  // decode attention
     fill_low_rank_kernels_avx2(t);     // LoRA's B h: rows of 4 to 64 floats gain nothing from 16 lanes
