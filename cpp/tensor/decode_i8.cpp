@@ -184,15 +184,6 @@ void decode_tq1_0(const void* src, int8_t* q, float* scale, size_t n) {
   }
 }
 
-// 2^(e - 128): the E8M0 scale 2^(e - 127), halved because kFP4Values are doubled. e = 0 and 1 give
-// subnormals; e = 255 (NaN in the OCP MX specification) gives 2^127, as gguf-py does.
-inline float e8m0_half(uint8_t e) {
-  const uint32_t bits = e < 2 ? 0x00200000u << e : static_cast<uint32_t>(e - 1) << 23;
-  float f;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
 // An unsigned E4M3 scale, halved (kFP4Values are doubled); the byte 0x7f (NaN) counts as 0. Bit 7 is
 // not part of the value.
 inline float ue4m3_half(uint8_t x) {

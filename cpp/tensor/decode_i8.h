@@ -12,6 +12,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 
 #include "tensor/dtype.h"
 
@@ -23,5 +24,18 @@ using DecodeI8Fn = void (*)(const void* src, int8_t* q, float* scale, size_t n);
 
 // The decoder of t, or nullptr when t is not one of the formats above.
 DecodeI8Fn decode_i8_fn(DType t);
+
+namespace {  // internal linkage: also used by kernels built with other -m flags
+
+// 2^(e - 128): the E8M0 scale 2^(e - 127), halved because kFP4Values are doubled. e = 0 and 1 give
+// subnormals; e = 255 (NaN in the OCP MX specification) gives 2^127, as gguf-py does.
+inline float e8m0_half(uint8_t e) {
+  const uint32_t bits = e < 2 ? 0x00200000u << e : static_cast<uint32_t>(e - 1) << 23;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+}  // namespace
 
 }  // namespace wren

@@ -9,6 +9,7 @@
 #include "kernels/kernel_table.h"
 #include "tensor/packed.h"
 #include "tensor/fp16.h"
+#include "tensor/decode_i8.h"
 #include "tensor/iq_tables.h"
 
 namespace wren {
@@ -407,6 +408,8 @@ inline __m512i grid_entries_u32(const uint32_t* grid, Index index) {
 // product adds (c0, c1: the group's products are sum(mag * x) + c * sum(x)).
 struct Iq2xxsPair {
   using Block = BlockIQ2_XXS;
+  static constexpr DType kType = DType::IQ2_XXS;
+  static constexpr int kBlockCols = kQKK;
   static constexpr bool kSums = false;
   static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
     const uint8_t* q0 = b.qs + 8 * g;  // 4 grid indices (8 columns each), then the group's word
@@ -422,6 +425,8 @@ struct Iq2xxsPair {
 };
 struct Iq2xsPair {
   using Block = BlockIQ2_XS;
+  static constexpr DType kType = DType::IQ2_XS;
+  static constexpr int kBlockCols = kQKK;
   static constexpr bool kSums = false;
   static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
     const uint16_t* e = b.qs + 4 * g;  // 8 entries: 9-bit grid index, 7-bit kIQ2Signs index
@@ -438,6 +443,8 @@ struct Iq2xsPair {
 };
 struct Iq2sPair {
   using Block = BlockIQ2_S;
+  static constexpr DType kType = DType::IQ2_S;
+  static constexpr int kBlockCols = kQKK;
   static constexpr bool kSums = false;
   static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
     const uint8_t* q = b.qs + 4 * g;  // 8 entries: 8 low index bits, 2 high ones in qh
@@ -448,6 +455,8 @@ struct Iq2sPair {
 };
 struct Iq3xxsPair {
   using Block = BlockIQ3_XXS;
+  static constexpr DType kType = DType::IQ3_XXS;
+  static constexpr int kBlockCols = kQKK;
   static constexpr bool kSums = false;
   static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
     const uint8_t* q = b.qs + 8 * g;  // 16 grid indices (4 columns each)
@@ -462,6 +471,8 @@ struct Iq3xxsPair {
 };
 struct Iq3sPair {
   using Block = BlockIQ3_S;
+  static constexpr DType kType = DType::IQ3_S;
+  static constexpr int kBlockCols = kQKK;
   static constexpr bool kSums = false;
   static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
     const uint8_t* q = b.qs + 8 * g;  // 16 entries: 8 low index bits, the ninth in qh
@@ -476,6 +487,8 @@ struct Iq3sPair {
 // magnitudes 8 * (grid + 1) in 0, 8, 16, with (delta - 8) * sum(x) added: 8 * sum(g x) + delta * sum(x).
 struct Iq1sPair {
   using Block = BlockIQ1_S;
+  static constexpr DType kType = DType::IQ1_S;
+  static constexpr int kBlockCols = kQKK;
   static constexpr bool kSums = true;
   static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int& c0, int& c1) {
     const unsigned h0 = b.qh[g], h1 = b.qh[g + 1];
@@ -492,6 +505,28 @@ struct Iq1sPair {
   }
 };
 
+// MXFP4: two 32-column blocks, each an E8M0 scale and 16 bytes of 4-bit indices into kFP4Values
+// (doubled E2M1, -12..12; low nibbles columns 0..15, high 16..31); magnitudes and signs from one
+// vpshufb of the indices.
+struct Mxfp4Pair {
+  using Block = BlockMXFP4;
+  static constexpr DType kType = DType::MXFP4;
+  static constexpr int kBlockCols = kQK;  // pairs are two blocks
+  static constexpr bool kSums = false;
+  static void get(const Block* b, __m512i& mag, uint64_t& signs, __m512& scale) {
+    const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs));
+    const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs));
+    const __m512i packed = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(q0), _mm_srli_epi16(q0, 4), 1)),
+        _mm256_inserti128_si256(_mm256_castsi128_si256(q1), _mm_srli_epi16(q1, 4), 1), 1);
+    const __m512i levels = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(kFP4Values)));
+    const __m512i w = _mm512_shuffle_epi8(levels, _mm512_and_si512(packed, _mm512_set1_epi8(0x0f)));
+    mag = _mm512_abs_epi8(w);
+    signs = _cvtmask64_u64(_mm512_movepi8_mask(w));
+    scale = pair_scales(e8m0_half(b[0].e), e8m0_half(b[1].e));
+  }
+};
+
 // Rows of a grid codebook (Pair: Iq2xxsPair, ...) times NT tokens, decoded in registers: per 64
 // columns the magnitudes are vpdpbusd's unsigned operand, the signs flip the activations instead,
 // and the codebook's scales join the activations' in the float step.
@@ -500,30 +535,52 @@ void codebook_times_tokens(const typename Pair::Block* blocks, int64_t cols, con
                            float* y, int64_t ldy) {
   __m512 acc[NT];
   for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-  for (int64_t i = 0; i < cols / kQKK; ++i) {
-    for (int g = 0; g < kQKK / 32; g += 2) {  // groups g, g + 1: ActQ8 blocks 8i + g, + 1
-      __m512i mag;
-      uint64_t signs;
-      __m512 scale;
-      int c0 = 0, c1 = 0;
-      Pair::get(blocks[i], g, mag, signs, scale, c0, c1);
-      const __mmask64 negative = _cvtu64_mask64(signs);
-      const ActQ8* a = x + (kQKK / kQK) * i + g;
-      for (int t = 0; t < NT; ++t, a += x_stride) {
-        __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[0].qs))),
-                                       _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[1].qs)), 1);
-        __m512i init = _mm512_setzero_si512();
-        if constexpr (Pair::kSums)  // in one lane of each group: only the lanes' total counts
-          init = _mm512_mask_set1_epi32(_mm512_maskz_set1_epi32(0x0001, c0 * (a[0].isum[0] + a[0].isum[1])), 0x0100,
-                                        c1 * (a[1].isum[0] + a[1].isum[1]));
-        else
-          v = _mm512_mask_sub_epi8(v, negative, _mm512_setzero_si512(), v);
-        const __m512i sums = _mm512_dpbusd_epi32(init, mag, v);  // lanes 0-7: group g
-        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(scale, pair_scales(a[0].d, a[1].d)), acc[t]);
+  // acc[t] += 64 decoded columns . token t's ActQ8 blocks a[0], a[1] (a: token 0's).
+  auto pair_times_tokens = [&](const __m512i& mag, uint64_t signs, const __m512& scale, int c0, int c1, const ActQ8* a) {
+    const __mmask64 negative = _cvtu64_mask64(signs);
+    for (int t = 0; t < NT; ++t, a += x_stride) {
+      __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[0].qs))),
+                                     _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[1].qs)), 1);
+      __m512i init = _mm512_setzero_si512();
+      if constexpr (Pair::kSums)  // in one lane of each group: only the lanes' total counts
+        init = _mm512_mask_set1_epi32(_mm512_maskz_set1_epi32(0x0001, c0 * (a[0].isum[0] + a[0].isum[1])), 0x0100,
+                                      c1 * (a[1].isum[0] + a[1].isum[1]));
+      else
+        v = _mm512_mask_sub_epi8(v, negative, _mm512_setzero_si512(), v);
+      const __m512i sums = _mm512_dpbusd_epi32(init, mag, v);  // lanes 0-7: columns 0..31
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(scale, pair_scales(a[0].d, a[1].d)), acc[t]);
+    }
+  };
+  __m512i mag;
+  uint64_t signs;
+  __m512 scale;
+  int c0 = 0, c1 = 0;
+  if constexpr (Pair::kBlockCols >= 64) {  // 256-column blocks: 4 pairs each (unrolled)
+    constexpr int kGroups = Pair::kBlockCols / kQK;
+    for (int64_t i = 0; i < cols / Pair::kBlockCols; ++i)
+      for (int g = 0; g < kGroups; g += 2) {
+        Pair::get(blocks[i], g, mag, signs, scale, c0, c1);
+        pair_times_tokens(mag, signs, scale, c0, c1, x + kGroups * i + g);
       }
+  } else {  // 32-column blocks, two a pair
+    for (int64_t p = 0; p < cols / 64; ++p) {
+      Pair::get(blocks + 2 * p, mag, signs, scale);
+      pair_times_tokens(mag, signs, scale, c0, c1, x + 2 * p);
     }
   }
   for (int t = 0; t < NT; ++t) y[t * ldy] = _mm512_reduce_add_ps(acc[t]);
+  if (cols % 64 != 0) {  // a last lone 32-column block (32-column formats): the decoder and dot_i8's twin
+    const int64_t last = cols / kQK - 1;
+    int8_t q[kQK];
+    float scale[2];
+    decode_i8_fn(Pair::kType)(reinterpret_cast<const uint8_t*>(blocks) + last * sizeof(typename Pair::Block), q,
+                              scale, kQK);
+    for (int t = 0; t < NT; ++t) {
+      float tail;
+      reference_kernels().dot_i8(q, scale, kQK, x + t * x_stride + last, 0, 1, &tail, 0);
+      y[t * ldy] += tail;
+    }
+  }
 }
 
 // DotRowFn for a grid codebook: runs of up to 4 tokens, each with its sums in registers.
@@ -610,6 +667,7 @@ const KernelTable* avx512_kernels() {
     t.dot_iq2_xs = dot_codebook_avx512<Iq2xsPair>;
     t.dot_iq2_s = dot_codebook_avx512<Iq2sPair>;
     t.dot_iq3_s = dot_codebook_avx512<Iq3sPair>;
+    t.dot_mxfp4 = dot_codebook_avx512<Mxfp4Pair>;
     fill_attention_kernels_avx2(t);    // F16 conversions
     fill_attention_kernels_avx512(t);  // decode attention
     fill_low_rank_kernels_avx2(t);     // LoRA's B h: rows of 4 to 64 floats gain nothing from 16 lanes
