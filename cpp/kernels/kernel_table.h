@@ -84,7 +84,8 @@ struct KernelTable {
   GemmI8RowsFn gemm_i8_rows = nullptr;  // null: none (see GemmI8RowsFn)
   // Decode's fused products of the codebook formats (null: decode_i8, then dot_i8); dot_row() picks one.
   DotRowFn dot_iq2_xxs = nullptr, dot_iq2_xs = nullptr, dot_iq2_s = nullptr;
-  DotRowFn dot_iq3_xxs = nullptr, dot_iq3_s = nullptr, dot_iq1_s = nullptr, dot_mxfp4 = nullptr;
+  DotRowFn dot_iq3_xxs = nullptr, dot_iq3_s = nullptr, dot_iq1_s = nullptr, dot_iq1_m = nullptr;
+  DotRowFn dot_mxfp4 = nullptr;
 
   DotRowFn dot_row(DType t) const {
     switch (t) {
@@ -94,6 +95,7 @@ struct KernelTable {
       case DType::IQ3_XXS: return dot_iq3_xxs;
       case DType::IQ3_S: return dot_iq3_s;
       case DType::IQ1_S: return dot_iq1_s;
+      case DType::IQ1_M: return dot_iq1_m;
       case DType::MXFP4: return dot_mxfp4;
       default: return nullptr;
     }

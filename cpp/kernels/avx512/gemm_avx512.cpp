@@ -377,11 +377,14 @@ inline uint64_t iq2_sign_bits(uint32_t w0, uint32_t w1) {
 inline __m512 pair_scales(float s0, float s1) {
   return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(s0)), _mm256_set1_ps(s1), 1);
 }
-// A scale for each 16 columns of 64 (lanes 4m..4m+3), from 4-bit IQ2 ls: d * (0.5 + ls) / 4.
-inline __m512 iq2_quarter_scales(float d, uint8_t b0, uint8_t b1) {
-  const __m128 q = _mm_mul_ps(_mm_set1_ps(d * 0.25f), _mm_setr_ps(kHalfSteps[b0 & 15], kHalfSteps[b0 >> 4],
-                                                                   kHalfSteps[b1 & 15], kHalfSteps[b1 >> 4]));
+// A scale for each 16 columns of 64 (lanes 4m..4m+3): d * f_m.
+inline __m512 quarter_scales(float d, float f0, float f1, float f2, float f3) {
+  const __m128 q = _mm_mul_ps(_mm_set1_ps(d), _mm_setr_ps(f0, f1, f2, f3));
   return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3), _mm512_castps128_ps512(q));
+}
+// The IQ2 formats' per-16 scales from two bytes of 4-bit ls: d * (0.5 + ls) / 4.
+inline __m512 iq2_quarter_scales(float d, uint8_t b0, uint8_t b1) {
+  return quarter_scales(d * 0.25f, kHalfSteps[b0 & 15], kHalfSteps[b0 >> 4], kHalfSteps[b1 & 15], kHalfSteps[b1 >> 4]);
 }
 // A vector of the eight qwords f(0) .. f(7) (f(k) in qword k).
 template <class F>
@@ -404,13 +407,14 @@ inline __m512i grid_entries_u32(const uint32_t* grid, Index index) {
 
 // Two groups of 32 columns (g, g + 1) of a grid-codebook block, decoded in registers: their 64
 // magnitudes (column order), sign bits (bit c: column c is negative) and each lane's scale (lanes
-// 0-7: group g); with kSums, also a multiple of each group's activation sum that the integer dot
-// product adds (c0, c1: the group's products are sum(mag * x) + c * sum(x)).
+// 0-7: group g); with kSums (32 or 16: the columns a scale covers), also a multiple of the
+// activation sums that the integer dot product adds (c0, c1: group g's products are sum(mag * x) +
+// c0 * sum(x)).
 struct Iq2xxsPair {
   using Block = BlockIQ2_XXS;
   static constexpr DType kType = DType::IQ2_XXS;
   static constexpr int kBlockCols = kQKK;
-  static constexpr bool kSums = false;
+  static constexpr int kSums = 0;
   static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
     const uint8_t* q0 = b.qs + 8 * g;  // 4 grid indices (8 columns each), then the group's word
     const uint8_t* q1 = q0 + 8;
@@ -427,7 +431,7 @@ struct Iq2xsPair {
   using Block = BlockIQ2_XS;
   static constexpr DType kType = DType::IQ2_XS;
   static constexpr int kBlockCols = kQKK;
-  static constexpr bool kSums = false;
+  static constexpr int kSums = 0;
   static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
     const uint16_t* e = b.qs + 4 * g;  // 8 entries: 9-bit grid index, 7-bit kIQ2Signs index
     mag = grid_entries(kIQ2XSGrid, [&](int k) { return e[k] & 511u; });
@@ -445,7 +449,7 @@ struct Iq2sPair {
   using Block = BlockIQ2_S;
   static constexpr DType kType = DType::IQ2_S;
   static constexpr int kBlockCols = kQKK;
-  static constexpr bool kSums = false;
+  static constexpr int kSums = 0;
   static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
     const uint8_t* q = b.qs + 4 * g;  // 8 entries: 8 low index bits, 2 high ones in qh
     mag = grid_entries(kIQ2SGrid, [&](int k) { return q[k] | ((b.qh[g + k / 4] >> (2 * (k % 4))) & 3u) << 8; });
@@ -457,7 +461,7 @@ struct Iq3xxsPair {
   using Block = BlockIQ3_XXS;
   static constexpr DType kType = DType::IQ3_XXS;
   static constexpr int kBlockCols = kQKK;
-  static constexpr bool kSums = false;
+  static constexpr int kSums = 0;
   static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
     const uint8_t* q = b.qs + 8 * g;  // 16 grid indices (4 columns each)
     mag = grid_entries_u32(kIQ3XXSGrid, [&](int k) { return q[k]; });
@@ -473,7 +477,7 @@ struct Iq3sPair {
   using Block = BlockIQ3_S;
   static constexpr DType kType = DType::IQ3_S;
   static constexpr int kBlockCols = kQKK;
-  static constexpr bool kSums = false;
+  static constexpr int kSums = 0;
   static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int&, int&) {
     const uint8_t* q = b.qs + 8 * g;  // 16 entries: 8 low index bits, the ninth in qh
     mag = grid_entries_u32(kIQ3SGrid, [&](int k) { return q[k] | ((b.qh[g + k / 8] >> (k % 8)) & 1u) << 8; });
@@ -489,7 +493,7 @@ struct Iq1sPair {
   using Block = BlockIQ1_S;
   static constexpr DType kType = DType::IQ1_S;
   static constexpr int kBlockCols = kQKK;
-  static constexpr bool kSums = true;
+  static constexpr int kSums = 32;
   static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int& c0, int& c1) {
     const unsigned h0 = b.qh[g], h1 = b.qh[g + 1];
     const uint8_t* q = b.qs + 4 * g;
@@ -505,6 +509,30 @@ struct Iq1sPair {
   }
 };
 
+// IQ1_M: as IQ1_S, but delta per 8 columns and scales per 16. Magnitudes u = q + 9 = 8 * (grid + 1)
+// + 1 + delta (0..18), so the products are sum(u x) - 9 * sum(x) whatever the deltas.
+struct Iq1mPair {
+  using Block = BlockIQ1_M;
+  static constexpr DType kType = DType::IQ1_M;
+  static constexpr int kBlockCols = kQKK;
+  static constexpr int kSums = 16;
+  static void get(const Block& b, int g, __m512i& mag, uint64_t& signs, __m512& scale, int& c0, int& c1) {
+    const uint8_t* q = b.qs + 4 * g;  // entries 4g..4g+7; entry 4g+k's nibble: byte 2g + k/2 of qh
+    auto nibble = [&](int k) { return (b.qh[2 * g + k / 2] >> (4 * (k % 2))) & 15u; };
+    const __m512i grid = grid_entries(kIQ1SGrid, [&](int k) { return q[k] | (nibble(k) & 7u) << 8; });
+    const __m512i plus = qwords([&](int k) { return (nibble(k) & 8u) ? 0ull : 0x0202020202020202ull; });
+    mag = _mm512_add_epi8(_mm512_slli_epi16(_mm512_add_epi8(grid, _mm512_set1_epi8(1)), 3), plus);
+    signs = 0;
+    const uint16_t* sc = b.scales;
+    const uint16_t dh = static_cast<uint16_t>((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) |
+                                              (sc[3] & 0xf000));
+    const unsigned w = sc[g / 2];  // ls of the 16-column groups 2g..2g+3 at bits 0, 3, 6, 9
+    scale = quarter_scales(fp16_to_f32(dh) * 0.125f, kOddSteps[w & 7], kOddSteps[(w >> 3) & 7],
+                           kOddSteps[(w >> 6) & 7], kOddSteps[(w >> 9) & 7]);
+    c0 = c1 = -9;
+  }
+};
+
 // MXFP4: two 32-column blocks, each an E8M0 scale and 16 bytes of 4-bit indices into kFP4Values
 // (doubled E2M1, -12..12; low nibbles columns 0..15, high 16..31); magnitudes and signs from one
 // vpshufb of the indices.
@@ -512,7 +540,7 @@ struct Mxfp4Pair {
   using Block = BlockMXFP4;
   static constexpr DType kType = DType::MXFP4;
   static constexpr int kBlockCols = kQK;  // pairs are two blocks
-  static constexpr bool kSums = false;
+  static constexpr int kSums = 0;
   static void get(const Block* b, __m512i& mag, uint64_t& signs, __m512& scale) {
     const __m128i q0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[0].qs));
     const __m128i q1 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(b[1].qs));
@@ -542,11 +570,16 @@ void codebook_times_tokens(const typename Pair::Block* blocks, int64_t cols, con
       __m512i v = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[0].qs))),
                                      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[1].qs)), 1);
       __m512i init = _mm512_setzero_si512();
-      if constexpr (Pair::kSums)  // in one lane of each group: only the lanes' total counts
+      if constexpr (Pair::kSums == 32) {  // c * (a group's sum) in one of its lanes: their total counts
         init = _mm512_mask_set1_epi32(_mm512_maskz_set1_epi32(0x0001, c0 * (a[0].isum[0] + a[0].isum[1])), 0x0100,
                                       c1 * (a[1].isum[0] + a[1].isum[1]));
-      else
+      } else if constexpr (Pair::kSums == 16) {  // per 16 columns, in a lane of their own scale
+        const __m128i sums16 = _mm_unpacklo_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(a[0].isum)),
+                                                  _mm_loadl_epi64(reinterpret_cast<const __m128i*>(a[1].isum)));
+        init = _mm512_maskz_expand_epi32(0x1111, _mm512_castsi128_si512(_mm_mullo_epi32(sums16, _mm_setr_epi32(c0, c0, c1, c1))));
+      } else {
         v = _mm512_mask_sub_epi8(v, negative, _mm512_setzero_si512(), v);
+      }
       const __m512i sums = _mm512_dpbusd_epi32(init, mag, v);  // lanes 0-7: columns 0..31
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(scale, pair_scales(a[0].d, a[1].d)), acc[t]);
     }
@@ -668,6 +701,7 @@ const KernelTable* avx512_kernels() {
     t.dot_iq2_s = dot_codebook_avx512<Iq2sPair>;
     t.dot_iq3_s = dot_codebook_avx512<Iq3sPair>;
     t.dot_mxfp4 = dot_codebook_avx512<Mxfp4Pair>;
+    t.dot_iq1_m = dot_codebook_avx512<Iq1mPair>;
     fill_attention_kernels_avx2(t);    // F16 conversions
     fill_attention_kernels_avx512(t);  // decode attention
     fill_low_rank_kernels_avx2(t);     // LoRA's B h: rows of 4 to 64 floats gain nothing from 16 lanes
