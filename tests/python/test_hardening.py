@@ -549,17 +549,22 @@ INTERRUPT_AFTER = """
 def test_long_calls_stop_promptly_on_ctrl_c(request, what, model, n_ctx, call):
     # tokenize() of 20 MB could not be interrupted; logits(exact=True) took ~0.7 s to notice.
     path = request.getfixturevalue(model)
-    r = run_child(INTERRUPT_AFTER.format(path=path, n_ctx=n_ctx, call=call), timeout=300)
-    line = assert_child_ok(r, 1)[0]
-    assert line != "finished", f"{what}: Ctrl-C was not noticed"
-    full, latency = map(float, line.split())
     # Halfway through, the call stops within 0.25 s (a weight tile of the output head, a layer, ~4k
     # pieces of text) on a quiet machine, and well before it would have finished. On a loaded one
     # every step takes longer: the bound grows to a tenth of the whole call (measured 1.09 s of 13.0 s
     # for Gemma 3 at load average 7 on 2 cores), still far under what the unpolled calls took (they
-    # ran to the end: the remaining half).
-    bound = max(0.25, full / 10)
-    assert latency < bound, f"{what}: stopped {latency:.3f} s after Ctrl-C (whole call {full:.3f} s)"
+    # ran to the end: the remaining half). One retry: a single stall of the VM (0.81 s once in a CI
+    # run, while 9 runs of the same call on that machine stopped within 8 ms) says nothing about the
+    # polling; a call that does not poll misses the bound every time.
+    for _attempt in range(2):
+        r = run_child(INTERRUPT_AFTER.format(path=path, n_ctx=n_ctx, call=call), timeout=300)
+        line = assert_child_ok(r, 1)[0]
+        assert line != "finished", f"{what}: Ctrl-C was not noticed"
+        full, latency = map(float, line.split())
+        bound = max(0.25, full / 10)
+        if latency < bound:
+            break
+    assert latency < bound, f"{what}: stopped {latency:.3f} s after Ctrl-C (whole call {full:.3f} s), twice"
 
 
 # ---- 7. a file truncated after load: detected, not SIGBUS ------------------------------------------

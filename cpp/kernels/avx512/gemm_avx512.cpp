@@ -215,13 +215,13 @@ inline void group_times_tokens(const PackedMatrix& w, int64_t g, const ActQ8* x,
   for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * ldy + g * kPackRows, rows, acc[t]);
 }
 
-// The partial sums y[t] (16 rows at y + t * ldy; zero when first) of NT tokens, plus the nsub
-// unpacked sub-blocks in buf times those tokens' blocks (x: the first sub-block's, of token 0).
+// y[t] (16 rows at y + t * ldy) = the nsub unpacked sub-blocks in buf times NT tokens' blocks (x:
+// the first sub-block's, of token 0).
 template <class Shape, int NT>
 inline void unpacked_times_tokens(const SubBlock* buf, int nsub, const ActQ8* x, int64_t x_stride, float* y,
-                                  int64_t ldy, __mmask16 rows, bool first) {
+                                  int64_t ldy, __mmask16 rows) {
   __m512 acc[NT];
-  for (int t = 0; t < NT; ++t) acc[t] = first ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(rows, y + t * ldy);
+  for (int t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
 #pragma GCC unroll 1
   for (int b = 0; b < nsub; ++b) sub_times_tokens<Shape, NT>(buf[b], x + b, x_stride, acc);
   for (int t = 0; t < NT; ++t) _mm512_mask_storeu_ps(y + t * ldy, rows, acc[t]);
@@ -230,13 +230,11 @@ inline void unpacked_times_tokens(const SubBlock* buf, int nsub, const ActQ8* x,
 // unpacked_times_tokens for all n tokens, in runs of 8, 4 and 1.
 template <class Shape>
 void unpacked_times_all_tokens(const SubBlock* buf, int nsub, const ActQ8* x, int64_t x_stride, int64_t n, float* y,
-                               int64_t ldy, __mmask16 rows, bool first) {
+                               int64_t ldy, __mmask16 rows) {
   int64_t t = 0;
-  for (; t + 8 <= n; t += 8)
-    unpacked_times_tokens<Shape, 8>(buf, nsub, x + t * x_stride, x_stride, y + t * ldy, ldy, rows, first);
-  for (; t + 4 <= n; t += 4)
-    unpacked_times_tokens<Shape, 4>(buf, nsub, x + t * x_stride, x_stride, y + t * ldy, ldy, rows, first);
-  for (; t < n; ++t) unpacked_times_tokens<Shape, 1>(buf, nsub, x + t * x_stride, x_stride, y + t * ldy, ldy, rows, first);
+  for (; t + 8 <= n; t += 8) unpacked_times_tokens<Shape, 8>(buf, nsub, x + t * x_stride, x_stride, y + t * ldy, ldy, rows);
+  for (; t + 4 <= n; t += 4) unpacked_times_tokens<Shape, 4>(buf, nsub, x + t * x_stride, x_stride, y + t * ldy, ldy, rows);
+  for (; t < n; ++t) unpacked_times_tokens<Shape, 1>(buf, nsub, x + t * x_stride, x_stride, y + t * ldy, ldy, rows);
 }
 
 template <DType T>
@@ -317,7 +315,7 @@ void gemm_i8_rows_avx512(const int8_t* q, const float* scale, int64_t rows, int6
       subs[j].o[h] = _mm512_setzero_ps();
     }
   }
-  unpacked_times_all_tokens<DecodedShape>(subs, nsub, x, x_stride, n, y, ldy, valid, true);
+  unpacked_times_all_tokens<DecodedShape>(subs, nsub, x, x_stride, n, y, ldy, valid);
 }
 
 // Decoded int8 weights (signed) times int8 activations, 64 columns (two ActQ8 blocks) a step: VNNI
