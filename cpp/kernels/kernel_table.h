@@ -26,9 +26,10 @@ using DotI8Fn = void (*)(const int8_t* q, const float* scale, int64_t cols, cons
 // with n activation vectors:
 //   y[t * ldy + r] = sum_i scale[r * cols / 16 + i / 16] * q[r * cols + i] * x_t[i]   for r < rows <= 16,
 // cols a multiple of 32; q and scale hold all 16 rows, those past `rows` zero; work:
-// kI8RowsWorkPerCol * cols bytes, 64-byte aligned, for the kernel's re-layout. The codebook formats' prefill: rows decoded once serve every token. Its scalar twin is
-// DotI8Fn row by row (the same sums); a table without one leaves it null, and matmul then keeps
-// those formats' int8 path to few tokens.
+// kI8RowsWorkPerCol * cols bytes, 64-byte aligned, for the kernel's re-layout. The codebook formats'
+// prefill: rows decoded once serve every token. Its scalar twin is DotI8Fn row by row (the same
+// sums); a table without one leaves it null, and matmul then keeps those formats' int8 path to few
+// tokens.
 using GemmI8RowsFn = void (*)(const int8_t* q, const float* scale, int64_t rows, int64_t cols, const ActQ8* x,
                               int64_t x_stride, int64_t n, float* y, int64_t ldy, void* work);
 constexpr int64_t kI8RowsWorkPerCol = 24;  // AVX-512: 768 bytes per 32-column sub-block of 16 rows (AVX2: 640)

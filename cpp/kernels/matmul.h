@@ -86,9 +86,10 @@ void matmul_shared_input(std::initializer_list<std::pair<const QuantMatrix*, flo
                          int64_t n, ThreadPool& pool, MatmulScratch& s);
 
 // Rows [r0, r0 + count) (count <= kI8GroupRows) of a codebook-format matrix (tensor/decode_i8.h)
-// times n activation vectors, with the kernels of k: y[t * ldy + i] = w[r0 + i] . x_t. The rows are
-// decoded to int8 in scratch (float-aligned, i8_rows_scratch_bytes(w.cols)) and go through one
-// KernelTable::gemm_i8_rows call, or dot_i8 row by row (few tokens, or a table without it).
+// times n activation vectors, with the kernels of k: y[t * ldy + i] = w[r0 + i] . x_t. From
+// kI8RowsMinTokens tokens (where k has gemm_i8_rows), the rows are decoded to int8 in scratch
+// (float-aligned, i8_rows_scratch_bytes(w.cols)) for one gemm_i8_rows call; fewer, each row goes
+// through k.dot_row(type) where there is one, else it is decoded and multiplied by dot_i8.
 constexpr int64_t kI8GroupRows = 16;
 // Their scales (a float per 16 columns), the int8 rows, then gemm_i8_rows' work (64-byte aligned).
 constexpr int64_t i8_rows_scratch_bytes(int64_t cols) {

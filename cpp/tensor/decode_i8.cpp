@@ -150,9 +150,7 @@ void decode_iq1_m(const void* src, int8_t* q, float* scale, size_t n) {
   const auto* b = static_cast<const BlockIQ1_M*>(src);
   for (size_t i = 0; i < n / kQKK; ++i, q += kQKK, scale += kQKK / 16) {
     const uint16_t* sc = b[i].scales;
-    const uint16_t dh = static_cast<uint16_t>((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) |
-                                              (sc[3] & 0xf000));
-    const float d = fp16_to_f32(dh);
+    const float d = fp16_to_f32(iq1_m_d_bits(sc));
     for (int s = 0; s < kQKK / 16; ++s)
       scale[s] = d * static_cast<float>(2 * ((sc[s / 4] >> (3 * (s % 4))) & 7) + 1) * 0.125f;
     for (int e = 0; e < kQKK / 8; ++e) {

@@ -36,6 +36,12 @@ inline float e8m0_half(uint8_t e) {
   return f;
 }
 
+// IQ1_M's fp16 d, stored as the top 4 bits of each of its four scale words.
+inline uint16_t iq1_m_d_bits(const uint16_t* scales) {
+  return static_cast<uint16_t>((scales[0] >> 12) | ((scales[1] >> 8) & 0x00f0) | ((scales[2] >> 4) & 0x0f00) |
+                               (scales[3] & 0xf000));
+}
+
 }  // namespace
 
 }  // namespace wren

@@ -310,10 +310,8 @@ void gemm_i8_rows_avx512(const int8_t* q, const float* scale, int64_t rows, int6
   for (int j = 0; j < nsub; ++j) {
     transpose_sub_block(q + kQK * j, cols, subs[j].wv);
     for (int k = 0; k < 8; ++k) subs[j].wv[k] = _mm512_xor_si512(subs[j].wv[k], flip);
-    for (int h = 0; h < 2; ++h) {
+    for (int h = 0; h < 2; ++h)  // (no offsets: DecodedShape never reads o)
       subs[j].s[h] = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid, s_at, scale + 2 * j + h, 4);
-      subs[j].o[h] = _mm512_setzero_ps();
-    }
   }
   unpacked_times_all_tokens<DecodedShape>(subs, nsub, x, x_stride, n, y, ldy, valid);
 }
@@ -521,11 +519,8 @@ struct Iq1mPair {
     const __m512i plus = qwords([&](int k) { return (nibble(k) & 8u) ? 0ull : 0x0202020202020202ull; });
     mag = _mm512_add_epi8(_mm512_slli_epi16(_mm512_add_epi8(grid, _mm512_set1_epi8(1)), 3), plus);
     signs = 0;
-    const uint16_t* sc = b.scales;
-    const uint16_t dh = static_cast<uint16_t>((sc[0] >> 12) | ((sc[1] >> 8) & 0x00f0) | ((sc[2] >> 4) & 0x0f00) |
-                                              (sc[3] & 0xf000));
-    const unsigned w = sc[g / 2];  // ls of the 16-column groups 2g..2g+3 at bits 0, 3, 6, 9
-    scale = quarter_scales(fp16_to_f32(dh) * 0.125f, kOddSteps[w & 7], kOddSteps[(w >> 3) & 7],
+    const unsigned w = b.scales[g / 2];  // ls of the 16-column groups 2g..2g+3 at bits 0, 3, 6, 9
+    scale = quarter_scales(fp16_to_f32(iq1_m_d_bits(b.scales)) * 0.125f, kOddSteps[w & 7], kOddSteps[(w >> 3) & 7],
                            kOddSteps[(w >> 6) & 7], kOddSteps[(w >> 9) & 7]);
     c0 = c1 = -9;
   }
